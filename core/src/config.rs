@@ -1,0 +1,234 @@
+//! Configuration types. This is the one place defaults live; every field is documented.
+//! A member reads a [`NodeConfig`] from its `ordo.toml`; the log takes the [`LogConfig`]
+//! part of it.
+
+use crate::entry::entry_span_bytes;
+use crate::error::Error;
+use crate::ids::{ClusterId, MemberId};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// When an appended entry counts as durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Group commit: one `fdatasync` covers every append since the last one, and the durable
+    /// position is published only after it returns. Survives power loss on this member.
+    #[default]
+    Fsync,
+    /// No sync on the append path: durable once in the page cache of a majority (Aeron
+    /// Cluster's default). Survives process crashes, not a power loss of a majority.
+    Replicated,
+}
+
+impl Durability {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Durability::Fsync => "fsync",
+            Durability::Replicated => "replicated",
+        }
+    }
+}
+
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+pub const ENTRY_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
+
+/// The log's part of the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Written into every segment header; a segment from another cluster is refused.
+    pub cluster_id: ClusterId,
+    /// Size of each preallocated segment file's data area. A multiple of 4096 between
+    /// 64 KiB and 1 GiB; the same on every member, since logs are byte-identical.
+    pub segment_bytes: u64,
+    /// When an append counts as durable.
+    pub durability: Durability,
+    /// Largest payload one entry may carry; its entry must fit in one segment.
+    pub entry_payload_bytes_max: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            cluster_id: ClusterId(0),
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            durability: Durability::Fsync,
+            entry_payload_bytes_max: ENTRY_PAYLOAD_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the limits; the message names the field and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes % 4096 != 0 || !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(format!(
+                "log.segment_bytes is {}, it must be a multiple of 4096 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}",
+                self.segment_bytes
+            ));
+        }
+        if entry_span_bytes(self.entry_payload_bytes_max as usize) > self.segment_bytes {
+            return Err(format!(
+                "log.entry_payload_bytes_max is {}, an entry that large does not fit in a segment of {} bytes",
+                self.entry_payload_bytes_max, self.segment_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One member of the cluster as every member's config lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub id: MemberId,
+    /// UDP address the member's consensus and client traffic arrives on.
+    pub address: SocketAddr,
+}
+
+/// A member's `ordo.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This member's id; must be one of `members`.
+    pub member_id: MemberId,
+    /// Where the log, snapshots, metadata and counters live. Relative paths are relative to
+    /// the config file's folder.
+    pub data_dir: PathBuf,
+    /// The state machine this cluster runs (`ledger`, `mutex`, `kv`, `airlock`, `book`).
+    #[serde(default = "default_app")]
+    pub app: String,
+    /// File holding the cluster key (hex), relative like `data_dir`.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Every member, this one included; 1, 3 or 5 members.
+    pub members: Vec<MemberConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_app() -> String {
+    "ledger".to_string()
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from("cluster.key")
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `path`; relative paths in it are resolved against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<NodeConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
+        let mut config = NodeConfig::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = base.join(&config.data_dir);
+        config.key_file = base.join(&config.key_file);
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, Error> {
+        let bad = |message: String| Error::Config { path: path.to_path_buf(), message };
+        let config: NodeConfig = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        config.validate().map_err(bad)?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a NodeConfig always serializes")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if ![1, 3, 5].contains(&self.members.len()) {
+            return Err(format!("members lists {} members, a cluster has 1, 3 or 5", self.members.len()));
+        }
+        let mut ids: Vec<u16> = self.members.iter().map(|m| m.id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.members.len() || ids.contains(&0) {
+            return Err("members must have distinct ids of 1 or more".to_string());
+        }
+        if !ids.contains(&self.member_id.0) {
+            return Err(format!("member_id {} is not one of the members' ids {ids:?}", self.member_id.0));
+        }
+        self.log.validate()
+    }
+
+    pub fn cluster_id(&self) -> ClusterId {
+        self.log.cluster_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+member_id = 2
+data_dir = "data"
+
+[[members]]
+id = 1
+address = "127.0.0.1:9001"
+
+[[members]]
+id = 2
+address = "127.0.0.1:9002"
+
+[[members]]
+id = 3
+address = "127.0.0.1:9003"
+
+[log]
+cluster_id = 77
+segment_bytes = 4194304
+durability = "replicated"
+"#;
+
+    fn parse(text: &str) -> Result<NodeConfig, Error> {
+        NodeConfig::parse(text, Path::new("node-2/ordo.toml"))
+    }
+
+    #[test]
+    fn a_good_config_parses_with_defaults_filled_in() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.member_id, MemberId(2));
+        assert_eq!(config.app, "ledger");
+        assert_eq!(config.log.durability, Durability::Replicated);
+        assert_eq!(config.log.segment_bytes, 4 << 20);
+        assert_eq!(config.log.entry_payload_bytes_max, ENTRY_PAYLOAD_BYTES_MAX_DEFAULT);
+        assert_eq!(config.cluster_id(), ClusterId(77));
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(parse(&config.to_toml()).unwrap(), config);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let message = parse(&GOOD.replace("member_id = 2", "member_id = 9")).unwrap_err().to_string();
+        assert!(message.contains("node-2/ordo.toml") && message.contains("member_id 9"), "{message}");
+
+        let message = parse(&GOOD.replace("4194304", "1000")).unwrap_err().to_string();
+        assert!(message.contains("log.segment_bytes is 1000"), "{message}");
+
+        let message = parse(&GOOD.replace("replicated", "sometimes")).unwrap_err().to_string();
+        assert!(message.contains("sometimes"), "{message}");
+
+        let message = parse(&format!("{GOOD}\nsegmnet_bytes = 4")).unwrap_err().to_string();
+        assert!(message.contains("segmnet_bytes"), "a misspelt field is refused: {message}");
+    }
+
+    #[test]
+    fn an_entry_larger_than_a_segment_is_refused() {
+        let config = LogConfig { segment_bytes: 65536, entry_payload_bytes_max: 65536, ..LogConfig::default() };
+        assert!(config.validate().unwrap_err().contains("entry_payload_bytes_max"));
+    }
+}
