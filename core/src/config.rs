@@ -123,7 +123,8 @@ impl NodeConfig {
     /// Reads, parses and validates `path`; relative paths in it are resolved against the
     /// file's folder.
     pub fn load(path: &Path) -> Result<NodeConfig, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
         let mut config = NodeConfig::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);

@@ -1,0 +1,661 @@
+//! The log itself: append, group-commit sync, zero-copy reads, truncation, deletion of old
+//! segments, and recovery on open.
+//!
+//! Invariants (asserted where they are cheap):
+//! - Every byte at or after `position_append` in every mapped segment is zero. Segments are
+//!   preallocated zeroed, truncation zeroes what it drops, recovery zeroes a torn tail. So
+//!   the end of the log is where the first zeroed header is, and nothing stale survives.
+//! - `position_start <= checkpoint.position_scan <= position_append`, and
+//!   `position_durable <= position_append`; the durable position is published only after
+//!   the `fdatasync` that makes it true has returned.
+//! - `checksum_last` is the checksum of the entry just before `position_append`.
+//!
+//! Budget (the hot path, `append` + `sync`): an append is one header encode, one memcpy of
+//! the payload into the map and one CRC32C pass (hardware, ~10+ GB/s): ~50 ns for a 64 B
+//! command. A sync is one `fdatasync` (~0.1–1 ms here) however many appends it covers: at
+//! 256 entries a batch that is a few µs an entry. No allocation, no lock, no syscall per entry.
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{LogError, Result, io};
+use crate::segment::Segment;
+use crate::segments::{SegmentSet, Step, check_contiguous, entry_start, list_segment_files};
+use crate::small_file::sync_dir;
+use crate::term_index::TermIndex;
+use ordo_core::entry::{encode_entry, encode_padding, entry_span_bytes};
+use ordo_core::{Durability, EntryKind, EntryMeta, EntryView, Error, HEADER_BYTES, LogConfig, Position, Term};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A position published by one thread and read by others (Aeron's position counter): the
+/// log publishes its durable position here after each sync.
+#[derive(Clone, Debug, Default)]
+pub struct SharedPosition(Arc<AtomicU64>);
+
+impl SharedPosition {
+    #[inline]
+    pub fn get(&self) -> Position {
+        Position(self.0.load(Ordering::Acquire))
+    }
+    #[inline]
+    fn set(&self, position: Position) {
+        self.0.store(position.0, Ordering::Release);
+    }
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    pub position_start: Position,
+    pub position_end: Position,
+    /// Where the scan started (the checkpoint) and how many entries it read.
+    pub scanned_from: Position,
+    pub entries_scanned: u64,
+    /// A torn write at the end of the log that was cut off, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Segment files removed: below the start (an interrupted deletion) or past the end
+    /// (created just before a crash, never written).
+    pub segments_removed: Vec<PathBuf>,
+}
+
+/// The end of the log was a partly written entry (a crash mid-write): it was truncated.
+/// Nothing before it was touched. Reported, never silent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub path: PathBuf,
+    pub position: Position,
+    pub bytes_discarded: u64,
+    pub reason: String,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub position_start: Position,
+    pub position_end: Position,
+    pub entries: u64,
+    pub segments: usize,
+    /// A torn tail the next open would cut off (or a member still writing it).
+    pub torn_tail: Option<TornTail>,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    set: SegmentSet,
+    position_start: Position,
+    position_append: Position,
+    position_synced: Position,
+    durable: SharedPosition,
+    checksum_last: u32,
+    terms: TermIndex,
+    checkpoint: Checkpoint,
+    /// Held for the log's lifetime: an exclusive flock on `DIR/lock`.
+    _lock: File,
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating it if the folder has none), recovering from a
+    /// crash: scans from the checkpoint, cuts off and reports a torn tail, and refuses
+    /// (naming file and position) corruption before the tail. Files that are not ours,
+    /// another cluster's or of another segment size are refused before anything is modified.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<(Log, Recovery)> {
+        config.validate().map_err(LogError::Config)?;
+        std::fs::create_dir_all(dir).map_err(io("create log folder", dir))?;
+        let lock = lock_dir(dir)?;
+        let files = list_segment_files(dir, true)?;
+        check_contiguous(dir, &files, config.segment_bytes)?;
+        let checkpoint = Checkpoint::load(dir, config.cluster_id)?;
+        let mut segments = Vec::with_capacity(files.len());
+        for (base, path) in &files {
+            segments.push(Segment::open(path, &config, *base, true)?);
+        }
+        // Everything has been checked; from here on, recovery may modify files.
+        let mut removed = Vec::new();
+        let (checkpoint, trust_first_link) = match checkpoint {
+            Some(checkpoint) => (checkpoint, false),
+            None if segments.is_empty() => {
+                segments.push(Segment::create(dir, &config, Position::ZERO)?);
+                let genesis = Checkpoint::genesis();
+                genesis.store(dir, config.cluster_id)?;
+                (genesis, false)
+            }
+            // A crash between creating the first segment and its checkpoint, or a
+            // checkpoint lost by hand: scan everything, trusting the first link unless the
+            // log starts at its very beginning.
+            None => {
+                let base = segments[0].base();
+                (
+                    Checkpoint { position_start: base, position_scan: base, ..Checkpoint::genesis() },
+                    base != Position::ZERO,
+                )
+            }
+        };
+        // Segments wholly below the start are leftovers of an interrupted deletion.
+        while segments.len() > 1 && segments[0].base().0 + config.segment_bytes <= checkpoint.position_start.0 {
+            let segment = segments.remove(0);
+            segment.remove_file()?;
+            removed.push(segment.path().to_path_buf());
+        }
+        let set = SegmentSet { segments: segments.into(), segment_bytes: config.segment_bytes };
+        if set.index_of(checkpoint.position_scan).is_none() && checkpoint.position_scan != set.end() {
+            let path = dir.join(crate::segment::segment_file_name(checkpoint.position_scan));
+            return Err(LogError::MissingSegment { path });
+        }
+
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            position_start: checkpoint.position_start,
+            position_append: checkpoint.position_scan,
+            position_synced: Position::ZERO,
+            durable: SharedPosition::default(),
+            checksum_last: checkpoint.checksum_prev,
+            terms: checkpoint.terms.clone(),
+            checkpoint,
+            config,
+            set,
+            _lock: lock,
+        };
+        let (entries_scanned, torn_tail) = log.recover_tail(trust_first_link)?;
+        removed.extend(log.remove_segments_past_end()?);
+        // What survived a process crash sits in the page cache; make it durable before
+        // anyone is told it is.
+        log.position_synced = log.set.start();
+        log.sync()?;
+        let recovery = Recovery {
+            position_start: log.position_start,
+            position_end: log.position_append,
+            scanned_from: log.checkpoint.position_scan,
+            entries_scanned,
+            torn_tail,
+            segments_removed: removed,
+        };
+        Ok((log, recovery))
+    }
+
+    /// Scans from the checkpoint to the end, rebuilding the tail state; cuts a torn tail.
+    fn recover_tail(&mut self, trust_first_link: bool) -> Result<(u64, Option<TornTail>)> {
+        let mut position = self.position_append;
+        let mut prev = (!trust_first_link).then_some(self.checksum_last);
+        let mut entries = 0;
+        let stop = loop {
+            position = entry_start(position, self.config.segment_bytes);
+            match self.set.step(position, prev) {
+                Step::Entry(view) => {
+                    self.terms.observe(view.header.term(), position);
+                    prev = Some(view.checksum());
+                    position = view.next_position();
+                    entries += 1;
+                }
+                Step::End => break None,
+                Step::Unwritten => break None,
+                Step::Bad(error) => break Some(error),
+            }
+        };
+        self.position_append = position;
+        self.checksum_last = prev.unwrap_or(self.checksum_last);
+        let torn = torn_tail(&self.set, position, stop)?;
+        if let Some(torn) = &torn {
+            self.zero_range(position, Position(position.0 + torn.bytes_discarded))?;
+        }
+        Ok((entries, torn))
+    }
+
+    /// Removes segments that start after the end of the log (created just before a crash,
+    /// never written), keeping the one the end sits at the base of.
+    fn remove_segments_past_end(&mut self) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        while self.set.segments.len() > 1 && self.set.segments.back().is_some_and(|s| s.base() > self.position_append) {
+            let segment = self.set.segments.pop_back().expect("checked non-empty");
+            segment.remove_file()?;
+            removed.push(segment.path().to_path_buf());
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// The first position the log holds (older segments were deleted after a snapshot).
+    pub fn position_start(&self) -> Position {
+        self.position_start
+    }
+    /// Where the next entry will be appended: the end of the log.
+    pub fn position_append(&self) -> Position {
+        self.position_append
+    }
+    /// Everything below it survives a crash under the configured durability policy.
+    pub fn position_durable(&self) -> Position {
+        self.durable.get()
+    }
+    /// A handle other threads can read the durable position from.
+    pub fn durable_position(&self) -> SharedPosition {
+        self.durable.clone()
+    }
+    /// The checksum of the last entry: with the end position it identifies the whole log.
+    pub fn checksum_last(&self) -> u32 {
+        self.checksum_last
+    }
+    pub fn terms(&self) -> &TermIndex {
+        &self.terms
+    }
+    pub fn last_term(&self) -> Term {
+        self.terms.last_term()
+    }
+
+    /// Appends one entry and returns its position. It is in the map (readable, and safe
+    /// from a process crash) at once; it is durable under `fsync` after the next [`sync`].
+    ///
+    /// [`sync`]: Log::sync
+    pub fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position> {
+        if payload.len() > self.config.entry_payload_bytes_max as usize {
+            return Err(LogError::EntryTooLarge {
+                payload_bytes: payload.len(),
+                max_bytes: self.config.entry_payload_bytes_max,
+            });
+        }
+        self.check_term(meta.term)?;
+        let span = entry_span_bytes(payload.len());
+        let position = self.make_room(span, meta.term)?;
+        let index = self.set.index_of(position).expect("make_room maps the position");
+        let offset = (position.0 - self.set.segments[index].base().0) as usize;
+        let out = &mut self.set.segments[index].data_mut()[offset..offset + span as usize];
+        debug_assert!(out[..HEADER_BYTES].iter().all(|&b| b == 0), "appending over written bytes at {position}");
+        let checksum = encode_entry(out, position, self.checksum_last, meta, payload)?;
+        self.advance(position, span, checksum, meta.term);
+        Ok(position)
+    }
+
+    /// Appends log bytes exactly as another member's log holds them (a follower receiving
+    /// the leader's stream), after checking every entry in them: position, checksum, chain
+    /// and term. `position` must be this log's end. A padding entry may arrive as its header
+    /// alone. Entries before a bad one are kept; returns the new end.
+    pub fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position> {
+        let segment_bytes = self.config.segment_bytes;
+        if entry_start(position, segment_bytes) != entry_start(self.position_append, segment_bytes) {
+            return Err(LogError::OutOfRange { position, start: self.position_append, end: self.position_append });
+        }
+        let mut cursor = 0usize;
+        while cursor < bytes.len() {
+            let position = entry_start(self.position_append, segment_bytes);
+            let view = ordo_core::entry::decode_entry(&bytes[cursor..], position)?;
+            if view.checksum_prev() != self.checksum_last {
+                return Err(Error::EntryChainBroken {
+                    position,
+                    expected: self.checksum_last,
+                    found: view.checksum_prev(),
+                }
+                .into());
+            }
+            let term = view.header.term();
+            self.check_term(term)?;
+            let span = view.header.span_bytes();
+            let to_copy = if view.kind() == EntryKind::Padding {
+                let remaining = segment_bytes - position.0 % segment_bytes;
+                if span != remaining {
+                    let reason = "a padding entry must fill the rest of its segment";
+                    return Err(Error::EntryMalformed { position, reason }.into());
+                }
+                HEADER_BYTES
+            } else {
+                view.header.length_bytes() as usize
+            };
+            if view.kind() != EntryKind::Padding {
+                self.make_room(span, term)?;
+            } else if self.set.index_of(position).is_none() {
+                self.roll(position)?;
+            }
+            let index = self.set.index_of(position).expect("segment exists");
+            let offset = (position.0 - self.set.segments[index].base().0) as usize;
+            let checksum = view.checksum();
+            self.set.segments[index].data_mut()[offset..offset + to_copy]
+                .copy_from_slice(&bytes[cursor..cursor + to_copy]);
+            self.advance(position, span, checksum, term);
+            cursor += (span as usize).min(bytes.len() - cursor);
+        }
+        Ok(self.position_append)
+    }
+
+    fn check_term(&self, term: Term) -> Result<()> {
+        let last = self.terms.last_term();
+        if term < last {
+            return Err(LogError::TermRegressed { term: term.0, last: last.0 });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn advance(&mut self, position: Position, span: u64, checksum: u32, term: Term) {
+        self.terms.observe(term, position);
+        self.checksum_last = checksum;
+        self.position_append = Position(position.0 + span);
+        debug_assert!(self.position_append.0 <= self.set.end().0);
+    }
+
+    /// Returns where an entry of `span` bytes goes: at the end of the log when it fits in
+    /// the current segment, else after a padding entry, in a new segment.
+    fn make_room(&mut self, span: u64, term: Term) -> Result<Position> {
+        let segment_bytes = self.config.segment_bytes;
+        let mut position = entry_start(self.position_append, segment_bytes);
+        let offset = position.0 % segment_bytes;
+        if self.set.index_of(position).is_some() && offset + span > segment_bytes {
+            let index = self.set.index_of(position).expect("checked");
+            let out = &mut self.set.segments[index].data_mut()[offset as usize..];
+            let checksum = encode_padding(out, position, self.checksum_last, term);
+            self.advance(position, segment_bytes - offset, checksum, term);
+            position = self.position_append;
+        }
+        if self.set.index_of(position).is_none() {
+            self.roll(position)?;
+        }
+        Ok(position)
+    }
+
+    /// Seals the last segment and starts a new one at `base`. Under `fsync` the sealed
+    /// segment is synced first, so the checkpoint never points past durable bytes.
+    // TODO(perf): create the next segment ahead of time, off the append path: today a roll
+    // costs a preallocation and three fsyncs once every segment_bytes.
+    fn roll(&mut self, base: Position) -> Result<()> {
+        debug_assert_eq!(base, self.set.end());
+        if self.config.durability == Durability::Fsync {
+            self.sync()?;
+        }
+        self.set.segments.push_back(Segment::create(&self.dir, &self.config, base)?);
+        self.store_checkpoint(self.position_start, base, self.checksum_last)
+    }
+
+    fn store_checkpoint(&mut self, start: Position, scan: Position, checksum_prev: u32) -> Result<()> {
+        let mut terms = self.terms.clone();
+        terms.truncate(scan);
+        let checkpoint = Checkpoint { position_start: start, position_scan: scan, checksum_prev, terms };
+        checkpoint.store(&self.dir, self.config.cluster_id)?;
+        self.checkpoint = checkpoint;
+        Ok(())
+    }
+
+    /// Makes every append so far durable and publishes the durable position. Under `fsync`
+    /// this is one `fdatasync` per segment written since the last sync (group commit: call
+    /// it once per batch, not per entry); under `replicated` it only publishes.
+    pub fn sync(&mut self) -> Result<Position> {
+        let end = self.position_append;
+        if self.config.durability == Durability::Fsync && self.position_synced < end {
+            let first = self.set.index_of(self.position_synced).unwrap_or(0);
+            let last = self.set.index_of(Position(end.0.saturating_sub(1))).unwrap_or(first);
+            for segment in self.set.segments.range(first..=last) {
+                segment.sync_data()?;
+            }
+        }
+        self.position_synced = end;
+        debug_assert!(self.durable.get() <= end || self.durable.get() == Position::ZERO);
+        self.durable.set(end);
+        Ok(end)
+    }
+
+    /// Syncs and closes the log. Dropping a log without `close` is what a crash looks like.
+    pub fn close(mut self) -> Result<()> {
+        self.sync().map(|_| ())
+    }
+
+    /// Up to `max_bytes` of raw log bytes from `position`, zero copy, stopping at the end
+    /// of the log or of `position`'s segment (call again for the next one). What a leader
+    /// sends a follower.
+    pub fn read(&self, position: Position, max_bytes: usize) -> Result<&[u8]> {
+        let position = entry_start(position, self.config.segment_bytes);
+        self.check_range(position)?;
+        let (segment, bytes) = self.set.bytes_from(position).ok_or_else(|| self.out_of_range(position))?;
+        let segment_end = segment.base().0 + self.config.segment_bytes;
+        let until = self.position_append.0.min(segment_end).min(position.0 + max_bytes as u64);
+        Ok(&bytes[..(until - position.0) as usize])
+    }
+
+    /// The entry at `position`, checked against its own checksum, zero copy.
+    pub fn entry(&self, position: Position) -> Result<EntryView<'_>> {
+        let position = entry_start(position, self.config.segment_bytes);
+        if position >= self.position_append {
+            return Err(self.out_of_range(position));
+        }
+        self.check_range(position)?;
+        match self.set.step(position, None) {
+            Step::Entry(view) => Ok(view),
+            _ => Err(LogError::NotAnEntry { position }),
+        }
+    }
+
+    /// Every entry from `position` to the end of the log, padding included, each checked
+    /// against its checksum and its link to the one before. Zero copy.
+    pub fn entries(&self, position: Position) -> Entries<'_> {
+        Entries { set: &self.set, position, end: self.position_append, prev: None, done: false }
+    }
+
+    fn check_range(&self, position: Position) -> Result<()> {
+        if position < self.position_start || position > self.position_append {
+            return Err(self.out_of_range(position));
+        }
+        Ok(())
+    }
+
+    fn out_of_range(&self, position: Position) -> LogError {
+        LogError::OutOfRange { position, start: self.position_start, end: self.position_append }
+    }
+
+    /// Drops every entry at or after `position` (a follower discarding an uncommitted
+    /// tail that diverges from the new leader's log). `position` must be where an entry
+    /// starts. The caller guarantees nothing at or after it was committed.
+    pub fn truncate_to(&mut self, position: Position) -> Result<()> {
+        let position = entry_start(position, self.config.segment_bytes);
+        if position == self.position_append {
+            return Ok(());
+        }
+        let checksum_prev = self.entry(position)?.checksum_prev();
+        // The checkpoint moves first: a crash part way then finds the old tail intact past
+        // the checkpoint, as if the truncation had not begun, never a gap.
+        if self.checkpoint.position_scan > position {
+            self.store_checkpoint(self.position_start, position, checksum_prev)?;
+        }
+        self.zero_range(position, self.position_append)?;
+        let mut removed = false;
+        while self.set.segments.back().is_some_and(|s| s.base() > position) && self.set.segments.len() > 1 {
+            self.set.segments.pop_back().expect("checked").remove_file()?;
+            removed = true;
+        }
+        if removed {
+            sync_dir(&self.dir)?;
+        }
+        self.terms.truncate(position);
+        self.position_append = position;
+        self.checksum_last = checksum_prev;
+        self.position_synced = self.position_synced.min(position);
+        if self.durable.get() > position {
+            self.durable.set(position);
+        }
+        Ok(())
+    }
+
+    /// Zeroes `[from, to)` and, under `fsync`, makes that durable.
+    fn zero_range(&mut self, from: Position, to: Position) -> Result<()> {
+        let Some(first) = self.set.index_of(from) else { return Ok(()) };
+        let last = self.set.index_of(Position(to.0 - 1)).unwrap_or(self.set.segments.len() - 1);
+        for index in first..=last {
+            let segment = &mut self.set.segments[index];
+            let base = segment.base().0;
+            let start = from.0.saturating_sub(base) as usize;
+            let end = ((to.0 - base) as usize).min(segment.data().len());
+            segment.data_mut()[start..end].fill(0);
+            if self.config.durability == Durability::Fsync {
+                segment.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every whole segment that ends at or below `position` (everything there is
+    /// covered by a snapshot), never the segment the log's end is in. Returns the files
+    /// deleted.
+    pub fn delete_below(&mut self, position: Position) -> Result<Vec<PathBuf>> {
+        let segment_bytes = self.config.segment_bytes;
+        let keep_from = self.set.index_of(self.position_append).unwrap_or(self.set.segments.len() - 1);
+        let deletable =
+            self.set.segments.iter().take(keep_from).take_while(|s| s.base().0 + segment_bytes <= position.0).count();
+        if deletable == 0 {
+            return Ok(Vec::new());
+        }
+        let start = self.set.segments[deletable].base();
+        // The checkpoint moves first: after a crash, open removes the leftovers below it.
+        let (scan, checksum_prev) = if self.checkpoint.position_scan < start {
+            let prev =
+                if start < self.position_append { self.entry(start)?.checksum_prev() } else { self.checksum_last };
+            (start, prev)
+        } else {
+            (self.checkpoint.position_scan, self.checkpoint.checksum_prev)
+        };
+        self.store_checkpoint(start, scan, checksum_prev)?;
+        let mut deleted = Vec::with_capacity(deletable);
+        for _ in 0..deletable {
+            let segment = self.set.segments.pop_front().expect("counted");
+            segment.remove_file()?;
+            deleted.push(segment.path().to_path_buf());
+        }
+        sync_dir(&self.dir)?;
+        self.position_start = start;
+        if self.position_synced < start {
+            self.position_synced = start;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Checks a log folder without modifying it (it may belong to a running member): every
+/// segment header, every entry's checksum and the whole chain from the first retained
+/// entry. Corruption is an error naming the file and position of the first bad entry.
+pub fn verify(dir: &Path, config: &LogConfig) -> Result<Verified> {
+    config.validate().map_err(LogError::Config)?;
+    let files = list_segment_files(dir, false)?;
+    check_contiguous(dir, &files, config.segment_bytes)?;
+    let checkpoint = Checkpoint::load(dir, config.cluster_id)?;
+    let mut segments = std::collections::VecDeque::with_capacity(files.len());
+    for (base, path) in &files {
+        segments.push_back(Segment::open(path, config, *base, false)?);
+    }
+    let set = SegmentSet { segments, segment_bytes: config.segment_bytes };
+    let start = checkpoint.map_or(set.start(), |c| c.position_start).max(set.start());
+    let mut entries = Entries {
+        set: &set,
+        position: start,
+        end: set.end(),
+        prev: (start == Position::ZERO).then_some(0),
+        done: false,
+    };
+    let mut count = 0u64;
+    let mut failure = None;
+    for entry in entries.by_ref() {
+        match entry {
+            Ok(_) => count += 1,
+            Err(error) => failure = Some(error),
+        }
+    }
+    let end = entries.position;
+    let stop = match failure {
+        None => None,
+        Some(LogError::Corrupt { source, .. }) => Some(source),
+        Some(other) => return Err(other),
+    };
+    let torn_tail = torn_tail(&set, end, stop)?;
+    Ok(Verified { position_start: start, position_end: end, entries: count, segments: set.segments.len(), torn_tail })
+}
+
+/// Iterator over entries; see [`Log::entries`]. After an error it yields nothing more.
+pub struct Entries<'a> {
+    set: &'a SegmentSet,
+    position: Position,
+    end: Position,
+    prev: Option<u32>,
+    done: bool,
+}
+
+impl<'a> Entries<'a> {
+    /// Where the next entry would be read.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<EntryView<'a>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.position = entry_start(self.position, self.set.segment_bytes);
+        if self.position >= self.end {
+            self.done = true;
+            return None;
+        }
+        match self.set.step(self.position, self.prev) {
+            Step::Entry(view) => {
+                self.prev = Some(view.checksum());
+                self.position = view.next_position();
+                Some(Ok(view))
+            }
+            Step::End | Step::Unwritten => {
+                self.done = true;
+                None
+            }
+            Step::Bad(source) => {
+                self.done = true;
+                Some(Err(LogError::Corrupt { path: self.set.path_of(self.position), position: self.position, source }))
+            }
+        }
+    }
+}
+
+/// Decides what the bytes at and after `end` (where reading stopped, for `stop`, or at a
+/// zeroed header) are: nothing (a clean end), a torn tail (a partly written last entry,
+/// with no valid entry after it), or corruption in the middle of the log (a valid entry
+/// follows, or an entry that is whole by its own checksum breaks the chain), which is an
+/// error naming the file and position.
+fn torn_tail(set: &SegmentSet, end: Position, stop: Option<Error>) -> Result<Option<TornTail>> {
+    let Some(written_end) = set.written_end_after(end) else {
+        return match stop {
+            None => Ok(None),
+            // Not even a header's worth of bytes (the end of the last segment): the chain
+            // or the entry is broken with nothing after, still corruption.
+            Some(source) => Err(LogError::Corrupt { path: set.path_of(end), position: end, source }),
+        };
+    };
+    let reason =
+        stop.unwrap_or(Error::EntryMalformed { position: end, reason: "its header is zeroed but bytes follow it" });
+    if matches!(reason, Error::EntryChainBroken { .. }) || set.valid_entry_after(end).is_some() {
+        return Err(LogError::Corrupt { path: set.path_of(end), position: end, source: reason });
+    }
+    Ok(Some(TornTail {
+        path: set.path_of(end),
+        position: end,
+        bytes_discarded: written_end.0 - end.0,
+        reason: reason.to_string(),
+    }))
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("create lock file", &path))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(LogError::Locked { path: dir.to_path_buf() }),
+        Err(e) => Err(io("lock", &path)(e.into())),
+    }
+}

@@ -1,0 +1,87 @@
+//! The vote metadata file: current term and who this member voted for in it. Consensus
+//! stores it before a vote is answered, so a member that crashes and restarts never votes
+//! twice in one term. Replaced atomically (see `small_file`).
+
+use crate::error::{LogError, Result};
+use crate::small_file::{self, Reader};
+use ordo_core::{ClusterId, MemberId, Term};
+use std::path::{Path, PathBuf};
+
+const VOTE_FILE: &str = "vote";
+const VOTE_MAGIC: &[u8; 8] = b"ORDOVOT1";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vote {
+    pub term: Term,
+    /// Who this member voted for in `term`, if anyone.
+    pub voted_for: Option<MemberId>,
+}
+
+/// Reads and writes `DIR/vote` for one cluster.
+#[derive(Debug)]
+pub struct VoteStore {
+    dir: PathBuf,
+    cluster_id: ClusterId,
+}
+
+impl VoteStore {
+    pub fn new(dir: &Path, cluster_id: ClusterId) -> Self {
+        VoteStore { dir: dir.to_path_buf(), cluster_id }
+    }
+
+    /// The stored vote; term 0 and no vote when the file does not exist yet.
+    pub fn load(&self) -> Result<Vote> {
+        let Some(body) = small_file::read(&self.dir, VOTE_FILE, VOTE_MAGIC)? else {
+            return Ok(Vote::default());
+        };
+        let path = self.dir.join(VOTE_FILE);
+        let mut reader = Reader::new(&body);
+        let (Some(cluster), Some(term), Some(voted_for), true) =
+            (reader.u64(), reader.u64(), reader.u32(), reader.is_empty())
+        else {
+            return Err(LogError::BadMetadata { path, reason: "its body has the wrong length".into() });
+        };
+        if cluster != self.cluster_id.0 {
+            return Err(LogError::WrongCluster { path, found: ClusterId(cluster), expected: self.cluster_id });
+        }
+        let voted_for = u16::try_from(voted_for).map_err(|_| LogError::BadMetadata {
+            path,
+            reason: format!("it names member {voted_for}, ids are 16-bit"),
+        })?;
+        Ok(Vote { term: Term(term), voted_for: (voted_for != 0).then_some(MemberId(voted_for)) })
+    }
+
+    /// Stores `vote` durably; returns only once it would survive a power loss.
+    pub fn store(&self, vote: &Vote) -> Result<()> {
+        let mut body = Vec::with_capacity(20);
+        body.extend_from_slice(&self.cluster_id.0.to_le_bytes());
+        body.extend_from_slice(&vote.term.0.to_le_bytes());
+        body.extend_from_slice(&(vote.voted_for.map_or(0, |m| m.0) as u32).to_le_bytes());
+        small_file::write_atomically(&self.dir, VOTE_FILE, VOTE_MAGIC, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_vote_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VoteStore::new(dir.path(), ClusterId(4));
+        assert_eq!(store.load().unwrap(), Vote::default());
+        store.store(&Vote { term: Term(7), voted_for: Some(MemberId(3)) }).unwrap();
+        drop(store);
+        let store = VoteStore::new(dir.path(), ClusterId(4));
+        assert_eq!(store.load().unwrap(), Vote { term: Term(7), voted_for: Some(MemberId(3)) });
+        store.store(&Vote { term: Term(8), voted_for: None }).unwrap();
+        assert_eq!(store.load().unwrap(), Vote { term: Term(8), voted_for: None });
+    }
+
+    #[test]
+    fn another_clusters_vote_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        VoteStore::new(dir.path(), ClusterId(4)).store(&Vote { term: Term(1), voted_for: None }).unwrap();
+        assert!(matches!(VoteStore::new(dir.path(), ClusterId(5)).load(), Err(LogError::WrongCluster { .. })));
+    }
+}
