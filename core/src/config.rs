@@ -65,7 +65,9 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks the limits; the message names the field and the allowed range.
     pub fn validate(&self) -> Result<(), String> {
-        if self.segment_bytes % 4096 != 0 || !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+        if !self.segment_bytes.is_multiple_of(4096)
+            || !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes)
+        {
             return Err(format!(
                 "log.segment_bytes is {}, it must be a multiple of 4096 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}",
                 self.segment_bytes

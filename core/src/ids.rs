@@ -88,7 +88,7 @@ impl Position {
 
     #[inline]
     pub const fn is_aligned(self) -> bool {
-        self.0 % ALIGNMENT_BYTES == 0
+        self.0.is_multiple_of(ALIGNMENT_BYTES)
     }
 }
 

@@ -14,6 +14,8 @@ pub mod segment;
 pub mod segments;
 mod small_file;
 pub mod term_index;
+#[doc(hidden)]
+pub mod testing;
 pub mod vote;
 
 pub use error::LogError;

@@ -20,16 +20,7 @@ pub fn open(dir: &Path) -> (Log, Recovery) {
     Log::open(dir, config(Durability::Fsync)).expect("log opens")
 }
 
-/// The payload of the `k`-th command: never a zero byte, different for every `k`, so a
-/// torn, misplaced or reordered payload is always noticed.
-pub fn payload_for(k: u64, length: usize) -> Vec<u8> {
-    (0..length).map(|i| 1 + ((k as usize * 31 + i * 7) % 255) as u8).collect()
-}
-
-/// A length that varies with `k` so entries straddle segment ends in every way.
-pub fn length_for(k: u64) -> usize {
-    8 + (k as usize * 37) % 700
-}
+pub use ordo_log::testing::{length_for, payload_for};
 
 pub fn meta(term: u64) -> EntryMeta {
     EntryMeta::command(Term(term), ClusterTimeNs(term * 1000), SessionId(1), 0)
