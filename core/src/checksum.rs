@@ -2,29 +2,24 @@
 //! payload, chained: the header carries the previous entry's checksum (`checksum_prev`)
 //! and the checksum covers it, so equal (position, checksum) on two members means equal
 //! log prefixes, and any single entry can still be verified on its own.
+//!
+//! The checksum is the entry's first field and covers every byte after it, so it is one
+//! CRC pass over one contiguous slice of the map (as in TigerBeetle's headers).
 
-use crc_fast::{CrcAlgorithm, Digest};
+/// Byte range of the `checksum` field: the one part of an entry its checksum does not cover.
+pub const CHECKSUM_FIELD: std::ops::Range<usize> = 0..4;
 
-/// Byte range of the `checksum` field inside the header; it is the one part of an entry
-/// the checksum does not cover.
-pub const CHECKSUM_FIELD: std::ops::Range<usize> = 8..12;
-
-/// The checksum of one entry: CRC32C over `header[..8] ++ header[12..] ++ payload`.
-///
-/// `header` is the full encoded header (its checksum field is skipped, whatever it holds);
-/// `payload` is empty for padding entries, whose bytes carry no data.
+/// The checksum of one entry from its bytes: CRC32C of `entry[4..]`, where `entry` is the
+/// entry up to its length (header and payload), or just the header for padding, whose
+/// zero bytes carry no data.
 #[inline]
-pub fn entry_checksum(header: &[u8], payload: &[u8]) -> u32 {
-    debug_assert_eq!(header.len(), crate::entry::HEADER_BYTES);
-    let mut digest = Digest::new(CrcAlgorithm::Crc32Iscsi);
-    digest.update(&header[..CHECKSUM_FIELD.start]);
-    digest.update(&header[CHECKSUM_FIELD.end..]);
-    digest.update(payload);
-    digest.finalize() as u32
+pub fn entry_checksum(entry: &[u8]) -> u32 {
+    debug_assert!(entry.len() >= crate::entry::HEADER_BYTES);
+    crc32c(&entry[CHECKSUM_FIELD.end..])
 }
 
-/// Plain CRC32C of a buffer, for the small metadata files (segment headers, checkpoint,
-/// vote metadata) that are not part of the chain.
+/// Plain CRC32C of a buffer (also used for the small metadata files that are not part of
+/// the chain: segment headers, checkpoint, vote).
 #[inline]
 pub fn crc32c(bytes: &[u8]) -> u32 {
     crc_fast::crc32_iscsi(bytes)
@@ -42,13 +37,14 @@ mod tests {
 
     #[test]
     fn entry_checksum_ignores_the_checksum_field_and_covers_the_rest() {
-        let mut header = [7u8; crate::entry::HEADER_BYTES];
-        let base = entry_checksum(&header, b"payload");
-        header[CHECKSUM_FIELD.start] ^= 0xff;
-        assert_eq!(entry_checksum(&header, b"payload"), base);
-        header[13] ^= 1; // inside checksum_prev: part of the chain
-        assert_ne!(entry_checksum(&header, b"payload"), base);
-        header[13] ^= 1;
-        assert_ne!(entry_checksum(&header, b"paylaod"), base);
+        let mut entry = [7u8; crate::entry::HEADER_BYTES + 8];
+        let base = entry_checksum(&entry);
+        entry[CHECKSUM_FIELD.start] ^= 0xff;
+        assert_eq!(entry_checksum(&entry), base);
+        entry[13] ^= 1; // inside checksum_prev: part of the chain
+        assert_ne!(entry_checksum(&entry), base);
+        entry[13] ^= 1;
+        entry[70] ^= 1; // the payload
+        assert_ne!(entry_checksum(&entry), base);
     }
 }

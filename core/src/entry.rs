@@ -3,12 +3,12 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  length          header + payload bytes (before alignment)
-//!      4     1  kind            EntryKind
-//!      5     1  flags           reserved for the layers above; 0 today
-//!      6     1  version         HEADER_VERSION
-//!      7     1  reserved        0
-//!      8     4  checksum        CRC32C of everything else in the entry (see checksum.rs)
+//!      0     4  checksum        CRC32C of every entry byte after it (see checksum.rs)
+//!      4     4  length          header + payload bytes (before alignment)
+//!      8     1  kind            EntryKind
+//!      9     1  flags           reserved for the layers above; 0 today
+//!     10     1  version         HEADER_VERSION
+//!     11     1  reserved        0
 //!     12     4  checksum_prev   the previous entry's checksum: the chain
 //!     16     8  term            leadership term that appended the entry
 //!     24     8  position        the entry's own log position (catches misplaced bytes)
@@ -99,12 +99,12 @@ impl EntryKind {
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
 #[repr(C)]
 pub struct EntryHeader {
+    pub checksum: U32,
     pub length: U32,
     pub kind: u8,
     pub flags: u8,
     pub version: u8,
     pub reserved: u8,
-    pub checksum: U32,
     pub checksum_prev: U32,
     pub term: U64,
     pub position: U64,
@@ -200,8 +200,8 @@ pub fn encode_entry(
     head.copy_from_slice(header.as_bytes());
     rest[..payload.len()].copy_from_slice(payload);
     rest[payload.len()..].fill(0);
-    let checksum = entry_checksum(head, payload);
-    head[CHECKSUM_FIELD].copy_from_slice(&checksum.to_le_bytes());
+    let checksum = entry_checksum(&out[..length]);
+    out[CHECKSUM_FIELD].copy_from_slice(&checksum.to_le_bytes());
     Ok(checksum)
 }
 
@@ -227,7 +227,7 @@ pub fn encode_padding(out: &mut [u8], position: Position, checksum_prev: u32, te
     };
     let head = &mut out[..HEADER_BYTES];
     head.copy_from_slice(header.as_bytes());
-    let checksum = entry_checksum(head, &[]);
+    let checksum = entry_checksum(head);
     head[CHECKSUM_FIELD].copy_from_slice(&checksum.to_le_bytes());
     checksum
 }
@@ -309,8 +309,9 @@ pub fn decode_entry(bytes: &[u8], position: Position) -> Result<EntryView<'_>, E
     if header.position() != position {
         return Err(Error::EntryMisplaced { position, recorded: header.position() });
     }
-    let payload = if kind == EntryKind::Padding { &[][..] } else { &bytes[HEADER_BYTES..length] };
-    let computed = entry_checksum(&bytes[..HEADER_BYTES], payload);
+    let covered = if kind == EntryKind::Padding { HEADER_BYTES } else { length };
+    let payload = &bytes[HEADER_BYTES..covered];
+    let computed = entry_checksum(&bytes[..covered]);
     let stored = header.checksum.get();
     if computed != stored {
         return Err(Error::EntryChecksum { position, stored, computed });
@@ -452,7 +453,7 @@ mod tests {
         #[test]
         fn a_valid_header_with_arbitrary_length_never_panics(length in any::<u32>(), tail in proptest::collection::vec(any::<u8>(), 0..200)) {
             let (mut buf, _) = encoded(Position(0), 0, b"abc");
-            buf[..4].copy_from_slice(&length.to_le_bytes());
+            buf[4..8].copy_from_slice(&length.to_le_bytes());
             buf.extend_from_slice(&tail);
             let _ = decode_entry(&buf, Position(0));
         }

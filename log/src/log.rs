@@ -335,7 +335,9 @@ impl Log {
     fn advance(&mut self, position: Position, span: u64, checksum: u32, term: Term) {
         self.terms.observe(term, position);
         self.checksum_last = checksum;
-        self.position_append = Position(position.0 + span);
+        // The end is kept canonical: never in the few bytes at a segment's end where no
+        // header fits, so the same log has the same end before and after a reopen.
+        self.position_append = entry_start(Position(position.0 + span), self.config.segment_bytes);
         debug_assert!(self.position_append.0 <= self.set.end().0);
     }
 
