@@ -42,8 +42,9 @@ pub const ENTRY_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
 pub struct LogConfig {
     /// Written into every segment header; a segment from another cluster is refused.
     pub cluster_id: ClusterId,
-    /// Size of each preallocated segment file's data area. A multiple of 4096 between
-    /// 64 KiB and 1 GiB; the same on every member, since logs are byte-identical.
+    /// Size of each preallocated segment file's data area: a power of two between 64 KiB
+    /// and 1 GiB (so positions split into segment and offset with a mask, as Aeron's term
+    /// lengths do); the same on every member, since logs are byte-identical.
     pub segment_bytes: u64,
     /// When an append counts as durable.
     pub durability: Durability,

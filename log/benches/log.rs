@@ -1,6 +1,7 @@
 //! Log throughput, each figure beside its floor measured in the same run:
-//! - `append/{replicated,memcpy}/N`: appending N-byte payloads vs copying the same bytes
-//!   into a buffer of the same size with the same access pattern;
+//! - `append/{replicated,memcpy,crc32c}/N`: appending N-byte payloads vs copying the same
+//!   bytes into a buffer of the same size with the same access pattern, and vs the CRC32C
+//!   of one entry (the two costs an append cannot avoid);
 //! - `group_commit/{fsync,fdatasync_raw}/B`: batches of B appends + one sync vs a raw
 //!   `pwrite` + `fdatasync` of one entry's bytes;
 //! - `iterate/{entries,memcpy}/N`: reading back every entry (checksum and chain checked)
@@ -54,6 +55,10 @@ fn append(c: &mut Criterion) {
                 }
                 elapsed
             })
+        });
+        let entry = vec![0x5Au8; 64 + size];
+        group.bench_with_input(BenchmarkId::new("crc32c", size), &size, |b, _| {
+            b.iter(|| ordo_core::checksum::crc32c(black_box(&entry[4..])))
         });
         let mut buffer = vec![0u8; SEGMENT_BYTES as usize];
         group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {

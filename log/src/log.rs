@@ -18,7 +18,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::error::{LogError, Result, io};
 use crate::segment::Segment;
-use crate::segments::{SegmentSet, Step, check_contiguous, entry_start, list_segment_files};
+use crate::segments::{SegmentSet, Step, check_contiguous, entry_start, list_segment_files, offset_in_segment};
 use crate::small_file::sync_dir;
 use crate::term_index::TermIndex;
 use ordo_core::entry::{encode_entry, encode_padding, entry_span_bytes};
@@ -262,10 +262,14 @@ impl Log {
             });
         }
         self.check_term(meta.term)?;
+        let segment_bytes = self.config.segment_bytes;
         let span = entry_span_bytes(payload.len());
-        let position = self.make_room(span, meta.term)?;
-        let index = self.set.index_of(position).expect("make_room maps the position");
-        let offset = (position.0 - self.set.segments[index].base().0) as usize;
+        if offset_in_segment(self.position_append, segment_bytes) + span > segment_bytes {
+            self.pad_segment(meta.term);
+        }
+        let position = self.position_append;
+        let index = self.segment_for(position)?;
+        let offset = offset_in_segment(position, segment_bytes) as usize;
         let out = &mut self.set.segments[index].data_mut()[offset..offset + span as usize];
         debug_assert!(out[..HEADER_BYTES].iter().all(|&b| b == 0), "appending over written bytes at {position}");
         let checksum = encode_entry(out, position, self.checksum_last, meta, payload)?;
@@ -274,47 +278,39 @@ impl Log {
     }
 
     /// Appends log bytes exactly as another member's log holds them (a follower receiving
-    /// the leader's stream), after checking every entry in them: position, checksum, chain
-    /// and term. `position` must be this log's end. A padding entry may arrive as its header
-    /// alone. Entries before a bad one are kept; returns the new end.
+    /// the leader's stream), after checking every entry in them: position, checksum, chain,
+    /// term, and that it ends inside its segment. `position` must be this log's end. A
+    /// padding entry may arrive as its header alone. Entries before a bad one are kept;
+    /// returns the new end.
     pub fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position> {
         let segment_bytes = self.config.segment_bytes;
-        if entry_start(position, segment_bytes) != entry_start(self.position_append, segment_bytes) {
+        if entry_start(position, segment_bytes) != self.position_append {
             return Err(LogError::OutOfRange { position, start: self.position_append, end: self.position_append });
         }
         let mut cursor = 0usize;
         while cursor < bytes.len() {
-            let position = entry_start(self.position_append, segment_bytes);
+            let position = self.position_append;
             let view = ordo_core::entry::decode_entry(&bytes[cursor..], position)?;
             if view.checksum_prev() != self.checksum_last {
-                return Err(Error::EntryChainBroken {
-                    position,
-                    expected: self.checksum_last,
-                    found: view.checksum_prev(),
-                }
-                .into());
+                let (expected, found) = (self.checksum_last, view.checksum_prev());
+                return Err(Error::EntryChainBroken { position, expected, found }.into());
             }
             let term = view.header.term();
             self.check_term(term)?;
             let span = view.header.span_bytes();
-            let to_copy = if view.kind() == EntryKind::Padding {
-                let remaining = segment_bytes - position.0 % segment_bytes;
-                if span != remaining {
-                    let reason = "a padding entry must fill the rest of its segment";
-                    return Err(Error::EntryMalformed { position, reason }.into());
-                }
-                HEADER_BYTES
+            let offset = offset_in_segment(position, segment_bytes);
+            let (fits, to_copy) = if view.kind() == EntryKind::Padding {
+                (span == segment_bytes - offset, HEADER_BYTES)
             } else {
-                view.header.length_bytes() as usize
+                (offset + span <= segment_bytes, view.header.length_bytes() as usize)
             };
-            if view.kind() != EntryKind::Padding {
-                self.make_room(span, term)?;
-            } else if self.set.index_of(position).is_none() {
-                self.roll(position)?;
+            if !fits {
+                let reason = "it does not end where its segment does (padding) or inside it (any other entry)";
+                return Err(Error::EntryMalformed { position, reason }.into());
             }
-            let index = self.set.index_of(position).expect("segment exists");
-            let offset = (position.0 - self.set.segments[index].base().0) as usize;
+            let index = self.segment_for(position)?;
             let checksum = view.checksum();
+            let offset = offset as usize;
             self.set.segments[index].data_mut()[offset..offset + to_copy]
                 .copy_from_slice(&bytes[cursor..cursor + to_copy]);
             self.advance(position, span, checksum, term);
@@ -341,23 +337,29 @@ impl Log {
         debug_assert!(self.position_append.0 <= self.set.end().0);
     }
 
-    /// Returns where an entry of `span` bytes goes: at the end of the log when it fits in
-    /// the current segment, else after a padding entry, in a new segment.
-    fn make_room(&mut self, span: u64, term: Term) -> Result<Position> {
+    /// Fills the rest of the current segment with a padding entry: the next entry does
+    /// not fit in it.
+    fn pad_segment(&mut self, term: Term) {
         let segment_bytes = self.config.segment_bytes;
-        let mut position = entry_start(self.position_append, segment_bytes);
-        let offset = position.0 % segment_bytes;
-        if self.set.index_of(position).is_some() && offset + span > segment_bytes {
-            let index = self.set.index_of(position).expect("checked");
-            let out = &mut self.set.segments[index].data_mut()[offset as usize..];
-            let checksum = encode_padding(out, position, self.checksum_last, term);
-            self.advance(position, segment_bytes - offset, checksum, term);
-            position = self.position_append;
+        let position = self.position_append;
+        let offset = offset_in_segment(position, segment_bytes);
+        let index = self.set.index_of(position).expect("a partly filled segment exists");
+        let out = &mut self.set.segments[index].data_mut()[offset as usize..];
+        let checksum = encode_padding(out, position, self.checksum_last, term);
+        self.advance(position, segment_bytes - offset, checksum, term);
+    }
+
+    /// Index of the segment `position` is in, starting a new segment when `position` is the
+    /// end of the last one.
+    #[inline]
+    fn segment_for(&mut self, position: Position) -> Result<usize> {
+        match self.set.index_of(position) {
+            Some(index) => Ok(index),
+            None => {
+                self.roll(position)?;
+                Ok(self.set.segments.len() - 1)
+            }
         }
-        if self.set.index_of(position).is_none() {
-            self.roll(position)?;
-        }
-        Ok(position)
     }
 
     /// Seals the last segment and starts a new one at `base`. Under `fsync` the sealed

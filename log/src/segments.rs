@@ -14,8 +14,16 @@ use std::path::{Path, PathBuf};
 /// the entry starts at the next segment's base. Every other position is left as it is.
 #[inline]
 pub fn entry_start(position: Position, segment_bytes: u64) -> Position {
-    let remaining = segment_bytes - position.0 % segment_bytes;
+    let remaining = segment_bytes - offset_in_segment(position, segment_bytes);
     if remaining < HEADER_BYTES as u64 { Position(position.0 + remaining) } else { position }
+}
+
+/// Where `position` falls inside its segment. Segment sizes are powers of two, so this is
+/// a mask, not a division (a 64-bit divide costs more than the rest of an append).
+#[inline]
+pub fn offset_in_segment(position: Position, segment_bytes: u64) -> u64 {
+    debug_assert!(segment_bytes.is_power_of_two());
+    position.0 & (segment_bytes - 1)
 }
 
 pub struct SegmentSet {
@@ -52,7 +60,7 @@ impl SegmentSet {
         if position < first {
             return None;
         }
-        let index = ((position.0 - first.0) / self.segment_bytes) as usize;
+        let index = ((position.0 - first.0) >> self.segment_bytes.trailing_zeros()) as usize;
         (index < self.segments.len()).then_some(index)
     }
 
@@ -146,7 +154,7 @@ pub fn check_contiguous(dir: &Path, files: &[(Position, PathBuf)], segment_bytes
         }
     }
     for (base, path) in files {
-        if base.0 % segment_bytes != 0 {
+        if offset_in_segment(*base, segment_bytes) != 0 {
             return Err(LogError::NotOurs {
                 path: path.clone(),
                 reason: format!("its base {base} is not a multiple of log.segment_bytes ({segment_bytes})"),
