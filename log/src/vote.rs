@@ -85,3 +85,31 @@ mod tests {
         assert!(matches!(VoteStore::new(dir.path(), ClusterId(5)).load(), Err(LogError::WrongCluster { .. })));
     }
 }
+
+#[cfg(test)]
+mod decoder_properties {
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever bytes sit in the vote or checkpoint file, loading gives an error or a
+        /// value, never a panic.
+        #[test]
+        fn any_bytes_in_the_small_files_load_to_an_error_or_a_value(
+            body in proptest::collection::vec(any::<u8>(), 0..80),
+            magic_ok in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, magic) in [("vote", b"ORDOVOT1"), ("checkpoint", b"ORDOCKP1")] {
+                let mut bytes = if magic_ok { magic.to_vec() } else { b"NOTMAGIC".to_vec() };
+                bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&ordo_core::checksum::crc32c(&body).to_le_bytes());
+                bytes.extend_from_slice(&body);
+                std::fs::write(dir.path().join(name), &bytes).unwrap();
+            }
+            let _ = VoteStore::new(dir.path(), ClusterId(1)).load();
+            let _ = Checkpoint::load(dir.path(), ClusterId(1));
+        }
+    }
+}
