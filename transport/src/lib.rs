@@ -1,7 +1,13 @@
-//! `ordo-transport`: UDP endpoints (io_uring and std backends), frames, batching, loss
-//! recovery, authentication, the fault-injecting and in-memory networks. It knows frames
-//! and peers, nothing about elections or state machines.
+//! `ordo-transport` moves frames between members over UDP: the frame codec with
+//! authentication and optional encryption, batched datagram backends (std `sendmmsg` /
+//! `recvmmsg` and io_uring), the log-stream sender and receiver (batching, loss recovery by
+//! NAK, flow control by window), and the fault-injecting (`FaultyNet`) and in-memory
+//! (`SimNet`) networks.
 //!
-//! Empty until the transport issue lands.
+//! It knows frames, peers and log positions; nothing about elections or state machines.
 
-#![forbid(unsafe_code)]
+pub mod auth;
+pub mod frame;
+
+pub use auth::{FrameKey, KeyRing, Security};
+pub use frame::{Body, Frame, FrameCodec, FrameError, FrameHeader, FrameType, MTU_BYTES_DEFAULT};

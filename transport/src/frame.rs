@@ -1,0 +1,825 @@
+//! Frames: one UDP datagram carries one frame of at most the MTU (default 1408 bytes):
+//!
+//! ```text
+//! header (40 bytes, little-endian, read in place with zerocopy)
+//!    0 magic u16 "OR" · 2 version u8 · 3 type u8 · 4 flags u8 · 5 reserved u8 · 6 sender u16
+//!    8 length u16 (body bytes) · 10 reserved u16 · 12 key_id u32 (0 = cluster key)
+//!   16 cluster_id u64 · 24 term u64 · 32 sequence u64
+//! body (`length` bytes: a fixed part per type, then bytes for some types)
+//! tag (16 bytes: keyed BLAKE3 over header+body, or the AES-GCM tag of the encrypted body)
+//! ```
+//!
+//! Decoding is total: any bytes give a [`FrameError`] or a valid [`Frame`], never a panic,
+//! and a frame whose tag fails is never handed up. Append frames carry raw log bytes exactly
+//! as the sender's mapped log holds them: they are copied, never re-encoded.
+
+use crate::auth::{KeyRing, Security, TAG_BYTES};
+use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+pub const FRAME_MAGIC: u16 = u16::from_le_bytes(*b"OR");
+pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_HEADER_BYTES: usize = 40;
+/// UDP payload bytes per datagram: 1500 Ethernet MTU minus IP/UDP headers and headroom for
+/// tunnels, as Aeron's default.
+pub const MTU_BYTES_DEFAULT: usize = 1408;
+pub const MTU_BYTES_MAX: usize = 65000;
+const FLAG_ENCRYPTED: u8 = 1;
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
+#[repr(C)]
+pub struct FrameHeader {
+    pub magic: U16,
+    pub version: u8,
+    pub frame_type: u8,
+    pub flags: u8,
+    pub reserved: u8,
+    pub sender: U16,
+    pub length: U16,
+    pub reserved2: U16,
+    pub key_id: U32,
+    pub cluster_id: U64,
+    pub term: U64,
+    pub sequence: U64,
+}
+
+const _: () = assert!(size_of::<FrameHeader>() == FRAME_HEADER_BYTES);
+
+impl FrameHeader {
+    pub fn sender(&self) -> MemberId {
+        MemberId(self.sender.get())
+    }
+    pub fn term(&self) -> Term {
+        Term(self.term.get())
+    }
+}
+
+macro_rules! fixed_body {
+    ($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(C)]
+        pub struct $name { $(pub $field: $ty),* }
+    };
+}
+
+fixed_body!(ClientRequestFixed { session: U64, sequence: U64 });
+fixed_body!(ClientResponseFixed { session: U64, sequence: U64, position: U64, ok: u8, reserved: [u8; 7] });
+fixed_body!(RedirectFixed { leader: U16, reserved: [u8; 6] });
+fixed_body!(SessionOpenFixed { client_nonce: U64 });
+fixed_body!(SessionCloseFixed { session: U64 });
+fixed_body!(
+    /// `fragment_offset` > 0 (or a body shorter than the entry at `from_position`) marks a
+    /// fragment of one entry too large for a frame; otherwise the bytes are whole entries.
+    AppendFixed { from_position: U64, commit_position: U64, checksum_prev: U32, fragment_offset: U32 }
+);
+fixed_body!(AppendAckFixed { position_append: U64, position_durable: U64 });
+fixed_body!(NakFixed { position: U64 });
+fixed_body!(HeartbeatFixed { position_commit: U64, position_append: U64 });
+fixed_body!(VoteRequestFixed { last_term: U64, last_position: U64, pre_vote: u8, reserved: [u8; 7] });
+fixed_body!(VoteResponseFixed { granted: u8, pre_vote: u8, reserved: [u8; 6] });
+fixed_body!(SnapshotChunkFixed { snapshot_position: U64, offset: U64, total_bytes: U64 });
+fixed_body!(EventDataFixed { from_position: U64 });
+
+/// A decoded frame body, borrowing its bytes from the datagram (zero copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    ClientRequest {
+        session: SessionId,
+        sequence: u64,
+        command: &'a [u8],
+    },
+    ClientResponse {
+        session: SessionId,
+        sequence: u64,
+        position: Position,
+        ok: bool,
+        reply: &'a [u8],
+    },
+    Redirect {
+        leader: MemberId,
+    },
+    SessionOpen {
+        client_nonce: u64,
+    },
+    SessionClose {
+        session: SessionId,
+    },
+    Append {
+        from_position: Position,
+        commit_position: Position,
+        checksum_prev: u32,
+        fragment_offset: u32,
+        bytes: &'a [u8],
+    },
+    AppendAck {
+        position_append: Position,
+        position_durable: Position,
+    },
+    Nak {
+        position: Position,
+    },
+    Heartbeat {
+        position_commit: Position,
+        position_append: Position,
+    },
+    VoteRequest {
+        pre_vote: bool,
+        last_term: Term,
+        last_position: Position,
+    },
+    VoteResponse {
+        pre_vote: bool,
+        granted: bool,
+    },
+    SnapshotChunk {
+        snapshot_position: Position,
+        offset: u64,
+        total_bytes: u64,
+        bytes: &'a [u8],
+    },
+    EventData {
+        from_position: Position,
+        bytes: &'a [u8],
+    },
+}
+
+/// Frame type numbers on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum FrameType {
+    ClientRequest = 1,
+    ClientResponse = 2,
+    Redirect = 3,
+    SessionOpen = 4,
+    SessionClose = 5,
+    Append = 6,
+    AppendAck = 7,
+    Nak = 8,
+    Heartbeat = 9,
+    VoteRequest = 10,
+    VoteResponse = 11,
+    SnapshotChunk = 12,
+    EventData = 13,
+}
+
+impl FrameType {
+    pub const ALL: [FrameType; 13] = [
+        FrameType::ClientRequest,
+        FrameType::ClientResponse,
+        FrameType::Redirect,
+        FrameType::SessionOpen,
+        FrameType::SessionClose,
+        FrameType::Append,
+        FrameType::AppendAck,
+        FrameType::Nak,
+        FrameType::Heartbeat,
+        FrameType::VoteRequest,
+        FrameType::VoteResponse,
+        FrameType::SnapshotChunk,
+        FrameType::EventData,
+    ];
+
+    pub fn from_u8(value: u8) -> Option<FrameType> {
+        FrameType::ALL.get(value.wrapping_sub(1) as usize).copied()
+    }
+
+    /// Bytes of the fixed part of this type's body.
+    pub const fn fixed_bytes(self) -> usize {
+        match self {
+            FrameType::ClientRequest => size_of::<ClientRequestFixed>(),
+            FrameType::ClientResponse => size_of::<ClientResponseFixed>(),
+            FrameType::Redirect => size_of::<RedirectFixed>(),
+            FrameType::SessionOpen => size_of::<SessionOpenFixed>(),
+            FrameType::SessionClose => size_of::<SessionCloseFixed>(),
+            FrameType::Append => size_of::<AppendFixed>(),
+            FrameType::AppendAck => size_of::<AppendAckFixed>(),
+            FrameType::Nak => size_of::<NakFixed>(),
+            FrameType::Heartbeat => size_of::<HeartbeatFixed>(),
+            FrameType::VoteRequest => size_of::<VoteRequestFixed>(),
+            FrameType::VoteResponse => size_of::<VoteResponseFixed>(),
+            FrameType::SnapshotChunk => size_of::<SnapshotChunkFixed>(),
+            FrameType::EventData => size_of::<EventDataFixed>(),
+        }
+    }
+
+    /// Whether a body of this type carries bytes after its fixed part.
+    const fn has_bytes(self) -> bool {
+        matches!(
+            self,
+            FrameType::ClientRequest
+                | FrameType::ClientResponse
+                | FrameType::Append
+                | FrameType::SnapshotChunk
+                | FrameType::EventData
+        )
+    }
+}
+
+impl Body<'_> {
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Body::ClientRequest { .. } => FrameType::ClientRequest,
+            Body::ClientResponse { .. } => FrameType::ClientResponse,
+            Body::Redirect { .. } => FrameType::Redirect,
+            Body::SessionOpen { .. } => FrameType::SessionOpen,
+            Body::SessionClose { .. } => FrameType::SessionClose,
+            Body::Append { .. } => FrameType::Append,
+            Body::AppendAck { .. } => FrameType::AppendAck,
+            Body::Nak { .. } => FrameType::Nak,
+            Body::Heartbeat { .. } => FrameType::Heartbeat,
+            Body::VoteRequest { .. } => FrameType::VoteRequest,
+            Body::VoteResponse { .. } => FrameType::VoteResponse,
+            Body::SnapshotChunk { .. } => FrameType::SnapshotChunk,
+            Body::EventData { .. } => FrameType::EventData,
+        }
+    }
+
+    /// The trailing bytes of the body, if its type has any.
+    fn bytes(&self) -> &[u8] {
+        match *self {
+            Body::ClientRequest { command: bytes, .. }
+            | Body::ClientResponse { reply: bytes, .. }
+            | Body::Append { bytes, .. }
+            | Body::SnapshotChunk { bytes, .. }
+            | Body::EventData { bytes, .. } => bytes,
+            _ => &[],
+        }
+    }
+
+    /// Writes the fixed part into `out` (exactly `fixed_bytes()` long).
+    fn write_fixed(&self, out: &mut [u8]) {
+        let u64le = U64::new;
+        match *self {
+            Body::ClientRequest { session, sequence, .. } => {
+                write(out, &ClientRequestFixed { session: u64le(session.0), sequence: u64le(sequence) })
+            }
+            Body::ClientResponse { session, sequence, position, ok, .. } => write(
+                out,
+                &ClientResponseFixed {
+                    session: u64le(session.0),
+                    sequence: u64le(sequence),
+                    position: u64le(position.0),
+                    ok: ok as u8,
+                    reserved: [0; 7],
+                },
+            ),
+            Body::Redirect { leader } => write(out, &RedirectFixed { leader: U16::new(leader.0), reserved: [0; 6] }),
+            Body::SessionOpen { client_nonce } => write(out, &SessionOpenFixed { client_nonce: u64le(client_nonce) }),
+            Body::SessionClose { session } => write(out, &SessionCloseFixed { session: u64le(session.0) }),
+            Body::Append { from_position, commit_position, checksum_prev, fragment_offset, .. } => write(
+                out,
+                &AppendFixed {
+                    from_position: u64le(from_position.0),
+                    commit_position: u64le(commit_position.0),
+                    checksum_prev: U32::new(checksum_prev),
+                    fragment_offset: U32::new(fragment_offset),
+                },
+            ),
+            Body::AppendAck { position_append, position_durable } => write(
+                out,
+                &AppendAckFixed {
+                    position_append: u64le(position_append.0),
+                    position_durable: u64le(position_durable.0),
+                },
+            ),
+            Body::Nak { position } => write(out, &NakFixed { position: u64le(position.0) }),
+            Body::Heartbeat { position_commit, position_append } => write(
+                out,
+                &HeartbeatFixed {
+                    position_commit: u64le(position_commit.0),
+                    position_append: u64le(position_append.0),
+                },
+            ),
+            Body::VoteRequest { pre_vote, last_term, last_position } => write(
+                out,
+                &VoteRequestFixed {
+                    last_term: u64le(last_term.0),
+                    last_position: u64le(last_position.0),
+                    pre_vote: pre_vote as u8,
+                    reserved: [0; 7],
+                },
+            ),
+            Body::VoteResponse { pre_vote, granted } => {
+                write(out, &VoteResponseFixed { granted: granted as u8, pre_vote: pre_vote as u8, reserved: [0; 6] })
+            }
+            Body::SnapshotChunk { snapshot_position, offset, total_bytes, .. } => write(
+                out,
+                &SnapshotChunkFixed {
+                    snapshot_position: u64le(snapshot_position.0),
+                    offset: u64le(offset),
+                    total_bytes: u64le(total_bytes),
+                },
+            ),
+            Body::EventData { from_position, .. } => {
+                write(out, &EventDataFixed { from_position: u64le(from_position.0) })
+            }
+        }
+    }
+}
+
+#[inline]
+fn write<T: IntoBytes + Immutable>(out: &mut [u8], fixed: &T) {
+    out.copy_from_slice(fixed.as_bytes());
+}
+
+#[inline]
+fn read<T: FromBytes + KnownLayout + Immutable + Unaligned>(bytes: &[u8]) -> &T {
+    T::ref_from_bytes(bytes).expect("caller sized the slice to the fixed part")
+}
+
+fn flag(value: u8, frame_type: FrameType) -> Result<bool, FrameError> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(FrameError::BodyMalformed { frame_type }),
+    }
+}
+
+fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameError> {
+    let fixed_bytes = frame_type.fixed_bytes();
+    if body.len() < fixed_bytes || (!frame_type.has_bytes() && body.len() != fixed_bytes) {
+        return Err(FrameError::BodyMalformed { frame_type });
+    }
+    let (fixed, bytes) = body.split_at(fixed_bytes);
+    Ok(match frame_type {
+        FrameType::ClientRequest => {
+            let f: &ClientRequestFixed = read(fixed);
+            Body::ClientRequest { session: SessionId(f.session.get()), sequence: f.sequence.get(), command: bytes }
+        }
+        FrameType::ClientResponse => {
+            let f: &ClientResponseFixed = read(fixed);
+            Body::ClientResponse {
+                session: SessionId(f.session.get()),
+                sequence: f.sequence.get(),
+                position: Position(f.position.get()),
+                ok: flag(f.ok, frame_type)?,
+                reply: bytes,
+            }
+        }
+        FrameType::Redirect => Body::Redirect { leader: MemberId(read::<RedirectFixed>(fixed).leader.get()) },
+        FrameType::SessionOpen => {
+            Body::SessionOpen { client_nonce: read::<SessionOpenFixed>(fixed).client_nonce.get() }
+        }
+        FrameType::SessionClose => {
+            Body::SessionClose { session: SessionId(read::<SessionCloseFixed>(fixed).session.get()) }
+        }
+        FrameType::Append => {
+            let f: &AppendFixed = read(fixed);
+            Body::Append {
+                from_position: Position(f.from_position.get()),
+                commit_position: Position(f.commit_position.get()),
+                checksum_prev: f.checksum_prev.get(),
+                fragment_offset: f.fragment_offset.get(),
+                bytes,
+            }
+        }
+        FrameType::AppendAck => {
+            let f: &AppendAckFixed = read(fixed);
+            Body::AppendAck {
+                position_append: Position(f.position_append.get()),
+                position_durable: Position(f.position_durable.get()),
+            }
+        }
+        FrameType::Nak => Body::Nak { position: Position(read::<NakFixed>(fixed).position.get()) },
+        FrameType::Heartbeat => {
+            let f: &HeartbeatFixed = read(fixed);
+            Body::Heartbeat {
+                position_commit: Position(f.position_commit.get()),
+                position_append: Position(f.position_append.get()),
+            }
+        }
+        FrameType::VoteRequest => {
+            let f: &VoteRequestFixed = read(fixed);
+            Body::VoteRequest {
+                pre_vote: flag(f.pre_vote, frame_type)?,
+                last_term: Term(f.last_term.get()),
+                last_position: Position(f.last_position.get()),
+            }
+        }
+        FrameType::VoteResponse => {
+            let f: &VoteResponseFixed = read(fixed);
+            Body::VoteResponse { pre_vote: flag(f.pre_vote, frame_type)?, granted: flag(f.granted, frame_type)? }
+        }
+        FrameType::SnapshotChunk => {
+            let f: &SnapshotChunkFixed = read(fixed);
+            Body::SnapshotChunk {
+                snapshot_position: Position(f.snapshot_position.get()),
+                offset: f.offset.get(),
+                total_bytes: f.total_bytes.get(),
+                bytes,
+            }
+        }
+        FrameType::EventData => {
+            Body::EventData { from_position: Position(read::<EventDataFixed>(fixed).from_position.get()), bytes }
+        }
+    })
+}
+
+/// A received frame: its header (copied: 40 bytes) and its body, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    pub header: FrameHeader,
+    pub body: Body<'a>,
+}
+
+/// Why a datagram was dropped. Each is counted by the receiver, none is handed up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("datagram of {bytes} bytes is shorter than a frame header and tag")]
+    TooShort { bytes: usize },
+    #[error("datagram of {bytes} bytes is longer than the MTU ({mtu_bytes})")]
+    TooLong { bytes: usize, mtu_bytes: usize },
+    #[error("datagram is not an ordo frame (bad magic)")]
+    BadMagic,
+    #[error("frame version {version} is not 1; every member must run the same ordo")]
+    BadVersion { version: u8 },
+    #[error("frame type {value} is unknown")]
+    UnknownType { value: u8 },
+    #[error("frame from {found} reached a member of {expected}; check the members' addresses")]
+    WrongCluster { found: ClusterId, expected: ClusterId },
+    #[error("frame says its body is {said} bytes but the datagram holds {held}")]
+    LengthMismatch { said: usize, held: usize },
+    #[error("frame uses key id {key_id}, which this member does not have")]
+    UnknownKey { key_id: u32 },
+    #[error("frame fails its MAC: wrong key or tampered bytes")]
+    BadMac,
+    #[error("frame is {flag} but this cluster's security is {security:?}")]
+    WrongSecurity { flag: &'static str, security: Security },
+    #[error("{frame_type:?} frame body is malformed")]
+    BodyMalformed { frame_type: FrameType },
+    #[error("frame body of {bytes} bytes does not fit the MTU ({mtu_bytes})")]
+    DoesNotFit { bytes: usize, mtu_bytes: usize },
+}
+
+impl FrameError {
+    /// A small index for per-reason drop counters.
+    pub fn index(&self) -> usize {
+        match self {
+            FrameError::TooShort { .. } => 0,
+            FrameError::TooLong { .. } => 1,
+            FrameError::BadMagic => 2,
+            FrameError::BadVersion { .. } => 3,
+            FrameError::UnknownType { .. } => 4,
+            FrameError::WrongCluster { .. } => 5,
+            FrameError::LengthMismatch { .. } => 6,
+            FrameError::UnknownKey { .. } => 7,
+            FrameError::BadMac => 8,
+            FrameError::WrongSecurity { .. } => 9,
+            FrameError::BodyMalformed { .. } => 10,
+            FrameError::DoesNotFit { .. } => 11,
+        }
+    }
+    pub const KINDS: usize = 12;
+}
+
+/// Encodes and decodes one sender's frames under one cluster's keys.
+#[derive(Debug)]
+pub struct FrameCodec {
+    cluster_id: ClusterId,
+    sender: MemberId,
+    key_id: u32,
+    security: Security,
+    keys: KeyRing,
+    mtu_bytes: usize,
+    /// High 32 bits: this codec's random incarnation; low 32: a counter.
+    sequence: u64,
+}
+
+impl FrameCodec {
+    pub fn new(cluster_id: ClusterId, sender: MemberId, security: Security, keys: KeyRing, mtu_bytes: usize) -> Self {
+        assert!((FRAME_HEADER_BYTES + TAG_BYTES + 64..=MTU_BYTES_MAX).contains(&mtu_bytes));
+        let mut codec = FrameCodec { cluster_id, sender, key_id: 0, security, keys, mtu_bytes, sequence: 0 };
+        codec.new_incarnation();
+        codec
+    }
+
+    /// A client's codec signs with its own key (`key_id` > 0), which members hold in their
+    /// key ring under the same id.
+    pub fn with_key_id(mut self, key_id: u32) -> Self {
+        assert!(self.keys.get(key_id).is_some(), "the codec holds the key it signs with");
+        self.key_id = key_id;
+        self
+    }
+
+    fn new_incarnation(&mut self) {
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).expect("the OS random source works");
+        self.sequence = (u32::from_le_bytes(random) as u64) << 32;
+    }
+
+    pub fn mtu_bytes(&self) -> usize {
+        self.mtu_bytes
+    }
+
+    /// The most trailing bytes (command, log bytes, chunk) a frame of `frame_type` can carry.
+    pub fn capacity_bytes(&self, frame_type: FrameType) -> usize {
+        self.mtu_bytes - FRAME_HEADER_BYTES - TAG_BYTES - frame_type.fixed_bytes()
+    }
+
+    /// Writes a whole frame into `out` (at least `mtu_bytes` long) and returns its length.
+    pub fn encode(&mut self, out: &mut [u8], term: Term, body: &Body<'_>) -> Result<usize, FrameError> {
+        let frame_type = body.frame_type();
+        let fixed_bytes = frame_type.fixed_bytes();
+        let bytes = body.bytes();
+        let body_bytes = fixed_bytes + bytes.len();
+        let total = FRAME_HEADER_BYTES + body_bytes + TAG_BYTES;
+        if total > self.mtu_bytes || out.len() < total {
+            return Err(FrameError::DoesNotFit { bytes: body_bytes, mtu_bytes: self.mtu_bytes });
+        }
+        if self.sequence as u32 == u32::MAX {
+            self.new_incarnation(); // never reuse a nonce after the counter wraps
+        }
+        self.sequence += 1;
+        let encrypted = self.security == Security::Aead;
+        let header = FrameHeader {
+            magic: U16::new(FRAME_MAGIC),
+            version: FRAME_VERSION,
+            frame_type: frame_type as u8,
+            flags: if encrypted { FLAG_ENCRYPTED } else { 0 },
+            reserved: 0,
+            sender: U16::new(self.sender.0),
+            length: U16::new(body_bytes as u16),
+            reserved2: U16::ZERO,
+            key_id: U32::new(self.key_id),
+            cluster_id: U64::new(self.cluster_id.0),
+            term: U64::new(term.0),
+            sequence: U64::new(self.sequence),
+        };
+        let (head, rest) = out[..total].split_at_mut(FRAME_HEADER_BYTES);
+        head.copy_from_slice(header.as_bytes());
+        let body_out = &mut rest[..body_bytes];
+        body.write_fixed(&mut body_out[..fixed_bytes]);
+        body_out[fixed_bytes..].copy_from_slice(bytes);
+        let key = self.keys.get(self.key_id).expect("checked in with_key_id");
+        let tag = if encrypted {
+            key.seal(&nonce(&header), head, body_out)
+        } else {
+            key.mac(&out[..FRAME_HEADER_BYTES + body_bytes])
+        };
+        out[FRAME_HEADER_BYTES + body_bytes..total].copy_from_slice(&tag);
+        Ok(total)
+    }
+
+    /// Checks and decodes a datagram in place (an encrypted body is decrypted where it lies).
+    pub fn decode<'a>(&self, datagram: &'a mut [u8]) -> Result<Frame<'a>, FrameError> {
+        let bytes = datagram.len();
+        if bytes < FRAME_HEADER_BYTES + TAG_BYTES {
+            return Err(FrameError::TooShort { bytes });
+        }
+        if bytes > self.mtu_bytes {
+            return Err(FrameError::TooLong { bytes, mtu_bytes: self.mtu_bytes });
+        }
+        let header = *FrameHeader::ref_from_prefix(datagram).expect("length checked").0;
+        if header.magic.get() != FRAME_MAGIC {
+            return Err(FrameError::BadMagic);
+        }
+        if header.version != FRAME_VERSION {
+            return Err(FrameError::BadVersion { version: header.version });
+        }
+        let frame_type =
+            FrameType::from_u8(header.frame_type).ok_or(FrameError::UnknownType { value: header.frame_type })?;
+        if header.cluster_id.get() != self.cluster_id.0 {
+            return Err(FrameError::WrongCluster {
+                found: ClusterId(header.cluster_id.get()),
+                expected: self.cluster_id,
+            });
+        }
+        let body_bytes = header.length.get() as usize;
+        let held = bytes - FRAME_HEADER_BYTES - TAG_BYTES;
+        if body_bytes != held {
+            return Err(FrameError::LengthMismatch { said: body_bytes, held });
+        }
+        let key = self.keys.get(header.key_id.get()).ok_or(FrameError::UnknownKey { key_id: header.key_id.get() })?;
+        let encrypted = match (header.flags, self.security) {
+            (0, Security::Mac) => false,
+            (FLAG_ENCRYPTED, Security::Aead) => true,
+            (0, security) => return Err(FrameError::WrongSecurity { flag: "not encrypted", security }),
+            (_, security) => return Err(FrameError::WrongSecurity { flag: "encrypted or flagged oddly", security }),
+        };
+        let (covered, tag) = datagram.split_at_mut(FRAME_HEADER_BYTES + body_bytes);
+        if encrypted {
+            let (head, body) = covered.split_at_mut(FRAME_HEADER_BYTES);
+            if !key.open(&nonce(&header), head, body, tag) {
+                return Err(FrameError::BadMac);
+            }
+        } else if !key.mac_matches(covered, tag) {
+            return Err(FrameError::BadMac);
+        }
+        let body = decode_body(frame_type, &covered[FRAME_HEADER_BYTES..])?;
+        Ok(Frame { header, body })
+    }
+}
+
+/// The AES-GCM nonce of a frame: sender · key id (low 16 bits) · sequence.
+fn nonce(header: &FrameHeader) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce[..2].copy_from_slice(&header.sender.get().to_le_bytes());
+    nonce[2..4].copy_from_slice(&(header.key_id.get() as u16).to_le_bytes());
+    nonce[4..].copy_from_slice(&header.sequence.get().to_le_bytes());
+    nonce
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::FrameKey;
+    use proptest::prelude::*;
+
+    fn codec(security: Security, sender: u16) -> FrameCodec {
+        FrameCodec::new(
+            ClusterId(5),
+            MemberId(sender),
+            security,
+            KeyRing::new(FrameKey::new(&[7; 32])),
+            MTU_BYTES_DEFAULT,
+        )
+    }
+
+    fn bodies(bytes: &[u8]) -> Vec<Body<'_>> {
+        vec![
+            Body::ClientRequest { session: SessionId(3), sequence: 9, command: bytes },
+            Body::ClientResponse {
+                session: SessionId(3),
+                sequence: 9,
+                position: Position(4096),
+                ok: true,
+                reply: bytes,
+            },
+            Body::Redirect { leader: MemberId(2) },
+            Body::SessionOpen { client_nonce: 77 },
+            Body::SessionClose { session: SessionId(3) },
+            Body::Append {
+                from_position: Position(64),
+                commit_position: Position(32),
+                checksum_prev: 0xabcd,
+                fragment_offset: 0,
+                bytes,
+            },
+            Body::AppendAck { position_append: Position(96), position_durable: Position(64) },
+            Body::Nak { position: Position(128) },
+            Body::Heartbeat { position_commit: Position(1), position_append: Position(2) },
+            Body::VoteRequest { pre_vote: true, last_term: Term(4), last_position: Position(8) },
+            Body::VoteResponse { pre_vote: false, granted: true },
+            Body::SnapshotChunk { snapshot_position: Position(9), offset: 10, total_bytes: 11, bytes },
+            Body::EventData { from_position: Position(12), bytes },
+        ]
+    }
+
+    #[test]
+    fn every_frame_type_round_trips_under_both_securities() {
+        for security in [Security::Mac, Security::Aead] {
+            let mut sender = codec(security, 1);
+            let receiver = codec(security, 2);
+            for body in bodies(b"some log bytes") {
+                let mut buf = [0u8; MTU_BYTES_DEFAULT];
+                let length = sender.encode(&mut buf, Term(6), &body).unwrap();
+                let frame = receiver.decode(&mut buf[..length]).unwrap();
+                assert_eq!(frame.body, body, "{security:?}");
+                assert_eq!(frame.header.sender(), MemberId(1));
+                assert_eq!(frame.header.term(), Term(6));
+            }
+        }
+    }
+
+    #[test]
+    fn aead_hides_the_body_and_mac_does_not() {
+        let secret = b"plaintext-that-should-not-be-visible";
+        for (security, visible) in [(Security::Mac, true), (Security::Aead, false)] {
+            let mut buf = [0u8; MTU_BYTES_DEFAULT];
+            let length = codec(security, 1)
+                .encode(&mut buf, Term(1), &Body::ClientRequest { session: SessionId(1), sequence: 1, command: secret })
+                .unwrap();
+            let found = buf[..length].windows(secret.len()).any(|w| w == secret);
+            assert_eq!(found, visible, "{security:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_mac_wrong_cluster_or_wrong_key_is_refused() {
+        let mut sender = codec(Security::Mac, 1);
+        let mut buf = [0u8; MTU_BYTES_DEFAULT];
+        let length = sender.encode(&mut buf, Term(1), &Body::Nak { position: Position(64) }).unwrap();
+
+        let mut tampered = buf;
+        tampered[FRAME_HEADER_BYTES] ^= 1;
+        assert_eq!(codec(Security::Mac, 2).decode(&mut tampered[..length]).unwrap_err(), FrameError::BadMac);
+
+        let other_cluster =
+            FrameCodec::new(ClusterId(6), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&[7; 32])), 1408);
+        assert!(matches!(other_cluster.decode(&mut buf.clone()[..length]), Err(FrameError::WrongCluster { .. })));
+
+        let other_key =
+            FrameCodec::new(ClusterId(5), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&[8; 32])), 1408);
+        assert_eq!(other_key.decode(&mut buf.clone()[..length]).unwrap_err(), FrameError::BadMac);
+
+        assert!(matches!(
+            codec(Security::Aead, 2).decode(&mut buf.clone()[..length]),
+            Err(FrameError::WrongSecurity { .. })
+        ));
+        assert!(matches!(
+            codec(Security::Mac, 2).decode(&mut buf.clone()[..length - 1]),
+            Err(FrameError::LengthMismatch { .. })
+        ));
+        assert!(matches!(codec(Security::Mac, 2).decode(&mut buf.clone()[..20]), Err(FrameError::TooShort { .. })));
+        let mut long = vec![0u8; MTU_BYTES_DEFAULT + 1];
+        assert!(matches!(codec(Security::Mac, 2).decode(&mut long), Err(FrameError::TooLong { .. })));
+    }
+
+    #[test]
+    fn a_client_key_signs_client_frames_and_members_check_it() {
+        let client_secret = [9u8; 32];
+        let mut ring = KeyRing::new(FrameKey::new(&[7; 32]));
+        ring.add_client(17, FrameKey::new(&client_secret));
+        let member = FrameCodec::new(ClusterId(5), MemberId(1), Security::Mac, ring, 1408);
+        let mut client_ring = KeyRing::new(FrameKey::new(&[0; 32])); // clients don't hold the cluster key
+        client_ring.add_client(17, FrameKey::new(&client_secret));
+        let mut client = FrameCodec::new(ClusterId(5), MemberId(0), Security::Mac, client_ring, 1408).with_key_id(17);
+        let mut buf = [0u8; MTU_BYTES_DEFAULT];
+        let body = Body::SessionOpen { client_nonce: 5 };
+        let length = client.encode(&mut buf, Term(0), &body).unwrap();
+        assert_eq!(member.decode(&mut buf[..length]).unwrap().body, body);
+        let stranger =
+            FrameCodec::new(ClusterId(5), MemberId(1), Security::Mac, KeyRing::new(FrameKey::new(&[7; 32])), 1408);
+        assert_eq!(stranger.decode(&mut buf[..length]).unwrap_err(), FrameError::UnknownKey { key_id: 17 });
+    }
+
+    #[test]
+    fn a_body_too_large_for_the_mtu_is_refused_on_encode() {
+        let mut sender = codec(Security::Mac, 1);
+        let capacity = sender.capacity_bytes(FrameType::ClientRequest);
+        let mut buf = [0u8; MTU_BYTES_DEFAULT];
+        let fits = vec![1u8; capacity];
+        assert!(
+            sender
+                .encode(&mut buf, Term(1), &Body::ClientRequest { session: SessionId(1), sequence: 1, command: &fits })
+                .is_ok()
+        );
+        let too_big = vec![1u8; capacity + 1];
+        assert!(matches!(
+            sender.encode(
+                &mut buf,
+                Term(1),
+                &Body::ClientRequest { session: SessionId(1), sequence: 1, command: &too_big }
+            ),
+            Err(FrameError::DoesNotFit { .. })
+        ));
+    }
+
+    #[test]
+    fn sequences_increase_so_no_nonce_repeats() {
+        let mut sender = codec(Security::Aead, 1);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            let mut buf = [0u8; MTU_BYTES_DEFAULT];
+            sender.encode(&mut buf, Term(1), &Body::Nak { position: Position(0) }).unwrap();
+            let header = FrameHeader::ref_from_prefix(&buf[..]).unwrap().0;
+            assert!(seen.insert(header.sequence.get()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_datagram_decodes_to_an_error_or_a_frame(mut bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            let _ = codec(Security::Mac, 2).decode(&mut bytes.clone());
+            let _ = codec(Security::Aead, 2).decode(&mut bytes);
+        }
+
+        /// With a valid MAC (as a member with the key could forge), any header and body bytes
+        /// still decode to an error or a frame: the body decoders are total on their own.
+        #[test]
+        fn any_authenticated_body_decodes_to_an_error_or_a_frame(
+            frame_type in any::<u8>(),
+            flags in 0u8..2,
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let key = FrameKey::new(&[7; 32]);
+            let header = FrameHeader {
+                magic: U16::new(FRAME_MAGIC), version: FRAME_VERSION, frame_type, flags: 0, reserved: flags,
+                sender: U16::new(1), length: U16::new(body.len() as u16), reserved2: U16::ZERO, key_id: U32::ZERO,
+                cluster_id: U64::new(5), term: U64::new(1), sequence: U64::new(1),
+            };
+            let mut datagram = header.as_bytes().to_vec();
+            datagram.extend_from_slice(&body);
+            let tag = key.mac(&datagram);
+            datagram.extend_from_slice(&tag);
+            if let Ok(frame) = codec(Security::Mac, 2).decode(&mut datagram) {
+                prop_assert_eq!(frame.body.frame_type() as u8, frame_type);
+            }
+        }
+
+        #[test]
+        fn any_body_round_trips(
+            kind in 0usize..13,
+            bytes in proptest::collection::vec(any::<u8>(), 0..1200),
+            security in prop_oneof![Just(Security::Mac), Just(Security::Aead)],
+        ) {
+            let body = bodies(&bytes)[kind];
+            let mut buf = [0u8; MTU_BYTES_DEFAULT];
+            let length = codec(security, 1).encode(&mut buf, Term(2), &body).unwrap();
+            let frame = codec(security, 3).decode(&mut buf[..length]).unwrap();
+            prop_assert_eq!(frame.body, body);
+        }
+    }
+}
