@@ -7,6 +7,7 @@
 //! It knows frames, peers and log positions; nothing about elections or state machines.
 
 pub mod auth;
+pub mod backend;
 pub mod frame;
 
 pub use auth::{FrameKey, KeyRing, Security};
