@@ -140,7 +140,7 @@ fn iterate(c: &mut Criterion) {
                 black_box(sum)
             })
         });
-        let source = log.read(Position::ZERO, bytes as usize).unwrap();
+        let source = log.read(Position::ZERO, bytes as usize).unwrap().1;
         let mut target = vec![0u8; bytes as usize];
         group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
             b.iter(|| {

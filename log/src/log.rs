@@ -408,15 +408,19 @@ impl Log {
     }
 
     /// Up to `max_bytes` of raw log bytes from `position`, zero copy, stopping at the end
-    /// of the log or of `position`'s segment (call again for the next one). What a leader
-    /// sends a follower.
-    pub fn read(&self, position: Position, max_bytes: usize) -> Result<&[u8]> {
+    /// of the log or of the segment (call again for the next one): what a leader sends a
+    /// follower. Returns where the bytes really start: `position` itself, or the next
+    /// segment's base when `position` is in the unused bytes at a segment's end.
+    pub fn read(&self, position: Position, max_bytes: usize) -> Result<(Position, &[u8])> {
         let position = entry_start(position, self.config.segment_bytes);
         self.check_range(position)?;
+        if position == self.position_append {
+            return Ok((position, &[]));
+        }
         let (segment, bytes) = self.set.bytes_from(position).ok_or_else(|| self.out_of_range(position))?;
         let segment_end = segment.base().0 + self.config.segment_bytes;
-        let until = self.position_append.0.min(segment_end).min(position.0 + max_bytes as u64);
-        Ok(&bytes[..(until - position.0) as usize])
+        let until = self.position_append.0.min(segment_end).min(position.0.saturating_add(max_bytes as u64));
+        Ok((position, &bytes[..(until - position.0) as usize]))
     }
 
     /// The entry at `position`, checked against its own checksum, zero copy.

@@ -300,7 +300,7 @@ fn raw_bytes_from_a_leader_make_a_byte_identical_follower_log() {
     // will; a padding entry goes as its header alone.
     let mut position = Position::ZERO;
     while position < leader.position_append() {
-        let chunk = trim_to_whole_entries(leader.read(position, 1408).unwrap());
+        let chunk = trim_to_whole_entries(leader.read(position, 1408).unwrap().1);
         assert!(!chunk.is_empty(), "every entry here fits in 1408 bytes");
         position = follower.append_raw(position, chunk).unwrap();
     }
@@ -338,10 +338,10 @@ fn raw_bytes_that_break_the_chain_are_refused() {
     append(&mut leader, 1, 0);
     let second = append(&mut leader, 1, 1);
     // The follower missed the first entry: the second one's link does not match.
-    let bytes = leader.read(second, 4096).unwrap();
+    let bytes = leader.read(second, 4096).unwrap().1;
     assert!(follower.append_raw(Position::ZERO, bytes).is_err());
     assert_eq!(follower.position_append(), Position::ZERO);
-    let mut damaged = leader.read(Position::ZERO, 4096).unwrap().to_vec();
+    let mut damaged = leader.read(Position::ZERO, 4096).unwrap().1.to_vec();
     damaged[70] ^= 1; // a payload byte of the first entry
     assert!(matches!(follower.append_raw(Position::ZERO, &damaged), Err(LogError::Entry(_))));
     assert_eq!(follower.position_append(), Position::ZERO, "nothing of a bad frame is kept");

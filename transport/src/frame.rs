@@ -708,21 +708,21 @@ mod tests {
 
         let other_cluster =
             FrameCodec::new(ClusterId(6), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&[7; 32])), 1408);
-        assert!(matches!(other_cluster.decode(&mut buf.clone()[..length]), Err(FrameError::WrongCluster { .. })));
+        assert!(matches!(other_cluster.decode(&mut { buf }[..length]), Err(FrameError::WrongCluster { .. })));
 
         let other_key =
             FrameCodec::new(ClusterId(5), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&[8; 32])), 1408);
-        assert_eq!(other_key.decode(&mut buf.clone()[..length]).unwrap_err(), FrameError::BadMac);
+        assert_eq!(other_key.decode(&mut { buf }[..length]).unwrap_err(), FrameError::BadMac);
 
         assert!(matches!(
-            codec(Security::Aead, 2).decode(&mut buf.clone()[..length]),
+            codec(Security::Aead, 2).decode(&mut { buf }[..length]),
             Err(FrameError::WrongSecurity { .. })
         ));
         assert!(matches!(
-            codec(Security::Mac, 2).decode(&mut buf.clone()[..length - 1]),
+            codec(Security::Mac, 2).decode(&mut { buf }[..length - 1]),
             Err(FrameError::LengthMismatch { .. })
         ));
-        assert!(matches!(codec(Security::Mac, 2).decode(&mut buf.clone()[..20]), Err(FrameError::TooShort { .. })));
+        assert!(matches!(codec(Security::Mac, 2).decode(&mut { buf }[..20]), Err(FrameError::TooShort { .. })));
         let mut long = vec![0u8; MTU_BYTES_DEFAULT + 1];
         assert!(matches!(codec(Security::Mac, 2).decode(&mut long), Err(FrameError::TooLong { .. })));
     }

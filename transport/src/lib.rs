@@ -8,7 +8,13 @@
 
 pub mod auth;
 pub mod backend;
+pub mod endpoint;
+pub mod faults;
 pub mod frame;
+pub mod stream;
 
 pub use auth::{FrameKey, KeyRing, Security};
+pub use endpoint::{DropCounters, Endpoint};
+pub use faults::{FaultConfig, FaultDice, FaultyNet, SimNet};
 pub use frame::{Body, Frame, FrameCodec, FrameError, FrameHeader, FrameType, MTU_BYTES_DEFAULT};
+pub use stream::{Chunk, LogSource, PeerStream, Received, StreamConfig, StreamReceiver};
