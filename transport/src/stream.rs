@@ -288,3 +288,218 @@ impl StreamReceiver {
         Received::Gap { nak: Some(log_end) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_core::{ClusterId, ClusterTimeNs, Durability, EntryMeta, LogConfig, SessionId, Term};
+    use ordo_log::Log;
+
+    const CAPACITY: usize = 1328;
+
+    struct Source<'a>(&'a Log);
+
+    impl LogSource for Source<'_> {
+        fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+            self.0.read(position, usize::MAX).ok()
+        }
+        fn log_end(&self) -> Position {
+            self.0.position_append()
+        }
+    }
+
+    fn log_with(dir: &std::path::Path, payloads: &[usize]) -> Log {
+        let config = LogConfig {
+            cluster_id: ClusterId(1),
+            segment_bytes: 64 * 1024,
+            durability: Durability::Replicated,
+            entry_payload_bytes_max: 8192,
+        };
+        let (mut log, _) = Log::open(dir, config).unwrap();
+        for (k, &size) in payloads.iter().enumerate() {
+            let meta = EntryMeta::command(Term(1), ClusterTimeNs(0), SessionId(1), k as u64);
+            log.append(&meta, &vec![k as u8 | 1; size]).unwrap();
+        }
+        log
+    }
+
+    fn config() -> StreamConfig {
+        StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 1_000, nak_interval_ns: 100 }
+    }
+
+    fn chunks<'a>(stream: &mut PeerStream, source: &'a Source<'_>, frames_max: usize) -> Vec<Chunk<'a>> {
+        let mut out = Vec::new();
+        stream.poll(source, CAPACITY, frames_max, &mut |chunk| out.push(chunk));
+        out
+    }
+
+    /// Feeds chunks to a receiver and a follower log as a follower would; returns the log.
+    fn follow(chunks: &[Chunk<'_>]) -> (tempfile::TempDir, Log) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_with(dir.path(), &[]);
+        let mut receiver = StreamReceiver::new(config(), 8192 + 64);
+        for chunk in chunks {
+            if let Received::Entries { position, bytes } = receiver.on_append(log.position_append(), *chunk, 0) {
+                log.append_raw(position, bytes).unwrap();
+            }
+        }
+        (dir, log)
+    }
+
+    #[test]
+    fn whole_entries_are_batched_up_to_the_frame_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[64; 100]); // 128-byte entries: 10 a frame
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        let sent = chunks(&mut stream, &source, 64);
+        assert_eq!(sent.len(), 10);
+        assert!(sent.iter().all(|c| c.bytes.len() == 1280 && c.fragment_offset == 0));
+        assert_eq!(stream.position_next(), log.position_append());
+        let (_dir, follower) = follow(&sent);
+        assert_eq!(follower.checksum_last(), log.checksum_last());
+    }
+
+    #[test]
+    fn padding_travels_as_its_header_alone_and_ends_its_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[1000; 70]); // 1088-byte entries: a segment holds 60
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        let sent = chunks(&mut stream, &source, 1000);
+        // 1088-byte entries go one a frame; the segment's padding header rides at the end of
+        // the frame before it, and nothing follows it in that frame.
+        let ends_with_padding = |c: &&Chunk| {
+            let mut offset = 0;
+            while let Some(header) = c.bytes.get(offset..).and_then(read_header) {
+                if header.kind() == Some(EntryKind::Padding) {
+                    return offset + HEADER_BYTES == c.bytes.len();
+                }
+                offset += header.span_bytes() as usize;
+            }
+            false
+        };
+        let carrier = sent.iter().find(ends_with_padding).expect("a frame carries the padding");
+        assert_eq!(carrier.bytes.len(), 1088 + HEADER_BYTES);
+        let next = sent.iter().position(|c| c == carrier).unwrap() + 1;
+        assert_eq!(sent[next].from_position, Position(64 * 1024), "the next frame starts the next segment");
+        let (_dir, follower) = follow(&sent);
+        assert_eq!(follower.position_append(), log.position_append());
+        assert_eq!(follower.checksum_last(), log.checksum_last());
+    }
+
+    #[test]
+    fn an_entry_larger_than_a_frame_goes_in_fragments_and_is_reassembled() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[10, 5000, 10]);
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        let sent = chunks(&mut stream, &source, 64);
+        let fragments: Vec<_> = sent.iter().filter(|c| c.from_position == Position(96)).collect();
+        assert_eq!(fragments.len(), 4, "5064 bytes in 1328-byte pieces");
+        assert_eq!(fragments.iter().map(|c| c.fragment_offset).collect::<Vec<_>>(), vec![0, 1328, 2656, 3984]);
+        let (_dir, follower) = follow(&sent);
+        assert_eq!(follower.checksum_last(), log.checksum_last());
+        // A fragment out of turn is a gap, and the entry is resent whole.
+        let (_dir, follower) = follow(&[sent[0], sent[2]]);
+        assert_eq!(follower.position_append(), Position(96));
+    }
+
+    #[test]
+    fn the_sender_stops_at_the_window_and_goes_on_after_an_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[64; 200]); // 25600 bytes
+        let source = Source(&log);
+        let config = StreamConfig { window_bytes: 4096, ..config() };
+        let mut stream = PeerStream::new(Position::ZERO, 0, config);
+        let sent = chunks(&mut stream, &source, 64);
+        assert_eq!(stream.position_next(), Position(4096), "three full frames and two entries fill 4096");
+        assert_eq!(sent.len(), 4);
+        assert!(chunks(&mut stream, &source, 64).is_empty(), "nothing more until an ack");
+        stream.on_ack(Position(2560), 10);
+        assert_eq!(chunks(&mut stream, &source, 64).len(), 2);
+        assert_eq!(stream.position_next(), Position(2560 + 4096));
+    }
+
+    #[test]
+    fn a_nak_or_an_ack_timeout_rewinds_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[64; 50]);
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        chunks(&mut stream, &source, 64);
+        stream.on_nak(Position(1280), 10);
+        assert_eq!((stream.position_next(), stream.position_acked()), (Position(1280), Position(1280)));
+        chunks(&mut stream, &source, 64);
+        stream.on_tick(500);
+        assert_eq!(stream.position_next(), log.position_append(), "not yet timed out");
+        stream.on_tick(1_010);
+        assert_eq!(stream.position_next(), Position(1280), "no ack for the timeout: resend from the last ack");
+    }
+
+    #[test]
+    fn the_receiver_takes_only_the_log_end_and_naks_a_gap_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[64; 30]);
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        let sent = chunks(&mut stream, &source, 64);
+        let mut receiver = StreamReceiver::new(config(), 8192);
+        let end = Position(1280);
+        assert_eq!(receiver.on_append(end, sent[0], 0), Received::Duplicate, "old bytes");
+        assert_eq!(receiver.on_append(end, sent[2], 0), Received::Gap { nak: Some(end) });
+        assert_eq!(receiver.on_append(end, sent[2], 50), Received::Gap { nak: None }, "not again so soon");
+        assert_eq!(receiver.on_append(end, sent[2], 150), Received::Gap { nak: Some(end) });
+        assert!(matches!(receiver.on_append(end, sent[1], 200), Received::Entries { position, .. } if position == end));
+        // A resend that starts before the end delivers the part after it.
+        let late = Chunk {
+            from_position: Position::ZERO,
+            checksum_prev: 0,
+            fragment_offset: 0,
+            bytes: &log.read(Position::ZERO, 2560).unwrap().1,
+        };
+        assert!(
+            matches!(receiver.on_append(end, late, 300), Received::Entries { position, bytes } if position == end && bytes.len() == 1280)
+        );
+    }
+
+    #[test]
+    fn a_replayed_frame_from_an_older_term_or_with_an_old_sequence_is_harmless() {
+        use crate::{Body, FrameCodec, FrameKey, KeyRing, Security};
+        use ordo_core::MemberId;
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(dir.path(), &[64; 20]);
+        let source = Source(&log);
+        let mut stream = PeerStream::new(Position::ZERO, 0, config());
+        let sent = chunks(&mut stream, &source, 64);
+        let keys = KeyRing::new(FrameKey::new(&[1; 32]));
+        let mut leader = FrameCodec::new(ClusterId(1), MemberId(1), Security::Mac, keys.clone(), 1408);
+        let follower_codec = FrameCodec::new(ClusterId(1), MemberId(2), Security::Mac, keys, 1408);
+        let mut datagram = [0u8; 1408];
+        let chunk = sent[0];
+        let body = Body::Append {
+            from_position: chunk.from_position,
+            commit_position: Position::ZERO,
+            checksum_prev: 0,
+            fragment_offset: 0,
+            bytes: chunk.bytes,
+        };
+        let length = leader.encode(&mut datagram, Term(1), &body).unwrap();
+        let (_dir, mut follower) = follow(&[]);
+        let mut receiver = StreamReceiver::new(config(), 8192);
+        for replay in 0..3 {
+            let mut copy = datagram;
+            let frame = follower_codec.decode(&mut copy[..length]).unwrap(); // a replay authenticates
+            let Body::Append { from_position, bytes, .. } = frame.body else { unreachable!() };
+            let chunk = Chunk { from_position, checksum_prev: 0, fragment_offset: 0, bytes };
+            match receiver.on_append(follower.position_append(), chunk, replay) {
+                Received::Entries { position, bytes } => {
+                    assert_eq!(replay, 0);
+                    follower.append_raw(position, bytes).unwrap();
+                }
+                other => assert_eq!(other, Received::Duplicate, "replay {replay} changes nothing"),
+            }
+        }
+        assert_eq!(follower.position_append(), Position(1280));
+    }
+}
