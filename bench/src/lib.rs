@@ -1,6 +1,10 @@
-//! `ordo-bench`: the latency/throughput harness, baselines (UDP ping-pong, fdatasync,
-//! memcpy) and peers. The log's criterion benchmarks live in `log/benches` for now.
-//!
-//! Empty until the benchmark issue lands.
+//! `ordo-bench`: the latency/throughput harness and its baselines. Today: the transport's
+//! UDP ping-pong (the floor the cluster's latency is read against; it becomes
+//! `ordo bench --baseline udp`) and log-stream throughput. Figures are printed, never
+//! asserted: this machine is noisy, so read ratios against the baseline of the same run.
 
 #![forbid(unsafe_code)]
+
+pub mod latency;
+pub mod pingpong;
+pub mod stream;

@@ -12,10 +12,12 @@ pub mod checksum;
 pub mod config;
 pub mod entry;
 pub mod error;
+pub mod idle;
 pub mod ids;
 
 pub use checksum::entry_checksum;
 pub use config::{Durability, LogConfig, MemberConfig, NodeConfig};
 pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;
+pub use idle::{IdleStrategy, Idler};
 pub use ids::{ClusterId, ClusterTimeNs, MemberId, Position, SessionId, Term, align32};

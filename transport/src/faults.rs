@@ -172,6 +172,14 @@ impl Datagrams for FaultyNet {
         Ok(delivered)
     }
 
+    fn wait_readable(&mut self, timeout: Duration) -> io::Result<()> {
+        // Held datagrams must go out on time: never wait past the next one's due time.
+        let now = Instant::now();
+        let timeout =
+            self.held.peek().map_or(timeout, |Reverse((due, ..))| timeout.min(due.saturating_duration_since(now)));
+        self.inner.wait_readable(timeout)
+    }
+
     fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr()
     }

@@ -43,6 +43,10 @@ pub trait Datagrams: Send {
     /// `mtu_bytes` arrives cut to `mtu_bytes + 1` bytes, so the decoder refuses it.
     fn recv_batch(&mut self, on_datagram: &mut dyn FnMut(SocketAddr, &mut [u8])) -> io::Result<usize>;
 
+    /// Blocks until a datagram may be there or `timeout` passes (the "blocking" idle
+    /// strategy: no CPU burnt while waiting, at the price of a wake-up).
+    fn wait_readable(&mut self, timeout: std::time::Duration) -> io::Result<()>;
+
     fn local_addr(&self) -> SocketAddr;
 
     /// Which backend this is, for logs and benchmarks.

@@ -109,6 +109,20 @@ impl Datagrams for StdUdp {
         Ok(received)
     }
 
+    fn wait_readable(&mut self, timeout: std::time::Duration) -> io::Result<()> {
+        let mut poll = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let timeout = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+        // SAFETY: one pollfd on this stack frame, for a socket we own; ppoll only writes revents.
+        let result = unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) };
+        if result < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
     fn local_addr(&self) -> SocketAddr {
         self.local
     }

@@ -103,3 +103,20 @@ fn open_falls_back_or_uses_the_asked_backend() {
     let (endpoint, message) = open(BackendKind::Std, loopback(), 1408).unwrap();
     assert_eq!((endpoint.name(), message), ("std", None));
 }
+
+#[test]
+fn wait_readable_returns_when_a_datagram_arrives_or_the_timeout_passes() {
+    for (name, open) in backends() {
+        let mut a = open(loopback(), 1408).unwrap();
+        let mut b = open(loopback(), 1408).unwrap();
+        let start = Instant::now();
+        b.wait_readable(Duration::from_millis(30)).unwrap();
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(25) && waited < Duration::from_secs(2), "{name}: waited {waited:?}");
+        a.send_batch(&[Outgoing { to: b.local_addr(), bytes: b"wake" }]).unwrap();
+        let start = Instant::now();
+        b.wait_readable(Duration::from_secs(5)).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1), "{name}: woke on arrival");
+        assert_eq!(receive(b.as_mut(), 1).len(), 1, "{name}");
+    }
+}

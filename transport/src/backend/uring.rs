@@ -176,6 +176,19 @@ impl Datagrams for UringUdp {
         Ok(delivered)
     }
 
+    fn wait_readable(&mut self, timeout: std::time::Duration) -> io::Result<()> {
+        if !self.ready.is_empty() || !self.ring.completion().is_empty() {
+            return Ok(());
+        }
+        let timespec = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&timespec);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     fn local_addr(&self) -> SocketAddr {
         self.local
     }
