@@ -131,8 +131,9 @@ pub fn run(config: PingPong) -> io::Result<LatencyReport> {
             awaiting = false; // a lost datagram: the closed loop goes on without it
         }
         // Send what is due.
-        while sending {
+        loop {
             let due_ns = match config.load {
+                _ if !sending => break,
                 Load::OpenLoop { .. } => sequence * interval_ns,
                 Load::ClosedLoop if !awaiting => now_ns,
                 Load::ClosedLoop => break,

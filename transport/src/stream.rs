@@ -456,7 +456,7 @@ mod tests {
             from_position: Position::ZERO,
             checksum_prev: 0,
             fragment_offset: 0,
-            bytes: &log.read(Position::ZERO, 2560).unwrap().1,
+            bytes: log.read(Position::ZERO, 2560).unwrap().1,
         };
         assert!(
             matches!(receiver.on_append(end, late, 300), Received::Entries { position, bytes } if position == end && bytes.len() == 1280)
