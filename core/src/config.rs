@@ -84,6 +84,76 @@ impl LogConfig {
     }
 }
 
+/// How frames are protected on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// A 16-byte keyed-BLAKE3 tag on every frame: authenticated, not hidden.
+    #[default]
+    Mac,
+    /// AES-256-GCM: frame bodies encrypted, the header authenticated.
+    Aead,
+}
+
+/// Which datagram backend carries the frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportBackend {
+    /// Non-blocking sockets with sendmmsg/recvmmsg: measured faster here (ARCHITECTURE.md).
+    #[default]
+    Std,
+    /// io_uring; falls back to `std`, saying so, where the kernel refuses it.
+    IoUring,
+}
+
+/// The transport's part of the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    pub backend: TransportBackend,
+    pub security: Security,
+    /// UDP payload bytes per datagram, frame header and tag included.
+    pub mtu_bytes: usize,
+    /// A leader never streams more than this far ahead of a follower's acknowledged position.
+    pub window_bytes: u64,
+    /// Resend from the last ack when acks stall this long with bytes outstanding.
+    pub retransmit_timeout_ms: u64,
+    /// The same NAK is not repeated more often than this.
+    pub nak_interval_us: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            backend: TransportBackend::Std,
+            security: Security::Mac,
+            mtu_bytes: 1408,
+            window_bytes: 4 << 20,
+            retransmit_timeout_ms: 20,
+            nak_interval_us: 2000,
+        }
+    }
+}
+
+impl TransportConfig {
+    pub fn validate(&self, entry_payload_bytes_max: u32) -> Result<(), String> {
+        if !(256..=65000).contains(&self.mtu_bytes) {
+            return Err(format!("transport.mtu_bytes is {}, it must be between 256 and 65000", self.mtu_bytes));
+        }
+        let entry_span = entry_span_bytes(entry_payload_bytes_max as usize);
+        if self.window_bytes < entry_span {
+            return Err(format!(
+                "transport.window_bytes is {}, it must hold at least one largest entry ({entry_span} bytes)",
+                self.window_bytes
+            ));
+        }
+        if self.retransmit_timeout_ms == 0 {
+            return Err("transport.retransmit_timeout_ms must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
 /// One member of the cluster as every member's config lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +182,8 @@ pub struct NodeConfig {
     pub members: Vec<MemberConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub transport: TransportConfig,
 }
 
 fn default_app() -> String {
@@ -160,7 +232,8 @@ impl NodeConfig {
         if !ids.contains(&self.member_id.0) {
             return Err(format!("member_id {} is not one of the members' ids {ids:?}", self.member_id.0));
         }
-        self.log.validate()
+        self.log.validate()?;
+        self.transport.validate(self.log.entry_payload_bytes_max)
     }
 
     pub fn cluster_id(&self) -> ClusterId {
@@ -192,6 +265,10 @@ address = "127.0.0.1:9003"
 cluster_id = 77
 segment_bytes = 4194304
 durability = "replicated"
+
+[transport]
+security = "aead"
+backend = "io_uring"
 "#;
 
     fn parse(text: &str) -> Result<NodeConfig, Error> {
@@ -207,6 +284,8 @@ durability = "replicated"
         assert_eq!(config.log.segment_bytes, 4 << 20);
         assert_eq!(config.log.entry_payload_bytes_max, ENTRY_PAYLOAD_BYTES_MAX_DEFAULT);
         assert_eq!(config.cluster_id(), ClusterId(77));
+        assert_eq!((config.transport.security, config.transport.backend), (Security::Aead, TransportBackend::IoUring));
+        assert_eq!(config.transport.mtu_bytes, 1408);
     }
 
     #[test]
@@ -225,6 +304,9 @@ durability = "replicated"
 
         let message = parse(&GOOD.replace("replicated", "sometimes")).unwrap_err().to_string();
         assert!(message.contains("sometimes"), "{message}");
+
+        let message = parse(&GOOD.replace("\"aead\"", "\"rot13\"")).unwrap_err().to_string();
+        assert!(message.contains("rot13"), "{message}");
 
         let message = parse(&format!("{GOOD}\nsegmnet_bytes = 4")).unwrap_err().to_string();
         assert!(message.contains("segmnet_bytes"), "a misspelt field is refused: {message}");

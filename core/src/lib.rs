@@ -16,7 +16,7 @@ pub mod idle;
 pub mod ids;
 
 pub use checksum::entry_checksum;
-pub use config::{Durability, LogConfig, MemberConfig, NodeConfig};
+pub use config::{Durability, LogConfig, MemberConfig, NodeConfig, Security, TransportBackend, TransportConfig};
 pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;
 pub use idle::{IdleStrategy, Idler};

@@ -22,23 +22,7 @@ use std::collections::BTreeMap;
 pub const TAG_BYTES: usize = 16;
 pub const KEY_BYTES: usize = 32;
 
-/// How frames are protected; the cluster's `security` setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Security {
-    #[default]
-    Mac,
-    Aead,
-}
-
-impl Security {
-    pub fn parse(name: &str) -> Option<Security> {
-        match name {
-            "mac" => Some(Security::Mac),
-            "aead" => Some(Security::Aead),
-            _ => None,
-        }
-    }
-}
+pub use ordo_core::Security;
 
 /// One secret's two subkeys.
 #[derive(Clone)]

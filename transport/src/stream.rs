@@ -43,6 +43,16 @@ impl Default for StreamConfig {
     }
 }
 
+impl From<&ordo_core::TransportConfig> for StreamConfig {
+    fn from(config: &ordo_core::TransportConfig) -> Self {
+        StreamConfig {
+            window_bytes: config.window_bytes,
+            retransmit_timeout_ns: config.retransmit_timeout_ms * 1_000_000,
+            nak_interval_ns: config.nak_interval_us * 1_000,
+        }
+    }
+}
+
 /// One Append frame's worth of log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk<'a> {

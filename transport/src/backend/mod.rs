@@ -53,23 +53,8 @@ pub trait Datagrams: Send {
     fn name(&self) -> &'static str;
 }
 
-/// Which backend to open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum BackendKind {
-    #[default]
-    Std,
-    IoUring,
-}
-
-impl BackendKind {
-    pub fn parse(name: &str) -> Option<BackendKind> {
-        match name {
-            "std" => Some(BackendKind::Std),
-            "io_uring" | "uring" => Some(BackendKind::IoUring),
-            _ => None,
-        }
-    }
-}
+/// Which backend to open: the config's `transport.backend`.
+pub use ordo_core::TransportBackend as BackendKind;
 
 /// Opens an endpoint bound to `addr`. If io_uring is asked for and the kernel refuses it
 /// (too old, or forbidden by a sandbox), falls back to the std backend and says so in the
