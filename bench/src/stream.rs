@@ -6,8 +6,8 @@ use ordo_core::{ClusterId, ClusterTimeNs, Durability, EntryMeta, LogConfig, Memb
 use ordo_log::Log;
 use ordo_transport::backend::{self, BackendKind};
 use ordo_transport::{
-    Body, Chunk, Endpoint, FaultConfig, FaultyNet, FrameCodec, FrameKey, FrameType, KeyRing, LogSource, PeerStream,
-    Received, Security, StreamConfig, StreamReceiver,
+    Body, Chunk, Endpoint, FaultConfig, FaultyNet, FrameCodec, FrameKey, FrameType, KeyRing, PeerStream, Received,
+    Security, StreamConfig, StreamReceiver,
 };
 use std::io;
 use std::time::{Duration, Instant};
@@ -47,17 +47,6 @@ fn endpoint(kind: BackendKind, member: u16, security: Security, loss: f64, seed:
     let faults = FaultConfig { loss, ..FaultConfig::NONE };
     let codec = FrameCodec::new(CLUSTER, MemberId(member), security, KeyRing::new(FrameKey::new(&[9; 32])), 1408);
     Ok(Endpoint::new(Box::new(FaultyNet::new(net, seed, faults)), codec))
-}
-
-struct Source<'a>(&'a Log);
-
-impl LogSource for Source<'_> {
-    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
-        self.0.read(position, usize::MAX).ok()
-    }
-    fn log_end(&self) -> Position {
-        self.0.position_append()
-    }
 }
 
 pub fn run(config: StreamRun) -> io::Result<StreamReport> {
@@ -137,7 +126,6 @@ pub fn run(config: StreamRun) -> io::Result<StreamReport> {
     let mut peers =
         [PeerStream::new(Position::ZERO, 0, stream_config), PeerStream::new(Position::ZERO, 0, stream_config)];
     let capacity = leader.codec().capacity_bytes(FrameType::Append);
-    let source = Source(&leader_log);
     let mut replies = Vec::new();
     while peers.iter().any(|p| p.position_acked() < end) && start.elapsed() < deadline {
         let now_ns = start.elapsed().as_nanos() as u64;
@@ -158,15 +146,9 @@ pub fn run(config: StreamRun) -> io::Result<StreamReport> {
         for (peer, stream) in peers.iter_mut().enumerate() {
             stream.on_tick(now_ns);
             let mut chunks = Vec::new();
-            work += stream.poll(&source, capacity, 64, &mut |chunk| chunks.push(chunk));
+            work += stream.poll(&leader_log, capacity, 64, &mut |chunk| chunks.push(chunk));
             for chunk in chunks {
-                let body = Body::Append {
-                    from_position: chunk.from_position,
-                    commit_position: Position::ZERO,
-                    checksum_prev: chunk.checksum_prev,
-                    fragment_offset: chunk.fragment_offset,
-                    bytes: chunk.bytes,
-                };
+                let body = chunk.to_body(Position::ZERO);
                 leader.queue(addresses[peer], Term(1), &body)?;
             }
         }

@@ -64,19 +64,9 @@ impl EntryKind {
         EntryKind::Padding,
     ];
 
-    pub const fn from_u8(value: u8) -> Option<Self> {
-        Some(match value {
-            1 => EntryKind::Command,
-            2 => EntryKind::NewLeadershipTerm,
-            3 => EntryKind::Timer,
-            4 => EntryKind::SessionOpen,
-            5 => EntryKind::SessionClose,
-            6 => EntryKind::SnapshotRequest,
-            7 => EntryKind::MembershipChange,
-            8 => EntryKind::NoOp,
-            9 => EntryKind::Padding,
-            _ => return None,
-        })
+    /// The kind numbered `value` on disk (`ALL` is in number order, from 1).
+    pub fn from_u8(value: u8) -> Option<Self> {
+        EntryKind::ALL.get(value.wrapping_sub(1) as usize).copied()
     }
 
     /// The lower-case name used by `ordo log dump`.
@@ -360,6 +350,16 @@ mod tests {
     fn decode_refuses_an_entry_read_at_the_wrong_position() {
         let (buf, _) = encoded(Position(96), 0, b"x");
         assert!(matches!(decode_entry(&buf, Position(128)), Err(Error::EntryMisplaced { .. })));
+    }
+
+    #[test]
+    fn kinds_are_numbered_from_one_in_order() {
+        for (i, kind) in EntryKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as u8, i as u8 + 1);
+            assert_eq!(EntryKind::from_u8(*kind as u8), Some(*kind));
+        }
+        assert_eq!(EntryKind::from_u8(0), None);
+        assert_eq!(EntryKind::from_u8(10), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod idle;
 pub mod ids;
+pub mod source;
 
 pub use checksum::entry_checksum;
 pub use config::{Durability, LogConfig, MemberConfig, NodeConfig, Security, TransportBackend, TransportConfig};
@@ -21,3 +22,4 @@ pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;
 pub use idle::{IdleStrategy, Idler};
 pub use ids::{ClusterId, ClusterTimeNs, MemberId, Position, SessionId, Term, align32};
+pub use source::LogSource;

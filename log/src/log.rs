@@ -539,6 +539,16 @@ impl Log {
     }
 }
 
+impl ordo_core::LogSource for Log {
+    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        self.read(position, usize::MAX).ok()
+    }
+
+    fn log_end(&self) -> Position {
+        self.position_append
+    }
+}
+
 /// Checks a log folder without modifying it (it may belong to a running member): every
 /// segment header, every entry's checksum and the whole chain from the first retained
 /// entry. Corruption is an error naming the file and position of the first bad entry.

@@ -668,6 +668,15 @@ mod tests {
     }
 
     #[test]
+    fn frame_types_are_numbered_from_one_in_order() {
+        for (i, frame_type) in FrameType::ALL.iter().enumerate() {
+            assert_eq!(*frame_type as u8, i as u8 + 1);
+        }
+        assert_eq!(FrameType::from_u8(0), None);
+        assert_eq!(FrameType::from_u8(14), None);
+    }
+
+    #[test]
     fn every_frame_type_round_trips_under_both_securities() {
         for security in [Security::Mac, Security::Aead] {
             let mut sender = codec(security, 1);

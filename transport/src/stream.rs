@@ -17,15 +17,7 @@
 use ordo_core::entry::read_header;
 use ordo_core::{EntryKind, HEADER_BYTES, Position};
 
-/// Where the stream reads log bytes from (the leader's log).
-pub trait LogSource {
-    /// Raw log bytes from `position`, zero copy: where they really start (a position in a
-    /// segment's unused last bytes moves to the next segment) and as many as are there, up
-    /// to the end of the log or of the segment. `None` when `position` is no longer in the
-    /// log (deleted after a snapshot): the follower needs the snapshot.
-    fn read_log(&self, position: Position) -> Option<(Position, &[u8])>;
-    fn log_end(&self) -> Position;
-}
+pub use ordo_core::LogSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
@@ -62,6 +54,29 @@ pub struct Chunk<'a> {
     /// Non-zero for the second and later fragments of one large entry.
     pub fragment_offset: u32,
     pub bytes: &'a [u8],
+}
+
+impl<'a> Chunk<'a> {
+    /// The Append frame body that carries this chunk.
+    pub fn to_body(self, commit_position: Position) -> crate::Body<'a> {
+        crate::Body::Append {
+            from_position: self.from_position,
+            commit_position,
+            checksum_prev: self.checksum_prev,
+            fragment_offset: self.fragment_offset,
+            bytes: self.bytes,
+        }
+    }
+
+    /// The chunk an Append frame body carries.
+    pub fn from_body(body: &crate::Body<'a>) -> Option<Chunk<'a>> {
+        match *body {
+            crate::Body::Append { from_position, checksum_prev, fragment_offset, bytes, .. } => {
+                Some(Chunk { from_position, checksum_prev, fragment_offset, bytes })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The leader's view of one follower's stream.
@@ -307,17 +322,6 @@ mod tests {
 
     const CAPACITY: usize = 1328;
 
-    struct Source<'a>(&'a Log);
-
-    impl LogSource for Source<'_> {
-        fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
-            self.0.read(position, usize::MAX).ok()
-        }
-        fn log_end(&self) -> Position {
-            self.0.position_append()
-        }
-    }
-
     fn log_with(dir: &std::path::Path, payloads: &[usize]) -> Log {
         let config = LogConfig {
             cluster_id: ClusterId(1),
@@ -337,9 +341,9 @@ mod tests {
         StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 1_000, nak_interval_ns: 100 }
     }
 
-    fn chunks<'a>(stream: &mut PeerStream, source: &'a Source<'_>, frames_max: usize) -> Vec<Chunk<'a>> {
+    fn chunks<'a>(stream: &mut PeerStream, log: &'a Log, frames_max: usize) -> Vec<Chunk<'a>> {
         let mut out = Vec::new();
-        stream.poll(source, CAPACITY, frames_max, &mut |chunk| out.push(chunk));
+        stream.poll(log, CAPACITY, frames_max, &mut |chunk| out.push(chunk));
         out
     }
 
@@ -360,9 +364,8 @@ mod tests {
     fn whole_entries_are_batched_up_to_the_frame_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 100]); // 128-byte entries: 10 a frame
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        let sent = chunks(&mut stream, &source, 64);
+        let sent = chunks(&mut stream, &log, 64);
         assert_eq!(sent.len(), 10);
         assert!(sent.iter().all(|c| c.bytes.len() == 1280 && c.fragment_offset == 0));
         assert_eq!(stream.position_next(), log.position_append());
@@ -374,9 +377,8 @@ mod tests {
     fn padding_travels_as_its_header_alone_and_ends_its_frame() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[1000; 70]); // 1088-byte entries: a segment holds 60
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        let sent = chunks(&mut stream, &source, 1000);
+        let sent = chunks(&mut stream, &log, 1000);
         // 1088-byte entries go one a frame; the segment's padding header rides at the end of
         // the frame before it, and nothing follows it in that frame.
         let ends_with_padding = |c: &&Chunk| {
@@ -402,9 +404,8 @@ mod tests {
     fn an_entry_larger_than_a_frame_goes_in_fragments_and_is_reassembled() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[10, 5000, 10]);
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        let sent = chunks(&mut stream, &source, 64);
+        let sent = chunks(&mut stream, &log, 64);
         let fragments: Vec<_> = sent.iter().filter(|c| c.from_position == Position(96)).collect();
         assert_eq!(fragments.len(), 4, "5064 bytes in 1328-byte pieces");
         assert_eq!(fragments.iter().map(|c| c.fragment_offset).collect::<Vec<_>>(), vec![0, 1328, 2656, 3984]);
@@ -419,15 +420,14 @@ mod tests {
     fn the_sender_stops_at_the_window_and_goes_on_after_an_ack() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 200]); // 25600 bytes
-        let source = Source(&log);
         let config = StreamConfig { window_bytes: 4096, ..config() };
         let mut stream = PeerStream::new(Position::ZERO, 0, config);
-        let sent = chunks(&mut stream, &source, 64);
+        let sent = chunks(&mut stream, &log, 64);
         assert_eq!(stream.position_next(), Position(4096), "three full frames and two entries fill 4096");
         assert_eq!(sent.len(), 4);
-        assert!(chunks(&mut stream, &source, 64).is_empty(), "nothing more until an ack");
+        assert!(chunks(&mut stream, &log, 64).is_empty(), "nothing more until an ack");
         stream.on_ack(Position(2560), 10);
-        assert_eq!(chunks(&mut stream, &source, 64).len(), 2);
+        assert_eq!(chunks(&mut stream, &log, 64).len(), 2);
         assert_eq!(stream.position_next(), Position(2560 + 4096));
     }
 
@@ -435,12 +435,11 @@ mod tests {
     fn a_nak_or_an_ack_timeout_rewinds_the_sender() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 50]);
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        chunks(&mut stream, &source, 64);
+        chunks(&mut stream, &log, 64);
         stream.on_nak(Position(1280), 10);
         assert_eq!((stream.position_next(), stream.position_acked()), (Position(1280), Position(1280)));
-        chunks(&mut stream, &source, 64);
+        chunks(&mut stream, &log, 64);
         stream.on_tick(500);
         assert_eq!(stream.position_next(), log.position_append(), "not yet timed out");
         stream.on_tick(1_010);
@@ -451,9 +450,8 @@ mod tests {
     fn the_receiver_takes_only_the_log_end_and_naks_a_gap_once_per_interval() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 30]);
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        let sent = chunks(&mut stream, &source, 64);
+        let sent = chunks(&mut stream, &log, 64);
         let mut receiver = StreamReceiver::new(config(), 8192);
         let end = Position(1280);
         assert_eq!(receiver.on_append(end, sent[0], 0), Received::Duplicate, "old bytes");
@@ -479,9 +477,8 @@ mod tests {
         use ordo_core::MemberId;
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 20]);
-        let source = Source(&log);
         let mut stream = PeerStream::new(Position::ZERO, 0, config());
-        let sent = chunks(&mut stream, &source, 64);
+        let sent = chunks(&mut stream, &log, 64);
         let keys = KeyRing::new(FrameKey::new(&[1; 32]));
         let mut leader = FrameCodec::new(ClusterId(1), MemberId(1), Security::Mac, keys.clone(), 1408);
         let follower_codec = FrameCodec::new(ClusterId(1), MemberId(2), Security::Mac, keys, 1408);
@@ -500,8 +497,7 @@ mod tests {
         for replay in 0..3 {
             let mut copy = datagram;
             let frame = follower_codec.decode(&mut copy[..length]).unwrap(); // a replay authenticates
-            let Body::Append { from_position, bytes, .. } = frame.body else { unreachable!() };
-            let chunk = Chunk { from_position, checksum_prev: 0, fragment_offset: 0, bytes };
+            let chunk = Chunk::from_body(&frame.body).expect("an Append frame");
             match receiver.on_append(follower.position_append(), chunk, replay) {
                 Received::Entries { position, bytes } => {
                     assert_eq!(replay, 0);

@@ -7,8 +7,8 @@ use ordo_core::{ClusterId, ClusterTimeNs, Durability, EntryMeta, LogConfig, Memb
 use ordo_log::Log;
 use ordo_transport::backend::{Datagrams, StdUdp, UringUdp};
 use ordo_transport::{
-    Body, Chunk, Endpoint, FaultConfig, FaultyNet, FrameCodec, FrameError, FrameKey, FrameType, KeyRing, LogSource,
-    PeerStream, Received, Security, StreamConfig, StreamReceiver,
+    Body, Chunk, Endpoint, FaultConfig, FaultyNet, FrameCodec, FrameError, FrameKey, FrameType, KeyRing, PeerStream,
+    Received, Security, StreamConfig, StreamReceiver,
 };
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,17 +23,6 @@ fn log_config() -> LogConfig {
         segment_bytes: SEGMENT_BYTES,
         durability: Durability::Replicated,
         entry_payload_bytes_max: 8192,
-    }
-}
-
-struct Source<'a>(&'a Log);
-
-impl LogSource for Source<'_> {
-    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
-        self.0.read(position, usize::MAX).ok()
-    }
-    fn log_end(&self) -> Position {
-        self.0.position_append()
     }
 }
 
@@ -141,20 +130,13 @@ impl Run {
                 self.peers[peer].on_ack(position, now_ns);
             }
         }
-        let source = Source(log);
         let capacity = self.leader.codec().capacity_bytes(FrameType::Append);
         for (peer, stream) in self.peers.iter_mut().enumerate() {
             stream.on_tick(now_ns);
             let mut chunks = Vec::new();
-            work += stream.poll(&source, capacity, 32, &mut |chunk| chunks.push(chunk));
+            work += stream.poll(log, capacity, 32, &mut |chunk| chunks.push(chunk));
             for chunk in chunks {
-                let body = Body::Append {
-                    from_position: chunk.from_position,
-                    commit_position: Position::ZERO,
-                    checksum_prev: chunk.checksum_prev,
-                    fragment_offset: chunk.fragment_offset,
-                    bytes: chunk.bytes,
-                };
+                let body = chunk.to_body(Position::ZERO);
                 self.leader.queue(addresses[peer], Term(1), &body).unwrap();
             }
             let ahead = stream.position_next().0.saturating_sub(stream.position_acked().0);
