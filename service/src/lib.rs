@@ -1,7 +1,12 @@
-//! `ordo-service`: a cluster member — the sans-I/O consensus module, the service
-//! container (apply loop, timers, snapshots, events), the agent runner, the client library
-//! and the deterministic simulator. It never depends on `ordo-apps`.
-//!
-//! Empty until the consensus and member issues land.
+//! `ordo-service`: a cluster member. Today: the consensus module ([`consensus`]), written
+//! sans-I/O — it reads the log through [`consensus::LogView`] and asks for every change
+//! (append, truncate, sync, vote, send, commit) as an [`consensus::Effect`] that a driver
+//! carries out — and the deterministic simulator ([`sim`]) that drives it over `SimNet` and an
+//! in-memory log on a virtual clock. The real driver, the service container, the client
+//! library and the runtime come with the member issue. It never depends on `ordo-apps`.
 
 #![forbid(unsafe_code)]
+
+pub mod consensus;
+pub mod mem_log;
+pub mod sim;

@@ -131,6 +131,15 @@ impl PeerStream {
         }
     }
 
+    /// Starts the stream again from `position`, forgetting what was acknowledged: the
+    /// follower's log was found to diverge before what it had acknowledged.
+    pub fn restart_at(&mut self, position: Position, now_ns: u64) {
+        self.position_next = position;
+        self.position_acked = position;
+        self.fragment_offset = 0;
+        self.progress_ns = now_ns;
+    }
+
     /// Rewinds to the last ack when acks have stalled with bytes outstanding.
     pub fn on_tick(&mut self, now_ns: u64) {
         let outstanding = self.position_next > self.position_acked || self.fragment_offset > 0;
@@ -246,6 +255,11 @@ impl StreamReceiver {
             fragments_bytes_max: entry_bytes_max,
             nak_last: None,
         }
+    }
+
+    /// The entry last reassembled from fragments (what `Received::Entries` pointed at).
+    pub fn reassembled(&self) -> &[u8] {
+        &self.fragments
     }
 
     /// Classifies an Append frame against the follower's log end `log_end`.

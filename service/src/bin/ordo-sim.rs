@@ -1,0 +1,77 @@
+//! Runs the deterministic simulator (until `ordo sim` wraps it).
+//!
+//! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none] [--json]
+//! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority]`
+
+use ordo_service::consensus::DeliberateBug;
+use ordo_service::sim::{self, Faults, SimConfig};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let number = |flag: &str, default: u64| {
+        value(flag).map_or(default, |v| {
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("ordo-sim: {flag} takes a whole number, not {v:?}");
+                std::process::exit(2)
+            })
+        })
+    };
+    let (first, count) = match value("--seed") {
+        Some(_) => (number("--seed", 0), 1),
+        None => (number("--first", 0), number("--seeds", 100)),
+    };
+    let members = number("--members", 3) as u16;
+    let faults = match value("--faults").as_deref() {
+        None | Some("all") => Faults::ALL,
+        Some("none") => Faults::NONE,
+        Some(other) => {
+            eprintln!("ordo-sim: --faults is all or none, not {other:?}");
+            std::process::exit(2)
+        }
+    };
+    let json = args.iter().any(|a| a == "--json");
+    // For showing the checkers catch a broken rule; never for real runs.
+    let deliberate_bug = match value("--deliberate-bug").as_deref() {
+        None => None,
+        Some("commit-by-count") => Some(DeliberateBug::CommitOlderTermByCount),
+        Some("vote-without-log-check") => Some(DeliberateBug::VoteWithoutLogCheck),
+        Some("commit-without-majority") => Some(DeliberateBug::CommitWithoutMajority),
+        Some(other) => {
+            eprintln!(
+                "ordo-sim: --deliberate-bug is commit-by-count, vote-without-log-check or commit-without-majority, not {other:?}"
+            );
+            std::process::exit(2)
+        }
+    };
+    let start = Instant::now();
+    let (mut failures, mut ticks, mut commits) = (0u64, 0u64, 0u64);
+    for seed in first..first + count {
+        match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
+            Ok(stats) => {
+                ticks += stats.ticks;
+                commits += stats.proposals;
+            }
+            Err(failure) => {
+                failures += 1;
+                eprintln!("{failure}\n");
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{{\"seeds\": {count}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}}}"
+        );
+    } else {
+        println!(
+            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} commands proposed ({:.0}/s), {seconds:.1} s",
+            ticks as f64 / seconds,
+            commits as f64 / seconds
+        );
+    }
+    if failures > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,763 @@
+//! The consensus module: election, sequencing, replication and quorum commit, sans-I/O.
+//!
+//! It owns no socket, file, thread or clock. The driver (the real member, or the simulator)
+//! hands it time and messages; it reads the log through [`LogView`] and writes nothing
+//! itself: every change comes out as an [`Effect`] (store the vote, append, append the
+//! leader's bytes, truncate, sync, send, commit) that the driver carries out, in order,
+//! before it calls in again. After a `Sync` the driver reports the new durable position
+//! with [`Consensus::on_durable`].
+//!
+//! The rules are Raft's, in Aeron Cluster's shape: positions are byte offsets, the leader
+//! streams raw log bytes (via `ordo_transport::PeerStream`), and a follower's log is
+//! byte-identical to the leader's.
+//! - Election: randomized timeouts; a pre-vote round first (a member cut off and rejoining
+//!   does not depose a healthy leader: nobody who heard from the leader lately grants it);
+//!   one vote per term, stored before it is answered; granted only to a candidate whose
+//!   (last term, end position) is at least the voter's.
+//! - The new leader appends a new-leadership-term entry; commit = the highest position
+//!   durable on a majority (leader included), counted only past that entry, so entries of
+//!   older terms commit only under one of the leader's own.
+//! - A follower accepts bytes only where its log agrees with the leader's (the chunk's
+//!   `checksum_prev` equals the checksum of its own entry before it); an entry that differs
+//!   is where its tail diverges, and is truncated; disagreement before the chunk is answered
+//!   with a NAK hinting where its last term began, and the leader restarts from there.
+//! - A leader that has not heard from a majority for an election timeout steps down.
+
+use ordo_core::entry::read_header;
+use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, MemberId, Position, SessionId, Term};
+use ordo_transport::{Body, Chunk, PeerStream, Received, StreamConfig, StreamReceiver};
+
+/// What consensus reads of the log. Implemented by `ordo_log::Log` and the simulator's
+/// in-memory log.
+pub trait LogView: LogSource {
+    /// The term of the last entry (0 for an empty log).
+    fn last_term(&self) -> Term;
+    /// The term of the entry holding `position`.
+    fn term_at(&self, position: Position) -> Option<Term>;
+    /// The first position of `term` in the log.
+    fn term_start(&self, term: Term) -> Option<Position>;
+    /// The checksum an entry starting at `position` must name as its previous one: the
+    /// checksum of the entry before it. `None` if no entry starts (or the log ends) there.
+    fn checksum_before(&self, position: Position) -> Option<u32>;
+    /// The checksum of the entry starting at `position`.
+    fn checksum_of_entry_at(&self, position: Position) -> Option<u32>;
+    fn position_durable(&self) -> Position;
+}
+
+impl LogView for ordo_log::Log {
+    fn last_term(&self) -> Term {
+        ordo_log::Log::last_term(self)
+    }
+    fn term_at(&self, position: Position) -> Option<Term> {
+        self.terms().term_at(position)
+    }
+    fn term_start(&self, term: Term) -> Option<Position> {
+        self.terms().first_position(term)
+    }
+    fn checksum_before(&self, position: Position) -> Option<u32> {
+        if ordo_log::segments::entry_start(position, self.config().segment_bytes) == self.position_append() {
+            return Some(self.checksum_last());
+        }
+        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum_prev())
+    }
+    fn checksum_of_entry_at(&self, position: Position) -> Option<u32> {
+        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum())
+    }
+    fn position_durable(&self) -> Position {
+        ordo_log::Log::position_durable(self)
+    }
+}
+
+/// The most members a cluster has (1, 3 or 5 in practice).
+pub const MEMBERS_MAX: usize = 7;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// The small messages consensus sends (Append frames go through [`Consensus::poll_appends`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message {
+    VoteRequest {
+        pre_vote: bool,
+        last_term: Term,
+        last_position: Position,
+    },
+    VoteResponse {
+        pre_vote: bool,
+        granted: bool,
+    },
+    /// `position_append`: how far the follower's log is known to match the leader's;
+    /// `position_durable`: how much of that is durable.
+    AppendAck {
+        position_append: Position,
+        position_durable: Position,
+    },
+    /// The follower needs the stream from `position` (a gap, or a divergence hint).
+    Nak {
+        position: Position,
+    },
+    Heartbeat {
+        position_commit: Position,
+        position_append: Position,
+    },
+}
+
+impl Message {
+    /// The frame body that carries this message.
+    pub fn to_body(self) -> Body<'static> {
+        match self {
+            Message::VoteRequest { pre_vote, last_term, last_position } => {
+                Body::VoteRequest { pre_vote, last_term, last_position }
+            }
+            Message::VoteResponse { pre_vote, granted } => Body::VoteResponse { pre_vote, granted },
+            Message::AppendAck { position_append, position_durable } => {
+                Body::AppendAck { position_append, position_durable }
+            }
+            Message::Nak { position } => Body::Nak { position },
+            Message::Heartbeat { position_commit, position_append } => {
+                Body::Heartbeat { position_commit, position_append }
+            }
+        }
+    }
+
+    /// The message a frame body carries, if it is one of consensus' small messages.
+    pub fn from_body(body: &Body<'_>) -> Option<Message> {
+        Some(match *body {
+            Body::VoteRequest { pre_vote, last_term, last_position } => {
+                Message::VoteRequest { pre_vote, last_term, last_position }
+            }
+            Body::VoteResponse { pre_vote, granted } => Message::VoteResponse { pre_vote, granted },
+            Body::AppendAck { position_append, position_durable } => {
+                Message::AppendAck { position_append, position_durable }
+            }
+            Body::Nak { position } => Message::Nak { position },
+            Body::Heartbeat { position_commit, position_append } => {
+                Message::Heartbeat { position_commit, position_append }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// What an Append frame carried, as consensus sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Append<'a> {
+    pub chunk: Chunk<'a>,
+    pub commit_position: Position,
+}
+
+/// Where the bytes of an `AppendRaw` are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendBytes<'a> {
+    /// In the frame just handed in.
+    Frame(&'a [u8]),
+    /// Reassembled from fragments: [`Consensus::reassembled`].
+    Reassembled,
+}
+
+/// A change for the driver to carry out, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// Store (term, vote) durably before carrying out anything after it.
+    StoreVote {
+        term: Term,
+        voted_for: Option<MemberId>,
+    },
+    /// The leader appends an entry of its own.
+    Append {
+        meta: EntryMeta,
+        payload: &'a [u8],
+    },
+    /// A follower appends the leader's bytes at `position` (its log's end).
+    AppendRaw {
+        position: Position,
+        bytes: AppendBytes<'a>,
+    },
+    /// Drop everything at and after `position` (a divergent, uncommitted tail).
+    Truncate {
+        position: Position,
+    },
+    /// Make the appends durable, then call `on_durable`.
+    Sync,
+    Send {
+        to: MemberId,
+        term: Term,
+        message: Message,
+    },
+    /// Everything below `position` is committed (it only grows).
+    Commit {
+        position: Position,
+    },
+    RoleChanged {
+        role: Role,
+        term: Term,
+        leader: Option<MemberId>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    pub member: MemberId,
+    /// Every member, this one included.
+    pub members: Vec<MemberId>,
+    /// Election timeouts are drawn from `[election_timeout_ns, 2 × election_timeout_ns)`.
+    pub election_timeout_ns: u64,
+    pub heartbeat_interval_ns: u64,
+    pub stream: StreamConfig,
+    /// The largest entry, header included (bounds fragment reassembly).
+    pub entry_bytes_max: usize,
+    /// Seeds the election-timeout randomness (deterministic in the simulator).
+    pub seed: u64,
+    /// A rule to break on purpose, to show the simulator catches it. Always `None` outside
+    /// the simulator's own tests.
+    pub deliberate_bug: Option<DeliberateBug>,
+}
+
+/// Rules the simulator's tests break on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliberateBug {
+    /// Commit by count alone, even entries of older terms (Raft's figure 8).
+    CommitOlderTermByCount,
+    /// Grant votes without comparing logs.
+    VoteWithoutLogCheck,
+    /// Commit what the leader alone has made durable.
+    CommitWithoutMajority,
+}
+
+/// Why a proposal was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotLeader {
+    /// Try this member.
+    Redirect(MemberId),
+    /// No leader is known yet: retry later.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    id: MemberId,
+    stream: PeerStream,
+    durable: Position,
+    heard_ns: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Consensus {
+    config: ConsensusConfig,
+    role: Role,
+    term: Term,
+    voted_for: Option<MemberId>,
+    leader: Option<MemberId>,
+    rng: fastrand::Rng,
+    election_deadline_ns: u64,
+    leader_heard_ns: Option<u64>,
+    /// Pre-votes or votes granted to this member in the current round.
+    granted: Vec<MemberId>,
+    pre_voting: bool,
+    peers: Vec<Peer>,
+    /// Where this leader's first entry of its term went: commit counts only past it.
+    term_start: Position,
+    heartbeat_due_ns: u64,
+    commit: Position,
+    receiver: StreamReceiver,
+    /// How far this follower's log is known to match the current leader's.
+    matched: Position,
+}
+
+impl Consensus {
+    /// A member starting (or restarting) with the vote it stored and its log.
+    pub fn new(config: ConsensusConfig, term: Term, voted_for: Option<MemberId>, now_ns: u64) -> Self {
+        assert!(config.members.contains(&config.member), "a member is one of the members");
+        assert!(config.members.len() <= MEMBERS_MAX);
+        let receiver = StreamReceiver::new(config.stream, config.entry_bytes_max);
+        let mut consensus = Consensus {
+            rng: fastrand::Rng::with_seed(config.seed),
+            role: Role::Follower,
+            term,
+            voted_for,
+            leader: None,
+            election_deadline_ns: 0,
+            leader_heard_ns: None,
+            granted: Vec::with_capacity(config.members.len()),
+            pre_voting: false,
+            peers: Vec::new(),
+            term_start: Position::ZERO,
+            heartbeat_due_ns: 0,
+            commit: Position::ZERO,
+            receiver,
+            matched: Position::ZERO,
+            config,
+        };
+        consensus.reset_election_deadline(now_ns);
+        consensus
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn leader(&self) -> Option<MemberId> {
+        self.leader
+    }
+    pub fn commit_position(&self) -> Position {
+        self.commit
+    }
+    pub fn member(&self) -> MemberId {
+        self.config.member
+    }
+
+    fn majority(&self) -> usize {
+        self.config.members.len() / 2 + 1
+    }
+
+    fn send_all(&self, term: Term, message: Message, out: &mut Vec<Effect<'_>>) {
+        for &to in &self.config.members {
+            if to != self.config.member {
+                out.push(Effect::Send { to, term, message });
+            }
+        }
+    }
+
+    fn reset_election_deadline(&mut self, now_ns: u64) {
+        let timeout = self.config.election_timeout_ns;
+        self.election_deadline_ns = now_ns + timeout + self.rng.u64(0..timeout.max(1));
+    }
+
+    fn up_to_date(log: &dyn LogView, last_term: Term, last_position: Position) -> bool {
+        (last_term, last_position) >= (log.last_term(), log.log_end())
+    }
+
+    /// Moves to `term` as a follower (a newer term was seen), forgetting any vote.
+    fn become_follower(&mut self, term: Term, leader: Option<MemberId>, out: &mut Vec<Effect<'_>>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            out.push(Effect::StoreVote { term, voted_for: None });
+        }
+        let changed = self.role != Role::Follower || self.leader != leader;
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.pre_voting = false;
+        self.peers.clear();
+        if changed {
+            self.matched = Position::ZERO;
+            out.push(Effect::RoleChanged { role: Role::Follower, term: self.term, leader });
+        }
+    }
+
+    /// Time passes: elections start, heartbeats go out, a cut-off leader steps down.
+    pub fn on_tick(&mut self, now_ns: u64, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        match self.role {
+            Role::Leader => {
+                let timeout = self.config.election_timeout_ns;
+                let heard = 1 + self.peers.iter().filter(|p| now_ns.saturating_sub(p.heard_ns) < timeout).count();
+                if heard < self.majority() {
+                    self.become_follower(self.term, None, out);
+                    self.reset_election_deadline(now_ns);
+                    return;
+                }
+                for peer in &mut self.peers {
+                    peer.stream.on_tick(now_ns);
+                }
+                if now_ns >= self.heartbeat_due_ns {
+                    self.heartbeat_due_ns = now_ns + self.config.heartbeat_interval_ns;
+                    let message = Message::Heartbeat { position_commit: self.commit, position_append: log.log_end() };
+                    self.send_all(self.term, message, out);
+                }
+            }
+            Role::Follower | Role::Candidate => {
+                if now_ns >= self.election_deadline_ns {
+                    self.start_pre_vote(now_ns, log, out);
+                }
+            }
+        }
+    }
+
+    fn start_pre_vote(&mut self, now_ns: u64, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        self.reset_election_deadline(now_ns);
+        self.pre_voting = true;
+        self.leader = None;
+        self.granted.clear();
+        self.granted.push(self.config.member);
+        if self.granted.len() >= self.majority() {
+            return self.start_election(now_ns, log, out); // a cluster of one
+        }
+        // A pre-vote asks about the next term without moving to it.
+        let message = Message::VoteRequest { pre_vote: true, last_term: log.last_term(), last_position: log.log_end() };
+        self.send_all(Term(self.term.0 + 1), message, out);
+    }
+
+    fn start_election(&mut self, now_ns: u64, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        self.pre_voting = false;
+        self.role = Role::Candidate;
+        self.term = Term(self.term.0 + 1);
+        self.voted_for = Some(self.config.member);
+        self.leader = None;
+        out.push(Effect::StoreVote { term: self.term, voted_for: self.voted_for });
+        out.push(Effect::RoleChanged { role: Role::Candidate, term: self.term, leader: None });
+        self.reset_election_deadline(now_ns);
+        self.granted.clear();
+        self.granted.push(self.config.member);
+        if self.granted.len() >= self.majority() {
+            return self.become_leader(now_ns, log, out);
+        }
+        let message =
+            Message::VoteRequest { pre_vote: false, last_term: log.last_term(), last_position: log.log_end() };
+        self.send_all(self.term, message, out);
+    }
+
+    fn become_leader(&mut self, now_ns: u64, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        self.role = Role::Leader;
+        self.leader = Some(self.config.member);
+        let end = log.log_end();
+        self.term_start = end;
+        let me = self.config.member;
+        self.peers = (self.config.members.iter().copied().filter(|&m| m != me))
+            .map(|id| Peer {
+                id,
+                stream: PeerStream::new(end, now_ns, self.config.stream),
+                durable: Position::ZERO,
+                heard_ns: now_ns,
+            })
+            .collect();
+        self.heartbeat_due_ns = now_ns;
+        out.push(Effect::RoleChanged { role: Role::Leader, term: self.term, leader: self.leader });
+        let meta = EntryMeta {
+            kind: EntryKind::NewLeadershipTerm,
+            flags: 0,
+            term: self.term,
+            timestamp: ClusterTimeNs(now_ns),
+            session: SessionId(0),
+            correlation_id: 0,
+        };
+        out.push(Effect::Append { meta, payload: &[] });
+        out.push(Effect::Sync);
+    }
+
+    /// A client command, sequenced if this member leads: appended with the leader's time.
+    pub fn propose<'a>(
+        &mut self,
+        now_ns: u64,
+        session: SessionId,
+        correlation_id: u64,
+        payload: &'a [u8],
+        out: &mut Vec<Effect<'a>>,
+    ) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(self.leader.map_or(NotLeader::Unknown, NotLeader::Redirect));
+        }
+        let meta = EntryMeta::command(self.term, ClusterTimeNs(now_ns), session, correlation_id);
+        out.push(Effect::Append { meta, payload });
+        out.push(Effect::Sync);
+        Ok(())
+    }
+
+    /// A small message from another member.
+    pub fn on_message(
+        &mut self,
+        now_ns: u64,
+        from: MemberId,
+        term: Term,
+        message: Message,
+        log: &dyn LogView,
+        out: &mut Vec<Effect<'_>>,
+    ) {
+        if !self.config.members.contains(&from) || from == self.config.member {
+            return;
+        }
+        match message {
+            Message::VoteRequest { pre_vote: true, last_term, last_position } => {
+                let leader_fresh = self.role == Role::Leader
+                    || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
+                let log_ok = Self::up_to_date(log, last_term, last_position)
+                    || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
+                let granted = term > self.term && !leader_fresh && log_ok;
+                out.push(Effect::Send { to: from, term, message: Message::VoteResponse { pre_vote: true, granted } });
+            }
+            Message::VoteRequest { pre_vote: false, last_term, last_position } => {
+                if term > self.term {
+                    self.become_follower(term, None, out);
+                }
+                let log_ok = Self::up_to_date(log, last_term, last_position)
+                    || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
+                let granted = term == self.term
+                    && self.role == Role::Follower
+                    && self.voted_for.is_none_or(|v| v == from)
+                    && log_ok;
+                if granted {
+                    self.voted_for = Some(from);
+                    out.push(Effect::StoreVote { term, voted_for: Some(from) });
+                    self.reset_election_deadline(now_ns);
+                }
+                out.push(Effect::Send {
+                    to: from,
+                    term: self.term,
+                    message: Message::VoteResponse { pre_vote: false, granted },
+                });
+            }
+            Message::VoteResponse { pre_vote: true, granted } => {
+                if self.pre_voting && granted && term == Term(self.term.0 + 1) && !self.granted.contains(&from) {
+                    self.granted.push(from);
+                    if self.granted.len() >= self.majority() {
+                        self.start_election(now_ns, log, out);
+                    }
+                }
+            }
+            Message::VoteResponse { pre_vote: false, granted } => {
+                if term > self.term {
+                    self.become_follower(term, None, out);
+                } else if self.role == Role::Candidate && term == self.term && granted && !self.granted.contains(&from)
+                {
+                    self.granted.push(from);
+                    if self.granted.len() >= self.majority() {
+                        self.become_leader(now_ns, log, out);
+                    }
+                }
+            }
+            Message::AppendAck { position_append, position_durable } => {
+                if term > self.term {
+                    return self.become_follower(term, None, out);
+                }
+                if self.role != Role::Leader || term != self.term {
+                    return;
+                }
+                if let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) {
+                    peer.heard_ns = now_ns;
+                    peer.stream.on_ack(position_append, now_ns);
+                    peer.durable = peer.durable.max(position_durable);
+                }
+                self.advance_commit(log, out);
+            }
+            Message::Nak { position } => {
+                if term > self.term {
+                    return self.become_follower(term, None, out);
+                }
+                if self.role != Role::Leader || term != self.term {
+                    return;
+                }
+                let restart = self.restart_point(log, position);
+                if let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) {
+                    peer.heard_ns = now_ns;
+                    if restart < peer.stream.position_acked() {
+                        peer.stream.restart_at(restart, now_ns); // the follower diverges earlier
+                    } else {
+                        peer.stream.on_nak(restart, now_ns);
+                    }
+                }
+            }
+            Message::Heartbeat { position_commit, position_append } => {
+                if !self.accept_leader(now_ns, from, term, out) {
+                    return;
+                }
+                let _ = position_append;
+                self.follow_commit(position_commit, out);
+                self.ack(from, log, out);
+            }
+        }
+    }
+
+    /// The position to resend from for a follower whose NAK says `hint`: the hint itself
+    /// when an entry of this log starts there, else the start of the term holding it.
+    fn restart_point(&self, log: &dyn LogView, hint: Position) -> Position {
+        let end = log.log_end();
+        if hint >= end {
+            return end;
+        }
+        if log.checksum_before(hint).is_some() {
+            return hint;
+        }
+        log.term_at(hint).and_then(|t| log.term_start(t)).unwrap_or(Position::ZERO)
+    }
+
+    /// A message from `from` claiming leadership of `term`: true if it is this member's leader.
+    fn accept_leader(&mut self, now_ns: u64, from: MemberId, term: Term, out: &mut Vec<Effect<'_>>) -> bool {
+        if term < self.term {
+            // A stale leader: tell it the current term so it steps down.
+            out.push(Effect::Send {
+                to: from,
+                term: self.term,
+                message: Message::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO },
+            });
+            return false;
+        }
+        if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(term, Some(from), out);
+        }
+        self.leader_heard_ns = Some(now_ns);
+        self.reset_election_deadline(now_ns);
+        true
+    }
+
+    fn follow_commit(&mut self, leader_commit: Position, out: &mut Vec<Effect<'_>>) {
+        let commit = leader_commit.min(self.matched);
+        if commit > self.commit {
+            self.commit = commit;
+            out.push(Effect::Commit { position: commit });
+        }
+    }
+
+    fn ack(&self, leader: MemberId, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        let message = Message::AppendAck {
+            position_append: self.matched,
+            position_durable: log.position_durable().min(self.matched),
+        };
+        out.push(Effect::Send { to: leader, term: self.term, message });
+    }
+
+    /// An Append frame from the leader: accept what agrees with this log, truncate where
+    /// it diverges, NAK a gap or an earlier disagreement.
+    pub fn on_append<'a>(
+        &mut self,
+        now_ns: u64,
+        from: MemberId,
+        term: Term,
+        append: Append<'a>,
+        log: &dyn LogView,
+        out: &mut Vec<Effect<'a>>,
+    ) {
+        if !self.accept_leader(now_ns, from, term, out) {
+            return;
+        }
+        let chunk = append.chunk;
+        let end = log.log_end();
+        let nak = |position: Position, out: &mut Vec<Effect<'a>>, term: Term| {
+            out.push(Effect::Send { to: from, term, message: Message::Nak { position } });
+        };
+        if chunk.fragment_offset == 0 && chunk.from_position <= end {
+            // Does this log agree with the leader's up to the chunk?
+            match log.checksum_before(chunk.from_position) {
+                Some(checksum) if checksum == chunk.checksum_prev => {}
+                _ => {
+                    // It diverges earlier: hint where this log's last term before the chunk began.
+                    let before = Position(chunk.from_position.0.saturating_sub(1));
+                    let hint = log.term_at(before).and_then(|t| log.term_start(t)).unwrap_or(Position::ZERO);
+                    return nak(hint.min(end), out, self.term);
+                }
+            }
+            self.matched = self.matched.max(chunk.from_position);
+            // Skip the entries this log already has; truncate at the first that differs.
+            let (mut position, mut offset) = (chunk.from_position, 0usize);
+            while position < end {
+                let Some(header) = chunk.bytes.get(offset..).and_then(read_header) else { break };
+                if log.checksum_of_entry_at(position) != Some(header.checksum.get()) {
+                    out.push(Effect::Truncate { position });
+                    self.matched = self.matched.min(position);
+                    break;
+                }
+                position = Position(position.0 + header.span_bytes());
+                offset = (offset + header.span_bytes() as usize).min(chunk.bytes.len());
+                self.matched = self.matched.max(position);
+            }
+            let rest = &chunk.bytes[offset.min(chunk.bytes.len())..];
+            if rest.is_empty() {
+                self.follow_commit(append.commit_position, out);
+                return self.ack(from, log, out);
+            }
+            // `position` is where this log ends once any Truncate above is carried out.
+            let first_is_partial = read_header(rest)
+                .is_some_and(|h| h.kind() != Some(EntryKind::Padding) && h.length_bytes() as usize > rest.len());
+            if first_is_partial {
+                let first = Chunk { from_position: position, checksum_prev: 0, fragment_offset: 0, bytes: rest };
+                let _ = self.receiver.on_append(position, first, now_ns); // kept until whole
+            } else {
+                out.push(Effect::AppendRaw { position, bytes: AppendBytes::Frame(rest) });
+                self.matched = self.matched.max(Position(position.0 + whole_entries_span(rest)));
+                out.push(Effect::Sync);
+            }
+            return self.follow_commit(append.commit_position, out);
+        }
+        let outcome = match self.receiver.on_append(end, chunk, now_ns) {
+            Received::Entries { position, bytes } => Ok(Some((position, whole_entries_span(bytes)))),
+            Received::Gap { nak } => Err(nak),
+            Received::Duplicate => Ok(None),
+            Received::Fragment => Err(None),
+        };
+        match outcome {
+            Ok(Some((position, span))) => {
+                out.push(Effect::AppendRaw { position, bytes: AppendBytes::Reassembled });
+                self.matched = self.matched.max(Position(position.0 + span));
+                out.push(Effect::Sync);
+                self.follow_commit(append.commit_position, out);
+            }
+            Ok(None) => self.ack(from, log, out),
+            Err(Some(position)) => nak(position, out, self.term),
+            Err(None) => {}
+        }
+    }
+
+    /// The entry reassembled from fragments, for an `AppendRaw` with `Reassembled` bytes.
+    pub fn reassembled(&self) -> &[u8] {
+        self.receiver.reassembled()
+    }
+
+    /// The driver made the log durable up to `log.position_durable()`.
+    pub fn on_durable(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.advance_commit(log, out),
+            (Role::Follower, Some(leader)) => self.ack(leader, log, out),
+            _ => {}
+        }
+    }
+
+    fn advance_commit(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        // At most MEMBERS_MAX members: sorted on the stack, no allocation on the commit path.
+        let mut durable = [Position::ZERO; MEMBERS_MAX];
+        durable[0] = log.position_durable();
+        for (slot, peer) in durable[1..].iter_mut().zip(&self.peers) {
+            *slot = peer.durable;
+        }
+        let members = self.peers.len() + 1;
+        durable[..members].sort_unstable_by(|a, b| b.cmp(a));
+        let quorum =
+            if self.config.deliberate_bug == Some(DeliberateBug::CommitWithoutMajority) { 1 } else { self.majority() };
+        let candidate = durable[quorum - 1];
+        // Only past this leader's first entry: an older term's entry commits under ours.
+        let past_term_start =
+            candidate > self.term_start || self.config.deliberate_bug == Some(DeliberateBug::CommitOlderTermByCount);
+        if past_term_start && candidate > self.commit {
+            self.commit = candidate;
+            out.push(Effect::Commit { position: candidate });
+        }
+    }
+
+    /// Hands `emit` the Append chunks due to each follower (leader only).
+    pub fn poll_appends<'a>(
+        &mut self,
+        log: &'a dyn LogView,
+        capacity_bytes: usize,
+        frames_max: usize,
+        emit: &mut dyn FnMut(MemberId, Term, Append<'a>),
+    ) -> usize {
+        if self.role != Role::Leader {
+            return 0;
+        }
+        let (term, commit_position) = (self.term, self.commit);
+        let mut frames = 0;
+        for peer in &mut self.peers {
+            let id = peer.id;
+            frames += peer
+                .stream
+                .poll(log, capacity_bytes, frames_max, &mut |chunk| emit(id, term, Append { chunk, commit_position }));
+        }
+        frames
+    }
+}
+
+/// The log positions covered by a run of whole entries (padding spans to its segment end).
+fn whole_entries_span(bytes: &[u8]) -> u64 {
+    let (mut span, mut offset) = (0u64, 0usize);
+    while let Some(header) = bytes.get(offset..).and_then(read_header) {
+        span += header.span_bytes();
+        if header.kind() == Some(EntryKind::Padding) {
+            break;
+        }
+        offset += header.span_bytes() as usize;
+    }
+    span
+}
