@@ -761,3 +761,316 @@ fn whole_entries_span(bytes: &[u8]) -> u64 {
     }
     span
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem_log::MemLog;
+
+    const TIMEOUT: u64 = 100;
+
+    fn config(member: u16) -> ConsensusConfig {
+        ConsensusConfig {
+            member: MemberId(member),
+            members: vec![MemberId(1), MemberId(2), MemberId(3)],
+            election_timeout_ns: TIMEOUT,
+            heartbeat_interval_ns: 10,
+            stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 50, nak_interval_ns: 5 },
+            entry_bytes_max: 4096,
+            seed: 1,
+            deliberate_bug: None,
+        }
+    }
+
+    fn follower(member: u16) -> Consensus {
+        Consensus::new(config(member), Term::ZERO, None, 0)
+    }
+
+    fn command(term: u64, k: u8) -> (EntryMeta, Vec<u8>) {
+        (EntryMeta::command(Term(term), ClusterTimeNs(0), SessionId(1), k as u64), vec![k; 20])
+    }
+
+    fn log_of(terms: &[u64]) -> MemLog {
+        let mut log = MemLog::new();
+        for (k, &term) in terms.iter().enumerate() {
+            let (meta, payload) = command(term, k as u8);
+            log.append(&meta, &payload).unwrap();
+        }
+        log.sync();
+        log
+    }
+
+    fn sends(out: &[Effect<'_>]) -> Vec<(MemberId, Term, Message)> {
+        out.iter()
+            .filter_map(|e| match *e {
+                Effect::Send { to, term, message } => Some((to, term, message)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drives member 1 from follower to leader of term 1 with votes from 2 and 3.
+    fn leader(log: &MemLog) -> (Consensus, u64) {
+        // A member whose stored term is that of its log's last entry, as after a restart.
+        let mut node = Consensus::new(config(1), log.last_term(), None, 0);
+        let mut out = Vec::new();
+        let now = 3 * TIMEOUT;
+        node.on_tick(now, log, &mut out);
+        let granted = |pre_vote| Message::VoteResponse { pre_vote, granted: true };
+        let next = Term(node.term().0 + 1);
+        node.on_message(now, MemberId(2), next, granted(true), log, &mut out);
+        node.on_message(now, MemberId(2), node.term(), granted(false), log, &mut out);
+        assert_eq!(node.role(), Role::Leader);
+        (node, now)
+    }
+
+    #[test]
+    fn a_follower_pre_votes_after_its_timeout_without_moving_its_term() {
+        let log = MemLog::new();
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        node.on_tick(TIMEOUT - 1, &log, &mut out);
+        assert!(out.is_empty(), "not before the timeout");
+        node.on_tick(2 * TIMEOUT, &log, &mut out);
+        let sent = sends(&out);
+        assert_eq!(sent.len(), 2);
+        assert!(
+            sent.iter()
+                .all(|(_, term, m)| *term == Term(1) && matches!(m, Message::VoteRequest { pre_vote: true, .. }))
+        );
+        assert_eq!(node.term(), Term::ZERO);
+        assert!(!out.iter().any(|e| matches!(e, Effect::StoreVote { .. })), "a pre-vote stores nothing");
+    }
+
+    #[test]
+    fn a_won_pre_vote_starts_an_election_whose_vote_is_stored_before_any_request() {
+        let log = MemLog::new();
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        node.on_tick(2 * TIMEOUT, &log, &mut out);
+        out.clear();
+        node.on_message(
+            2 * TIMEOUT,
+            MemberId(3),
+            Term(1),
+            Message::VoteResponse { pre_vote: true, granted: true },
+            &log,
+            &mut out,
+        );
+        assert_eq!((node.role(), node.term()), (Role::Candidate, Term(1)));
+        let store = out.iter().position(|e| *e == Effect::StoreVote { term: Term(1), voted_for: Some(MemberId(1)) });
+        let first_send = out.iter().position(|e| matches!(e, Effect::Send { .. }));
+        assert!(store.unwrap() < first_send.unwrap(), "{out:?}");
+    }
+
+    #[test]
+    fn one_vote_per_term_stored_before_the_answer() {
+        let log = MemLog::new();
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        let request = Message::VoteRequest { pre_vote: false, last_term: Term::ZERO, last_position: Position::ZERO };
+        node.on_message(5, MemberId(2), Term(1), request, &log, &mut out);
+        assert_eq!(out[0], Effect::StoreVote { term: Term(1), voted_for: None });
+        assert_eq!(out[1], Effect::StoreVote { term: Term(1), voted_for: Some(MemberId(2)) });
+        assert_eq!(sends(&out), vec![(MemberId(2), Term(1), Message::VoteResponse { pre_vote: false, granted: true })]);
+        out.clear();
+        node.on_message(6, MemberId(3), Term(1), request, &log, &mut out);
+        assert_eq!(
+            sends(&out),
+            vec![(MemberId(3), Term(1), Message::VoteResponse { pre_vote: false, granted: false })]
+        );
+        // A restarted member keeps its vote.
+        let mut restarted = Consensus::new(config(1), Term(1), Some(MemberId(2)), 10);
+        out.clear();
+        restarted.on_message(11, MemberId(3), Term(1), request, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
+    }
+
+    #[test]
+    fn a_vote_is_refused_to_a_candidate_whose_log_is_behind() {
+        let log = log_of(&[1, 2]);
+        let mut node = Consensus::new(config(1), Term(2), None, 0);
+        let mut out = Vec::new();
+        let behind = Message::VoteRequest { pre_vote: false, last_term: Term(1), last_position: Position(9999) };
+        node.on_message(1, MemberId(2), Term(3), behind, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
+        let shorter = Message::VoteRequest { pre_vote: false, last_term: Term(2), last_position: Position(64) };
+        out.clear();
+        node.on_message(2, MemberId(3), Term(3), shorter, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
+        let equal = Message::VoteRequest { pre_vote: false, last_term: Term(2), last_position: log.end() };
+        out.clear();
+        node.on_message(3, MemberId(3), Term(3), equal, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: true });
+    }
+
+    #[test]
+    fn a_pre_vote_is_refused_while_the_leader_is_heard_from() {
+        let log = MemLog::new();
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        node.on_message(1000, MemberId(2), Term(1), heartbeat, &log, &mut out);
+        assert_eq!(node.leader(), Some(MemberId(2)));
+        let pre_vote = Message::VoteRequest { pre_vote: true, last_term: Term::ZERO, last_position: Position::ZERO };
+        out.clear();
+        node.on_message(1000 + TIMEOUT / 2, MemberId(3), Term(2), pre_vote, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: true, granted: false }, "the leader is fresh");
+        out.clear();
+        node.on_message(1000 + TIMEOUT, MemberId(3), Term(2), pre_vote, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: true, granted: true });
+        assert_eq!(node.term(), Term(1), "granting a pre-vote moves no term");
+    }
+
+    #[test]
+    fn a_new_leader_appends_a_new_leadership_term_entry_and_syncs() {
+        let log = log_of(&[1, 1]);
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        node.on_tick(3 * TIMEOUT, &log, &mut out);
+        node.on_message(
+            3 * TIMEOUT,
+            MemberId(2),
+            Term(1),
+            Message::VoteResponse { pre_vote: true, granted: true },
+            &log,
+            &mut out,
+        );
+        out.clear();
+        node.on_message(
+            3 * TIMEOUT,
+            MemberId(2),
+            Term(1),
+            Message::VoteResponse { pre_vote: false, granted: true },
+            &log,
+            &mut out,
+        );
+        assert_eq!(node.role(), Role::Leader);
+        let append = out.iter().find_map(|e| match e {
+            Effect::Append { meta, .. } => Some(*meta),
+            _ => None,
+        });
+        assert_eq!(append.map(|m| (m.kind, m.term)), Some((EntryKind::NewLeadershipTerm, Term(1))));
+        assert_eq!(out.last(), Some(&Effect::Sync));
+    }
+
+    #[test]
+    fn the_leader_commits_only_past_its_own_first_entry() {
+        let mut log = log_of(&[1, 1, 1]); // entries of an older term
+        let (mut node, now) = leader(&log);
+        let old_end = log.end();
+        let meta = EntryMeta {
+            kind: EntryKind::NewLeadershipTerm,
+            flags: 0,
+            term: node.term(),
+            timestamp: ClusterTimeNs(0),
+            session: SessionId(0),
+            correlation_id: 0,
+        };
+        log.append(&meta, &[]).unwrap();
+        log.sync();
+        let mut out = Vec::new();
+        let ack = |position| Message::AppendAck { position_append: position, position_durable: position };
+        node.on_message(now, MemberId(2), node.term(), ack(old_end), &log, &mut out);
+        assert!(
+            !out.iter().any(|e| matches!(e, Effect::Commit { .. })),
+            "old-term entries alone do not commit: {out:?}"
+        );
+        node.on_message(now, MemberId(2), node.term(), ack(log.end()), &log, &mut out);
+        assert_eq!(out.last(), Some(&Effect::Commit { position: log.end() }));
+    }
+
+    #[test]
+    fn a_follower_truncates_a_divergent_tail_and_takes_the_leaders_entries() {
+        let mut follower_log = log_of(&[1, 1]);
+        let shared_end = follower_log.end();
+        let (stale, payload) = command(2, 9);
+        follower_log.append(&stale, &payload).unwrap(); // never committed: from a leader that lost
+        let mut leader_log = log_of(&[1, 1]);
+        let (fresh, payload) = command(3, 7);
+        leader_log.append(&fresh, &payload).unwrap();
+        let bytes = &leader_log.bytes()[shared_end.0 as usize..];
+        let chunk = Chunk {
+            from_position: shared_end,
+            checksum_prev: leader_log.checksum_before(shared_end).unwrap(),
+            fragment_offset: 0,
+            bytes,
+        };
+        let mut node = Consensus::new(config(2), Term(2), None, 0);
+        let mut out = Vec::new();
+        node.on_append(
+            1,
+            MemberId(1),
+            Term(3),
+            Append { chunk, commit_position: Position::ZERO },
+            &follower_log,
+            &mut out,
+        );
+        let changes: Vec<_> =
+            out.iter().filter(|e| matches!(e, Effect::Truncate { .. } | Effect::AppendRaw { .. })).collect();
+        assert_eq!(
+            changes,
+            vec![
+                &Effect::Truncate { position: shared_end },
+                &Effect::AppendRaw { position: shared_end, bytes: AppendBytes::Frame(bytes) }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_follower_that_disagrees_before_the_chunk_naks_where_its_last_term_began() {
+        let follower_log = log_of(&[1, 2, 2, 2]);
+        let term2_start = follower_log.term_start(Term(2)).unwrap();
+        let mut node = Consensus::new(config(2), Term(2), None, 0);
+        let mut out = Vec::new();
+        let chunk = Chunk { from_position: follower_log.end(), checksum_prev: 0xdead, fragment_offset: 0, bytes: &[] };
+        node.on_append(
+            1,
+            MemberId(1),
+            Term(3),
+            Append { chunk, commit_position: Position::ZERO },
+            &follower_log,
+            &mut out,
+        );
+        assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Message::Nak { position: term2_start })]);
+        assert!(!out.iter().any(|e| matches!(e, Effect::Truncate { .. })), "no truncation on a hint alone");
+    }
+
+    #[test]
+    fn a_leader_that_hears_from_no_majority_steps_down() {
+        let log = log_of(&[1]);
+        let (mut node, now) = leader(&log);
+        let mut out = Vec::new();
+        node.on_tick(now + TIMEOUT / 2, &log, &mut out);
+        assert_eq!(node.role(), Role::Leader);
+        node.on_tick(now + TIMEOUT, &log, &mut out);
+        assert_eq!(node.role(), Role::Follower);
+        assert_eq!(node.leader(), None);
+    }
+
+    #[test]
+    fn a_higher_term_makes_a_leader_step_down_and_a_stale_leader_is_told() {
+        let log = log_of(&[1]);
+        let (mut node, now) = leader(&log);
+        let mut out = Vec::new();
+        let ack = Message::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO };
+        node.on_message(now, MemberId(3), Term(9), ack, &log, &mut out);
+        assert_eq!((node.role(), node.term()), (Role::Follower, Term(9)));
+        out.clear();
+        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        node.on_message(now, MemberId(2), Term(4), heartbeat, &log, &mut out);
+        assert_eq!(sends(&out)[0].1, Term(9), "the stale leader learns the current term");
+        assert_eq!(node.leader(), None);
+    }
+
+    #[test]
+    fn a_proposal_to_a_follower_is_redirected_to_the_leader() {
+        let log = MemLog::new();
+        let mut node = follower(1);
+        let mut out = Vec::new();
+        assert_eq!(node.propose(0, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Unknown));
+        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        node.on_message(1, MemberId(3), Term(1), heartbeat, &log, &mut out);
+        assert_eq!(node.propose(2, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Redirect(MemberId(3))));
+    }
+}
