@@ -90,10 +90,20 @@ impl MemLog {
         self.durable
     }
 
-    /// A crash: everything after the durable position is lost, except that `torn_bytes` of
-    /// garbage may survive at the end (a torn write), which recovery must cut off.
-    pub fn crash(&mut self, torn_bytes: &[u8]) {
+    /// A crash. What was synced survives; of the unsynced tail, the first `keep_unsynced`
+    /// bytes survive too (the page cache was partly written back), with one bit flipped if
+    /// `flip_bit` says so (a disk that lied), followed by `torn_bytes` of garbage (a torn
+    /// write). Recovery then keeps the entries that check out and cuts the rest.
+    pub fn crash(&mut self, keep_unsynced: usize, flip_bit: Option<u64>, torn_bytes: &[u8]) {
+        let durable = self.durable.0 as usize;
+        let mut kept = self.bytes[durable..].to_vec();
+        kept.truncate(keep_unsynced);
+        if let Some(bit) = flip_bit.filter(|_| !kept.is_empty()) {
+            let bit = bit % (kept.len() as u64 * 8);
+            kept[(bit / 8) as usize] ^= 1 << (bit % 8);
+        }
         self.truncate_to(self.durable);
+        self.bytes.extend_from_slice(&kept);
         self.bytes.extend_from_slice(torn_bytes);
         self.recover();
     }
@@ -117,17 +127,6 @@ impl MemLog {
 
     fn checksum_prev_at(&self, position: Position) -> Option<u32> {
         decode_entry(&self.bytes[position.0 as usize..], position).ok().map(|v| v.checksum_prev())
-    }
-
-    /// Flips one bit in the unsynced tail, if there is one (a disk that lied).
-    pub fn flip_unsynced_bit(&mut self, bit: u64) -> bool {
-        let unsynced = (self.end().0 - self.durable.0) * 8;
-        if unsynced == 0 {
-            return false;
-        }
-        let at = self.durable.0 * 8 + bit % unsynced;
-        self.bytes[(at / 8) as usize] ^= 1 << (at % 8);
-        true
     }
 
     pub fn terms(&self) -> &TermIndex {
@@ -190,9 +189,21 @@ mod tests {
         let mut log = MemLog::new();
         log.append(&meta(1), b"one").unwrap();
         let durable = log.sync();
-        log.append(&meta(1), b"two").unwrap();
-        log.crash(&[0xAB; 40]);
+        let two = log.append(&meta(1), b"two").unwrap();
+        let mut survivor = log.clone();
+        log.crash(0, None, &[0xAB; 40]);
         assert_eq!(log.end(), durable);
+        // The unsynced entry survives whole when its bytes were written back...
+        let mut whole = survivor.clone();
+        whole.crash(usize::MAX, None, &[]);
+        assert_eq!(whole.end(), Position(two.0 + 96));
+        // ...and is cut when a bit of it flipped or only part of it made it.
+        survivor.crash(usize::MAX, Some(200), &[]);
+        assert_eq!(survivor.end(), durable);
+        let mut part = whole.clone();
+        part.durable = durable;
+        part.crash(50, None, &[]);
+        assert_eq!(part.end(), durable);
         assert_eq!(log.checksum_before(durable), Some(log.checksum_last));
         log.append(&meta(2), b"three").unwrap();
         assert_eq!(log.last_term(), Term(2));

@@ -2,7 +2,7 @@
 //! (every message encoded and decoded by the real frame codec), each with an in-memory log
 //! and a stored vote, on one virtual clock, with seeded faults: crashes that lose the
 //! unsynced tail (and may leave a torn write), partitions, loss, duplication, reordering and
-//! delay. Same seed, same run.
+//! delay, and clocks that drift. Same seed, same run.
 //!
 //! Checkers run after every event: at most one leader per term; a new leader holds every
 //! committed entry; a member never commits an entry other than the one committed at that
@@ -11,7 +11,7 @@
 //! commit.
 //!
 //! Not yet here (issue #5 continues): client sessions and timers, the service container's
-//! state hashes, snapshots, clock skew and bit flips that survive a crash.
+//! state hashes, snapshots and catch-up from a snapshot.
 
 use crate::consensus::{
     Append, AppendBytes, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Message, Role,
@@ -29,14 +29,19 @@ const TRACE_EVENTS: usize = 40;
 /// Which faults a run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
+    /// Crashes and restarts: the unsynced tail lost, partly kept, torn or bit-flipped.
     pub crashes: bool,
+    /// Symmetric (a member isolated) and asymmetric (one link cut) partitions.
     pub partitions: bool,
+    /// Loss, duplication, reordering and delay.
     pub network: bool,
+    /// Members' clocks run up to 2% fast or slow.
+    pub clock_drift: bool,
 }
 
 impl Faults {
-    pub const ALL: Faults = Faults { crashes: true, partitions: true, network: true };
-    pub const NONE: Faults = Faults { crashes: false, partitions: false, network: false };
+    pub const ALL: Faults = Faults { crashes: true, partitions: true, network: true, clock_drift: true };
+    pub const NONE: Faults = Faults { crashes: false, partitions: false, network: false, clock_drift: false };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +84,7 @@ pub struct SimStats {
 #[derive(Clone, Debug)]
 pub struct SimFailure {
     pub seed: u64,
+    pub members: u16,
     pub checker: &'static str,
     pub message: String,
     pub trace: Vec<String>,
@@ -91,12 +97,18 @@ impl fmt::Display for SimFailure {
         for line in &self.trace {
             writeln!(f, "  {line}")?;
         }
-        write!(f, "reproduce: cargo run --release -p ordo-service --bin ordo-sim -- --seed {}", self.seed)
+        write!(f, "reproduce: cargo run --release -p ordo-service --bin ordo-sim -- --seed {}", self.seed)?;
+        if self.members != 3 {
+            write!(f, " --members {}", self.members)?;
+        }
+        Ok(())
     }
 }
 
 struct Node {
     id: MemberId,
+    /// How far this member's clock runs fast (+) or slow (−), in parts per million.
+    drift_ppm: i64,
     consensus: Consensus,
     log: MemLog,
     vote: (Term, Option<MemberId>),
@@ -161,6 +173,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
             let id = MemberId(m);
             Node {
                 id,
+                drift_ppm: if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 },
                 consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
                 log: MemLog::new(),
                 vote: (Term::ZERO, None),
@@ -191,8 +204,15 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
 }
 
 impl Sim {
+    /// The time on member `index`'s own clock.
+    fn local_now(&self, index: usize) -> u64 {
+        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
+        self.now_ns.saturating_add_signed(drift)
+    }
+
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
-        SimFailure { seed: self.config.seed, checker, message, trace: self.trace.iter().cloned().collect() }
+        let trace = self.trace.iter().cloned().collect();
+        SimFailure { seed: self.config.seed, members: self.config.members, checker, message, trace }
     }
 
     fn note(&mut self, event: String) {
@@ -225,9 +245,10 @@ impl Sim {
                 for index in 0..self.nodes.len() {
                     if self.nodes[index].alive {
                         let mut out = Vec::new();
+                        let now = self.local_now(index);
                         let node = &mut self.nodes[index];
-                        node.consensus.on_tick(self.now_ns, &node.log, &mut out);
-                        self.carry_out(index, out, None)?;
+                        node.consensus.on_tick(now, &node.log, &mut out);
+                        self.carry_out(index, out)?;
                     }
                 }
                 if self.now_ns >= next_proposal_ns {
@@ -236,6 +257,9 @@ impl Sim {
                 }
                 for index in 0..self.nodes.len() {
                     self.send_appends(index);
+                }
+                if self.stats.ticks % 50 == 0 {
+                    self.check_logs_match()?;
                 }
             }
             let next_due = self.net.next_due_ns().unwrap_or(u64::MAX);
@@ -267,9 +291,11 @@ impl Sim {
             // Crash at most a minority at once, so the cluster can still make progress.
             if self.nodes[index].alive && alive > (members as usize / 2) + 1 {
                 let torn: Vec<u8> = (0..self.rng.usize(..100)).map(|_| self.rng.u8(..)).collect();
+                let keep_unsynced = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
+                let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
                 let node = &mut self.nodes[index];
                 node.alive = false;
-                node.log.crash(&torn);
+                node.log.crash(keep_unsynced, flip_bit, &torn);
                 node.restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
                 self.stats.crashes += 1;
                 let note = format!("crash member {} (log back to {})", index + 1, self.nodes[index].log.end());
@@ -312,12 +338,13 @@ impl Sim {
 
     fn restart_due(&mut self) -> Result<(), SimFailure> {
         for index in 0..self.nodes.len() {
+            let now = self.local_now(index);
             let node = &mut self.nodes[index];
             if !node.alive && self.now_ns >= node.restart_at_ns {
                 node.alive = true;
                 let incarnation = self.stats.crashes;
                 let config = consensus_config(&self.config, node.id, incarnation);
-                node.consensus = Consensus::new(config, node.vote.0, node.vote.1, self.now_ns);
+                node.consensus = Consensus::new(config, node.vote.0, node.vote.1, now);
                 node.commit = Position::ZERO;
                 let note = format!("restart member {} at {} (term {})", index + 1, node.log.end(), node.vote.0);
                 self.note(note);
@@ -333,11 +360,12 @@ impl Sim {
         self.stats.proposals += 1;
         let payload = self.stats.proposals.to_le_bytes().repeat(1 + (self.stats.proposals % 5) as usize);
         let mut out = Vec::new();
+        let now = self.local_now(index);
         let node = &mut self.nodes[index];
         node.consensus
-            .propose(self.now_ns, SessionId(1), self.stats.proposals, &payload, &mut out)
+            .propose(now, SessionId(1), self.stats.proposals, &payload, &mut out)
             .expect("the leader accepts");
-        self.carry_out(index, out, None)
+        self.carry_out(index, out)
     }
 
     fn send_appends(&mut self, index: usize) {
@@ -369,19 +397,20 @@ impl Sim {
         };
         let (sender, term) = (frame.header.sender(), frame.header.term());
         let mut out = Vec::new();
+        let now = self.local_now(index);
         let node = &mut self.nodes[index];
         if let Some(message) = Message::from_body(&frame.body) {
-            node.consensus.on_message(self.now_ns, sender, term, message, &node.log, &mut out);
+            node.consensus.on_message(now, sender, term, message, &node.log, &mut out);
         } else if let Body::Append { commit_position, .. } = frame.body {
             let chunk = Chunk::from_body(&frame.body).expect("an Append");
-            node.consensus.on_append(self.now_ns, sender, term, Append { chunk, commit_position }, &node.log, &mut out);
+            node.consensus.on_append(now, sender, term, Append { chunk, commit_position }, &node.log, &mut out);
         }
-        self.carry_out(index, out, None)
+        self.carry_out(index, out)
     }
 
     /// Carries out effects in order, as the real driver does; a Sync is done after the
     /// batch (group commit) and reported back, and its effects carried out in turn.
-    fn carry_out(&mut self, index: usize, out: Vec<Effect<'_>>, _frame: Option<&[u8]>) -> Result<(), SimFailure> {
+    fn carry_out(&mut self, index: usize, out: Vec<Effect<'_>>) -> Result<(), SimFailure> {
         let mut sync = false;
         for effect in out {
             match effect {
@@ -456,7 +485,7 @@ impl Sim {
             node.log.sync();
             let mut out = Vec::new();
             node.consensus.on_durable(&node.log, &mut out);
-            self.carry_out(index, out, None)?;
+            self.carry_out(index, out)?;
         }
         Ok(())
     }

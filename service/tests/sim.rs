@@ -27,3 +27,12 @@ fn a_thousand_seeds_with_every_fault_pass_every_checker() {
     );
     assert!(elections >= seeds && crashes > 0, "the faults really happened");
 }
+
+#[test]
+fn five_member_clusters_pass_too() {
+    for seed in 0..200 {
+        if let Err(failure) = sim::run(SimConfig { members: 5, ..SimConfig::new(seed) }) {
+            panic!("\n{failure}\n");
+        }
+    }
+}
