@@ -258,7 +258,7 @@ impl Sim {
                 for index in 0..self.nodes.len() {
                     self.send_appends(index);
                 }
-                if self.stats.ticks % 50 == 0 {
+                if self.stats.ticks.is_multiple_of(50) {
                     self.check_logs_match()?;
                 }
             }
