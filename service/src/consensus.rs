@@ -78,71 +78,6 @@ pub enum Role {
     Leader,
 }
 
-/// The small messages consensus sends (Append frames go through [`Consensus::poll_appends`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Message {
-    VoteRequest {
-        pre_vote: bool,
-        last_term: Term,
-        last_position: Position,
-    },
-    VoteResponse {
-        pre_vote: bool,
-        granted: bool,
-    },
-    /// `position_append`: how far the follower's log is known to match the leader's;
-    /// `position_durable`: how much of that is durable.
-    AppendAck {
-        position_append: Position,
-        position_durable: Position,
-    },
-    /// The follower needs the stream from `position` (a gap, or a divergence hint).
-    Nak {
-        position: Position,
-    },
-    Heartbeat {
-        position_commit: Position,
-        position_append: Position,
-    },
-}
-
-impl Message {
-    /// The frame body that carries this message.
-    pub fn to_body(self) -> Body<'static> {
-        match self {
-            Message::VoteRequest { pre_vote, last_term, last_position } => {
-                Body::VoteRequest { pre_vote, last_term, last_position }
-            }
-            Message::VoteResponse { pre_vote, granted } => Body::VoteResponse { pre_vote, granted },
-            Message::AppendAck { position_append, position_durable } => {
-                Body::AppendAck { position_append, position_durable }
-            }
-            Message::Nak { position } => Body::Nak { position },
-            Message::Heartbeat { position_commit, position_append } => {
-                Body::Heartbeat { position_commit, position_append }
-            }
-        }
-    }
-
-    /// The message a frame body carries, if it is one of consensus' small messages.
-    pub fn from_body(body: &Body<'_>) -> Option<Message> {
-        Some(match *body {
-            Body::VoteRequest { pre_vote, last_term, last_position } => {
-                Message::VoteRequest { pre_vote, last_term, last_position }
-            }
-            Body::VoteResponse { pre_vote, granted } => Message::VoteResponse { pre_vote, granted },
-            Body::AppendAck { position_append, position_durable } => {
-                Message::AppendAck { position_append, position_durable }
-            }
-            Body::Nak { position } => Message::Nak { position },
-            Body::Heartbeat { position_commit, position_append } => {
-                Message::Heartbeat { position_commit, position_append }
-            }
-            _ => return None,
-        })
-    }
-}
-
 /// What an Append frame carried, as consensus sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Append<'a> {
@@ -183,10 +118,12 @@ pub enum Effect<'a> {
     },
     /// Make the appends durable, then call `on_durable`.
     Sync,
+    /// Send one of consensus' small messages (votes, acks, NAKs, heartbeats); Append
+    /// frames go out through [`Consensus::poll_appends`].
     Send {
         to: MemberId,
         term: Term,
-        message: Message,
+        message: Body<'static>,
     },
     /// Everything below `position` is committed (it only grows).
     Commit {
@@ -316,7 +253,7 @@ impl Consensus {
         self.config.members.len() / 2 + 1
     }
 
-    fn send_all(&self, term: Term, message: Message, out: &mut Vec<Effect<'_>>) {
+    fn send_all(&self, term: Term, message: Body<'static>, out: &mut Vec<Effect<'_>>) {
         for &to in &self.config.members {
             if to != self.config.member {
                 out.push(Effect::Send { to, term, message });
@@ -367,7 +304,7 @@ impl Consensus {
                 }
                 if now_ns >= self.heartbeat_due_ns {
                     self.heartbeat_due_ns = now_ns + self.config.heartbeat_interval_ns;
-                    let message = Message::Heartbeat { position_commit: self.commit, position_append: log.log_end() };
+                    let message = Body::Heartbeat { position_commit: self.commit, position_append: log.log_end() };
                     self.send_all(self.term, message, out);
                 }
             }
@@ -389,7 +326,7 @@ impl Consensus {
             return self.start_election(now_ns, log, out); // a cluster of one
         }
         // A pre-vote asks about the next term without moving to it.
-        let message = Message::VoteRequest { pre_vote: true, last_term: log.last_term(), last_position: log.log_end() };
+        let message = Body::VoteRequest { pre_vote: true, last_term: log.last_term(), last_position: log.log_end() };
         self.send_all(Term(self.term.0 + 1), message, out);
     }
 
@@ -407,8 +344,7 @@ impl Consensus {
         if self.granted.len() >= self.majority() {
             return self.become_leader(now_ns, log, out);
         }
-        let message =
-            Message::VoteRequest { pre_vote: false, last_term: log.last_term(), last_position: log.log_end() };
+        let message = Body::VoteRequest { pre_vote: false, last_term: log.last_term(), last_position: log.log_end() };
         self.send_all(self.term, message, out);
     }
 
@@ -464,7 +400,7 @@ impl Consensus {
         now_ns: u64,
         from: MemberId,
         term: Term,
-        message: Message,
+        message: Body<'_>,
         log: &dyn LogView,
         out: &mut Vec<Effect<'_>>,
     ) {
@@ -472,15 +408,15 @@ impl Consensus {
             return;
         }
         match message {
-            Message::VoteRequest { pre_vote: true, last_term, last_position } => {
+            Body::VoteRequest { pre_vote: true, last_term, last_position } => {
                 let leader_fresh = self.role == Role::Leader
                     || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
                 let log_ok = Self::up_to_date(log, last_term, last_position)
                     || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
                 let granted = term > self.term && !leader_fresh && log_ok;
-                out.push(Effect::Send { to: from, term, message: Message::VoteResponse { pre_vote: true, granted } });
+                out.push(Effect::Send { to: from, term, message: Body::VoteResponse { pre_vote: true, granted } });
             }
-            Message::VoteRequest { pre_vote: false, last_term, last_position } => {
+            Body::VoteRequest { pre_vote: false, last_term, last_position } => {
                 if term > self.term {
                     self.become_follower(term, None, out);
                 }
@@ -498,18 +434,18 @@ impl Consensus {
                 out.push(Effect::Send {
                     to: from,
                     term: self.term,
-                    message: Message::VoteResponse { pre_vote: false, granted },
+                    message: Body::VoteResponse { pre_vote: false, granted },
                 });
             }
-            Message::VoteResponse { pre_vote: true, granted } => {
-                if self.pre_voting && granted && term == Term(self.term.0 + 1) && !self.granted.contains(&from) {
-                    self.granted.push(from);
-                    if self.granted.len() >= self.majority() {
-                        self.start_election(now_ns, log, out);
-                    }
+            Body::VoteResponse { pre_vote: true, granted: true }
+                if self.pre_voting && term == Term(self.term.0 + 1) && !self.granted.contains(&from) =>
+            {
+                self.granted.push(from);
+                if self.granted.len() >= self.majority() {
+                    self.start_election(now_ns, log, out);
                 }
             }
-            Message::VoteResponse { pre_vote: false, granted } => {
+            Body::VoteResponse { pre_vote: false, granted } => {
                 if term > self.term {
                     self.become_follower(term, None, out);
                 } else if self.role == Role::Candidate && term == self.term && granted && !self.granted.contains(&from)
@@ -520,7 +456,7 @@ impl Consensus {
                     }
                 }
             }
-            Message::AppendAck { position_append, position_durable } => {
+            Body::AppendAck { position_append, position_durable } => {
                 if term > self.term {
                     return self.become_follower(term, None, out);
                 }
@@ -534,7 +470,7 @@ impl Consensus {
                 }
                 self.advance_commit(log, out);
             }
-            Message::Nak { position } => {
+            Body::Nak { position } => {
                 if term > self.term {
                     return self.become_follower(term, None, out);
                 }
@@ -551,7 +487,7 @@ impl Consensus {
                     }
                 }
             }
-            Message::Heartbeat { position_commit, position_append } => {
+            Body::Heartbeat { position_commit, position_append } => {
                 if !self.accept_leader(now_ns, from, term, out) {
                     return;
                 }
@@ -559,6 +495,8 @@ impl Consensus {
                 self.follow_commit(position_commit, out);
                 self.ack(from, log, out);
             }
+            // Appends come through on_append; client frames are not consensus' business.
+            _ => {}
         }
     }
 
@@ -582,7 +520,7 @@ impl Consensus {
             out.push(Effect::Send {
                 to: from,
                 term: self.term,
-                message: Message::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO },
+                message: Body::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO },
             });
             return false;
         }
@@ -603,7 +541,7 @@ impl Consensus {
     }
 
     fn ack(&self, leader: MemberId, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
-        let message = Message::AppendAck {
+        let message = Body::AppendAck {
             position_append: self.matched,
             position_durable: log.position_durable().min(self.matched),
         };
@@ -627,7 +565,7 @@ impl Consensus {
         let chunk = append.chunk;
         let end = log.log_end();
         let nak = |position: Position, out: &mut Vec<Effect<'a>>, term: Term| {
-            out.push(Effect::Send { to: from, term, message: Message::Nak { position } });
+            out.push(Effect::Send { to: from, term, message: Body::Nak { position } });
         };
         if chunk.fragment_offset == 0 && chunk.from_position <= end {
             // Does this log agree with the leader's up to the chunk?
@@ -800,7 +738,7 @@ mod tests {
         log
     }
 
-    fn sends(out: &[Effect<'_>]) -> Vec<(MemberId, Term, Message)> {
+    fn sends(out: &[Effect<'_>]) -> Vec<(MemberId, Term, Body<'static>)> {
         out.iter()
             .filter_map(|e| match *e {
                 Effect::Send { to, term, message } => Some((to, term, message)),
@@ -816,7 +754,7 @@ mod tests {
         let mut out = Vec::new();
         let now = 3 * TIMEOUT;
         node.on_tick(now, log, &mut out);
-        let granted = |pre_vote| Message::VoteResponse { pre_vote, granted: true };
+        let granted = |pre_vote| Body::VoteResponse { pre_vote, granted: true };
         let next = Term(node.term().0 + 1);
         node.on_message(now, MemberId(2), next, granted(true), log, &mut out);
         node.on_message(now, MemberId(2), node.term(), granted(false), log, &mut out);
@@ -835,8 +773,7 @@ mod tests {
         let sent = sends(&out);
         assert_eq!(sent.len(), 2);
         assert!(
-            sent.iter()
-                .all(|(_, term, m)| *term == Term(1) && matches!(m, Message::VoteRequest { pre_vote: true, .. }))
+            sent.iter().all(|(_, term, m)| *term == Term(1) && matches!(m, Body::VoteRequest { pre_vote: true, .. }))
         );
         assert_eq!(node.term(), Term::ZERO);
         assert!(!out.iter().any(|e| matches!(e, Effect::StoreVote { .. })), "a pre-vote stores nothing");
@@ -853,7 +790,7 @@ mod tests {
             2 * TIMEOUT,
             MemberId(3),
             Term(1),
-            Message::VoteResponse { pre_vote: true, granted: true },
+            Body::VoteResponse { pre_vote: true, granted: true },
             &log,
             &mut out,
         );
@@ -868,22 +805,19 @@ mod tests {
         let log = MemLog::new();
         let mut node = follower(1);
         let mut out = Vec::new();
-        let request = Message::VoteRequest { pre_vote: false, last_term: Term::ZERO, last_position: Position::ZERO };
+        let request = Body::VoteRequest { pre_vote: false, last_term: Term::ZERO, last_position: Position::ZERO };
         node.on_message(5, MemberId(2), Term(1), request, &log, &mut out);
         assert_eq!(out[0], Effect::StoreVote { term: Term(1), voted_for: None });
         assert_eq!(out[1], Effect::StoreVote { term: Term(1), voted_for: Some(MemberId(2)) });
-        assert_eq!(sends(&out), vec![(MemberId(2), Term(1), Message::VoteResponse { pre_vote: false, granted: true })]);
+        assert_eq!(sends(&out), vec![(MemberId(2), Term(1), Body::VoteResponse { pre_vote: false, granted: true })]);
         out.clear();
         node.on_message(6, MemberId(3), Term(1), request, &log, &mut out);
-        assert_eq!(
-            sends(&out),
-            vec![(MemberId(3), Term(1), Message::VoteResponse { pre_vote: false, granted: false })]
-        );
+        assert_eq!(sends(&out), vec![(MemberId(3), Term(1), Body::VoteResponse { pre_vote: false, granted: false })]);
         // A restarted member keeps its vote.
         let mut restarted = Consensus::new(config(1), Term(1), Some(MemberId(2)), 10);
         out.clear();
         restarted.on_message(11, MemberId(3), Term(1), request, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: false, granted: false });
     }
 
     #[test]
@@ -891,17 +825,17 @@ mod tests {
         let log = log_of(&[1, 2]);
         let mut node = Consensus::new(config(1), Term(2), None, 0);
         let mut out = Vec::new();
-        let behind = Message::VoteRequest { pre_vote: false, last_term: Term(1), last_position: Position(9999) };
+        let behind = Body::VoteRequest { pre_vote: false, last_term: Term(1), last_position: Position(9999) };
         node.on_message(1, MemberId(2), Term(3), behind, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
-        let shorter = Message::VoteRequest { pre_vote: false, last_term: Term(2), last_position: Position(64) };
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: false, granted: false });
+        let shorter = Body::VoteRequest { pre_vote: false, last_term: Term(2), last_position: Position(64) };
         out.clear();
         node.on_message(2, MemberId(3), Term(3), shorter, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: false });
-        let equal = Message::VoteRequest { pre_vote: false, last_term: Term(2), last_position: log.end() };
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: false, granted: false });
+        let equal = Body::VoteRequest { pre_vote: false, last_term: Term(2), last_position: log.end() };
         out.clear();
         node.on_message(3, MemberId(3), Term(3), equal, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: false, granted: true });
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: false, granted: true });
     }
 
     #[test]
@@ -909,16 +843,16 @@ mod tests {
         let log = MemLog::new();
         let mut node = follower(1);
         let mut out = Vec::new();
-        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        let heartbeat = Body::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
         node.on_message(1000, MemberId(2), Term(1), heartbeat, &log, &mut out);
         assert_eq!(node.leader(), Some(MemberId(2)));
-        let pre_vote = Message::VoteRequest { pre_vote: true, last_term: Term::ZERO, last_position: Position::ZERO };
+        let pre_vote = Body::VoteRequest { pre_vote: true, last_term: Term::ZERO, last_position: Position::ZERO };
         out.clear();
         node.on_message(1000 + TIMEOUT / 2, MemberId(3), Term(2), pre_vote, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: true, granted: false }, "the leader is fresh");
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: true, granted: false }, "the leader is fresh");
         out.clear();
         node.on_message(1000 + TIMEOUT, MemberId(3), Term(2), pre_vote, &log, &mut out);
-        assert_eq!(sends(&out)[0].2, Message::VoteResponse { pre_vote: true, granted: true });
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: true, granted: true });
         assert_eq!(node.term(), Term(1), "granting a pre-vote moves no term");
     }
 
@@ -932,7 +866,7 @@ mod tests {
             3 * TIMEOUT,
             MemberId(2),
             Term(1),
-            Message::VoteResponse { pre_vote: true, granted: true },
+            Body::VoteResponse { pre_vote: true, granted: true },
             &log,
             &mut out,
         );
@@ -941,7 +875,7 @@ mod tests {
             3 * TIMEOUT,
             MemberId(2),
             Term(1),
-            Message::VoteResponse { pre_vote: false, granted: true },
+            Body::VoteResponse { pre_vote: false, granted: true },
             &log,
             &mut out,
         );
@@ -970,7 +904,7 @@ mod tests {
         log.append(&meta, &[]).unwrap();
         log.sync();
         let mut out = Vec::new();
-        let ack = |position| Message::AppendAck { position_append: position, position_durable: position };
+        let ack = |position| Body::AppendAck { position_append: position, position_durable: position };
         node.on_message(now, MemberId(2), node.term(), ack(old_end), &log, &mut out);
         assert!(
             !out.iter().any(|e| matches!(e, Effect::Commit { .. })),
@@ -1032,7 +966,7 @@ mod tests {
             &follower_log,
             &mut out,
         );
-        assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Message::Nak { position: term2_start })]);
+        assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: term2_start })]);
         assert!(!out.iter().any(|e| matches!(e, Effect::Truncate { .. })), "no truncation on a hint alone");
     }
 
@@ -1053,11 +987,11 @@ mod tests {
         let log = log_of(&[1]);
         let (mut node, now) = leader(&log);
         let mut out = Vec::new();
-        let ack = Message::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO };
+        let ack = Body::AppendAck { position_append: Position::ZERO, position_durable: Position::ZERO };
         node.on_message(now, MemberId(3), Term(9), ack, &log, &mut out);
         assert_eq!((node.role(), node.term()), (Role::Follower, Term(9)));
         out.clear();
-        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        let heartbeat = Body::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
         node.on_message(now, MemberId(2), Term(4), heartbeat, &log, &mut out);
         assert_eq!(sends(&out)[0].1, Term(9), "the stale leader learns the current term");
         assert_eq!(node.leader(), None);
@@ -1069,7 +1003,7 @@ mod tests {
         let mut node = follower(1);
         let mut out = Vec::new();
         assert_eq!(node.propose(0, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Unknown));
-        let heartbeat = Message::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
+        let heartbeat = Body::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
         node.on_message(1, MemberId(3), Term(1), heartbeat, &log, &mut out);
         assert_eq!(node.propose(2, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Redirect(MemberId(3))));
     }

@@ -13,9 +13,7 @@
 //! Not yet here (issue #5 continues): client sessions and timers, the service container's
 //! state hashes, snapshots and catch-up from a snapshot.
 
-use crate::consensus::{
-    Append, AppendBytes, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Message, Role,
-};
+use crate::consensus::{Append, AppendBytes, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
 use crate::mem_log::MemLog;
 use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
@@ -399,11 +397,11 @@ impl Sim {
         let mut out = Vec::new();
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
-        if let Some(message) = Message::from_body(&frame.body) {
-            node.consensus.on_message(now, sender, term, message, &node.log, &mut out);
-        } else if let Body::Append { commit_position, .. } = frame.body {
+        if let Body::Append { commit_position, .. } = frame.body {
             let chunk = Chunk::from_body(&frame.body).expect("an Append");
             node.consensus.on_append(now, sender, term, Append { chunk, commit_position }, &node.log, &mut out);
+        } else {
+            node.consensus.on_message(now, sender, term, frame.body, &node.log, &mut out);
         }
         self.carry_out(index, out)
     }
@@ -468,7 +466,7 @@ impl Sim {
                 Effect::Send { to, term, message } => {
                     let node = &mut self.nodes[index];
                     let mut buffer = [0u8; MTU_BYTES];
-                    let length = node.codec.encode(&mut buffer, term, &message.to_body()).expect("small messages fit");
+                    let length = node.codec.encode(&mut buffer, term, &message).expect("small messages fit");
                     self.net.send(index as u16, to.0 - 1, &buffer[..length]);
                 }
                 Effect::Commit { position } => self.check_commit(index, position)?,
