@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod consensus;
+pub mod effects;
 pub mod mem_log;
 pub mod sim;

@@ -226,3 +226,38 @@ mod tests {
         assert!(follower.append_raw(cut, &leader.bytes()[cut.0 as usize..]).is_ok());
     }
 }
+
+/// The simulator's storage: the in-memory log and the vote, both kept across a crash the
+/// way a disk keeps them (the vote is stored synchronously, the log up to its last sync).
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage {
+    pub log: MemLog,
+    pub vote: ordo_log::Vote,
+}
+
+impl crate::effects::Storage for MemStorage {
+    fn view(&self) -> &dyn LogView {
+        &self.log
+    }
+    fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, crate::effects::StorageError> {
+        Ok(self.log.append(meta, payload)?)
+    }
+    fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, crate::effects::StorageError> {
+        Ok(self.log.append_raw(position, bytes)?)
+    }
+    fn truncate_to(&mut self, position: Position) -> Result<(), crate::effects::StorageError> {
+        self.log.truncate_to(position);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<Position, crate::effects::StorageError> {
+        Ok(self.log.sync())
+    }
+    fn store_vote(
+        &mut self,
+        term: Term,
+        voted_for: Option<ordo_core::MemberId>,
+    ) -> Result<(), crate::effects::StorageError> {
+        self.vote = ordo_log::Vote { term, voted_for };
+        Ok(())
+    }
+}

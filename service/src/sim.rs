@@ -13,9 +13,11 @@
 //! Not yet here (issue #5 continues): client sessions and timers, the service container's
 //! state hashes, snapshots and catch-up from a snapshot.
 
-use crate::consensus::{Append, AppendBytes, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
-use crate::mem_log::MemLog;
+use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
+use crate::effects::{self, CarryError, Outbox};
+use crate::mem_log::MemStorage;
 use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
+use ordo_log::Vote;
 use ordo_transport::{Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -108,12 +110,26 @@ struct Node {
     /// How far this member's clock runs fast (+) or slow (−), in parts per million.
     drift_ppm: i64,
     consensus: Consensus,
-    log: MemLog,
-    vote: (Term, Option<MemberId>),
+    storage: MemStorage,
     codec: FrameCodec,
     alive: bool,
     restart_at_ns: u64,
-    commit: Position,
+}
+
+/// The checkers' state, apart from the members so effects can be checked while a member
+/// carries them out.
+struct Checks {
+    seed: u64,
+    members: u16,
+    now_ns: u64,
+    elections: u64,
+    leaders: BTreeMap<Term, MemberId>,
+    /// Committed positions and the checksum of the entry ending at each.
+    committed: BTreeMap<Position, u32>,
+    /// Each member's commit position and stored vote, as its effects said.
+    commits: Vec<Position>,
+    votes: Vec<Vote>,
+    trace: VecDeque<String>,
 }
 
 struct Sim {
@@ -123,10 +139,7 @@ struct Sim {
     nodes: Vec<Node>,
     now_ns: u64,
     stats: SimStats,
-    leaders: BTreeMap<Term, MemberId>,
-    /// Committed positions and the checksum of the entry ending at each.
-    committed: BTreeMap<Position, u32>,
-    trace: VecDeque<String>,
+    checks: Checks,
     isolated: Option<u16>,
     heal_at_ns: u64,
     faults_end_ns: u64,
@@ -173,44 +186,61 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
                 id,
                 drift_ppm: if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 },
                 consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
-                log: MemLog::new(),
-                vote: (Term::ZERO, None),
+                storage: MemStorage::default(),
                 codec: FrameCodec::new(ClusterId(1), id, ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
                 alive: true,
                 restart_at_ns: 0,
-                commit: Position::ZERO,
             }
         })
         .collect();
+    let members = config.members as usize;
     let mut sim = Sim {
         net: SimNet::new(rng.u64(..), network),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
-        config,
         nodes,
         now_ns: 0,
         stats: SimStats::default(),
-        leaders: BTreeMap::new(),
-        committed: BTreeMap::new(),
-        trace: VecDeque::with_capacity(TRACE_EVENTS),
+        checks: Checks {
+            seed: config.seed,
+            members: config.members,
+            now_ns: 0,
+            elections: 0,
+            leaders: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            commits: vec![Position::ZERO; members],
+            votes: vec![Vote::default(); members],
+            trace: VecDeque::with_capacity(TRACE_EVENTS),
+        },
         isolated: None,
         heal_at_ns: 0,
         faults_end_ns: config.duration_ns * 7 / 10,
         commit_at_faults_end: Position::ZERO,
+        config,
     };
     sim.run()?;
+    sim.stats.elections = sim.checks.elections;
     Ok(sim.stats)
 }
 
-impl Sim {
-    /// The time on member `index`'s own clock.
-    fn local_now(&self, index: usize) -> u64 {
-        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
-        self.now_ns.saturating_add_signed(drift)
-    }
+/// Sends a member's messages through SimNet, encoded by its real frame codec.
+struct SimOutbox<'a> {
+    net: &'a mut SimNet,
+    codec: &'a mut FrameCodec,
+    from: u16,
+}
 
+impl Outbox for SimOutbox<'_> {
+    fn send(&mut self, to: MemberId, term: Term, message: &Body<'_>) {
+        let mut buffer = [0u8; MTU_BYTES];
+        let length = self.codec.encode(&mut buffer, term, message).expect("a message fits a frame");
+        self.net.send(self.from, to.0 - 1, &buffer[..length]);
+    }
+}
+
+impl Checks {
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
         let trace = self.trace.iter().cloned().collect();
-        SimFailure { seed: self.config.seed, members: self.config.members, checker, message, trace }
+        SimFailure { seed: self.seed, members: self.members, checker, message, trace }
     }
 
     fn note(&mut self, event: String) {
@@ -220,11 +250,121 @@ impl Sim {
         self.trace.push_back(format!("{:>8.3} ms  {event}", self.now_ns as f64 / 1e6));
     }
 
+    /// Checks one effect of member `index` before it is carried out against `log`.
+    fn before(&mut self, index: usize, effect: &Effect<'_>, log: &dyn LogView) -> Result<(), SimFailure> {
+        let member = index + 1;
+        match *effect {
+            Effect::StoreVote { term, voted_for } => {
+                let stored = self.votes[index];
+                let changes_vote = term == stored.term
+                    && stored.voted_for.is_some()
+                    && voted_for.is_some()
+                    && voted_for != stored.voted_for;
+                if term < stored.term || changes_vote {
+                    return Err(self.fail(
+                        "one vote per term",
+                        format!("member {member} changed its vote in {term}: {stored:?} -> {voted_for:?}"),
+                    ));
+                }
+                self.votes[index] = Vote { term, voted_for };
+            }
+            Effect::Truncate { position } => {
+                if position < self.commits[index] {
+                    let message =
+                        format!("member {member} truncates to {position} below its commit {}", self.commits[index]);
+                    return Err(self.fail("never truncate committed", message));
+                }
+                if let Some((&committed, &checksum)) = self.committed.range(..=log.log_end()).next_back()
+                    && position < committed
+                    && log.checksum_before(committed) == Some(checksum)
+                {
+                    let message =
+                        format!("member {member} truncates to {position}, below committed {committed} that it holds");
+                    return Err(self.fail("committed never lost", message));
+                }
+                self.note(format!("member {member} truncates to {position}"));
+            }
+            Effect::Commit { position } => self.check_commit(index, position, log)?,
+            Effect::RoleChanged { role, term, leader } => {
+                self.note(format!("member {member} is {role:?} in {term} (leader {leader:?})"));
+                if role == Role::Leader {
+                    self.check_new_leader(index, term, log)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_new_leader(&mut self, index: usize, term: Term, log: &dyn LogView) -> Result<(), SimFailure> {
+        self.elections += 1;
+        let id = MemberId(index as u16 + 1);
+        if let Some(&other) = self.leaders.get(&term)
+            && other != id
+        {
+            return Err(self.fail("one leader per term", format!("members {} and {} both lead {term}", other.0, id.0)));
+        }
+        self.leaders.insert(term, id);
+        // Leader completeness: the new leader holds every committed entry.
+        if let Some((&position, &checksum)) = self.committed.iter().next_back()
+            && log.checksum_before(position) != Some(checksum)
+        {
+            let message = format!(
+                "member {} leads {term} without the committed entry ending at {position} (its log ends at {})",
+                id.0,
+                log.log_end()
+            );
+            return Err(self.fail("committed never lost", message));
+        }
+        Ok(())
+    }
+
+    fn check_commit(&mut self, index: usize, position: Position, log: &dyn LogView) -> Result<(), SimFailure> {
+        let member = index + 1;
+        if position < self.commits[index] {
+            return Err(self.fail("commit only grows", format!("member {member} moved its commit back to {position}")));
+        }
+        let Some(checksum) = log.checksum_before(position) else {
+            let message = format!("member {member} commits {position} past its log's end {}", log.log_end());
+            return Err(self.fail("commit within the log", message));
+        };
+        if self.committed.get(&position).is_some_and(|&expected| expected != checksum) {
+            return Err(self
+                .fail("committed never changed", format!("member {member} commits a different entry at {position}")));
+        }
+        // Everything committed below must be in this member's log too.
+        if let Some((&below, &expected)) = self.committed.range(..position).next_back()
+            && log.checksum_before(below) != Some(expected)
+        {
+            return Err(self.fail(
+                "committed never changed",
+                format!("member {member} commits {position} but differs at committed {below}"),
+            ));
+        }
+        self.commits[index] = position;
+        self.committed.insert(position, checksum);
+        Ok(())
+    }
+}
+
+impl Sim {
+    /// The time on member `index`'s own clock.
+    fn local_now(&self, index: usize) -> u64 {
+        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
+        self.now_ns.saturating_add_signed(drift)
+    }
+
+    fn note(&mut self, event: String) {
+        self.checks.now_ns = self.now_ns;
+        self.checks.note(event);
+    }
+
     fn run(&mut self) -> Result<(), SimFailure> {
         let mut next_tick_ns = 0;
         let mut next_proposal_ns = 0;
         let mut faults_stopped = false;
         while self.now_ns < self.config.duration_ns {
+            self.checks.now_ns = self.now_ns;
             // Deliver everything due, then tick.
             while let Some((from, to, bytes)) = self.net.deliver() {
                 self.stats.messages += 1;
@@ -239,13 +379,13 @@ impl Sim {
                     faults_stopped = true;
                     self.stop_faults();
                 }
-                self.restart_due()?;
+                self.restart_due();
                 for index in 0..self.nodes.len() {
                     if self.nodes[index].alive {
                         let mut out = Vec::new();
                         let now = self.local_now(index);
                         let node = &mut self.nodes[index];
-                        node.consensus.on_tick(now, &node.log, &mut out);
+                        node.consensus.on_tick(now, &node.storage.log, &mut out);
                         self.carry_out(index, out)?;
                     }
                 }
@@ -265,17 +405,15 @@ impl Sim {
             self.net.advance_to(self.now_ns);
         }
         self.check_logs_match()?;
-        let commit_now = self.nodes.iter().map(|n| n.commit).max().unwrap_or_default();
+        let commit_now = self.checks.commits.iter().copied().max().unwrap_or_default();
         self.stats.commit_position = commit_now.0;
         if commit_now <= self.commit_at_faults_end {
-            return Err(self.fail(
-                "liveness",
-                format!(
-                    "no new command committed in the {} ms after faults stopped (commit stuck at {})",
-                    (self.config.duration_ns - self.faults_end_ns) / 1_000_000,
-                    commit_now
-                ),
-            ));
+            let message = format!(
+                "no new command committed in the {} ms after faults stopped (commit stuck at {})",
+                (self.config.duration_ns - self.faults_end_ns) / 1_000_000,
+                commit_now
+            );
+            return Err(self.checks.fail("liveness", message));
         }
         Ok(())
     }
@@ -293,10 +431,10 @@ impl Sim {
                 let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
                 let node = &mut self.nodes[index];
                 node.alive = false;
-                node.log.crash(keep_unsynced, flip_bit, &torn);
+                node.storage.log.crash(keep_unsynced, flip_bit, &torn);
                 node.restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
                 self.stats.crashes += 1;
-                let note = format!("crash member {} (log back to {})", index + 1, self.nodes[index].log.end());
+                let note = format!("crash member {} (log back to {})", index + 1, self.nodes[index].storage.log.end());
                 self.note(note);
             }
         }
@@ -330,25 +468,24 @@ impl Sim {
                 node.restart_at_ns = self.now_ns;
             }
         }
-        self.commit_at_faults_end = self.nodes.iter().map(|n| n.commit).max().unwrap_or_default();
+        self.commit_at_faults_end = self.checks.commits.iter().copied().max().unwrap_or_default();
         self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
     }
 
-    fn restart_due(&mut self) -> Result<(), SimFailure> {
+    fn restart_due(&mut self) {
         for index in 0..self.nodes.len() {
             let now = self.local_now(index);
             let node = &mut self.nodes[index];
             if !node.alive && self.now_ns >= node.restart_at_ns {
                 node.alive = true;
-                let incarnation = self.stats.crashes;
-                let config = consensus_config(&self.config, node.id, incarnation);
-                node.consensus = Consensus::new(config, node.vote.0, node.vote.1, now);
-                node.commit = Position::ZERO;
-                let note = format!("restart member {} at {} (term {})", index + 1, node.log.end(), node.vote.0);
+                let config = consensus_config(&self.config, node.id, self.stats.crashes);
+                let vote = node.storage.vote;
+                node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
+                self.checks.commits[index] = Position::ZERO;
+                let note = format!("restart member {} at {} (term {})", index + 1, node.storage.log.end(), vote.term);
                 self.note(note);
             }
         }
-        Ok(())
     }
 
     fn propose(&mut self) -> Result<(), SimFailure> {
@@ -372,13 +509,9 @@ impl Sim {
             return;
         }
         let capacity = node.codec.capacity_bytes(FrameType::Append);
-        let (log, codec, net) = (&node.log, &mut node.codec, &mut self.net);
-        let from = index as u16;
-        node.consensus.poll_appends(log, capacity, 16, &mut |to, term, append| {
-            let mut buffer = [0u8; MTU_BYTES];
-            let body = append.chunk.to_body(append.commit_position);
-            let length = codec.encode(&mut buffer, term, &body).expect("a chunk fits a frame");
-            net.send(from, to.0 - 1, &buffer[..length]);
+        let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+        node.consensus.poll_appends(&node.storage.log, capacity, 16, &mut |to, term, append| {
+            outbox.send(to, term, &append.chunk.to_body(append.commit_position));
         });
     }
 
@@ -390,7 +523,9 @@ impl Sim {
         let frame = match self.nodes[index].codec.decode(&mut bytes) {
             Ok(frame) => frame,
             Err(error) => {
-                return Err(self.fail("codec", format!("a frame from member {} did not decode: {error}", from + 1)));
+                return Err(self
+                    .checks
+                    .fail("codec", format!("a frame from member {} did not decode: {error}", from + 1)));
             }
         };
         let (sender, term) = (frame.header.sender(), frame.header.term());
@@ -399,173 +534,48 @@ impl Sim {
         let node = &mut self.nodes[index];
         if let Body::Append { commit_position, .. } = frame.body {
             let chunk = Chunk::from_body(&frame.body).expect("an Append");
-            node.consensus.on_append(now, sender, term, Append { chunk, commit_position }, &node.log, &mut out);
+            node.consensus.on_append(now, sender, term, Append { chunk, commit_position }, &node.storage.log, &mut out);
         } else {
-            node.consensus.on_message(now, sender, term, frame.body, &node.log, &mut out);
+            node.consensus.on_message(now, sender, term, frame.body, &node.storage.log, &mut out);
         }
         self.carry_out(index, out)
     }
 
-    /// Carries out effects in order, as the real driver does; a Sync is done after the
-    /// batch (group commit) and reported back, and its effects carried out in turn.
+    /// Carries out a member's effects with the same code the real member uses, each checked
+    /// first.
     fn carry_out(&mut self, index: usize, out: Vec<Effect<'_>>) -> Result<(), SimFailure> {
-        let mut sync = false;
-        for effect in out {
-            match effect {
-                Effect::StoreVote { term, voted_for } => {
-                    let stored = self.nodes[index].vote;
-                    let changes_vote =
-                        term == stored.0 && stored.1.is_some() && voted_for.is_some() && voted_for != stored.1;
-                    if term < stored.0 || changes_vote {
-                        let message =
-                            format!("member {} changed its vote in {term}: {stored:?} -> {voted_for:?}", index + 1);
-                        return Err(self.fail("one vote per term", message));
-                    }
-                    self.nodes[index].vote = (term, voted_for);
-                }
-                Effect::Append { meta, payload } => {
-                    let node = &mut self.nodes[index];
-                    node.log.append(&meta, payload).map_err(|e| self.fail("append", e.to_string()))?;
-                }
-                Effect::AppendRaw { position, bytes } => {
-                    let node = &mut self.nodes[index];
-                    let bytes = match bytes {
-                        AppendBytes::Frame(bytes) => bytes,
-                        AppendBytes::Reassembled => node.consensus.reassembled(),
-                    };
-                    if let Err(error) = node.log.append_raw(position, bytes) {
-                        return Err(self.fail(
-                            "append raw",
-                            format!("member {} refused the leader's bytes at {position}: {error}", index + 1),
-                        ));
-                    }
-                }
-                Effect::Truncate { position } => {
-                    let node = &self.nodes[index];
-                    if position < node.commit {
-                        let message =
-                            format!("member {} truncates to {position} below its commit {}", index + 1, node.commit);
-                        return Err(self.fail("never truncate committed", message));
-                    }
-                    if let Some((&committed, _)) = self.committed.range(..=node.log.end()).next_back()
-                        && position < committed
-                        && node.log.checksum_before(committed) == self.committed.get(&committed).copied()
-                    {
-                        return Err(self.fail(
-                            "committed never lost",
-                            format!(
-                                "member {} truncates to {position}, below committed {committed} that it holds",
-                                index + 1
-                            ),
-                        ));
-                    }
-                    self.nodes[index].log.truncate_to(position);
-                    self.note(format!("member {} truncates to {position}", index + 1));
-                }
-                Effect::Sync => sync = true,
-                Effect::Send { to, term, message } => {
-                    let node = &mut self.nodes[index];
-                    let mut buffer = [0u8; MTU_BYTES];
-                    let length = node.codec.encode(&mut buffer, term, &message).expect("small messages fit");
-                    self.net.send(index as u16, to.0 - 1, &buffer[..length]);
-                }
-                Effect::Commit { position } => self.check_commit(index, position)?,
-                Effect::RoleChanged { role, term, leader } => {
-                    self.note(format!("member {} is {role:?} in {term} (leader {leader:?})", index + 1));
-                    if role == Role::Leader {
-                        self.check_new_leader(index, term)?;
-                    }
-                }
+        let node = &mut self.nodes[index];
+        let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+        let checks = &mut self.checks;
+        let result =
+            effects::carry_out(&mut node.consensus, &mut node.storage, &mut outbox, out, &mut |effect, log| {
+                checks.before(index, effect, log)
+            });
+        match result {
+            Ok(()) => Ok(()),
+            Err(CarryError::Check(failure)) => Err(failure),
+            Err(CarryError::Storage(error)) => {
+                Err(self.checks.fail("storage", format!("member {} could not carry out an effect: {error}", index + 1)))
             }
         }
-        if sync {
-            let node = &mut self.nodes[index];
-            node.log.sync();
-            let mut out = Vec::new();
-            node.consensus.on_durable(&node.log, &mut out);
-            self.carry_out(index, out)?;
-        }
-        Ok(())
     }
 
-    fn check_new_leader(&mut self, index: usize, term: Term) -> Result<(), SimFailure> {
-        self.stats.elections += 1;
-        let id = self.nodes[index].id;
-        if let Some(&other) = self.leaders.get(&term)
-            && other != id
-        {
-            return Err(self.fail("one leader per term", format!("members {} and {} both lead {term}", other.0, id.0)));
-        }
-        self.leaders.insert(term, id);
-        // Leader completeness: the new leader holds every committed entry.
-        if let Some((&position, &checksum)) = self.committed.iter().next_back() {
-            let log = &self.nodes[index].log;
-            if log.checksum_before(position) != Some(checksum) {
-                return Err(self.fail(
-                    "committed never lost",
-                    format!(
-                        "member {} leads {term} without the committed entry ending at {position} (its log ends at {})",
-                        id.0,
-                        log.end()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn check_commit(&mut self, index: usize, position: Position) -> Result<(), SimFailure> {
-        let node = &self.nodes[index];
-        if position < node.commit {
-            return Err(
-                self.fail("commit only grows", format!("member {} moved its commit back to {position}", index + 1))
-            );
-        }
-        let Some(checksum) = node.log.checksum_before(position) else {
-            let message = format!("member {} commits {position} past its log's end {}", index + 1, node.log.end());
-            return Err(self.fail("commit within the log", message));
-        };
-        self.nodes[index].commit = position;
-        match self.committed.get(&position) {
-            Some(&expected) if expected != checksum => {
-                return Err(self.fail(
-                    "committed never changed",
-                    format!("member {} commits a different entry at {position}", index + 1),
-                ));
-            }
-            _ => {}
-        }
-        // Everything committed below must be in this member's log too.
-        if let Some((&below, &expected)) = self.committed.range(..position).next_back()
-            && self.nodes[index].log.checksum_before(below) != Some(expected)
-        {
-            return Err(self.fail(
-                "committed never changed",
-                format!("member {} commits {position} but differs at committed {below}", index + 1),
-            ));
-        }
-        self.committed.insert(position, checksum);
-        Ok(())
-    }
-
-    /// Logs that agree at the highest committed position are byte-identical below it.
+    /// Logs that agree at the highest committed position are byte-identical below it, and
+    /// a majority holds it.
     fn check_logs_match(&self) -> Result<(), SimFailure> {
-        let Some((&position, &checksum)) = self.committed.iter().next_back() else { return Ok(()) };
+        let Some((&position, &checksum)) = self.checks.committed.iter().next_back() else { return Ok(()) };
         let holders: Vec<&Node> =
-            self.nodes.iter().filter(|n| n.log.checksum_before(position) == Some(checksum)).collect();
+            self.nodes.iter().filter(|n| n.storage.log.checksum_before(position) == Some(checksum)).collect();
         if holders.len() < self.nodes.len() / 2 + 1 {
-            return Err(self.fail(
-                "committed never lost",
-                format!("only {} members hold the committed prefix up to {position}", holders.len()),
-            ));
+            let message = format!("only {} members hold the committed prefix up to {position}", holders.len());
+            return Err(self.checks.fail("committed never lost", message));
         }
         for pair in holders.windows(2) {
             let end = position.0 as usize;
-            if pair[0].log.bytes()[..end] != pair[1].log.bytes()[..end] {
-                return Err(self.fail(
-                    "log matching",
-                    format!("members {} and {} agree at {position} but differ below", pair[0].id.0, pair[1].id.0),
-                ));
+            if pair[0].storage.log.bytes()[..end] != pair[1].storage.log.bytes()[..end] {
+                let message =
+                    format!("members {} and {} agree at {position} but differ below", pair[0].id.0, pair[1].id.0);
+                return Err(self.checks.fail("log matching", message));
             }
         }
         Ok(())
