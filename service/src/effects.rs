@@ -31,9 +31,9 @@ pub trait Storage {
     fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
 }
 
-/// Where consensus' small messages go.
+/// Where consensus' small messages go (Append frames go through `poll_appends`).
 pub trait Outbox {
-    fn send(&mut self, to: MemberId, term: Term, message: &Body<'_>);
+    fn send(&mut self, to: MemberId, term: Term, message: Body<'static>);
 }
 
 /// A check run before each effect is carried out (the simulator's checkers); `Err` stops.
@@ -56,6 +56,22 @@ pub fn carry_out<S: Storage + ?Sized, E>(
     effects: Vec<Effect<'_>>,
     check: &mut Check<'_, E>,
 ) -> Result<(), CarryError<E>> {
+    if carry_out_deferring_sync(consensus, storage, outbox, effects, check)? {
+        sync_and_report(consensus, storage, outbox, check)?;
+    }
+    Ok(())
+}
+
+/// Carries out `effects` in order except `Sync`: returns whether one was asked for, so a
+/// driver can make one sync cover a whole batch of messages (group commit) with
+/// [`sync_and_report`].
+pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
+    consensus: &mut Consensus,
+    storage: &mut S,
+    outbox: &mut dyn Outbox,
+    effects: Vec<Effect<'_>>,
+    check: &mut Check<'_, E>,
+) -> Result<bool, CarryError<E>> {
     let mut sync = false;
     for effect in effects {
         check(&effect, storage.view()).map_err(CarryError::Check)?;
@@ -75,20 +91,27 @@ pub fn carry_out<S: Storage + ?Sized, E>(
                 Ok(())
             }
             Effect::Send { to, term, message } => {
-                outbox.send(to, term, &message);
+                outbox.send(to, term, message);
                 Ok(())
             }
             Effect::Commit { .. } | Effect::RoleChanged { .. } => Ok(()),
         };
         done.map_err(CarryError::Storage)?;
     }
-    if sync {
-        storage.sync().map_err(CarryError::Storage)?;
-        let mut out = Vec::new();
-        consensus.on_durable(storage.view(), &mut out);
-        carry_out(consensus, storage, outbox, out, check)?;
-    }
-    Ok(())
+    Ok(sync)
+}
+
+/// Syncs the log, tells consensus, and carries out what that causes (acks, commits).
+pub fn sync_and_report<S: Storage + ?Sized, E>(
+    consensus: &mut Consensus,
+    storage: &mut S,
+    outbox: &mut dyn Outbox,
+    check: &mut Check<'_, E>,
+) -> Result<(), CarryError<E>> {
+    storage.sync().map_err(CarryError::Storage)?;
+    let mut out = Vec::new();
+    consensus.on_durable(storage.view(), &mut out);
+    carry_out(consensus, storage, outbox, out, check)
 }
 
 /// A member's storage on disk: the mapped log and the vote file beside it.

@@ -10,4 +10,5 @@
 pub mod consensus;
 pub mod effects;
 pub mod mem_log;
+pub mod member;
 pub mod sim;

@@ -229,11 +229,17 @@ struct SimOutbox<'a> {
     from: u16,
 }
 
-impl Outbox for SimOutbox<'_> {
-    fn send(&mut self, to: MemberId, term: Term, message: &Body<'_>) {
+impl SimOutbox<'_> {
+    fn send_frame(&mut self, to: MemberId, term: Term, body: &Body<'_>) {
         let mut buffer = [0u8; MTU_BYTES];
-        let length = self.codec.encode(&mut buffer, term, message).expect("a message fits a frame");
+        let length = self.codec.encode(&mut buffer, term, body).expect("a frame fits the MTU");
         self.net.send(self.from, to.0 - 1, &buffer[..length]);
+    }
+}
+
+impl Outbox for SimOutbox<'_> {
+    fn send(&mut self, to: MemberId, term: Term, message: Body<'static>) {
+        self.send_frame(to, term, &message);
     }
 }
 
@@ -511,7 +517,7 @@ impl Sim {
         let capacity = node.codec.capacity_bytes(FrameType::Append);
         let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
         node.consensus.poll_appends(&node.storage.log, capacity, 16, &mut |to, term, append| {
-            outbox.send(to, term, &append.chunk.to_body(append.commit_position));
+            outbox.send_frame(to, term, &append.chunk.to_body(append.commit_position));
         });
     }
 
