@@ -25,6 +25,13 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc_fast::crc32_iscsi(bytes)
 }
 
+/// CRC-64/NVME of a buffer: the state hash members compare (64 bits, so two different
+/// states colliding by chance is not a worry at any realistic count).
+#[inline]
+pub fn crc64(bytes: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

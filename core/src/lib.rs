@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod idle;
 pub mod ids;
+pub mod machine;
 pub mod source;
 
 pub use checksum::entry_checksum;
@@ -22,4 +23,5 @@ pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;
 pub use idle::{IdleStrategy, Idler};
 pub use ids::{ClusterId, ClusterTimeNs, MemberId, Position, SessionId, Term, align32};
+pub use machine::{Context, StateMachine, TimerRequest};
 pub use source::LogSource;

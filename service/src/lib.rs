@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod consensus;
+pub mod container;
 pub mod effects;
 pub mod mem_log;
 pub mod member;

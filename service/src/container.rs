@@ -1,0 +1,401 @@
+//! The service container: applies committed log entries, in order, to an application's
+//! [`StateMachine`], around it the state every member keeps alike: client sessions (a
+//! command's (session, sequence) is applied at most once, however often a client retries it)
+//! and timers. Deterministic: ordered maps only, time only from the log.
+//!
+//! - A session-open entry opens session id = its own log position (unique, and the same on
+//!   every member); its correlation id is the client's nonce, so the client knows the reply.
+//! - A command entry carries (session, sequence). Sequences may arrive out of order after a
+//!   failover (a client pipelines), so each session keeps the highest applied sequence and a
+//!   64-wide window of which ones below it were applied: a sequence inside the window is
+//!   applied once, a repeat is answered `Duplicate` (with the reply it got, while that is
+//!   among the last 64 kept), one older than the window `TooOld`. An unknown session is
+//!   answered `UnknownSession`.
+//! - A session-close entry (the leader's decision that a session idled out, or the client's
+//!   own close) removes the session.
+//! - A timer entry fires timer id = its correlation id, if it is still scheduled and due at
+//!   the entry's cluster time; a repeat finds it gone and does nothing.
+//!
+//! Still to come (issue #6): snapshots of all this, the event log, the apply thread.
+
+use ordo_core::checksum::crc64;
+use ordo_core::machine::{Context, StateMachine, TimerRequest};
+use ordo_core::{ClusterTimeNs, EntryKind, EntryView, Position, SessionId};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Sequences remembered per session below the highest applied one.
+pub const SEQUENCE_WINDOW: u64 = 64;
+/// Replies kept per session for answering retries.
+pub const REPLIES_KEPT: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Session {
+    client_nonce: u64,
+    last_active: ClusterTimeNs,
+    /// The highest applied sequence, and bit `i` set when `max - i` was applied.
+    max_sequence: u64,
+    window: u64,
+    replies: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl Session {
+    /// Records `sequence` as applied; `Err` says why it must not be.
+    fn admit(&mut self, sequence: u64) -> Result<(), Outcome> {
+        if sequence > self.max_sequence {
+            let shift = sequence - self.max_sequence;
+            self.window = if shift >= 64 { 0 } else { self.window << shift };
+            self.window |= 1;
+            self.max_sequence = sequence;
+            return Ok(());
+        }
+        let age = self.max_sequence - sequence;
+        if age >= SEQUENCE_WINDOW {
+            return Err(Outcome::TooOld);
+        }
+        if self.window & (1 << age) != 0 {
+            return Err(Outcome::Duplicate);
+        }
+        self.window |= 1 << age;
+        Ok(())
+    }
+}
+
+/// How a command fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Applied before: not again.
+    Duplicate,
+    /// Older than the session's window: it may or may not have been applied; not now.
+    TooOld,
+    UnknownSession,
+}
+
+/// What applying an entry produced, for the driver to send (replies: leader only) or record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output<'a> {
+    SessionOpened { session: SessionId, client_nonce: u64, position: Position },
+    SessionClosed { session: SessionId, position: Position },
+    Reply { session: SessionId, sequence: u64, position: Position, outcome: Outcome, reply: &'a [u8] },
+    Event { position: Position, event: &'a [u8] },
+}
+
+pub struct Container<M: StateMachine> {
+    machine: M,
+    sessions: BTreeMap<SessionId, Session>,
+    timers: BTreeMap<u64, ClusterTimeNs>,
+    applied: Position,
+    reply: Vec<u8>,
+    events: Vec<u8>,
+    timer_requests: Vec<TimerRequest>,
+}
+
+impl<M: StateMachine> Container<M> {
+    pub fn new(machine: M) -> Self {
+        Container {
+            machine,
+            sessions: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            applied: Position::ZERO,
+            reply: Vec::new(),
+            events: Vec::new(),
+            timer_requests: Vec::new(),
+        }
+    }
+
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// Everything below this position has been applied.
+    pub fn applied_position(&self) -> Position {
+        self.applied
+    }
+
+    pub fn has_session(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
+    /// The nonce of the client that opened `session`.
+    pub fn session_nonce(&self, session: SessionId) -> Option<u64> {
+        self.sessions.get(&session).map(|s| s.client_nonce)
+    }
+
+    /// Applies one committed entry (the next one: entries are applied in log order).
+    pub fn apply(&mut self, entry: &EntryView<'_>, out: &mut dyn FnMut(Output<'_>)) {
+        let position = entry.position();
+        debug_assert!(position >= self.applied, "entries are applied in order");
+        let header = entry.header;
+        let time = header.timestamp();
+        match entry.kind() {
+            EntryKind::SessionOpen => {
+                let session = SessionId(position.0);
+                let client_nonce = header.correlation_id.get();
+                let fresh =
+                    Session { client_nonce, last_active: time, max_sequence: 0, window: 0, replies: VecDeque::new() };
+                self.sessions.insert(session, fresh);
+                out(Output::SessionOpened { session, client_nonce, position });
+            }
+            EntryKind::SessionClose => {
+                let session = header.session();
+                if self.sessions.remove(&session).is_some() {
+                    out(Output::SessionClosed { session, position });
+                }
+            }
+            EntryKind::Command => self.apply_command(entry, out),
+            EntryKind::Timer => {
+                let timer_id = header.correlation_id.get();
+                if self.timers.get(&timer_id).is_some_and(|&deadline| deadline <= time) {
+                    self.timers.remove(&timer_id);
+                    self.reply.clear();
+                    self.events.clear();
+                    let mut ctx = Context::new(
+                        position,
+                        time,
+                        SessionId(0),
+                        &mut self.reply,
+                        &mut self.events,
+                        &mut self.timer_requests,
+                    );
+                    self.machine.on_timer(&mut ctx, timer_id);
+                    self.after_apply(position, out);
+                }
+            }
+            EntryKind::NewLeadershipTerm
+            | EntryKind::SnapshotRequest
+            | EntryKind::MembershipChange
+            | EntryKind::NoOp
+            | EntryKind::Padding => {}
+        }
+        self.applied = entry.next_position();
+    }
+
+    fn apply_command(&mut self, entry: &EntryView<'_>, out: &mut dyn FnMut(Output<'_>)) {
+        let (position, header) = (entry.position(), entry.header);
+        let (session_id, sequence, time) = (header.session(), header.correlation_id.get(), header.timestamp());
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            let outcome = Outcome::UnknownSession;
+            return out(Output::Reply { session: session_id, sequence, position, outcome, reply: &[] });
+        };
+        session.last_active = time;
+        if let Err(outcome) = session.admit(sequence) {
+            let kept = session.replies.iter().find(|(s, _)| *s == sequence).map_or(&[][..], |(_, r)| &r[..]);
+            return out(Output::Reply { session: session_id, sequence, position, outcome, reply: kept });
+        }
+        self.reply.clear();
+        self.events.clear();
+        let mut ctx =
+            Context::new(position, time, session_id, &mut self.reply, &mut self.events, &mut self.timer_requests);
+        self.machine.apply(&mut ctx, entry.payload);
+        let session = self.sessions.get_mut(&session_id).expect("looked up above");
+        if session.replies.len() == REPLIES_KEPT {
+            session.replies.pop_front();
+        }
+        session.replies.push_back((sequence, self.reply.clone()));
+        out(Output::Reply { session: session_id, sequence, position, outcome: Outcome::Applied, reply: &self.reply });
+        self.after_apply(position, out);
+    }
+
+    /// Hands out the events of the entry just applied and takes its timer requests.
+    fn after_apply(&mut self, position: Position, out: &mut dyn FnMut(Output<'_>)) {
+        for event in ordo_core::machine::events(&self.events) {
+            out(Output::Event { position, event });
+        }
+        for request in self.timer_requests.drain(..) {
+            match request {
+                TimerRequest::Schedule { timer_id, deadline } => {
+                    self.timers.insert(timer_id, deadline);
+                }
+                TimerRequest::Cancel { timer_id } => {
+                    self.timers.remove(&timer_id);
+                }
+            }
+        }
+    }
+
+    /// Timers due at `now` (the leader proposes a timer entry for each), in id order.
+    pub fn due_timers(&self, now: ClusterTimeNs) -> impl Iterator<Item = u64> + '_ {
+        self.timers.iter().filter(move |(_, deadline)| **deadline <= now).map(|(&id, _)| id)
+    }
+
+    /// Sessions idle since before `now - timeout_ns` (the leader proposes closing them).
+    pub fn idle_sessions(&self, now: ClusterTimeNs, timeout_ns: u64) -> impl Iterator<Item = SessionId> + '_ {
+        self.sessions.iter().filter(move |(_, s)| s.last_active.0 + timeout_ns <= now.0).map(|(&id, _)| id)
+    }
+
+    /// A hash of everything applied: the machine's state, the sessions and the timers.
+    /// Members at the same applied position must have the same hash.
+    pub fn state_hash(&self) -> u64 {
+        let mut bytes = Vec::new();
+        self.encode(&mut bytes);
+        crc64(&bytes)
+    }
+
+    /// The container's whole state (the body of a snapshot, when snapshots come).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.applied.0.to_le_bytes());
+        out.extend_from_slice(&(self.sessions.len() as u64).to_le_bytes());
+        for (id, session) in &self.sessions {
+            for value in [id.0, session.client_nonce, session.last_active.0, session.max_sequence, session.window] {
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+            out.extend_from_slice(&(session.replies.len() as u64).to_le_bytes());
+            for (sequence, reply) in &session.replies {
+                out.extend_from_slice(&sequence.to_le_bytes());
+                out.extend_from_slice(&(reply.len() as u64).to_le_bytes());
+                out.extend_from_slice(reply);
+            }
+        }
+        out.extend_from_slice(&(self.timers.len() as u64).to_le_bytes());
+        for (id, deadline) in &self.timers {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&deadline.0.to_le_bytes());
+        }
+        self.machine.snapshot(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem_log::MemLog;
+    use ordo_core::{EntryMeta, LogSource, Term};
+
+    /// Sums the first byte of each command, replies with the sum, schedules timer 9.
+    #[derive(Default)]
+    struct Sum {
+        total: u64,
+        fired: u64,
+    }
+
+    impl StateMachine for Sum {
+        fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
+            self.total += command[0] as u64;
+            ctx.reply(&self.total.to_le_bytes());
+            ctx.emit(b"summed");
+            if command[0] == 9 {
+                ctx.schedule_timer(9, ctx.time().0 + 100);
+            }
+        }
+        fn on_timer(&mut self, _ctx: &mut Context<'_>, timer_id: u64) {
+            self.fired += timer_id;
+        }
+        fn snapshot(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.total.to_le_bytes());
+            out.extend_from_slice(&self.fired.to_le_bytes());
+        }
+        fn restore(_: &[u8]) -> Result<Self, String> {
+            Err("not needed here".into())
+        }
+    }
+
+    fn entry(kind: EntryKind, session: u64, correlation: u64, time: u64) -> EntryMeta {
+        EntryMeta {
+            kind,
+            flags: 0,
+            term: Term(1),
+            timestamp: ClusterTimeNs(time),
+            session: SessionId(session),
+            correlation_id: correlation,
+        }
+    }
+
+    /// Appends the entries to a log and applies them all; returns the outputs, simplified.
+    fn run(entries: &[(EntryMeta, &[u8])]) -> (Container<Sum>, Vec<String>) {
+        let mut log = MemLog::new();
+        for (meta, payload) in entries {
+            log.append(meta, payload).unwrap();
+        }
+        let mut container = Container::new(Sum::default());
+        let mut outputs = Vec::new();
+        let mut position = Position::ZERO;
+        while position < log.log_end() {
+            let bytes = &log.read_log(position).unwrap().1;
+            let view = ordo_core::entry::decode_entry(bytes, position).unwrap();
+            container.apply(&view, &mut |output| outputs.push(format!("{output:?}")));
+            position = view.next_position();
+        }
+        (container, outputs)
+    }
+
+    #[test]
+    fn a_session_opens_at_its_entrys_position_and_commands_apply_once() {
+        let open = entry(EntryKind::SessionOpen, 0, 77, 1);
+        let (container, outputs) = run(&[
+            (open, b""),
+            (entry(EntryKind::Command, 0, 1, 2), &[5]),
+            (entry(EntryKind::Command, 0, 2, 3), &[6]),
+            (entry(EntryKind::Command, 0, 1, 4), &[5]), // a retry of sequence 1
+        ]);
+        assert_eq!(container.machine().total, 11, "the retry was not applied again");
+        assert!(outputs[0].contains("SessionOpened { session: SessionId(0), client_nonce: 77"), "{outputs:?}");
+        assert!(outputs.last().unwrap().contains("outcome: Duplicate"), "{outputs:?}");
+        assert!(outputs.last().unwrap().contains("reply: [5, 0, 0, 0, 0, 0, 0, 0]"), "a retry gets its original reply");
+    }
+
+    #[test]
+    fn sequences_out_of_order_apply_once_each_within_the_window() {
+        let mut session = Session {
+            client_nonce: 0,
+            last_active: ClusterTimeNs(0),
+            max_sequence: 0,
+            window: 0,
+            replies: VecDeque::new(),
+        };
+        assert_eq!(session.admit(5), Ok(()));
+        assert_eq!(session.admit(3), Ok(()), "an earlier one arriving late still applies");
+        assert_eq!(session.admit(3), Err(Outcome::Duplicate));
+        assert_eq!(session.admit(5), Err(Outcome::Duplicate));
+        assert_eq!(session.admit(100), Ok(()));
+        assert_eq!(session.admit(36), Err(Outcome::TooOld));
+        assert_eq!(session.admit(37), Ok(()));
+        assert_eq!(session.admit(37), Err(Outcome::Duplicate));
+    }
+
+    #[test]
+    fn an_unknown_or_closed_session_is_refused() {
+        let (container, outputs) = run(&[
+            (entry(EntryKind::Command, 96, 1, 1), &[5]), // at 0: session 96 is not open yet
+            (entry(EntryKind::SessionOpen, 0, 1, 2), b""), // at 96: opens session 96
+            (entry(EntryKind::SessionClose, 96, 0, 3), b""),
+            (entry(EntryKind::Command, 96, 2, 4), &[5]),
+        ]);
+        assert_eq!(container.machine().total, 0);
+        assert!(
+            outputs[0].contains("UnknownSession") && outputs.last().unwrap().contains("UnknownSession"),
+            "{outputs:?}"
+        );
+        assert!(outputs.iter().any(|o| o.contains("SessionClosed")));
+    }
+
+    #[test]
+    fn a_timer_fires_once_when_its_entry_comes_at_or_after_its_deadline() {
+        let (container, _) = run(&[
+            (entry(EntryKind::SessionOpen, 0, 1, 0), b""),
+            (entry(EntryKind::Command, 0, 1, 10), &[9]), // schedules timer 9 for t=110
+            (entry(EntryKind::Timer, 0, 9, 50), b""),    // too early: ignored
+            (entry(EntryKind::Timer, 0, 9, 120), b""),
+            (entry(EntryKind::Timer, 0, 9, 130), b""), // a repeat: the timer is gone
+        ]);
+        assert_eq!(container.machine().fired, 9);
+        assert_eq!(container.due_timers(ClusterTimeNs(u64::MAX)).count(), 0);
+    }
+
+    #[test]
+    fn equal_histories_hash_equal_and_any_difference_shows() {
+        let history =
+            [(entry(EntryKind::SessionOpen, 0, 1, 0), &b""[..]), (entry(EntryKind::Command, 0, 1, 5), &[3][..])];
+        let (a, _) = run(&history);
+        let (b, _) = run(&history);
+        assert_eq!(a.state_hash(), b.state_hash());
+        let (c, _) = run(&[history[0], (entry(EntryKind::Command, 0, 1, 5), &[4][..])]);
+        assert_ne!(a.state_hash(), c.state_hash());
+    }
+
+    #[test]
+    fn idle_sessions_are_found_for_the_leader_to_close() {
+        let (container, _) = run(&[(entry(EntryKind::SessionOpen, 0, 1, 100), b"")]);
+        assert_eq!(container.idle_sessions(ClusterTimeNs(150), 100).count(), 0);
+        assert_eq!(container.idle_sessions(ClusterTimeNs(200), 100).collect::<Vec<_>>(), vec![SessionId(0)]);
+    }
+}
