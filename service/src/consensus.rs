@@ -385,10 +385,29 @@ impl Consensus {
         payload: &'a [u8],
         out: &mut Vec<Effect<'a>>,
     ) -> Result<(), NotLeader> {
+        self.propose_entry(now_ns, EntryKind::Command, session, correlation_id, payload, out)
+    }
+
+    /// Any entry the leader sequences for the service: a command, a session opening or
+    /// closing, a timer firing.
+    pub fn propose_entry<'a>(
+        &mut self,
+        now_ns: u64,
+        kind: EntryKind,
+        session: SessionId,
+        correlation_id: u64,
+        payload: &'a [u8],
+        out: &mut Vec<Effect<'a>>,
+    ) -> Result<(), NotLeader> {
         if self.role != Role::Leader {
             return Err(self.leader.map_or(NotLeader::Unknown, NotLeader::Redirect));
         }
-        let meta = EntryMeta::command(self.term, ClusterTimeNs(now_ns), session, correlation_id);
+        debug_assert!(matches!(
+            kind,
+            EntryKind::Command | EntryKind::SessionOpen | EntryKind::SessionClose | EntryKind::Timer
+        ));
+        let meta =
+            EntryMeta { kind, flags: 0, term: self.term, timestamp: ClusterTimeNs(now_ns), session, correlation_id };
         out.push(Effect::Append { meta, payload });
         out.push(Effect::Sync);
         Ok(())

@@ -188,10 +188,15 @@ impl<M: StateMachine> Container<M> {
             Context::new(position, time, session_id, &mut self.reply, &mut self.events, &mut self.timer_requests);
         self.machine.apply(&mut ctx, entry.payload);
         let session = self.sessions.get_mut(&session_id).expect("looked up above");
-        if session.replies.len() == REPLIES_KEPT {
-            session.replies.pop_front();
-        }
-        session.replies.push_back((sequence, self.reply.clone()));
+        // The oldest kept reply's buffer is reused: no allocation once a session is warm.
+        let mut kept = if session.replies.len() == REPLIES_KEPT {
+            session.replies.pop_front().map(|(_, buffer)| buffer).unwrap_or_default()
+        } else {
+            Vec::with_capacity(self.reply.len())
+        };
+        kept.clear();
+        kept.extend_from_slice(&self.reply);
+        session.replies.push_back((sequence, kept));
         out(Output::Reply { session: session_id, sequence, position, outcome: Outcome::Applied, reply: &self.reply });
         self.after_apply(position, out);
     }

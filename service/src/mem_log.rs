@@ -129,6 +129,11 @@ impl MemLog {
         decode_entry(&self.bytes[position.0 as usize..], position).ok().map(|v| v.checksum_prev())
     }
 
+    /// The entry starting at `position`, checked.
+    pub fn entry(&self, position: Position) -> Option<ordo_core::EntryView<'_>> {
+        decode_entry(self.bytes.get(position.0 as usize..)?, position).ok()
+    }
+
     pub fn terms(&self) -> &TermIndex {
         &self.terms
     }

@@ -14,17 +14,85 @@
 //! state hashes, snapshots and catch-up from a snapshot.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
+use crate::container::{Container, Outcome, Output};
 use crate::effects::{self, CarryError, Outbox};
 use crate::mem_log::MemStorage;
-use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
+use ordo_core::machine::{Context, StateMachine};
+use ordo_core::{ClusterId, ClusterTimeNs, EntryKind, MemberId, Position, SessionId, Term};
 use ordo_log::Vote;
 use ordo_transport::{Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
 const TRACE_EVENTS: usize = 40;
+
+const CLIENTS: u16 = 2;
+const CLIENT_OUTSTANDING_MAX: usize = 2;
+const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
+
+/// The simulator's state machine: counts commands, folds each (session, sequence) into a
+/// rolling hash, and every 50 commands schedules a timer 10 ms ahead. It also keeps, outside
+/// its state, how often each (session, sequence) was applied, for the exactly-once checker.
+#[derive(Default)]
+pub struct Tally {
+    count: u64,
+    rolling: u64,
+    timers_fired: u64,
+    applied: BTreeMap<(u64, u64), u32>,
+}
+
+impl StateMachine for Tally {
+    fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
+        let sequence = command.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        self.count += 1;
+        let mut bytes = [0u8; 24];
+        bytes[..8].copy_from_slice(&self.rolling.to_le_bytes());
+        bytes[8..16].copy_from_slice(&ctx.session().0.to_le_bytes());
+        bytes[16..].copy_from_slice(&sequence.to_le_bytes());
+        self.rolling = ordo_core::checksum::crc64(&bytes);
+        *self.applied.entry((ctx.session().0, sequence)).or_default() += 1;
+        ctx.reply(&self.count.to_le_bytes());
+        if self.count.is_multiple_of(50) {
+            ctx.schedule_timer(self.count, ctx.time().0 + 10 * TICK_NS);
+        }
+    }
+    fn on_timer(&mut self, _ctx: &mut Context<'_>, timer_id: u64) {
+        self.timers_fired += 1;
+        self.rolling ^= timer_id.rotate_left(17);
+    }
+    fn snapshot(&self, out: &mut Vec<u8>) {
+        for value in [self.count, self.rolling, self.timers_fired] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let value = |i: usize| bytes.get(i * 8..i * 8 + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        match (value(0), value(1), value(2), bytes.len()) {
+            (Some(count), Some(rolling), Some(timers_fired), 24) => {
+                Ok(Tally { count, rolling, timers_fired, applied: BTreeMap::new() })
+            }
+            _ => Err(format!("a tally snapshot is 24 bytes, not {}", bytes.len())),
+        }
+    }
+}
+
+/// A client: opens a session with whichever member it thinks leads, keeps a few commands
+/// outstanding, follows redirects, and resends what is not answered in time with the same
+/// (session, sequence).
+struct Client {
+    net_id: u16,
+    nonce: u64,
+    codec: FrameCodec,
+    session: Option<SessionId>,
+    leader_hint: u16,
+    next_sequence: u64,
+    /// Sequence → when it was last sent.
+    outstanding: BTreeMap<u64, u64>,
+    acked: BTreeSet<u64>,
+    open_sent_ns: Option<u64>,
+}
 
 /// Which faults a run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +119,8 @@ pub struct SimConfig {
     /// Virtual time the run lasts; faults stop at 70% of it.
     pub duration_ns: u64,
     pub faults: Faults,
-    /// A client command is proposed to the leader this often.
-    pub proposal_interval_ns: u64,
+    /// Clients send (and resend) this often.
+    pub client_interval_ns: u64,
     /// A consensus rule broken on purpose (the simulator's own tests).
     pub deliberate_bug: Option<DeliberateBug>,
 }
@@ -64,7 +132,7 @@ impl SimConfig {
             members: 3,
             duration_ns: 4_000_000_000,
             faults: Faults::ALL,
-            proposal_interval_ns: 2_000_000,
+            client_interval_ns: 2_000_000,
             deliberate_bug: None,
         }
     }
@@ -77,7 +145,8 @@ pub struct SimStats {
     pub elections: u64,
     pub crashes: u64,
     pub commit_position: u64,
-    pub proposals: u64,
+    /// Client commands acknowledged.
+    pub acked: u64,
 }
 
 /// A checker failed: which, why, and the last events before it.
@@ -111,6 +180,9 @@ struct Node {
     drift_ppm: i64,
     consensus: Consensus,
     storage: MemStorage,
+    container: Container<Tally>,
+    /// Timers this member, as leader, proposed and has not yet seen applied.
+    timers_proposed: BTreeSet<u64>,
     codec: FrameCodec,
     alive: bool,
     restart_at_ns: u64,
@@ -129,6 +201,8 @@ struct Checks {
     /// Each member's commit position and stored vote, as its effects said.
     commits: Vec<Position>,
     votes: Vec<Vote>,
+    /// The state hash every member had at each applied position seen.
+    hashes: BTreeMap<Position, u64>,
     trace: VecDeque<String>,
 }
 
@@ -137,6 +211,7 @@ struct Sim {
     rng: fastrand::Rng,
     net: SimNet,
     nodes: Vec<Node>,
+    clients: Vec<Client>,
     now_ns: u64,
     stats: SimStats,
     checks: Checks,
@@ -187,6 +262,8 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
                 drift_ppm: if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 },
                 consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
                 storage: MemStorage::default(),
+                container: Container::new(Tally::default()),
+                timers_proposed: BTreeSet::new(),
                 codec: FrameCodec::new(ClusterId(1), id, ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
                 alive: true,
                 restart_at_ns: 0,
@@ -194,7 +271,21 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
         })
         .collect();
     let members = config.members as usize;
+    let clients = (0..CLIENTS)
+        .map(|c| Client {
+            net_id: config.members + c,
+            nonce: c as u64,
+            codec: FrameCodec::new(ClusterId(1), MemberId(100 + c), ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
+            session: None,
+            leader_hint: c % config.members,
+            next_sequence: 1,
+            outstanding: BTreeMap::new(),
+            acked: BTreeSet::new(),
+            open_sent_ns: None,
+        })
+        .collect();
     let mut sim = Sim {
+        clients,
         net: SimNet::new(rng.u64(..), network),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
         nodes,
@@ -209,6 +300,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
             committed: BTreeMap::new(),
             commits: vec![Position::ZERO; members],
             votes: vec![Vote::default(); members],
+            hashes: BTreeMap::new(),
             trace: VecDeque::with_capacity(TRACE_EVENTS),
         },
         isolated: None,
@@ -217,8 +309,10 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
         commit_at_faults_end: Position::ZERO,
         config,
     };
-    sim.run()?;
+    let result = sim.run();
     sim.stats.elections = sim.checks.elections;
+    sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
+    result?;
     Ok(sim.stats)
 }
 
@@ -367,7 +461,7 @@ impl Sim {
 
     fn run(&mut self) -> Result<(), SimFailure> {
         let mut next_tick_ns = 0;
-        let mut next_proposal_ns = 0;
+        let mut next_clients_ns = 0;
         let mut faults_stopped = false;
         while self.now_ns < self.config.duration_ns {
             self.checks.now_ns = self.now_ns;
@@ -395,10 +489,11 @@ impl Sim {
                         self.carry_out(index, out)?;
                     }
                 }
-                if self.now_ns >= next_proposal_ns {
-                    next_proposal_ns += self.config.proposal_interval_ns;
-                    self.propose()?;
+                if self.now_ns >= next_clients_ns {
+                    next_clients_ns += self.config.client_interval_ns;
+                    self.step_clients();
                 }
+                self.propose_due_timers()?;
                 for index in 0..self.nodes.len() {
                     self.send_appends(index);
                 }
@@ -411,6 +506,7 @@ impl Sim {
             self.net.advance_to(self.now_ns);
         }
         self.check_logs_match()?;
+        self.check_exactly_once()?;
         let commit_now = self.checks.commits.iter().copied().max().unwrap_or_default();
         self.stats.commit_position = commit_now.0;
         if commit_now <= self.commit_at_faults_end {
@@ -487,6 +583,10 @@ impl Sim {
                 let config = consensus_config(&self.config, node.id, self.stats.crashes);
                 let vote = node.storage.vote;
                 node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
+                // Without snapshots yet, a restarted member rebuilds its state by replaying
+                // its log from the start as the commit position comes back.
+                node.container = Container::new(Tally::default());
+                node.timers_proposed.clear();
                 self.checks.commits[index] = Position::ZERO;
                 let note = format!("restart member {} at {} (term {})", index + 1, node.storage.log.end(), vote.term);
                 self.note(note);
@@ -494,19 +594,231 @@ impl Sim {
         }
     }
 
-    fn propose(&mut self) -> Result<(), SimFailure> {
-        let Some(index) = self.nodes.iter().position(|n| n.alive && n.consensus.role() == Role::Leader) else {
-            return Ok(());
+    /// Each client sends what it may: a session opening, new commands, resends.
+    fn step_clients(&mut self) {
+        let now = self.now_ns;
+        for client in &mut self.clients {
+            let to = client.leader_hint;
+            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut client.codec, from: client.net_id };
+            let Some(session) = client.session else {
+                if client.open_sent_ns.is_none_or(|at| now - at >= CLIENT_RETRY_NS) {
+                    client.open_sent_ns = Some(now);
+                    outbox.send_frame(MemberId(to + 1), Term::ZERO, &Body::SessionOpen { client_nonce: client.nonce });
+                    client.leader_hint = (client.leader_hint + 1) % self.config.members; // try another next time
+                }
+                continue;
+            };
+            let mut resent = false;
+            for (&sequence, sent_at) in client.outstanding.iter_mut() {
+                if now - *sent_at >= CLIENT_RETRY_NS {
+                    *sent_at = now;
+                    resent = true;
+                    let command = sequence.to_le_bytes();
+                    outbox.send_frame(
+                        MemberId(to + 1),
+                        Term::ZERO,
+                        &Body::ClientRequest { session, sequence, command: &command },
+                    );
+                }
+            }
+            if resent {
+                // No answer in time: the hint may be stale; the next member will redirect.
+                client.leader_hint = (client.leader_hint + 1) % self.config.members;
+            }
+            while client.outstanding.len() < CLIENT_OUTSTANDING_MAX {
+                let sequence = client.next_sequence;
+                client.next_sequence += 1;
+                client.outstanding.insert(sequence, now);
+                let command = sequence.to_le_bytes();
+                outbox.send_frame(
+                    MemberId(to + 1),
+                    Term::ZERO,
+                    &Body::ClientRequest { session, sequence, command: &command },
+                );
+            }
+        }
+    }
+
+    fn client_receives(&mut self, client: usize, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
+        let client = &mut self.clients[client];
+        let frame = match client.codec.decode(&mut bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                return Err(self.checks.fail("codec", format!("a frame to a client did not decode: {error}")));
+            }
         };
-        self.stats.proposals += 1;
-        let payload = self.stats.proposals.to_le_bytes().repeat(1 + (self.stats.proposals % 5) as usize);
-        let mut out = Vec::new();
+        match frame.body {
+            Body::Redirect { leader } if leader.0 >= 1 => client.leader_hint = leader.0 - 1,
+            Body::ClientResponse { session, sequence: 0, ok: true, reply, .. }
+                if client.session.is_none() && reply == client.nonce.to_le_bytes() =>
+            {
+                client.session = Some(session);
+                client.leader_hint = frame.header.sender().0 - 1;
+            }
+            Body::ClientResponse { session, sequence, ok, .. } if Some(session) == client.session => {
+                if client.outstanding.remove(&sequence).is_some() && ok {
+                    client.acked.insert(sequence);
+                }
+                client.leader_hint = frame.header.sender().0 - 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A client's frame at a member: sequenced if it leads, else answered with a redirect.
+    fn member_takes_client_frame(&mut self, index: usize, from: u16, body: Body<'_>) -> Result<(), SimFailure> {
+        let (kind, session, correlation, payload) = match body {
+            Body::SessionOpen { client_nonce } => (EntryKind::SessionOpen, SessionId(0), client_nonce, &[][..]),
+            Body::ClientRequest { session, sequence, command } => (EntryKind::Command, session, sequence, command),
+            _ => return Ok(()),
+        };
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
-        node.consensus
-            .propose(now, SessionId(1), self.stats.proposals, &payload, &mut out)
-            .expect("the leader accepts");
-        self.carry_out(index, out)
+        let mut out = Vec::new();
+        match node.consensus.propose_entry(now, kind, session, correlation, payload, &mut out) {
+            Ok(()) => self.carry_out(index, out),
+            Err(not_leader) => {
+                let leader = match not_leader {
+                    crate::consensus::NotLeader::Redirect(leader) => leader,
+                    crate::consensus::NotLeader::Unknown => MemberId(0),
+                };
+                let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+                outbox.send_frame(MemberId(from + 1), node.consensus.term(), &Body::Redirect { leader });
+                Ok(())
+            }
+        }
+    }
+
+    /// The leader proposes a timer entry for each timer due on its applied state.
+    fn propose_due_timers(&mut self) -> Result<(), SimFailure> {
+        for index in 0..self.nodes.len() {
+            let now = self.local_now(index);
+            let node = &mut self.nodes[index];
+            if !node.alive || node.consensus.role() != Role::Leader {
+                continue;
+            }
+            let due: Vec<u64> =
+                node.container.due_timers(ClusterTimeNs(now)).filter(|id| !node.timers_proposed.contains(id)).collect();
+            for timer_id in due {
+                let mut out = Vec::new();
+                let node = &mut self.nodes[index];
+                node.timers_proposed.insert(timer_id);
+                if node.consensus.propose_entry(now, EntryKind::Timer, SessionId(0), timer_id, &[], &mut out).is_ok() {
+                    self.carry_out(index, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what member `index` has committed; the leader answers the clients. Checks
+    /// that every member has the same state hash at the same applied position.
+    fn apply_committed(&mut self, index: usize) -> Result<(), SimFailure> {
+        let members = self.config.members;
+        let node = &mut self.nodes[index];
+        let commit = node.consensus.commit_position();
+        let leads = node.consensus.role() == Role::Leader;
+        let mut replies: Vec<(u16, Body<'static>, Vec<u8>)> = Vec::new();
+        let mut applied_any = false;
+        while node.container.applied_position() < commit {
+            let position = node.container.applied_position();
+            let Some(entry) = node.storage.log.entry(position) else {
+                return Err(self.checks.fail(
+                    "apply",
+                    format!("member {} has no entry at {position} below its commit {commit}", index + 1),
+                ));
+            };
+            let container = &mut node.container;
+            container.apply(&entry, &mut |output| {
+                if !leads {
+                    return;
+                }
+                let client_of = |nonce: u64| members + nonce as u16;
+                match output {
+                    Output::SessionOpened { session, client_nonce, position } => {
+                        let body = Body::ClientResponse { session, sequence: 0, position, ok: true, reply: &[] };
+                        replies.push((client_of(client_nonce), body, client_nonce.to_le_bytes().to_vec()));
+                    }
+                    Output::Reply { session, sequence, position, outcome, reply } => {
+                        let ok = matches!(outcome, Outcome::Applied | Outcome::Duplicate);
+                        let body = Body::ClientResponse { session, sequence, position, ok, reply: &[] };
+                        // Route by the session's client (its nonce is the client's index here).
+                        replies.push((u16::MAX, body, reply.to_vec()));
+                    }
+                    Output::SessionClosed { .. } | Output::Event { .. } => {}
+                }
+            });
+            applied_any = true;
+        }
+        if applied_any {
+            let hash = node.container.state_hash();
+            let applied = node.container.applied_position();
+            node.timers_proposed.retain(|id| node.container.due_timers(ClusterTimeNs(u64::MAX)).any(|t| t == *id));
+            match self.checks.hashes.get(&applied) {
+                Some(&expected) if expected != hash => {
+                    let message = format!(
+                        "member {} has state hash {hash:#018x} at {applied}, another had {expected:#018x}",
+                        index + 1
+                    );
+                    return Err(self.checks.fail("state machine safety", message));
+                }
+                Some(_) => {}
+                None => {
+                    self.checks.hashes.insert(applied, hash);
+                }
+            }
+        }
+        let node = &mut self.nodes[index];
+        let term = node.consensus.term();
+        for (to, body, reply) in replies {
+            let (to, body) = match body {
+                Body::ClientResponse { session, sequence, position, ok, .. } => {
+                    let to = if to == u16::MAX {
+                        match node.container.session_nonce(session) {
+                            Some(nonce) => members + nonce as u16,
+                            None => continue,
+                        }
+                    } else {
+                        to
+                    };
+                    (to, Body::ClientResponse { session, sequence, position, ok, reply: &reply })
+                }
+                other => (to, other),
+            };
+            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+            outbox.send_frame(MemberId(to + 1), term, &body);
+        }
+        Ok(())
+    }
+
+    /// Every command a client saw acknowledged was applied exactly once, and no command was
+    /// applied twice anywhere.
+    fn check_exactly_once(&self) -> Result<(), SimFailure> {
+        for (index, node) in self.nodes.iter().enumerate() {
+            if let Some((&(session, sequence), &count)) = node.container.machine().applied.iter().find(|(_, c)| **c > 1)
+            {
+                let message =
+                    format!("member {} applied session {session} sequence {sequence} {count} times", index + 1);
+                return Err(self.checks.fail("exactly once", message));
+            }
+        }
+        let Some(most) = self.nodes.iter().max_by_key(|n| n.container.applied_position()) else { return Ok(()) };
+        for client in &self.clients {
+            let Some(session) = client.session else { continue };
+            for &sequence in &client.acked {
+                if most.container.machine().applied.get(&(session.0, sequence)) != Some(&1) {
+                    let message = format!(
+                        "session {} sequence {sequence} was acknowledged but member {} (applied to {}) did not apply it once",
+                        session.0,
+                        most.id.0,
+                        most.container.applied_position()
+                    );
+                    return Err(self.checks.fail("exactly once", message));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn send_appends(&mut self, index: usize) {
@@ -522,6 +834,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: u16, to: u16, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
+        if to >= self.config.members {
+            return self.client_receives((to - self.config.members) as usize, bytes);
+        }
         let index = to as usize;
         if !self.nodes[index].alive {
             return Ok(());
@@ -538,11 +853,22 @@ impl Sim {
         let mut out = Vec::new();
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
-        if let Body::Append { commit_position, .. } = frame.body {
-            let chunk = Chunk::from_body(&frame.body).expect("an Append");
-            node.consensus.on_append(now, sender, term, Append { chunk, commit_position }, &node.storage.log, &mut out);
-        } else {
-            node.consensus.on_message(now, sender, term, frame.body, &node.storage.log, &mut out);
+        match frame.body {
+            Body::Append { commit_position, .. } => {
+                let chunk = Chunk::from_body(&frame.body).expect("an Append");
+                node.consensus.on_append(
+                    now,
+                    sender,
+                    term,
+                    Append { chunk, commit_position },
+                    &node.storage.log,
+                    &mut out,
+                );
+            }
+            Body::SessionOpen { .. } | Body::ClientRequest { .. } => {
+                return self.member_takes_client_frame(index, from, frame.body);
+            }
+            body => node.consensus.on_message(now, sender, term, body, &node.storage.log, &mut out),
         }
         self.carry_out(index, out)
     }
@@ -558,7 +884,7 @@ impl Sim {
                 checks.before(index, effect, log)
             });
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => self.apply_committed(index),
             Err(CarryError::Check(failure)) => Err(failure),
             Err(CarryError::Storage(error)) => {
                 Err(self.checks.fail("storage", format!("member {} could not carry out an effect: {error}", index + 1)))

@@ -51,7 +51,7 @@ fn main() {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
                 ticks += stats.ticks;
-                commits += stats.proposals;
+                commits += stats.acked;
             }
             Err(failure) => {
                 failures += 1;
@@ -66,7 +66,7 @@ fn main() {
         );
     } else {
         println!(
-            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} commands proposed ({:.0}/s), {seconds:.1} s",
+            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {seconds:.1} s",
             ticks as f64 / seconds,
             commits as f64 / seconds
         );
