@@ -112,6 +112,10 @@ impl<M: StateMachine> Container<M> {
         self.applied
     }
 
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn has_session(&self, session: SessionId) -> bool {
         self.sessions.contains_key(&session)
     }
@@ -215,6 +219,38 @@ impl<M: StateMachine> Container<M> {
                     self.timers.remove(&timer_id);
                 }
             }
+        }
+    }
+
+    /// What the leader must sequence for the service at `now`, given what it already has in
+    /// flight (`proposed`): a timer entry for each due timer, a session-close entry for each
+    /// session idle for `session_timeout_ns`. Deterministic order: timers, then sessions, by id.
+    pub fn leader_duties(
+        &self,
+        now: ClusterTimeNs,
+        session_timeout_ns: u64,
+        proposed: &std::collections::BTreeSet<(EntryKind, u64)>,
+        duties: &mut Vec<(EntryKind, SessionId, u64)>,
+    ) {
+        for timer_id in self.due_timers(now) {
+            if !proposed.contains(&(EntryKind::Timer, timer_id)) {
+                duties.push((EntryKind::Timer, SessionId(0), timer_id));
+            }
+        }
+        for session in self.idle_sessions(now, session_timeout_ns) {
+            if !proposed.contains(&(EntryKind::SessionClose, session.0)) {
+                duties.push((EntryKind::SessionClose, session, 0));
+            }
+        }
+    }
+
+    /// Whether a duty from `leader_duties` is still pending on the applied state (so the
+    /// leader keeps it in flight) or done (so it can forget it).
+    pub fn duty_pending(&self, kind: EntryKind, id: u64) -> bool {
+        match kind {
+            EntryKind::Timer => self.timers.contains_key(&id),
+            EntryKind::SessionClose => self.sessions.contains_key(&SessionId(id)),
+            _ => false,
         }
     }
 
@@ -398,9 +434,22 @@ mod tests {
     }
 
     #[test]
-    fn idle_sessions_are_found_for_the_leader_to_close() {
-        let (container, _) = run(&[(entry(EntryKind::SessionOpen, 0, 1, 100), b"")]);
-        assert_eq!(container.idle_sessions(ClusterTimeNs(150), 100).count(), 0);
-        assert_eq!(container.idle_sessions(ClusterTimeNs(200), 100).collect::<Vec<_>>(), vec![SessionId(0)]);
+    fn the_leader_is_told_to_fire_due_timers_and_close_idle_sessions_once() {
+        let (container, _) = run(&[
+            (entry(EntryKind::SessionOpen, 0, 1, 100), b""),
+            (entry(EntryKind::Command, 0, 1, 100), &[9]), // timer 9 due at 200
+        ]);
+        let mut proposed = std::collections::BTreeSet::new();
+        let mut duties = Vec::new();
+        container.leader_duties(ClusterTimeNs(150), 100, &proposed, &mut duties);
+        assert!(duties.is_empty());
+        container.leader_duties(ClusterTimeNs(250), 100, &proposed, &mut duties);
+        assert_eq!(duties, vec![(EntryKind::Timer, SessionId(0), 9), (EntryKind::SessionClose, SessionId(0), 0)]);
+        proposed.insert((EntryKind::Timer, 9));
+        proposed.insert((EntryKind::SessionClose, 0));
+        duties.clear();
+        container.leader_duties(ClusterTimeNs(250), 100, &proposed, &mut duties);
+        assert!(duties.is_empty(), "nothing twice while in flight");
+        assert!(container.duty_pending(EntryKind::Timer, 9) && container.duty_pending(EntryKind::SessionClose, 0));
     }
 }

@@ -31,6 +31,9 @@ const TRACE_EVENTS: usize = 40;
 const CLIENTS: u16 = 2;
 const CLIENT_OUTSTANDING_MAX: usize = 2;
 const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
+/// Sessions idle this long are closed by the leader (one client goes quiet half way, so its
+/// session times out during every run).
+const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
 
 /// The simulator's state machine: counts commands, folds each (session, sequence) into a
 /// rolling hash, and every 50 commands schedules a timer 10 ms ahead. It also keeps, outside
@@ -147,6 +150,10 @@ pub struct SimStats {
     pub commit_position: u64,
     /// Client commands acknowledged.
     pub acked: u64,
+    /// Sessions still open at the end on the member that applied the most.
+    pub sessions_open: u64,
+    /// Timers fired (on the member that applied the most).
+    pub timers_fired: u64,
 }
 
 /// A checker failed: which, why, and the last events before it.
@@ -181,8 +188,9 @@ struct Node {
     consensus: Consensus,
     storage: MemStorage,
     container: Container<Tally>,
-    /// Timers this member, as leader, proposed and has not yet seen applied.
-    timers_proposed: BTreeSet<u64>,
+    /// Service duties (timer firings, session closings) this member, as leader, proposed
+    /// and has not yet seen applied.
+    duties_proposed: BTreeSet<(EntryKind, u64)>,
     codec: FrameCodec,
     alive: bool,
     restart_at_ns: u64,
@@ -263,7 +271,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
                 consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
                 storage: MemStorage::default(),
                 container: Container::new(Tally::default()),
-                timers_proposed: BTreeSet::new(),
+                duties_proposed: BTreeSet::new(),
                 codec: FrameCodec::new(ClusterId(1), id, ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
                 alive: true,
                 restart_at_ns: 0,
@@ -312,6 +320,10 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     let result = sim.run();
     sim.stats.elections = sim.checks.elections;
     sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
+    if let Some(most) = sim.nodes.iter().max_by_key(|n| n.container.applied_position()) {
+        sim.stats.sessions_open = most.container.session_count() as u64;
+        sim.stats.timers_fired = most.container.machine().timers_fired;
+    }
     result?;
     Ok(sim.stats)
 }
@@ -493,7 +505,7 @@ impl Sim {
                     next_clients_ns += self.config.client_interval_ns;
                     self.step_clients();
                 }
-                self.propose_due_timers()?;
+                self.propose_duties()?;
                 for index in 0..self.nodes.len() {
                     self.send_appends(index);
                 }
@@ -586,7 +598,7 @@ impl Sim {
                 // Without snapshots yet, a restarted member rebuilds its state by replaying
                 // its log from the start as the commit position comes back.
                 node.container = Container::new(Tally::default());
-                node.timers_proposed.clear();
+                node.duties_proposed.clear();
                 self.checks.commits[index] = Position::ZERO;
                 let note = format!("restart member {} at {} (term {})", index + 1, node.storage.log.end(), vote.term);
                 self.note(note);
@@ -597,7 +609,11 @@ impl Sim {
     /// Each client sends what it may: a session opening, new commands, resends.
     fn step_clients(&mut self) {
         let now = self.now_ns;
+        let quiet_after_ns = self.config.duration_ns / 2;
         for client in &mut self.clients {
+            if client.nonce == 1 && now >= quiet_after_ns && client.outstanding.is_empty() {
+                continue; // this client goes quiet: the leader will close its session
+            }
             let to = client.leader_hint;
             let mut outbox = SimOutbox { net: &mut self.net, codec: &mut client.codec, from: client.net_id };
             let Some(session) = client.session else {
@@ -690,21 +706,24 @@ impl Sim {
         }
     }
 
-    /// The leader proposes a timer entry for each timer due on its applied state.
-    fn propose_due_timers(&mut self) -> Result<(), SimFailure> {
+    /// The leader sequences the service's duties: due timers, idle sessions' closing.
+    fn propose_duties(&mut self) -> Result<(), SimFailure> {
+        let mut duties = Vec::new();
         for index in 0..self.nodes.len() {
             let now = self.local_now(index);
             let node = &mut self.nodes[index];
             if !node.alive || node.consensus.role() != Role::Leader {
                 continue;
             }
-            let due: Vec<u64> =
-                node.container.due_timers(ClusterTimeNs(now)).filter(|id| !node.timers_proposed.contains(id)).collect();
-            for timer_id in due {
+            duties.clear();
+            node.container.leader_duties(ClusterTimeNs(now), SESSION_TIMEOUT_NS, &node.duties_proposed, &mut duties);
+            for &(kind, session, correlation) in &duties {
                 let mut out = Vec::new();
                 let node = &mut self.nodes[index];
-                node.timers_proposed.insert(timer_id);
-                if node.consensus.propose_entry(now, EntryKind::Timer, SessionId(0), timer_id, &[], &mut out).is_ok() {
+                let id = if kind == EntryKind::SessionClose { session.0 } else { correlation };
+                node.duties_proposed.insert((kind, id));
+                if node.consensus.propose_entry(now, kind, session, correlation, &[], &mut out).is_ok() {
+                    self.note(format!("member {} proposes {kind:?} {id}", index + 1));
                     self.carry_out(index, out)?;
                 }
             }
@@ -754,7 +773,8 @@ impl Sim {
         if applied_any {
             let hash = node.container.state_hash();
             let applied = node.container.applied_position();
-            node.timers_proposed.retain(|id| node.container.due_timers(ClusterTimeNs(u64::MAX)).any(|t| t == *id));
+            let container = &node.container;
+            node.duties_proposed.retain(|&(kind, id)| container.duty_pending(kind, id));
             match self.checks.hashes.get(&applied) {
                 Some(&expected) if expected != hash => {
                     let message = format!(
@@ -923,6 +943,14 @@ mod tests {
         let stats = run(SimConfig::new(1)).unwrap();
         eprintln!("{stats:?}");
         assert!(stats.elections >= 1 && stats.commit_position > 0);
+    }
+
+    #[test]
+    fn clients_get_through_timers_fire_and_an_idle_session_is_closed() {
+        let stats = run(SimConfig { faults: Faults::NONE, ..SimConfig::new(3) }).unwrap();
+        assert!(stats.acked > 1000, "{stats:?}");
+        assert!(stats.timers_fired > 10, "{stats:?}");
+        assert_eq!(stats.sessions_open, 1, "the quiet client's session was closed by the leader: {stats:?}");
     }
 
     #[test]
