@@ -46,14 +46,14 @@ pub enum CarryError<E> {
     Check(E),
 }
 
-/// Carries out `effects` in order; a `Sync` anywhere in them is done once, after the rest
+/// Carries out (and empties) `effects` in order; a `Sync` anywhere in them is done once, after the rest
 /// (group commit), and its outcome reported to consensus with `on_durable`, whose effects are
 /// carried out in turn.
 pub fn carry_out<S: Storage + ?Sized, E>(
     consensus: &mut Consensus,
     storage: &mut S,
     outbox: &mut dyn Outbox,
-    effects: Vec<Effect<'_>>,
+    effects: &mut Vec<Effect<'_>>,
     check: &mut Check<'_, E>,
 ) -> Result<(), CarryError<E>> {
     if carry_out_deferring_sync(consensus, storage, outbox, effects, check)? {
@@ -69,11 +69,11 @@ pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
     consensus: &mut Consensus,
     storage: &mut S,
     outbox: &mut dyn Outbox,
-    effects: Vec<Effect<'_>>,
+    effects: &mut Vec<Effect<'_>>,
     check: &mut Check<'_, E>,
 ) -> Result<bool, CarryError<E>> {
     let mut sync = false;
-    for effect in effects {
+    for effect in effects.drain(..) {
         check(&effect, storage.view()).map_err(CarryError::Check)?;
         let done = match effect {
             Effect::StoreVote { term, voted_for } => storage.store_vote(term, voted_for),
@@ -111,7 +111,15 @@ pub fn sync_and_report<S: Storage + ?Sized, E>(
     storage.sync().map_err(CarryError::Storage)?;
     let mut out = Vec::new();
     consensus.on_durable(storage.view(), &mut out);
-    carry_out(consensus, storage, outbox, out, check)
+    carry_out(consensus, storage, outbox, &mut out, check)
+}
+
+/// An empty vector of effects of any lifetime that reuses `effects`' allocation, so a driver
+/// keeps one buffer across frames whose borrows differ (the elements are dropped first; the
+/// standard library collects a `Vec` into itself in place when the layouts match).
+pub fn recycle<'b>(mut effects: Vec<Effect<'_>>) -> Vec<Effect<'b>> {
+    effects.clear();
+    effects.into_iter().map(|_| unreachable!("the vector was cleared")).collect()
 }
 
 /// A member's storage on disk: the mapped log and the vote file beside it.
@@ -155,5 +163,24 @@ impl Storage for DiskStorage {
             self.vote = vote;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let mut effects: Vec<Effect<'static>> = Vec::with_capacity(16);
+        effects.push(Effect::Sync);
+        let (pointer, capacity) = (effects.as_ptr() as usize, effects.capacity());
+        let bytes = vec![1u8; 4];
+        let mut borrowed: Vec<Effect<'_>> = recycle(effects);
+        borrowed.push(Effect::AppendRaw { position: Position::ZERO, bytes: AppendBytes::Frame(&bytes) });
+        assert_eq!((borrowed.as_ptr() as usize, borrowed.capacity()), (pointer, capacity));
+        let back: Vec<Effect<'static>> = recycle(borrowed);
+        assert!(back.is_empty());
+        assert_eq!((back.as_ptr() as usize, back.capacity()), (pointer, capacity));
     }
 }

@@ -41,6 +41,8 @@ pub struct Member {
     peers: Vec<(MemberId, SocketAddr)>,
     pending: Pending,
     frames_max: usize,
+    /// One effects buffer for every call, so the duty cycle does not allocate per frame.
+    effects: Vec<Effect<'static>>,
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
@@ -71,6 +73,7 @@ impl Member {
             peers,
             pending: Pending::default(),
             frames_max: 32,
+            effects: Vec::with_capacity(16),
         }
     }
 
@@ -99,7 +102,7 @@ impl Member {
 
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
-        let Member { consensus, storage, endpoint, pending, .. } = self;
+        let Member { consensus, storage, endpoint, pending, effects: buffer, .. } = self;
         let mut sync = false;
         let mut failure = None;
         let mut work = endpoint.poll(&mut |_, frame| {
@@ -107,17 +110,18 @@ impl Member {
                 return;
             }
             let (sender, term) = (frame.header.sender(), frame.header.term());
-            let mut out = Vec::new();
+            let mut out = effects::recycle(std::mem::take(buffer));
             if let Body::Append { commit_position, .. } = frame.body {
                 let chunk = Chunk::from_body(&frame.body).expect("an Append");
                 consensus.on_append(now_ns, sender, term, Append { chunk, commit_position }, &storage.log, &mut out);
             } else {
                 consensus.on_message(now_ns, sender, term, frame.body, &storage.log, &mut out);
             }
-            match effects::carry_out_deferring_sync(consensus, storage, pending, out, &mut no_check) {
+            match effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check) {
                 Ok(asked) => sync |= asked,
                 Err(error) => failure = Some(storage_error(error)),
             }
+            *buffer = effects::recycle(out);
         })?;
         if let Some(failure) = failure {
             return Err(failure);
@@ -125,9 +129,10 @@ impl Member {
         if sync {
             effects::sync_and_report(consensus, storage, pending, &mut no_check).map_err(storage_error)?;
         }
-        let mut out = Vec::new();
+        let mut out = effects::recycle(std::mem::take(buffer));
         consensus.on_tick(now_ns, &storage.log, &mut out);
-        effects::carry_out(consensus, storage, pending, out, &mut no_check).map_err(storage_error)?;
+        effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
+        *buffer = effects::recycle(out);
         work += self.send()?;
         Ok(work)
     }
@@ -140,12 +145,14 @@ impl Member {
         correlation_id: u64,
         payload: &[u8],
     ) -> Result<Result<(), NotLeader>, MemberError> {
-        let mut out = Vec::new();
+        let mut out = effects::recycle(std::mem::take(&mut self.effects));
         if let Err(not_leader) = self.consensus.propose(now_ns, session, correlation_id, payload, &mut out) {
+            self.effects = effects::recycle(out);
             return Ok(Err(not_leader));
         }
         let Member { consensus, storage, pending, .. } = self;
-        effects::carry_out(consensus, storage, pending, out, &mut no_check).map_err(storage_error)?;
+        effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
+        self.effects = effects::recycle(out);
         Ok(Ok(()))
     }
 

@@ -895,12 +895,12 @@ impl Sim {
 
     /// Carries out a member's effects with the same code the real member uses, each checked
     /// first.
-    fn carry_out(&mut self, index: usize, out: Vec<Effect<'_>>) -> Result<(), SimFailure> {
+    fn carry_out(&mut self, index: usize, mut out: Vec<Effect<'_>>) -> Result<(), SimFailure> {
         let node = &mut self.nodes[index];
         let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
         let checks = &mut self.checks;
         let result =
-            effects::carry_out(&mut node.consensus, &mut node.storage, &mut outbox, out, &mut |effect, log| {
+            effects::carry_out(&mut node.consensus, &mut node.storage, &mut outbox, &mut out, &mut |effect, log| {
                 checks.before(index, effect, log)
             });
         match result {
