@@ -1,0 +1,121 @@
+//! Commit latency of a 3-member cluster on loopback, all three members' duty cycles and the
+//! load on one thread (the "shared" threading mode): an open-loop load proposes commands at
+//! a fixed rate to the leader, and each command's latency runs from its intended send time
+//! (coordinated omission corrected) to the moment the leader's commit position passes it.
+//! A first figure before the real member process exists (issue #6); printed beside the UDP
+//! ping-pong of the same run.
+
+use crate::latency::{LatencyReport, histogram};
+use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
+use ordo_log::{Log, VoteStore};
+use ordo_service::consensus::{ConsensusConfig, Role};
+use ordo_service::effects::DiskStorage;
+use ordo_service::member::Member;
+use ordo_transport::backend::StdUdp;
+use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterRun {
+    pub durability: Durability,
+    pub rate_per_s: u64,
+    pub size_bytes: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+const MS: u64 = 1_000_000;
+
+fn member(id: u16, dir: &std::path::Path, addresses: &[SocketAddr], durability: Durability) -> io::Result<Member> {
+    let cluster = ClusterId(99);
+    let config =
+        LogConfig { cluster_id: cluster, segment_bytes: 64 << 20, durability, entry_payload_bytes_max: 1 << 16 };
+    let (log, _) = Log::open(dir, config).map_err(io::Error::other)?;
+    let storage = DiskStorage::new(log, VoteStore::new(dir, cluster)).map_err(io::Error::other)?;
+    let net = StdUdp::bind(addresses[id as usize - 1], 1408)?;
+    let codec = FrameCodec::new(cluster, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[1; 32])), 1408);
+    let consensus = ConsensusConfig {
+        member: MemberId(id),
+        members: vec![MemberId(1), MemberId(2), MemberId(3)],
+        election_timeout_ns: 300 * MS,
+        heartbeat_interval_ns: 20 * MS,
+        stream: StreamConfig { window_bytes: 4 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
+        entry_bytes_max: (1 << 16) + 64,
+        seed: id as u64,
+        deliberate_bug: None,
+    };
+    let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
+    Ok(Member::new(consensus, storage, Endpoint::new(Box::new(net), codec), peers, 0))
+}
+
+pub fn run(config: ClusterRun) -> io::Result<LatencyReport> {
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?];
+    let addresses: Vec<SocketAddr> = (0..3)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()))
+        .collect::<Result<_, _>>()?;
+    let mut members = Vec::new();
+    for id in 1..=3u16 {
+        members.push(member(id, dirs[id as usize - 1].path(), &addresses, config.durability)?);
+    }
+    let start = Instant::now();
+    let now = || start.elapsed().as_nanos() as u64;
+    let step = |members: &mut Vec<Member>| -> io::Result<usize> {
+        let t = now();
+        let mut work = 0;
+        for member in members.iter_mut() {
+            work += member.do_work(t).map_err(io::Error::other)?;
+        }
+        Ok(work)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        step(&mut members)?;
+        if let Some(leader) = members.iter().position(|m| m.role() == Role::Leader) {
+            break leader;
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no leader elected in 10 s"));
+        }
+    };
+    let payload = vec![0x5Au8; config.size_bytes];
+    let mut latencies = histogram();
+    let interval_ns = 1_000_000_000 / config.rate_per_s.max(1);
+    let load_start = now();
+    let warmup_end = load_start + config.warmup.as_nanos() as u64;
+    let end = warmup_end + config.duration.as_nanos() as u64;
+    let (mut sequence, mut sent) = (0u64, 0u64);
+    let mut in_flight: VecDeque<(Position, u64)> = VecDeque::new();
+    loop {
+        let t = now();
+        while t < end && load_start + sequence * interval_ns <= t {
+            let due = load_start + sequence * interval_ns;
+            sequence += 1;
+            match members[leader].propose(t, SessionId(1), sequence, &payload).map_err(io::Error::other)? {
+                Ok(()) => {
+                    let position = members[leader].storage().log.position_append();
+                    in_flight.push_back((position, due));
+                    if due >= warmup_end {
+                        sent += 1;
+                    }
+                }
+                Err(_) => return Err(io::Error::other("the leader lost its leadership during the run")),
+            }
+        }
+        step(&mut members)?;
+        let commit = members[leader].commit_position();
+        let t = now();
+        while in_flight.front().is_some_and(|&(position, _)| position <= commit) {
+            let (_, due) = in_flight.pop_front().expect("checked");
+            if due >= warmup_end {
+                let _ = latencies.record(t.saturating_sub(due).max(1));
+            }
+        }
+        if t >= end && (in_flight.is_empty() || t > end + 2_000_000_000) {
+            break;
+        }
+    }
+    Ok(LatencyReport::from_histogram(&latencies, sent))
+}
