@@ -43,6 +43,9 @@ pub struct Member {
     frames_max: usize,
     /// One effects buffer for every call, so the duty cycle does not allocate per frame.
     effects: Vec<Effect<'static>>,
+    /// Proposals appended since the last sync: the next duty cycle syncs once for all of
+    /// them (group commit on the leader).
+    sync_pending: bool,
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
@@ -74,6 +77,7 @@ impl Member {
             pending: Pending::default(),
             frames_max: 32,
             effects: Vec::with_capacity(16),
+            sync_pending: false,
         }
     }
 
@@ -102,8 +106,8 @@ impl Member {
 
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
-        let Member { consensus, storage, endpoint, pending, effects: buffer, .. } = self;
-        let mut sync = false;
+        let Member { consensus, storage, endpoint, pending, effects: buffer, sync_pending, .. } = self;
+        let mut sync = std::mem::take(sync_pending);
         let mut failure = None;
         let mut work = endpoint.poll(&mut |_, frame| {
             if failure.is_some() {
@@ -137,7 +141,8 @@ impl Member {
         Ok(work)
     }
 
-    /// Proposes a client command; it is appended (and streamed) if this member leads.
+    /// Proposes a client command; it is appended if this member leads, made durable by the
+    /// next duty cycle's one sync (with every other proposal since), then streamed.
     pub fn propose(
         &mut self,
         now_ns: u64,
@@ -150,8 +155,9 @@ impl Member {
             self.effects = effects::recycle(out);
             return Ok(Err(not_leader));
         }
-        let Member { consensus, storage, pending, .. } = self;
-        effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
+        let Member { consensus, storage, pending, sync_pending, .. } = self;
+        *sync_pending |= effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check)
+            .map_err(storage_error)?;
         self.effects = effects::recycle(out);
         Ok(Ok(()))
     }
