@@ -7,9 +7,7 @@
 
 use crate::latency::{LatencyReport, histogram};
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
-use ordo_log::{Log, VoteStore};
 use ordo_service::consensus::{ConsensusConfig, Role};
-use ordo_service::effects::DiskStorage;
 use ordo_service::member::Member;
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
@@ -33,8 +31,6 @@ fn member(id: u16, dir: &std::path::Path, addresses: &[SocketAddr], durability: 
     let cluster = ClusterId(99);
     let config =
         LogConfig { cluster_id: cluster, segment_bytes: 64 << 20, durability, entry_payload_bytes_max: 1 << 16 };
-    let (log, _) = Log::open(dir, config).map_err(io::Error::other)?;
-    let storage = DiskStorage::new(log, VoteStore::new(dir, cluster)).map_err(io::Error::other)?;
     let net = StdUdp::bind(addresses[id as usize - 1], 1408)?;
     let codec = FrameCodec::new(cluster, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[1; 32])), 1408);
     let consensus = ConsensusConfig {
@@ -48,7 +44,8 @@ fn member(id: u16, dir: &std::path::Path, addresses: &[SocketAddr], durability: 
         deliberate_bug: None,
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    Ok(Member::new(consensus, storage, Endpoint::new(Box::new(net), codec), peers, 0))
+    let endpoint = Endpoint::new(Box::new(net), codec);
+    Member::open(dir, config, consensus, endpoint, peers, 0).map(|(member, _)| member).map_err(io::Error::other)
 }
 
 pub fn run(config: ClusterRun) -> io::Result<LatencyReport> {

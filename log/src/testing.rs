@@ -11,3 +11,18 @@ pub fn payload_for(k: u64, length: usize) -> Vec<u8> {
 pub fn length_for(k: u64) -> usize {
     8 + (k as usize * 37) % 700
 }
+
+/// Every segment file in `dir` with its bytes, sorted by name: two logs are byte-identical
+/// when these are equal.
+pub fn segment_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("a readable log folder")
+        .map(|entry| entry.expect("a readable folder entry"))
+        .filter(|entry| crate::segment::parse_segment_file_name(&entry.file_name().to_string_lossy()).is_some())
+        .map(|entry| {
+            (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).expect("a readable segment"))
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -81,6 +81,22 @@ impl Member {
         }
     }
 
+    /// Opens (recovering after a crash) the log and vote file in `dir`, cluster id from
+    /// `log`, and starts a member on them; the recovery report says what was found.
+    pub fn open(
+        dir: &std::path::Path,
+        log: ordo_core::LogConfig,
+        config: ConsensusConfig,
+        endpoint: Endpoint,
+        peers: Vec<(MemberId, SocketAddr)>,
+        now_ns: u64,
+    ) -> Result<(Member, ordo_log::Recovery), MemberError> {
+        let cluster_id = log.cluster_id;
+        let (log, recovery) = ordo_log::Log::open(dir, log).map_err(StorageError::from)?;
+        let storage = DiskStorage::new(log, ordo_log::VoteStore::new(dir, cluster_id))?;
+        Ok((Member::new(config, storage, endpoint, peers, now_ns), recovery))
+    }
+
     pub fn role(&self) -> Role {
         self.consensus.role()
     }

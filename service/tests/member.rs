@@ -4,9 +4,7 @@
 //! up until all three logs are byte-identical.
 
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
-use ordo_log::{Log, VoteStore};
 use ordo_service::consensus::{ConsensusConfig, Role};
-use ordo_service::effects::DiskStorage;
 use ordo_service::member::Member;
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
@@ -27,8 +25,6 @@ fn log_config() -> LogConfig {
 }
 
 fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member {
-    let (log, _) = Log::open(dir, log_config()).unwrap();
-    let storage = DiskStorage::new(log, VoteStore::new(dir, CLUSTER)).unwrap();
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
     let config = ConsensusConfig {
@@ -42,7 +38,7 @@ fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Me
         deliberate_bug: None,
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    Member::new(config, storage, Endpoint::new(Box::new(net), codec), peers, now_ns)
+    Member::open(dir, log_config(), config, Endpoint::new(Box::new(net), codec), peers, now_ns).unwrap().0
 }
 
 struct Cluster {
@@ -101,17 +97,6 @@ impl Cluster {
     }
 }
 
-fn segments(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -153,8 +138,11 @@ fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
     let checksums: Vec<u32> = cluster.members.iter().flatten().map(|m| m.storage().log.checksum_last()).collect();
     assert!(checksums.windows(2).all(|w| w[0] == w[1]), "{checksums:?}");
     drop(cluster);
-    let expected = segments(dirs[0].path());
+    let expected = ordo_log::testing::segment_files(dirs[0].path());
     for dir in &dirs[1..] {
-        assert!(segments(dir.path()) == expected, "every member's segment files are byte-identical");
+        assert!(
+            ordo_log::testing::segment_files(dir.path()) == expected,
+            "every member's segment files are byte-identical"
+        );
     }
 }

@@ -184,17 +184,6 @@ fn new_run(
     Run { leader, followers, peers, max_ahead_bytes: 0 }
 }
 
-fn segment_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn a_million_log_bytes_reach_two_followers_byte_identical_through_loss_duplication_and_reordering() {
     let faults = FaultConfig {
@@ -229,10 +218,10 @@ fn a_million_log_bytes_reach_two_followers_byte_identical_through_loss_duplicati
                 run.followers.iter().map(|f| f.endpoint.frames_received).collect::<Vec<_>>()
             );
             drop(run);
-            let expected = segment_files(leader_dir.path());
+            let expected = ordo_log::testing::segment_files(leader_dir.path());
             for dir in &dirs {
                 assert!(
-                    segment_files(dir.path()) == expected,
+                    ordo_log::testing::segment_files(dir.path()) == expected,
                     "{name}: follower segments equal the leader's, byte for byte"
                 );
             }

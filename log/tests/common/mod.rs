@@ -20,7 +20,8 @@ pub fn open(dir: &Path) -> (Log, Recovery) {
     Log::open(dir, config(Durability::Fsync)).expect("log opens")
 }
 
-pub use ordo_log::testing::{length_for, payload_for};
+#[allow(unused_imports)] // each test file uses its own part
+pub use ordo_log::testing::{length_for, payload_for, segment_files};
 
 pub fn meta(term: u64) -> EntryMeta {
     EntryMeta::command(Term(term), ClusterTimeNs(term * 1000), SessionId(1), 0)
