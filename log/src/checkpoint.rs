@@ -9,7 +9,7 @@
 use crate::error::{LogError, Result};
 use crate::small_file::{self, Reader};
 use crate::term_index::TermIndex;
-use ordo_core::{ClusterId, Position, Term};
+use ordo_core::{ClusterId, ClusterTimeNs, Position, Term};
 use std::path::Path;
 
 const CHECKPOINT_FILE: &str = "checkpoint";
@@ -23,6 +23,8 @@ pub struct Checkpoint {
     pub position_scan: Position,
     /// The checksum of the entry before `position_scan` (the chain's seed there).
     pub checksum_prev: u32,
+    /// The latest cluster time of the entries before `position_scan`.
+    pub time_max: ClusterTimeNs,
     /// Term index rows for entries before `position_scan`.
     pub terms: TermIndex,
 }
@@ -33,6 +35,7 @@ impl Checkpoint {
             position_start: Position::ZERO,
             position_scan: Position::ZERO,
             checksum_prev: 0,
+            time_max: ClusterTimeNs::ZERO,
             terms: TermIndex::default(),
         }
     }
@@ -42,8 +45,8 @@ impl Checkpoint {
         let path = dir.join(CHECKPOINT_FILE);
         let bad = |reason: &str| LogError::BadMetadata { path: path.clone(), reason: reason.to_string() };
         let mut reader = Reader::new(&body);
-        let (Some(cluster), Some(start), Some(scan), Some(prev), Some(rows)) =
-            (reader.u64(), reader.u64(), reader.u64(), reader.u32(), reader.u32())
+        let (Some(cluster), Some(start), Some(scan), Some(time_max), Some(prev), Some(rows)) =
+            (reader.u64(), reader.u64(), reader.u64(), reader.u64(), reader.u32(), reader.u32())
         else {
             return Err(bad("its body is too short"));
         };
@@ -68,6 +71,7 @@ impl Checkpoint {
             position_start: Position(start),
             position_scan: Position(scan),
             checksum_prev: prev,
+            time_max: ClusterTimeNs(time_max),
             terms,
         }))
     }
@@ -79,6 +83,7 @@ impl Checkpoint {
         body.extend_from_slice(&cluster_id.0.to_le_bytes());
         body.extend_from_slice(&self.position_start.0.to_le_bytes());
         body.extend_from_slice(&self.position_scan.0.to_le_bytes());
+        body.extend_from_slice(&self.time_max.0.to_le_bytes());
         body.extend_from_slice(&self.checksum_prev.to_le_bytes());
         body.extend_from_slice(&(rows.len() as u32).to_le_bytes());
         for (term, position) in rows {
@@ -99,8 +104,13 @@ mod tests {
         let mut terms = TermIndex::default();
         terms.observe(Term(1), Position(0));
         terms.observe(Term(4), Position(4096));
-        let checkpoint =
-            Checkpoint { position_start: Position(0), position_scan: Position(65536), checksum_prev: 99, terms };
+        let checkpoint = Checkpoint {
+            position_start: Position(0),
+            position_scan: Position(65536),
+            checksum_prev: 99,
+            time_max: ClusterTimeNs(12345),
+            terms,
+        };
         checkpoint.store(dir.path(), ClusterId(3)).unwrap();
         assert_eq!(Checkpoint::load(dir.path(), ClusterId(3)).unwrap(), Some(checkpoint));
         assert!(matches!(Checkpoint::load(dir.path(), ClusterId(2)), Err(LogError::WrongCluster { .. })));

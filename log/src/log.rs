@@ -22,7 +22,9 @@ use crate::segments::{SegmentSet, Step, check_contiguous, entry_start, list_segm
 use crate::small_file::sync_dir;
 use crate::term_index::TermIndex;
 use ordo_core::entry::{encode_entry, encode_padding, entry_span_bytes};
-use ordo_core::{Durability, EntryKind, EntryMeta, EntryView, Error, HEADER_BYTES, LogConfig, Position, Term};
+use ordo_core::{
+    ClusterTimeNs, Durability, EntryKind, EntryMeta, EntryView, Error, HEADER_BYTES, LogConfig, Position, Term,
+};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +91,9 @@ pub struct Log {
     position_synced: Position,
     durable: SharedPosition,
     checksum_last: u32,
+    /// The latest cluster time of any entry this log has held: a new leader stamps no
+    /// earlier, so cluster time never goes backwards across a failover.
+    time_max: ClusterTimeNs,
     terms: TermIndex,
     checkpoint: Checkpoint,
     /// Held for the log's lifetime: an exclusive flock on `DIR/lock`.
@@ -151,6 +156,7 @@ impl Log {
             position_synced: Position::ZERO,
             durable: SharedPosition::default(),
             checksum_last: checkpoint.checksum_prev,
+            time_max: checkpoint.time_max,
             terms: checkpoint.terms.clone(),
             checkpoint,
             config,
@@ -184,6 +190,7 @@ impl Log {
             match self.set.step(position, prev) {
                 Step::Entry(view) => {
                     self.terms.observe(view.header.term(), position);
+                    self.time_max = self.time_max.max(view.header.timestamp());
                     prev = Some(view.checksum());
                     position = view.next_position();
                     entries += 1;
@@ -246,6 +253,11 @@ impl Log {
     pub fn terms(&self) -> &TermIndex {
         &self.terms
     }
+    /// The latest cluster time of any entry this log has held.
+    pub fn time_max(&self) -> ClusterTimeNs {
+        self.time_max
+    }
+
     pub fn last_term(&self) -> Term {
         self.terms.last_term()
     }
@@ -273,6 +285,7 @@ impl Log {
         let out = &mut self.set.segments[index].data_mut()[offset..offset + span as usize];
         debug_assert!(out[..HEADER_BYTES].iter().all(|&b| b == 0), "appending over written bytes at {position}");
         let checksum = encode_entry(out, position, self.checksum_last, meta, payload)?;
+        self.time_max = self.time_max.max(meta.timestamp);
         self.advance(position, span, checksum, meta.term);
         Ok(position)
     }
@@ -310,6 +323,7 @@ impl Log {
             }
             let index = self.segment_for(position)?;
             let checksum = view.checksum();
+            self.time_max = self.time_max.max(view.header.timestamp());
             let offset = offset as usize;
             self.set.segments[index].data_mut()[offset..offset + to_copy]
                 .copy_from_slice(&bytes[cursor..cursor + to_copy]);
@@ -378,7 +392,8 @@ impl Log {
     fn store_checkpoint(&mut self, start: Position, scan: Position, checksum_prev: u32) -> Result<()> {
         let mut terms = self.terms.clone();
         terms.truncate(scan);
-        let checkpoint = Checkpoint { position_start: start, position_scan: scan, checksum_prev, terms };
+        let checkpoint =
+            Checkpoint { position_start: start, position_scan: scan, checksum_prev, time_max: self.time_max, terms };
         checkpoint.store(&self.dir, self.config.cluster_id)?;
         self.checkpoint = checkpoint;
         Ok(())

@@ -208,6 +208,7 @@ fn term_index_and_vote_survive_a_simulated_crash() {
     let (log, _) = open(dir.path());
     assert_eq!(log.terms().rows(), &starts[..]);
     assert_eq!(log.last_term(), Term(4));
+    assert_eq!(log.time_max(), ordo_core::ClusterTimeNs(4000), "the latest cluster time survives too");
     let vote = VoteStore::new(dir.path(), config(Durability::Fsync).cluster_id).load().unwrap();
     assert_eq!(vote, Vote { term: Term(5), voted_for: Some(MemberId(2)) });
 }

@@ -42,6 +42,8 @@ pub trait LogView: LogSource {
     /// The checksum of the entry starting at `position`.
     fn checksum_of_entry_at(&self, position: Position) -> Option<u32>;
     fn position_durable(&self) -> Position;
+    /// The latest cluster time of any entry the log has held.
+    fn time_max(&self) -> ClusterTimeNs;
 }
 
 impl LogView for ordo_log::Log {
@@ -65,6 +67,9 @@ impl LogView for ordo_log::Log {
     }
     fn position_durable(&self) -> Position {
         ordo_log::Log::position_durable(self)
+    }
+    fn time_max(&self) -> ClusterTimeNs {
+        ordo_log::Log::time_max(self)
     }
 }
 
@@ -203,6 +208,10 @@ pub struct Consensus {
     receiver: StreamReceiver,
     /// How far this follower's log is known to match the current leader's.
     matched: Position,
+    /// The cluster time this leader last stamped: it stamps `max(now, this)`, and starts
+    /// from the latest time in its log, so cluster time never goes backwards, not even
+    /// across a failover to a member whose clock runs behind.
+    time_stamped: ClusterTimeNs,
 }
 
 impl Consensus {
@@ -227,6 +236,7 @@ impl Consensus {
             commit: Position::ZERO,
             receiver,
             matched: Position::ZERO,
+            time_stamped: ClusterTimeNs::ZERO,
             config,
         };
         consensus.reset_election_deadline(now_ns);
@@ -348,8 +358,15 @@ impl Consensus {
         self.send_all(self.term, message, out);
     }
 
+    /// The cluster time for an entry stamped at `now_ns`: never before an earlier stamp.
+    fn stamp(&mut self, now_ns: u64) -> ClusterTimeNs {
+        self.time_stamped = self.time_stamped.max(ClusterTimeNs(now_ns));
+        self.time_stamped
+    }
+
     fn become_leader(&mut self, now_ns: u64, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
         self.role = Role::Leader;
+        self.time_stamped = self.time_stamped.max(log.time_max());
         self.leader = Some(self.config.member);
         let end = log.log_end();
         self.term_start = end;
@@ -368,7 +385,7 @@ impl Consensus {
             kind: EntryKind::NewLeadershipTerm,
             flags: 0,
             term: self.term,
-            timestamp: ClusterTimeNs(now_ns),
+            timestamp: self.stamp(now_ns),
             session: SessionId(0),
             correlation_id: 0,
         };
@@ -407,7 +424,7 @@ impl Consensus {
             EntryKind::Command | EntryKind::SessionOpen | EntryKind::SessionClose | EntryKind::Timer
         ));
         let meta =
-            EntryMeta { kind, flags: 0, term: self.term, timestamp: ClusterTimeNs(now_ns), session, correlation_id };
+            EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(now_ns), session, correlation_id };
         out.push(Effect::Append { meta, payload });
         out.push(Effect::Sync);
         Ok(())
@@ -987,6 +1004,21 @@ mod tests {
         );
         assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: term2_start })]);
         assert!(!out.iter().any(|e| matches!(e, Effect::Truncate { .. })), "no truncation on a hint alone");
+    }
+
+    #[test]
+    fn a_new_leader_whose_clock_is_behind_never_stamps_earlier_than_its_log() {
+        let mut log = MemLog::new();
+        let late = EntryMeta::command(Term(1), ClusterTimeNs(1_000_000), SessionId(1), 0);
+        log.append(&late, b"from a leader with a fast clock").unwrap();
+        let (mut node, now) = leader(&log); // `now` is far below 1_000_000
+        let mut out = Vec::new();
+        node.propose(now, SessionId(1), 1, b"x", &mut out).unwrap();
+        let stamps: Vec<_> = out
+            .iter()
+            .filter_map(|e| if let Effect::Append { meta, .. } = e { Some(meta.timestamp) } else { None })
+            .collect();
+        assert!(!stamps.is_empty() && stamps.iter().all(|&t| t >= ClusterTimeNs(1_000_000)), "{stamps:?}");
     }
 
     #[test]

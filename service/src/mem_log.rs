@@ -4,7 +4,7 @@
 
 use crate::consensus::LogView;
 use ordo_core::entry::{decode_entry, encode_entry, entry_span_bytes};
-use ordo_core::{EntryMeta, Error, LogSource, Position, Term};
+use ordo_core::{ClusterTimeNs, EntryMeta, Error, LogSource, Position, Term};
 use ordo_log::TermIndex;
 
 #[derive(Clone, Debug, Default)]
@@ -15,6 +15,8 @@ pub struct MemLog {
     checksum_last: u32,
     terms: TermIndex,
     durable: Position,
+    /// The latest cluster time of any entry held (a disk keeps it in the checkpoint).
+    time_max: ClusterTimeNs,
 }
 
 impl MemLog {
@@ -36,6 +38,7 @@ impl MemLog {
         self.bytes.resize(self.bytes.len() + span, 0);
         let checksum =
             encode_entry(&mut self.bytes[position.0 as usize..], position, self.checksum_last, meta, payload)?;
+        self.time_max = self.time_max.max(meta.timestamp);
         self.note(position, meta.term, checksum);
         Ok(position)
     }
@@ -59,6 +62,7 @@ impl MemLog {
             let length = view.header.length_bytes() as usize;
             let span = view.header.span_bytes() as usize;
             let (term, checksum) = (view.header.term(), view.checksum());
+            self.time_max = self.time_max.max(view.header.timestamp());
             self.bytes.extend_from_slice(&bytes[offset..offset + length]);
             self.bytes.resize(position.0 as usize + span, 0);
             self.note(position, term, checksum);
@@ -118,6 +122,7 @@ impl MemLog {
                 break;
             }
             let (term, checksum, next) = (view.header.term(), view.checksum(), view.next_position());
+            self.time_max = self.time_max.max(view.header.timestamp());
             self.note(position, term, checksum);
             position = next;
         }
@@ -177,6 +182,10 @@ impl LogView for MemLog {
 
     fn position_durable(&self) -> Position {
         self.durable
+    }
+
+    fn time_max(&self) -> ClusterTimeNs {
+        self.time_max
     }
 }
 

@@ -4,7 +4,7 @@
 //! unsynced tail (and may leave a torn write), partitions, loss, duplication, reordering and
 //! delay, and clocks that drift. Same seed, same run.
 //!
-//! Checkers run after every event: at most one leader per term; a new leader holds every
+//! Checkers run after every event: at most one leader per term; cluster time never goes back; a new leader holds every
 //! committed entry; a member never commits an entry other than the one committed at that
 //! position, and never truncates below its commit; logs that agree at a committed position
 //! are byte-identical up to it; and once faults stop, a leader is elected and new commands
@@ -397,6 +397,11 @@ impl Checks {
                 self.note(format!("member {member} truncates to {position}"));
             }
             Effect::Commit { position } => self.check_commit(index, position, log)?,
+            Effect::Append { meta, .. } if meta.timestamp < log.time_max() => {
+                let message =
+                    format!("member {member} stamps {} after its log reached {}", meta.timestamp, log.time_max());
+                return Err(self.fail("cluster time never goes back", message));
+            }
             Effect::RoleChanged { role, term, leader } => {
                 self.note(format!("member {member} is {role:?} in {term} (leader {leader:?})"));
                 if role == Role::Leader {
