@@ -523,11 +523,10 @@ impl Consensus {
                     }
                 }
             }
-            Body::Heartbeat { position_commit, position_append } => {
+            Body::Heartbeat { position_commit, .. } => {
                 if !self.accept_leader(now_ns, from, term, out) {
                     return;
                 }
-                let _ = position_append;
                 self.follow_commit(position_commit, out);
                 self.ack(from, log, out);
             }
