@@ -949,6 +949,14 @@ mod tests {
         assert_eq!(out.last(), Some(&Effect::Commit { position: log.end() }));
     }
 
+    /// Member 2, a follower in term 2, receives `chunk` from member 1, leader of term 3.
+    fn append_from_leader<'a>(chunk: Chunk<'a>, log: &MemLog) -> Vec<Effect<'a>> {
+        let mut node = Consensus::new(config(2), Term(2), None, 0);
+        let mut out = Vec::new();
+        node.on_append(1, MemberId(1), Term(3), Append { chunk, commit_position: Position::ZERO }, log, &mut out);
+        out
+    }
+
     #[test]
     fn a_follower_truncates_a_divergent_tail_and_takes_the_leaders_entries() {
         let mut follower_log = log_of(&[1, 1]);
@@ -965,16 +973,7 @@ mod tests {
             fragment_offset: 0,
             bytes,
         };
-        let mut node = Consensus::new(config(2), Term(2), None, 0);
-        let mut out = Vec::new();
-        node.on_append(
-            1,
-            MemberId(1),
-            Term(3),
-            Append { chunk, commit_position: Position::ZERO },
-            &follower_log,
-            &mut out,
-        );
+        let out = append_from_leader(chunk, &follower_log);
         let changes: Vec<_> =
             out.iter().filter(|e| matches!(e, Effect::Truncate { .. } | Effect::AppendRaw { .. })).collect();
         assert_eq!(
@@ -990,17 +989,8 @@ mod tests {
     fn a_follower_that_disagrees_before_the_chunk_naks_where_its_last_term_began() {
         let follower_log = log_of(&[1, 2, 2, 2]);
         let term2_start = follower_log.term_start(Term(2)).unwrap();
-        let mut node = Consensus::new(config(2), Term(2), None, 0);
-        let mut out = Vec::new();
         let chunk = Chunk { from_position: follower_log.end(), checksum_prev: 0xdead, fragment_offset: 0, bytes: &[] };
-        node.on_append(
-            1,
-            MemberId(1),
-            Term(3),
-            Append { chunk, commit_position: Position::ZERO },
-            &follower_log,
-            &mut out,
-        );
+        let out = append_from_leader(chunk, &follower_log);
         assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: term2_start })]);
         assert!(!out.iter().any(|e| matches!(e, Effect::Truncate { .. })), "no truncation on a hint alone");
     }
