@@ -12,4 +12,5 @@ pub mod container;
 pub mod effects;
 pub mod mem_log;
 pub mod member;
+pub mod serving;
 pub mod sim;

@@ -14,11 +14,12 @@
 //! state hashes, snapshots and catch-up from a snapshot.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
-use crate::container::{Container, Outcome, Output};
+use crate::container::{Container, Output};
 use crate::effects::{self, CarryError, Outbox};
 use crate::mem_log::MemStorage;
+use crate::serving;
 use ordo_core::machine::{Context, StateMachine};
-use ordo_core::{ClusterId, ClusterTimeNs, EntryKind, MemberId, Position, SessionId, Term};
+use ordo_core::{ClusterId, EntryKind, MemberId, Position, SessionId, Term};
 use ordo_log::Vote;
 use ordo_transport::{Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -689,23 +690,14 @@ impl Sim {
 
     /// A client's frame at a member: sequenced if it leads, else answered with a redirect.
     fn member_takes_client_frame(&mut self, index: usize, from: u16, body: Body<'_>) -> Result<(), SimFailure> {
-        let (kind, session, correlation, payload) = match body {
-            Body::SessionOpen { client_nonce } => (EntryKind::SessionOpen, SessionId(0), client_nonce, &[][..]),
-            Body::ClientRequest { session, sequence, command } => (EntryKind::Command, session, sequence, command),
-            _ => return Ok(()),
-        };
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
         let mut out = Vec::new();
-        match node.consensus.propose_entry(now, kind, session, correlation, payload, &mut out) {
-            Ok(()) => self.carry_out(index, out),
-            Err(not_leader) => {
-                let leader = match not_leader {
-                    crate::consensus::NotLeader::Redirect(leader) => leader,
-                    crate::consensus::NotLeader::Unknown => MemberId(0),
-                };
+        match serving::take_client_frame(&mut node.consensus, now, &body, &mut out) {
+            None => self.carry_out(index, out),
+            Some(redirect) => {
                 let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-                outbox.send_frame(MemberId(from + 1), node.consensus.term(), &Body::Redirect { leader });
+                outbox.send_frame(MemberId(from + 1), node.consensus.term(), &redirect);
                 Ok(())
             }
         }
@@ -720,17 +712,20 @@ impl Sim {
             if !node.alive || node.consensus.role() != Role::Leader {
                 continue;
             }
-            duties.clear();
-            node.container.leader_duties(ClusterTimeNs(now), SESSION_TIMEOUT_NS, &node.duties_proposed, &mut duties);
-            for &(kind, session, correlation) in &duties {
-                let mut out = Vec::new();
-                let node = &mut self.nodes[index];
-                let id = if kind == EntryKind::SessionClose { session.0 } else { correlation };
-                node.duties_proposed.insert((kind, id));
-                if node.consensus.propose_entry(now, kind, session, correlation, &[], &mut out).is_ok() {
-                    self.note(format!("member {} proposes {kind:?} {id}", index + 1));
-                    self.carry_out(index, out)?;
-                }
+            let mut out = Vec::new();
+            let (consensus, container) = (&mut node.consensus, &node.container);
+            serving::propose_duties(
+                consensus,
+                container,
+                &mut node.duties_proposed,
+                now,
+                SESSION_TIMEOUT_NS,
+                &mut duties,
+                &mut out,
+            );
+            if !out.is_empty() {
+                self.note(format!("member {} proposes {duties:?}", index + 1));
+                self.carry_out(index, out)?;
             }
         }
         Ok(())
@@ -743,76 +738,53 @@ impl Sim {
         let node = &mut self.nodes[index];
         let commit = node.consensus.commit_position();
         let leads = node.consensus.role() == Role::Leader;
-        let mut replies: Vec<(u16, Body<'static>, Vec<u8>)> = Vec::new();
-        let mut applied_any = false;
-        while node.container.applied_position() < commit {
-            let position = node.container.applied_position();
-            let Some(entry) = node.storage.log.entry(position) else {
-                return Err(self.checks.fail(
-                    "apply",
-                    format!("member {} has no entry at {position} below its commit {commit}", index + 1),
-                ));
-            };
-            let container = &mut node.container;
-            container.apply(&entry, &mut |output| {
-                if !leads {
-                    return;
-                }
-                let client_of = |nonce: u64| members + nonce as u16;
-                match output {
-                    Output::SessionOpened { session, client_nonce, position } => {
-                        let body = Body::ClientResponse { session, sequence: 0, position, ok: true, reply: &[] };
-                        replies.push((client_of(client_nonce), body, client_nonce.to_le_bytes().to_vec()));
-                    }
-                    Output::Reply { session, sequence, position, outcome, reply } => {
-                        let ok = matches!(outcome, Outcome::Applied | Outcome::Duplicate);
-                        let body = Body::ClientResponse { session, sequence, position, ok, reply: &[] };
-                        // Route by the session's client (its nonce is the client's index here).
-                        replies.push((u16::MAX, body, reply.to_vec()));
-                    }
-                    Output::SessionClosed { .. } | Output::Event { .. } => {}
-                }
-            });
-            applied_any = true;
+        let term = node.consensus.term();
+        let Node { container, storage, .. } = node;
+        // (session, nonce of an opening, response): routed once the container is free.
+        let mut responses: Vec<(SessionId, Option<u64>, Body<'static>, Vec<u8>)> = Vec::new();
+        let applied = serving::apply_committed(container, &storage.log, commit, &mut |output| {
+            let mut nonce = [0u8; 8];
+            let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
+            let opening =
+                if let Output::SessionOpened { client_nonce, .. } = output { Some(client_nonce) } else { None };
+            if let Body::ClientResponse { session, sequence, position, ok, reply } = body {
+                let owned = Body::ClientResponse { session, sequence, position, ok, reply: &[] };
+                responses.push((session, opening, owned, reply.to_vec()));
+            }
+        });
+        let node = &mut self.nodes[index];
+        for (session, opening, body, reply) in responses {
+            // A client's net id follows from its nonce here (the real member routes by address).
+            let Some(client_nonce) = opening.or_else(|| node.container.session_nonce(session)) else { continue };
+            let Body::ClientResponse { session, sequence, position, ok, .. } = body else { continue };
+            let body = Body::ClientResponse { session, sequence, position, ok, reply: &reply };
+            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+            outbox.send_frame(MemberId(members + client_nonce as u16 + 1), term, &body);
         }
-        if applied_any {
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(position) => {
+                let message = format!("member {} has no entry at {position} below its commit {commit}", index + 1);
+                return Err(self.checks.fail("apply", message));
+            }
+        };
+        if applied {
+            let node = &self.nodes[index];
             let hash = node.container.state_hash();
-            let applied = node.container.applied_position();
-            let container = &node.container;
-            node.duties_proposed.retain(|&(kind, id)| container.duty_pending(kind, id));
-            match self.checks.hashes.get(&applied) {
+            let position = node.container.applied_position();
+            match self.checks.hashes.get(&position) {
                 Some(&expected) if expected != hash => {
                     let message = format!(
-                        "member {} has state hash {hash:#018x} at {applied}, another had {expected:#018x}",
+                        "member {} has state hash {hash:#018x} at {position}, another had {expected:#018x}",
                         index + 1
                     );
                     return Err(self.checks.fail("state machine safety", message));
                 }
                 Some(_) => {}
                 None => {
-                    self.checks.hashes.insert(applied, hash);
+                    self.checks.hashes.insert(position, hash);
                 }
             }
-        }
-        let node = &mut self.nodes[index];
-        let term = node.consensus.term();
-        for (to, body, reply) in replies {
-            let (to, body) = match body {
-                Body::ClientResponse { session, sequence, position, ok, .. } => {
-                    let to = if to == u16::MAX {
-                        match node.container.session_nonce(session) {
-                            Some(nonce) => members + nonce as u16,
-                            None => continue,
-                        }
-                    } else {
-                        to
-                    };
-                    (to, Body::ClientResponse { session, sequence, position, ok, reply: &reply })
-                }
-                other => (to, other),
-            };
-            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-            outbox.send_frame(MemberId(to + 1), term, &body);
         }
         Ok(())
     }

@@ -1,0 +1,97 @@
+//! Serving clients and the service between consensus and the container: what a member does
+//! with a client's frame, how committed entries reach the container, what the leader must
+//! sequence for the service. Used by the real member and the simulator alike.
+
+use crate::consensus::{Consensus, Effect, LogView, NotLeader};
+use crate::container::{Container, Outcome, Output};
+use ordo_core::entry::decode_entry;
+use ordo_core::machine::StateMachine;
+use ordo_core::{ClusterTimeNs, EntryKind, MemberId, Position, SessionId};
+use ordo_transport::Body;
+use std::collections::BTreeSet;
+
+/// The entry a client's frame asks for: (kind, session, correlation id, payload).
+pub fn client_entry<'a>(body: &Body<'a>) -> Option<(EntryKind, SessionId, u64, &'a [u8])> {
+    match *body {
+        Body::SessionOpen { client_nonce } => Some((EntryKind::SessionOpen, SessionId(0), client_nonce, &[])),
+        Body::ClientRequest { session, sequence, command } => Some((EntryKind::Command, session, sequence, command)),
+        _ => None,
+    }
+}
+
+/// Sequences a client's frame if this member leads (the effects go to `out`); otherwise
+/// returns the redirect to answer with (member 0: no leader known yet, retry).
+pub fn take_client_frame<'a>(
+    consensus: &mut Consensus,
+    now_ns: u64,
+    body: &Body<'a>,
+    out: &mut Vec<Effect<'a>>,
+) -> Option<Body<'static>> {
+    let (kind, session, correlation, payload) = client_entry(body)?;
+    match consensus.propose_entry(now_ns, kind, session, correlation, payload, out) {
+        Ok(()) => None,
+        Err(NotLeader::Redirect(leader)) => Some(Body::Redirect { leader }),
+        Err(NotLeader::Unknown) => Some(Body::Redirect { leader: MemberId(0) }),
+    }
+}
+
+/// The response a client gets for an output, if it gets one. A session opening is answered
+/// with sequence 0 and the client's nonce as the reply, so the client knows it is its own.
+pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option<Body<'a>> {
+    match *output {
+        Output::SessionOpened { session, client_nonce, position } => {
+            *nonce_bytes = client_nonce.to_le_bytes();
+            Some(Body::ClientResponse { session, sequence: 0, position, ok: true, reply: nonce_bytes })
+        }
+        Output::Reply { session, sequence, position, outcome, reply } => {
+            let ok = matches!(outcome, Outcome::Applied | Outcome::Duplicate);
+            Some(Body::ClientResponse { session, sequence, position, ok, reply })
+        }
+        Output::SessionClosed { .. } | Output::Event { .. } => None,
+    }
+}
+
+/// Applies every committed entry the container has not applied yet, reading them from the
+/// log in place. Returns whether any was applied, or the position of an entry the log does
+/// not hold below the commit (which would be a bug, or a log that lost committed data).
+pub fn apply_committed<M: StateMachine>(
+    container: &mut Container<M>,
+    log: &dyn LogView,
+    commit: Position,
+    out: &mut dyn FnMut(Output<'_>),
+) -> Result<bool, Position> {
+    let mut applied = false;
+    while container.applied_position() < commit {
+        let position = container.applied_position();
+        let Some((start, bytes)) = log.read_log(position) else { return Err(position) };
+        if start >= commit {
+            // Only the unused bytes at a segment's end lay before the commit.
+            break;
+        }
+        let entry = decode_entry(bytes, start).map_err(|_| start)?;
+        container.apply(&entry, out);
+        applied = true;
+    }
+    Ok(applied)
+}
+
+/// The leader proposes what the service needs sequenced at `now_ns` (due timers, idle
+/// sessions' closing), once each while in flight; forgets what has been applied.
+pub fn propose_duties<M: StateMachine>(
+    consensus: &mut Consensus,
+    container: &Container<M>,
+    proposed: &mut BTreeSet<(EntryKind, u64)>,
+    now_ns: u64,
+    session_timeout_ns: u64,
+    duties: &mut Vec<(EntryKind, SessionId, u64)>,
+    out: &mut Vec<Effect<'_>>,
+) {
+    proposed.retain(|&(kind, id)| container.duty_pending(kind, id));
+    duties.clear();
+    container.leader_duties(ClusterTimeNs(now_ns), session_timeout_ns, proposed, duties);
+    for &(kind, session, correlation) in duties.iter() {
+        if consensus.propose_entry(now_ns, kind, session, correlation, &[], out).is_ok() {
+            proposed.insert((kind, if kind == EntryKind::SessionClose { session.0 } else { correlation }));
+        }
+    }
+}
