@@ -8,6 +8,7 @@
 use crate::latency::{LatencyReport, histogram};
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
 use ordo_service::consensus::{ConsensusConfig, Role};
+use ordo_service::echo::Echo;
 use ordo_service::member::Member;
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
@@ -27,7 +28,12 @@ pub struct ClusterRun {
 
 const MS: u64 = 1_000_000;
 
-fn member(id: u16, dir: &std::path::Path, addresses: &[SocketAddr], durability: Durability) -> io::Result<Member> {
+fn member(
+    id: u16,
+    dir: &std::path::Path,
+    addresses: &[SocketAddr],
+    durability: Durability,
+) -> io::Result<Member<Echo>> {
     let cluster = ClusterId(99);
     let config =
         LogConfig { cluster_id: cluster, segment_bytes: 64 << 20, durability, entry_payload_bytes_max: 1 << 16 };
@@ -45,7 +51,9 @@ fn member(id: u16, dir: &std::path::Path, addresses: &[SocketAddr], durability: 
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
     let endpoint = Endpoint::new(Box::new(net), codec);
-    Member::open(dir, config, consensus, endpoint, peers, 0).map(|(member, _)| member).map_err(io::Error::other)
+    Member::open(Echo::default(), dir, config, consensus, endpoint, peers, 0)
+        .map(|(member, _)| member)
+        .map_err(io::Error::other)
 }
 
 pub fn run(config: ClusterRun) -> io::Result<LatencyReport> {
@@ -59,7 +67,7 @@ pub fn run(config: ClusterRun) -> io::Result<LatencyReport> {
     }
     let start = Instant::now();
     let now = || start.elapsed().as_nanos() as u64;
-    let step = |members: &mut Vec<Member>| -> io::Result<usize> {
+    let step = |members: &mut Vec<Member<Echo>>| -> io::Result<usize> {
         let t = now();
         let mut work = 0;
         for member in members.iter_mut() {

@@ -4,13 +4,19 @@
 //! hand each frame to consensus, make one sync cover the whole batch (group commit), tick,
 //! stream Append frames, send everything queued in one batch.
 //!
-//! Today it is the consensus agent alone, on the caller's thread; the service container,
-//! client sessions, the runner threads and the `ordo node` process come with issue #6.
+//! It serves clients too: a client's frame is sequenced if this member leads, else answered
+//! with a redirect; committed entries are applied to the service container, and the leader
+//! answers each client at the address its latest frame came from. Still to come (issue #6):
+//! the apply loop on its own thread, snapshots, the event log, the `ordo node` process.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, NotLeader, Role};
+use crate::container::{Container, Output};
 use crate::effects::{self, CarryError, DiskStorage, Outbox, StorageError};
-use ordo_core::{MemberId, Position, SessionId, Term};
+use crate::serving;
+use ordo_core::machine::StateMachine;
+use ordo_core::{EntryKind, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, Endpoint, FrameType};
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -33,8 +39,20 @@ impl Outbox for Pending {
     }
 }
 
-pub struct Member {
+/// Sessions idle this long are closed by the leader, unless set otherwise.
+pub const SESSION_TIMEOUT_NS_DEFAULT: u64 = 10_000_000_000;
+
+pub struct Member<M: StateMachine> {
     consensus: Consensus,
+    container: Container<M>,
+    /// Where each session's client was last heard from; openings by nonce until applied.
+    routes: BTreeMap<SessionId, SocketAddr>,
+    openings: BTreeMap<u64, SocketAddr>,
+    /// Redirects to send once the received batch is handled.
+    redirects: Vec<(SocketAddr, Body<'static>)>,
+    duties_proposed: BTreeSet<(EntryKind, u64)>,
+    duties: Vec<(EntryKind, SessionId, u64)>,
+    session_timeout_ns: u64,
     storage: DiskStorage,
     endpoint: Endpoint,
     /// Every other member's address.
@@ -59,9 +77,11 @@ fn storage_error(error: CarryError<Infallible>) -> MemberError {
     }
 }
 
-impl Member {
-    /// A member starting (or restarting) from its storage, with its stored vote.
+impl<M: StateMachine> Member<M> {
+    /// A member starting (or restarting) from its storage, with its stored vote. Without
+    /// snapshots yet, `machine` starts empty and the committed log is applied from its start.
     pub fn new(
+        machine: M,
         config: ConsensusConfig,
         storage: DiskStorage,
         endpoint: Endpoint,
@@ -71,6 +91,13 @@ impl Member {
         let vote = storage.vote();
         Member {
             consensus: Consensus::new(config, vote.term, vote.voted_for, now_ns),
+            container: Container::new(machine),
+            routes: BTreeMap::new(),
+            openings: BTreeMap::new(),
+            redirects: Vec::new(),
+            duties_proposed: BTreeSet::new(),
+            duties: Vec::new(),
+            session_timeout_ns: SESSION_TIMEOUT_NS_DEFAULT,
             storage,
             endpoint,
             peers,
@@ -84,17 +111,33 @@ impl Member {
     /// Opens (recovering after a crash) the log and vote file in `dir`, cluster id from
     /// `log`, and starts a member on them; the recovery report says what was found.
     pub fn open(
+        machine: M,
         dir: &std::path::Path,
         log: ordo_core::LogConfig,
         config: ConsensusConfig,
         endpoint: Endpoint,
         peers: Vec<(MemberId, SocketAddr)>,
         now_ns: u64,
-    ) -> Result<(Member, ordo_log::Recovery), MemberError> {
+    ) -> Result<(Member<M>, ordo_log::Recovery), MemberError> {
         let cluster_id = log.cluster_id;
         let (log, recovery) = ordo_log::Log::open(dir, log).map_err(StorageError::from)?;
         let storage = DiskStorage::new(log, ordo_log::VoteStore::new(dir, cluster_id))?;
-        Ok((Member::new(config, storage, endpoint, peers, now_ns), recovery))
+        Ok((Member::new(machine, config, storage, endpoint, peers, now_ns), recovery))
+    }
+
+    /// Sessions idle this long are closed by the leader.
+    pub fn with_session_timeout_ns(mut self, timeout_ns: u64) -> Self {
+        self.session_timeout_ns = timeout_ns;
+        self
+    }
+
+    /// The state machine, as applied up to `applied_position`.
+    pub fn machine(&self) -> &M {
+        self.container.machine()
+    }
+
+    pub fn applied_position(&self) -> Position {
+        self.container.applied_position()
     }
 
     pub fn role(&self) -> Role {
@@ -122,20 +165,51 @@ impl Member {
 
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
-        let Member { consensus, storage, endpoint, pending, effects: buffer, sync_pending, .. } = self;
+        let Member {
+            consensus,
+            storage,
+            endpoint,
+            pending,
+            effects: buffer,
+            sync_pending,
+            routes,
+            openings,
+            redirects,
+            ..
+        } = self;
         let mut sync = std::mem::take(sync_pending);
         let mut failure = None;
-        let mut work = endpoint.poll(&mut |_, frame| {
+        let mut work = endpoint.poll(&mut |source, frame| {
             if failure.is_some() {
                 return;
             }
             let (sender, term) = (frame.header.sender(), frame.header.term());
             let mut out = effects::recycle(std::mem::take(buffer));
-            if let Body::Append { commit_position, .. } = frame.body {
-                let chunk = Chunk::from_body(&frame.body).expect("an Append");
-                consensus.on_append(now_ns, sender, term, Append { chunk, commit_position }, &storage.log, &mut out);
-            } else {
-                consensus.on_message(now_ns, sender, term, frame.body, &storage.log, &mut out);
+            match frame.body {
+                Body::Append { commit_position, .. } => {
+                    let chunk = Chunk::from_body(&frame.body).expect("an Append");
+                    consensus.on_append(
+                        now_ns,
+                        sender,
+                        term,
+                        Append { chunk, commit_position },
+                        &storage.log,
+                        &mut out,
+                    );
+                }
+                Body::SessionOpen { client_nonce } => {
+                    openings.insert(client_nonce, source);
+                    if let Some(redirect) = serving::take_client_frame(consensus, now_ns, &frame.body, &mut out) {
+                        redirects.push((source, redirect));
+                    }
+                }
+                Body::ClientRequest { session, .. } => {
+                    routes.insert(session, source);
+                    if let Some(redirect) = serving::take_client_frame(consensus, now_ns, &frame.body, &mut out) {
+                        redirects.push((source, redirect));
+                    }
+                }
+                body => consensus.on_message(now_ns, sender, term, body, &storage.log, &mut out),
             }
             match effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check) {
                 Ok(asked) => sync |= asked,
@@ -151,8 +225,21 @@ impl Member {
         }
         let mut out = effects::recycle(std::mem::take(buffer));
         consensus.on_tick(now_ns, &storage.log, &mut out);
+        if consensus.role() == Role::Leader {
+            let (proposed, duties) = (&mut self.duties_proposed, &mut self.duties);
+            serving::propose_duties(
+                consensus,
+                &self.container,
+                proposed,
+                now_ns,
+                self.session_timeout_ns,
+                duties,
+                &mut out,
+            );
+        }
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
+        work += self.apply()?;
         work += self.send()?;
         Ok(work)
     }
@@ -178,11 +265,50 @@ impl Member {
         Ok(Ok(()))
     }
 
+    /// Applies what is committed; the leader queues each client's response.
+    fn apply(&mut self) -> Result<usize, MemberError> {
+        let Member { consensus, storage, container, endpoint, routes, openings, .. } = self;
+        let (leads, term) = (consensus.role() == Role::Leader, consensus.term());
+        let mut failed = None;
+        let mut applied = 0;
+        let result = serving::apply_committed(container, &storage.log, consensus.commit_position(), &mut |output| {
+            applied += 1;
+            if let Output::SessionOpened { session, client_nonce, .. } = output
+                && let Some(address) = openings.remove(&client_nonce)
+            {
+                routes.insert(session, address);
+            }
+            if let Output::SessionClosed { session, .. } = output {
+                routes.remove(&session);
+            }
+            let mut nonce = [0u8; 8];
+            let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
+            let Body::ClientResponse { session, .. } = body else { return };
+            if let Some(&address) = routes.get(&session)
+                && let Err(error) = endpoint.queue(address, term, &body)
+            {
+                failed = Some(error);
+            }
+        });
+        if let Err(position) = result {
+            let error = ordo_core::Error::EntryMalformed { position, reason: "a committed entry cannot be read" };
+            return Err(StorageError::Entry(error).into());
+        }
+        if let Some(error) = failed {
+            return Err(error.into());
+        }
+        Ok(applied)
+    }
+
     /// Queues Append frames and pending messages, and sends them in one batch.
     fn send(&mut self) -> Result<usize, MemberError> {
         let mut queued = 0;
         let mut failed = None;
         let capacity = self.endpoint.codec().capacity_bytes(FrameType::Append);
+        for (address, redirect) in self.redirects.drain(..) {
+            self.endpoint.queue(address, self.consensus.term(), &redirect)?;
+            queued += 1;
+        }
         let Member { consensus, storage, endpoint, peers, frames_max, .. } = self;
         consensus.poll_appends(&storage.log, capacity, *frames_max, &mut |to, term, append| {
             let Some(&(_, address)) = peers.iter().find(|(id, _)| *id == to) else { return };

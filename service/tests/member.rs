@@ -3,11 +3,12 @@
 //! the leader's crash (its member dropped without a sync), and the restarted member catches
 //! up until all three logs are byte-identical.
 
-use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
+use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId, Term};
 use ordo_service::consensus::{ConsensusConfig, Role};
+use ordo_service::echo::Echo;
 use ordo_service::member::Member;
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ fn log_config() -> LogConfig {
     }
 }
 
-fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member {
+fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member<Echo> {
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
     let config = ConsensusConfig {
@@ -38,12 +39,14 @@ fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Me
         deliberate_bug: None,
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    Member::open(dir, log_config(), config, Endpoint::new(Box::new(net), codec), peers, now_ns).unwrap().0
+    Member::open(Echo::default(), dir, log_config(), config, Endpoint::new(Box::new(net), codec), peers, now_ns)
+        .unwrap()
+        .0
 }
 
 struct Cluster {
     start: Instant,
-    members: Vec<Option<Member>>,
+    members: Vec<Option<Member<Echo>>>,
 }
 
 impl Cluster {
@@ -144,5 +147,144 @@ fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
             ordo_log::testing::segment_files(dir.path()) == expected,
             "every member's segment files are byte-identical"
         );
+    }
+}
+
+/// A test client: one session, commands resent with the same sequence until answered,
+/// redirects followed.
+struct Client {
+    endpoint: Endpoint,
+    addresses: Vec<SocketAddr>,
+    target: usize,
+    session: Option<SessionId>,
+    answered: std::collections::BTreeMap<u64, bool>,
+    /// Whether any member answered since the last send.
+    heard: bool,
+}
+
+impl Client {
+    fn new(addresses: &[SocketAddr]) -> Client {
+        let net = StdUdp::bind("127.0.0.1:0".parse().unwrap(), 1408).unwrap();
+        let codec = FrameCodec::new(CLUSTER, MemberId(0), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
+        Client {
+            endpoint: Endpoint::new(Box::new(net), codec),
+            addresses: addresses.to_vec(),
+            target: 0,
+            session: None,
+            answered: Default::default(),
+            heard: true,
+        }
+    }
+
+    fn take_replies(&mut self) {
+        enum Reply {
+            Redirect(u16),
+            Response { session: SessionId, sequence: u64, ok: bool, reply: Vec<u8> },
+        }
+        let mut replies = Vec::new();
+        self.endpoint
+            .poll(&mut |_, frame| match frame.body {
+                Body::Redirect { leader } => replies.push(Reply::Redirect(leader.0)),
+                Body::ClientResponse { session, sequence, ok, reply, .. } => {
+                    replies.push(Reply::Response { session, sequence, ok, reply: reply.to_vec() })
+                }
+                _ => {}
+            })
+            .unwrap();
+        for reply in replies {
+            match reply {
+                Reply::Redirect(leader) if leader > 0 => {
+                    self.target = leader as usize - 1;
+                    self.heard = true;
+                }
+                Reply::Response { session, sequence: 0, reply, .. }
+                    if self.session.is_none() && reply == 7u64.to_le_bytes() =>
+                {
+                    self.session = Some(session);
+                }
+                Reply::Response { session, sequence, ok, reply } if Some(session) == self.session => {
+                    assert_eq!(reply, sequence.to_le_bytes(), "the echo replies with the command");
+                    self.answered.insert(sequence, ok);
+                    self.heard = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Opens the session (following redirects) or sends `sequences` until each is answered.
+    fn run(&mut self, cluster: &mut Cluster, sequences: std::ops::RangeInclusive<u64>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last_send = Instant::now() - Duration::from_secs(1);
+        self.heard = true;
+        loop {
+            let done = match self.session {
+                None => false,
+                Some(_) => sequences.clone().all(|s| self.answered.contains_key(&s)),
+            };
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client got no answer in 20 s: session {:?}, target {}, answered {}",
+                self.session,
+                self.target,
+                self.answered.len()
+            );
+            if last_send.elapsed() > Duration::from_millis(50) {
+                last_send = Instant::now();
+                if !std::mem::take(&mut self.heard) {
+                    self.target = (self.target + 1) % self.addresses.len(); // silence: try another member
+                }
+                let to = self.addresses[self.target];
+                match self.session {
+                    None => self.endpoint.queue(to, Term::ZERO, &Body::SessionOpen { client_nonce: 7 }).unwrap(),
+                    Some(session) => {
+                        for sequence in sequences.clone().filter(|s| !self.answered.contains_key(s)) {
+                            let command = sequence.to_le_bytes();
+                            let body = Body::ClientRequest { session, sequence, command: &command };
+                            self.endpoint.queue(to, Term::ZERO, &body).unwrap();
+                        }
+                    }
+                }
+                self.endpoint.flush().unwrap();
+            }
+            cluster.step();
+            self.take_replies();
+        }
+    }
+}
+
+#[test]
+fn a_client_opens_a_session_anywhere_and_no_command_applies_twice_across_a_failover() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses: Vec<SocketAddr> =
+        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect();
+    let members = (1..=3u16).map(|id| Some(open_member(id, dirs[id as usize - 1].path(), &addresses, 0))).collect();
+    let mut cluster = Cluster { start: Instant::now(), members };
+    cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+
+    let mut client = Client::new(&addresses);
+    client.target = (cluster.leader().unwrap() + 1) % 3; // start at a follower: it redirects
+    client.run(&mut cluster, 1..=100);
+    assert!(client.answered.values().all(|&ok| ok));
+
+    let leader = cluster.leader().unwrap();
+    drop(cluster.members[leader].take()); // the leader crashes
+    cluster.until("a new leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+    // Retries of answered commands (as after a lost reply) and new ones, to the old leader
+    // first: the client must find the new one.
+    client.answered.retain(|&s, _| s <= 90);
+    client.run(&mut cluster, 91..=110);
+
+    let now = cluster.now_ns();
+    cluster.members[leader] = Some(open_member(leader as u16 + 1, dirs[leader].path(), &addresses, now));
+    let commit = cluster.members[cluster.leader().unwrap()].as_ref().unwrap().commit_position();
+    cluster.until("every member applies everything", Duration::from_secs(20), |c| {
+        c.members.iter().flatten().all(|m| m.applied_position() >= commit)
+    });
+    for member in cluster.members.iter().flatten() {
+        assert_eq!(member.machine().count, 110, "each of the 110 commands applied exactly once on every member");
     }
 }
