@@ -205,8 +205,9 @@ struct Checks {
     now_ns: u64,
     elections: u64,
     leaders: BTreeMap<Term, MemberId>,
-    /// Committed positions and the checksum of the entry ending at each.
-    committed: BTreeMap<Position, u32>,
+    /// Committed positions: the checksum of the entry ending at each, and the earliest term
+    /// a member committed it in.
+    committed: BTreeMap<Position, (u32, Term)>,
     /// Each member's commit position and stored vote, as its effects said.
     commits: Vec<Position>,
     votes: Vec<Vote>,
@@ -387,7 +388,7 @@ impl Checks {
                         format!("member {member} truncates to {position} below its commit {}", self.commits[index]);
                     return Err(self.fail("never truncate committed", message));
                 }
-                if let Some((&committed, &checksum)) = self.committed.range(..=log.log_end()).next_back()
+                if let Some((&committed, &(checksum, _))) = self.committed.range(..=log.log_end()).next_back()
                     && position < committed
                     && log.checksum_before(committed) == Some(checksum)
                 {
@@ -423,12 +424,16 @@ impl Checks {
             return Err(self.fail("one leader per term", format!("members {} and {} both lead {term}", other.0, id.0)));
         }
         self.leaders.insert(term, id);
-        // Leader completeness: the new leader holds every committed entry.
-        if let Some((&position, &checksum)) = self.committed.iter().next_back()
+        // Leader completeness: a leader of term L holds every entry committed in a term
+        // before L. (A stale leader of an older term, elected while a newer one commits,
+        // need not hold the newer term's commits; it will step down when it hears of it.)
+        // Commits form a prefix, so the highest committed before L vouches for the rest.
+        let committed_before = self.committed.iter().rev().find(|(_, (_, committed_in))| *committed_in < term);
+        if let Some((&position, &(checksum, committed_in))) = committed_before
             && log.checksum_before(position) != Some(checksum)
         {
             let message = format!(
-                "member {} leads {term} without the committed entry ending at {position} (its log ends at {})",
+                "member {} leads {term} without the entry ending at {position}, committed in {committed_in} (its log ends at {})",
                 id.0,
                 log.log_end()
             );
@@ -446,12 +451,12 @@ impl Checks {
             let message = format!("member {member} commits {position} past its log's end {}", log.log_end());
             return Err(self.fail("commit within the log", message));
         };
-        if self.committed.get(&position).is_some_and(|&expected| expected != checksum) {
+        if self.committed.get(&position).is_some_and(|&(expected, _)| expected != checksum) {
             return Err(self
                 .fail("committed never changed", format!("member {member} commits a different entry at {position}")));
         }
         // Everything committed below must be in this member's log too.
-        if let Some((&below, &expected)) = self.committed.range(..position).next_back()
+        if let Some((&below, &(expected, _))) = self.committed.range(..position).next_back()
             && log.checksum_before(below) != Some(expected)
         {
             return Err(self.fail(
@@ -460,7 +465,9 @@ impl Checks {
             ));
         }
         self.commits[index] = position;
-        self.committed.insert(position, checksum);
+        // The member's current term is the one it last stored.
+        let term = self.votes[index].term;
+        self.committed.entry(position).and_modify(|(_, t)| *t = (*t).min(term)).or_insert((checksum, term));
         Ok(())
     }
 }
@@ -892,7 +899,7 @@ impl Sim {
     /// Logs that agree at the highest committed position are byte-identical below it, and
     /// a majority holds it.
     fn check_logs_match(&self) -> Result<(), SimFailure> {
-        let Some((&position, &checksum)) = self.checks.committed.iter().next_back() else { return Ok(()) };
+        let Some((&position, &(checksum, _))) = self.checks.committed.iter().next_back() else { return Ok(()) };
         let holders: Vec<&Node> =
             self.nodes.iter().filter(|n| n.storage.log.checksum_before(position) == Some(checksum)).collect();
         if holders.len() < self.nodes.len() / 2 + 1 {
