@@ -4,8 +4,8 @@
 //! unsynced tail (and may leave a torn write), partitions, loss, duplication, reordering and
 //! delay, and clocks that drift. Same seed, same run.
 //!
-//! Checkers run after every event: at most one leader per term; cluster time never goes back; a new leader holds every
-//! committed entry; a member never commits an entry other than the one committed at that
+//! Checkers run after every event: at most one leader per term; cluster time never goes
+//! back; a new leader holds every entry committed in an earlier term; a member never commits an entry other than the one committed at that
 //! position, and never truncates below its commit; logs that agree at a committed position
 //! are byte-identical up to it; and once faults stop, a leader is elected and new commands
 //! commit.
