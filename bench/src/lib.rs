@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod cluster;
 pub mod latency;
 pub mod pingpong;

@@ -11,14 +11,7 @@ use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str, default: u64| -> u64 {
-        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map_or(default, |v| {
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("ordo-bench-cluster: {flag} takes a whole number, not {v:?}");
-                std::process::exit(2)
-            })
-        })
-    };
+    let value = |flag: &str, default: u64| ordo_bench::args::number("ordo-bench-cluster", &args, flag, default);
     let (seconds, rate, size) = (value("--seconds", 5), value("--rate", 2000), value("--size", 64) as usize);
     let fail = |what: &str, error: std::io::Error| -> ! {
         eprintln!("ordo-bench-cluster: {what} failed: {error}");

@@ -14,14 +14,7 @@ use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str, default: u64| -> u64 {
-        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map_or(default, |v| {
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("ordo-bench-transport: {flag} takes a whole number, not {v:?}");
-                std::process::exit(2)
-            })
-        })
-    };
+    let value = |flag: &str, default: u64| ordo_bench::args::number("ordo-bench-transport", &args, flag, default);
     let seconds = value("--seconds", 3);
     let rate = value("--rate", 10_000);
     let entries = value("--entries", 500_000);
