@@ -4,7 +4,8 @@
 //! index rows before `position_scan` (the rest is rebuilt by the scan).
 //!
 //! Written (atomically, see `small_file`) when a segment is sealed, when the log is
-//! truncated below it, and when old segments are deleted.
+//! truncated below it, when old segments are deleted, and when the log is reset to start
+//! after a snapshot (`reset` marks that half done: open finishes it).
 
 use crate::error::{LogError, Result};
 use crate::small_file::{self, Reader};
@@ -13,7 +14,8 @@ use ordo_core::{ClusterId, ClusterTimeNs, Position, Term};
 use std::path::Path;
 
 const CHECKPOINT_FILE: &str = "checkpoint";
-const CHECKPOINT_MAGIC: &[u8; 8] = b"ORDOCKP1";
+const CHECKPOINT_MAGIC: &[u8; 8] = b"ORDOCKP2";
+const FLAG_RESET: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -27,6 +29,9 @@ pub struct Checkpoint {
     pub time_max: ClusterTimeNs,
     /// Term index rows for entries before `position_scan`.
     pub terms: TermIndex,
+    /// The log is being reset to start empty at `position_start`: every segment file is
+    /// stale. Open removes them all and starts over.
+    pub reset: bool,
 }
 
 impl Checkpoint {
@@ -37,6 +42,7 @@ impl Checkpoint {
             checksum_prev: 0,
             time_max: ClusterTimeNs::ZERO,
             terms: TermIndex::default(),
+            reset: false,
         }
     }
 
@@ -45,8 +51,8 @@ impl Checkpoint {
         let path = dir.join(CHECKPOINT_FILE);
         let bad = |reason: &str| LogError::BadMetadata { path: path.clone(), reason: reason.to_string() };
         let mut reader = Reader::new(&body);
-        let (Some(cluster), Some(start), Some(scan), Some(time_max), Some(prev), Some(rows)) =
-            (reader.u64(), reader.u64(), reader.u64(), reader.u64(), reader.u32(), reader.u32())
+        let (Some(cluster), Some(start), Some(scan), Some(time_max), Some(prev), Some(flags), Some(rows)) =
+            (reader.u64(), reader.u64(), reader.u64(), reader.u64(), reader.u32(), reader.u32(), reader.u32())
         else {
             return Err(bad("its body is too short"));
         };
@@ -67,12 +73,16 @@ impl Checkpoint {
         if start > scan || terms.rows().last().is_some_and(|&(_, p)| p >= Position(scan)) {
             return Err(bad("its positions are out of order"));
         }
+        if flags & !FLAG_RESET != 0 {
+            return Err(bad("it has flags this version does not know"));
+        }
         Ok(Some(Checkpoint {
             position_start: Position(start),
             position_scan: Position(scan),
             checksum_prev: prev,
             time_max: ClusterTimeNs(time_max),
             terms,
+            reset: flags & FLAG_RESET != 0,
         }))
     }
 
@@ -85,6 +95,7 @@ impl Checkpoint {
         body.extend_from_slice(&self.position_scan.0.to_le_bytes());
         body.extend_from_slice(&self.time_max.0.to_le_bytes());
         body.extend_from_slice(&self.checksum_prev.to_le_bytes());
+        body.extend_from_slice(&(if self.reset { FLAG_RESET } else { 0 }).to_le_bytes());
         body.extend_from_slice(&(rows.len() as u32).to_le_bytes());
         for (term, position) in rows {
             body.extend_from_slice(&term.0.to_le_bytes());
@@ -110,6 +121,7 @@ mod tests {
             checksum_prev: 99,
             time_max: ClusterTimeNs(12345),
             terms,
+            reset: true,
         };
         checkpoint.store(dir.path(), ClusterId(3)).unwrap();
         assert_eq!(Checkpoint::load(dir.path(), ClusterId(3)).unwrap(), Some(checkpoint));

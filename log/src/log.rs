@@ -111,13 +111,19 @@ impl Log {
         let lock = lock_dir(dir)?;
         let files = list_segment_files(dir, true)?;
         check_contiguous(dir, &files, config.segment_bytes)?;
-        let checkpoint = Checkpoint::load(dir, config.cluster_id)?;
+        let mut checkpoint = Checkpoint::load(dir, config.cluster_id)?;
+        let mut removed = Vec::new();
+        if let Some(reset) = checkpoint.as_mut().filter(|c| c.reset) {
+            // A reset after a snapshot was cut short: finish it.
+            finish_reset(dir, &config, &files, reset)?;
+            removed.extend(files.iter().map(|(_, path)| path.clone()));
+        }
+        let files = if removed.is_empty() { files } else { list_segment_files(dir, true)? };
         let mut segments = Vec::with_capacity(files.len());
         for (base, path) in &files {
             segments.push(Segment::open(path, &config, *base, true)?);
         }
         // Everything has been checked; from here on, recovery may modify files.
-        let mut removed = Vec::new();
         let (checkpoint, trust_first_link) = match checkpoint {
             Some(checkpoint) => (checkpoint, false),
             None if segments.is_empty() => {
@@ -392,8 +398,14 @@ impl Log {
     fn store_checkpoint(&mut self, start: Position, scan: Position, checksum_prev: u32) -> Result<()> {
         let mut terms = self.terms.clone();
         terms.truncate(scan);
-        let checkpoint =
-            Checkpoint { position_start: start, position_scan: scan, checksum_prev, time_max: self.time_max, terms };
+        let checkpoint = Checkpoint {
+            position_start: start,
+            position_scan: scan,
+            checksum_prev,
+            time_max: self.time_max,
+            terms,
+            reset: false,
+        };
         checkpoint.store(&self.dir, self.config.cluster_id)?;
         self.checkpoint = checkpoint;
         Ok(())
@@ -552,6 +564,88 @@ impl Log {
         }
         Ok(deleted)
     }
+}
+
+impl Log {
+    /// Discards every entry and starts the log over, empty, at `base.position`: a member
+    /// that installed a snapshot from the leader (its log was behind the leader's oldest
+    /// retained entry, or diverged below the snapshot) continues from the snapshot. The
+    /// chain, the term index and the cluster time continue from `base`, so the next entry
+    /// the leader sends links onto it. Crash-safe: a checkpoint marked `reset` is written
+    /// first, and an interrupted reset is finished by the next open.
+    pub fn reset_to(&mut self, base: &LogBase) -> Result<()> {
+        let mut checkpoint = base.checkpoint(true);
+        checkpoint.store(&self.dir, self.config.cluster_id)?;
+        let files: Vec<(Position, PathBuf)> =
+            self.set.segments.iter().map(|s| (s.base(), s.path().to_path_buf())).collect();
+        self.set.segments.clear(); // unmapped before their files go
+        finish_reset(&self.dir, &self.config, &files, &mut checkpoint)?;
+        let files = list_segment_files(&self.dir, true)?;
+        for (segment_base, path) in &files {
+            self.set.segments.push_back(Segment::open(path, &self.config, *segment_base, true)?);
+        }
+        self.position_start = base.position;
+        self.position_append = base.position;
+        self.position_synced = base.position;
+        self.checksum_last = base.checksum;
+        self.time_max = base.time_max;
+        self.terms = checkpoint.terms.clone();
+        self.checkpoint = checkpoint;
+        self.durable.set(base.position);
+        Ok(())
+    }
+}
+
+/// Where a log reset after a snapshot starts: the snapshot's position and what the log must
+/// know of the entry just before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBase {
+    /// The first position of the new log (the snapshot covers everything below).
+    pub position: Position,
+    /// The term, position and checksum of the last entry below `position` (zero when
+    /// `position` is zero).
+    pub term: Term,
+    pub entry_position: Position,
+    pub checksum: u32,
+    /// The latest cluster time below `position`.
+    pub time_max: ClusterTimeNs,
+}
+
+impl LogBase {
+    fn checkpoint(&self, reset: bool) -> Checkpoint {
+        let mut terms = TermIndex::default();
+        if self.position > Position::ZERO {
+            debug_assert!(self.entry_position < self.position);
+            terms.observe(self.term, self.entry_position);
+        }
+        Checkpoint {
+            position_start: self.position,
+            position_scan: self.position,
+            checksum_prev: self.checksum,
+            time_max: self.time_max,
+            terms,
+            reset,
+        }
+    }
+}
+
+/// The second half of a reset: removes every old segment file, creates the segment holding
+/// the new start and clears the checkpoint's `reset` mark.
+fn finish_reset(
+    dir: &Path,
+    config: &LogConfig,
+    files: &[(Position, PathBuf)],
+    checkpoint: &mut Checkpoint,
+) -> Result<()> {
+    for (_, path) in files.iter().rev() {
+        std::fs::remove_file(path).map_err(io("delete segment", path))?;
+    }
+    sync_dir(dir)?;
+    let start = checkpoint.position_start;
+    let segment_base = Position(start.0 - offset_in_segment(start, config.segment_bytes));
+    drop(Segment::create(dir, config, segment_base)?);
+    checkpoint.reset = false;
+    checkpoint.store(dir, config.cluster_id)
 }
 
 impl ordo_core::LogSource for Log {
