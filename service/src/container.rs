@@ -16,11 +16,14 @@
 //! - A timer entry fires timer id = its correlation id, if it is still scheduled and due at
 //!   the entry's cluster time; a repeat finds it gone and does nothing.
 //!
-//! Still to come (issue #6): snapshots of all this, the event log, the apply thread.
+//! - A snapshot-request entry asks every member to snapshot right after it: the container
+//!   stops there (`snapshot_due`) so the driver writes [`Container::encode`] at exactly that
+//!   position, the same on every member; [`Container::restore`] reads it back.
 
 use ordo_core::checksum::crc64;
 use ordo_core::machine::{Context, StateMachine, TimerRequest};
-use ordo_core::{ClusterTimeNs, EntryKind, EntryView, Position, SessionId};
+use ordo_core::{ClusterTimeNs, EntryKind, EntryView, Position, SessionId, Term};
+use ordo_log::LogBase;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Sequences remembered per session below the highest applied one.
@@ -85,6 +88,12 @@ pub struct Container<M: StateMachine> {
     sessions: BTreeMap<SessionId, Session>,
     timers: BTreeMap<u64, ClusterTimeNs>,
     applied: Position,
+    /// The term, position and checksum of the last entry applied, and the latest cluster
+    /// time applied: what a log restarted after a snapshot of this state continues from.
+    last_entry: (Term, Position, u32),
+    time_max: ClusterTimeNs,
+    /// Set by a snapshot-request entry, taken by the driver.
+    snapshot_due: Option<Position>,
     reply: Vec<u8>,
     events: Vec<u8>,
     timer_requests: Vec<TimerRequest>,
@@ -97,6 +106,9 @@ impl<M: StateMachine> Container<M> {
             sessions: BTreeMap::new(),
             timers: BTreeMap::new(),
             applied: Position::ZERO,
+            last_entry: (Term::ZERO, Position::ZERO, 0),
+            time_max: ClusterTimeNs::ZERO,
+            snapshot_due: None,
             reply: Vec::new(),
             events: Vec::new(),
             timer_requests: Vec::new(),
@@ -165,13 +177,29 @@ impl<M: StateMachine> Container<M> {
                     self.after_apply(position, out);
                 }
             }
-            EntryKind::NewLeadershipTerm
-            | EntryKind::SnapshotRequest
-            | EntryKind::MembershipChange
-            | EntryKind::NoOp
-            | EntryKind::Padding => {}
+            EntryKind::SnapshotRequest => self.snapshot_due = Some(entry.next_position()),
+            EntryKind::NewLeadershipTerm | EntryKind::MembershipChange | EntryKind::NoOp | EntryKind::Padding => {}
         }
         self.applied = entry.next_position();
+        self.last_entry = (header.term(), position, entry.checksum());
+        self.time_max = self.time_max.max(time);
+    }
+
+    /// Whether a snapshot-request entry was just applied: the driver snapshots before
+    /// applying anything more.
+    pub fn snapshot_due(&self) -> Option<Position> {
+        self.snapshot_due
+    }
+
+    /// The position a snapshot-request entry asked for a snapshot at, once.
+    pub fn take_snapshot_due(&mut self) -> Option<Position> {
+        self.snapshot_due.take()
+    }
+
+    /// Where a log restarted from a snapshot of this state continues.
+    pub fn log_base(&self) -> LogBase {
+        let (term, entry_position, checksum) = self.last_entry;
+        LogBase { position: self.applied, term, entry_position, checksum, time_max: self.time_max }
     }
 
     fn apply_command(&mut self, entry: &EntryView<'_>, out: &mut dyn FnMut(Output<'_>)) {
@@ -272,9 +300,12 @@ impl<M: StateMachine> Container<M> {
         crc64(&bytes)
     }
 
-    /// The container's whole state (the body of a snapshot, when snapshots come).
+    /// The container's whole state: the body of a snapshot.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.applied.0.to_le_bytes());
+        let (term, entry_position, checksum) = self.last_entry;
+        for value in [self.applied.0, term.0, entry_position.0, checksum as u64, self.time_max.0] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
         out.extend_from_slice(&(self.sessions.len() as u64).to_le_bytes());
         for (id, session) in &self.sessions {
             for value in [id.0, session.client_nonce, session.last_active.0, session.max_sequence, session.window] {
@@ -293,6 +324,77 @@ impl<M: StateMachine> Container<M> {
             out.extend_from_slice(&deadline.0.to_le_bytes());
         }
         self.machine.snapshot(out);
+    }
+
+    /// The container whose [`encode`](Container::encode) gave `body`; the machine restored
+    /// with `M::restore`. An error says what part did not read.
+    pub fn restore(body: &[u8]) -> Result<Container<M>, String> {
+        let mut reader = Reader(body);
+        let truncated = |what: &str| format!("the container state is cut short in its {what}");
+        let [applied, term, entry_position, checksum, time_max] =
+            reader.u64s().ok_or_else(|| truncated("positions"))?;
+        let sessions_count = reader.u64().ok_or_else(|| truncated("sessions"))?;
+        let mut sessions = BTreeMap::new();
+        for _ in 0..sessions_count {
+            let [id, client_nonce, last_active, max_sequence, window] =
+                reader.u64s().ok_or_else(|| truncated("sessions"))?;
+            let replies_count = reader.u64().ok_or_else(|| truncated("replies"))?;
+            if replies_count > REPLIES_KEPT as u64 {
+                return Err(format!("session {id} keeps {replies_count} replies, more than {REPLIES_KEPT}"));
+            }
+            let mut replies = VecDeque::with_capacity(replies_count as usize);
+            for _ in 0..replies_count {
+                let sequence = reader.u64().ok_or_else(|| truncated("replies"))?;
+                let length = reader.u64().ok_or_else(|| truncated("replies"))?;
+                let reply = reader.bytes(length).ok_or_else(|| truncated("replies"))?;
+                replies.push_back((sequence, reply.to_vec()));
+            }
+            let session =
+                Session { client_nonce, last_active: ClusterTimeNs(last_active), max_sequence, window, replies };
+            sessions.insert(SessionId(id), session);
+        }
+        let timers_count = reader.u64().ok_or_else(|| truncated("timers"))?;
+        let mut timers = BTreeMap::new();
+        for _ in 0..timers_count {
+            let [id, deadline] = reader.u64s().ok_or_else(|| truncated("timers"))?;
+            timers.insert(id, ClusterTimeNs(deadline));
+        }
+        let machine = M::restore(reader.0).map_err(|error| format!("the app's state does not restore: {error}"))?;
+        let checksum = u32::try_from(checksum).map_err(|_| "the last entry's checksum is out of range".to_string())?;
+        Ok(Container {
+            machine,
+            sessions,
+            timers,
+            applied: Position(applied),
+            last_entry: (Term(term), Position(entry_position), checksum),
+            time_max: ClusterTimeNs(time_max),
+            snapshot_due: None,
+            reply: Vec::new(),
+            events: Vec::new(),
+            timer_requests: Vec::new(),
+        })
+    }
+}
+
+/// Reads the little-endian fields of [`Container::encode`].
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, length: u64) -> Option<&'a [u8]> {
+        let length = usize::try_from(length).ok().filter(|&l| l <= self.0.len())?;
+        let (head, rest) = self.0.split_at(length);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.bytes(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    fn u64s<const N: usize>(&mut self) -> Option<[u64; N]> {
+        let mut values = [0; N];
+        for value in &mut values {
+            *value = self.u64()?;
+        }
+        Some(values)
     }
 }
 
@@ -325,8 +427,12 @@ mod tests {
             out.extend_from_slice(&self.total.to_le_bytes());
             out.extend_from_slice(&self.fired.to_le_bytes());
         }
-        fn restore(_: &[u8]) -> Result<Self, String> {
-            Err("not needed here".into())
+        fn restore(bytes: &[u8]) -> Result<Self, String> {
+            let value = |i: usize| bytes.get(i * 8..i * 8 + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+            match (value(0), value(1), bytes.len()) {
+                (Some(total), Some(fired), 16) => Ok(Sum { total, fired }),
+                _ => Err(format!("a sum is 16 bytes, not {}", bytes.len())),
+            }
         }
     }
 
@@ -431,6 +537,82 @@ mod tests {
         assert_eq!(a.state_hash(), b.state_hash());
         let (c, _) = run(&[history[0], (entry(EntryKind::Command, 0, 1, 5), &[4][..])]);
         assert_ne!(a.state_hash(), c.state_hash());
+    }
+
+    /// An entry of a random history: sessions 0 and 96 (opened by the first two entries),
+    /// commands with small sequences (repeats and reordering included), timers, closings.
+    fn arbitrary_entry() -> impl proptest::strategy::Strategy<Value = (EntryMeta, Vec<u8>)> {
+        use proptest::prelude::*;
+        (0u8..10, 0u64..2, 1u64..80, 1u8..12, 1u64..50).prop_map(|(kind, session, sequence, byte, time)| {
+            let session = session * 96;
+            match kind {
+                0 => (entry(EntryKind::SessionClose, session, 0, time * 10), vec![]),
+                1 => (entry(EntryKind::Timer, 0, 9, time * 10), vec![]),
+                2 => (entry(EntryKind::SnapshotRequest, 0, 0, time * 10), vec![]),
+                _ => (entry(EntryKind::Command, session, sequence, time * 10), vec![byte]),
+            }
+        })
+    }
+
+    proptest::proptest! {
+        /// A container restored from its encoding at any point goes on exactly as the
+        /// original: same outputs, same hash. A cut-short encoding is refused, not misread.
+        #[test]
+        fn restore_continues_exactly_as_the_original(
+            history in proptest::collection::vec(arbitrary_entry(), 0..60),
+            split in 0usize..64,
+        ) {
+            let mut entries = vec![
+                (entry(EntryKind::SessionOpen, 0, 1, 0), vec![]),
+                (entry(EntryKind::SessionOpen, 0, 2, 0), vec![]),
+            ];
+            entries.extend(history);
+            let mut log = MemLog::new();
+            let positions: Vec<Position> =
+                entries.iter().map(|(meta, payload)| log.append(meta, payload).unwrap()).collect();
+            let split = split.min(positions.len());
+            let mut original = Container::new(Sum::default());
+            let apply = |container: &mut Container<Sum>, from: usize, to: usize| {
+                let mut outputs = Vec::new();
+                for &position in &positions[from..to] {
+                    let view = log.entry(position).unwrap();
+                    container.apply(&view, &mut |output| outputs.push(format!("{output:?}")));
+                }
+                outputs
+            };
+            apply(&mut original, 0, split);
+            let mut body = Vec::new();
+            original.encode(&mut body);
+            let mut restored = Container::<Sum>::restore(&body).unwrap();
+            proptest::prop_assert_eq!(restored.state_hash(), original.state_hash());
+            proptest::prop_assert_eq!(restored.log_base(), original.log_base());
+            for cut in [0, 1, body.len() / 2, body.len().saturating_sub(1)] {
+                if cut < body.len() {
+                    proptest::prop_assert!(Container::<Sum>::restore(&body[..cut]).is_err());
+                }
+            }
+            let ahead = apply(&mut original, split, positions.len());
+            let behind = apply(&mut restored, split, positions.len());
+            proptest::prop_assert_eq!(ahead, behind);
+            proptest::prop_assert_eq!(restored.state_hash(), original.state_hash());
+        }
+    }
+
+    #[test]
+    fn a_snapshot_request_marks_the_position_after_it() {
+        let mut log = MemLog::new();
+        log.append(&entry(EntryKind::SessionOpen, 0, 1, 0), b"").unwrap();
+        let request = log.append(&entry(EntryKind::SnapshotRequest, 0, 0, 5), b"").unwrap();
+        let mut container = Container::new(Sum::default());
+        for position in [Position::ZERO, request] {
+            container.apply(&log.entry(position).unwrap(), &mut |_| {});
+        }
+        let after = log.entry(request).unwrap().next_position();
+        assert_eq!(container.take_snapshot_due(), Some(after));
+        assert_eq!(container.take_snapshot_due(), None);
+        let base = container.log_base();
+        assert_eq!((base.position, base.entry_position, base.time_max), (after, request, ClusterTimeNs(5)));
+        assert_eq!(base.checksum, log.entry(request).unwrap().checksum());
     }
 
     #[test]

@@ -15,3 +15,4 @@ pub mod mem_log;
 pub mod member;
 pub mod serving;
 pub mod sim;
+pub mod snapshot;

@@ -51,17 +51,18 @@ pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option
     }
 }
 
-/// Applies every committed entry the container has not applied yet, reading them from the
-/// log in place. Returns whether any was applied, or the position of an entry the log does
-/// not hold below the commit (which would be a bug, or a log that lost committed data).
+/// Applies the committed entries the container has not applied yet, reading them from the
+/// log in place, up to the commit or just past a snapshot request (the driver snapshots,
+/// then calls again). Returns how many were applied, or the position of an entry the log
+/// does not hold below the commit (a bug, or a log that lost committed data).
 pub fn apply_committed<M: StateMachine>(
     container: &mut Container<M>,
     log: &dyn LogView,
     commit: Position,
     out: &mut dyn FnMut(Output<'_>),
-) -> Result<bool, Position> {
-    let mut applied = false;
-    while container.applied_position() < commit {
+) -> Result<usize, Position> {
+    let mut applied = 0;
+    while container.applied_position() < commit && container.snapshot_due().is_none() {
         let position = container.applied_position();
         let Some((start, bytes)) = log.read_log(position) else { return Err(position) };
         if start >= commit {
@@ -70,7 +71,7 @@ pub fn apply_committed<M: StateMachine>(
         }
         let entry = decode_entry(bytes, start).map_err(|_| start)?;
         container.apply(&entry, out);
-        applied = true;
+        applied += 1;
     }
     Ok(applied)
 }

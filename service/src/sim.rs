@@ -775,7 +775,7 @@ impl Sim {
                 return Err(self.checks.fail("apply", message));
             }
         };
-        if applied {
+        if applied > 0 {
             let node = &self.nodes[index];
             let hash = node.container.state_hash();
             let position = node.container.applied_position();

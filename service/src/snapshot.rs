@@ -1,0 +1,388 @@
+//! Snapshots: the container's whole state at a log position, in a file that says what it is.
+//!
+//! A snapshot file is a 128-byte header and a body. The header holds the position (the state
+//! covers every entry below it), what the log must know to continue after it (the last
+//! entry's term, position and checksum, the latest cluster time: a [`LogBase`]), the state
+//! hash (CRC-64 of the body, which is the container's encoding, so it equals
+//! `Container::state_hash` at that position on every member), the app's name, the body's
+//! length and CRC32C, and the header's own CRC32C. The same bytes are the file on disk and
+//! what a leader streams to a follower that is too far behind.
+//!
+//! On disk ([`SnapshotStore`]): `snapshot-<position, 20 digits>.ordosnap` in the member's
+//! `snapshots/` folder, written to a temp file, fsynced, renamed, the folder fsynced; so a
+//! snapshot file is whole or absent. Loading tries the newest first and reports (never
+//! silently skips) any it finds corrupt.
+
+use ordo_core::checksum::{crc32c, crc64};
+use ordo_core::{ClusterId, ClusterTimeNs, Position, Term};
+use ordo_log::LogBase;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ORDOSNAP";
+pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_HEADER_BYTES: usize = 128;
+pub const APP_NAME_BYTES_MAX: usize = 32;
+const FILE_PREFIX: &str = "snapshot-";
+const FILE_SUFFIX: &str = ".ordosnap";
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
+#[repr(C)]
+struct Header {
+    magic: [u8; 8],
+    version: U32,
+    header_bytes: U32,
+    cluster_id: U64,
+    position: U64,
+    term: U64,
+    entry_position: U64,
+    entry_checksum: U32,
+    reserved: U32,
+    time_max: U64,
+    state_hash: U64,
+    body_bytes: U64,
+    body_checksum: U32,
+    app_name: [u8; APP_NAME_BYTES_MAX],
+    padding: [u8; 8],
+    /// CRC32C of every header byte before it.
+    header_checksum: U32,
+}
+
+const _: () = assert!(size_of::<Header>() == SNAPSHOT_HEADER_BYTES);
+
+/// What a snapshot's header says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub cluster_id: ClusterId,
+    /// Where the log continues after the snapshot: `base.position` is the snapshot's position.
+    pub base: LogBase,
+    pub state_hash: u64,
+    pub app: String,
+    pub body_bytes: u64,
+}
+
+impl SnapshotInfo {
+    pub fn position(&self) -> Position {
+        self.base.position
+    }
+}
+
+/// A snapshot that was read whole and checked: header, body checksum and state hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub info: SnapshotInfo,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {what} is unusable: {reason}; it was left as it is: delete it, or restore another snapshot")]
+    Bad { what: String, reason: String },
+    #[error(
+        "snapshot {what} belongs to cluster {found}, this member to cluster {expected}; point the member at its own data folder"
+    )]
+    WrongCluster { what: String, found: ClusterId, expected: ClusterId },
+    #[error("cannot {action} {path}: {source}; check the disk and the folder's permissions")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError {
+    let path = path.to_path_buf();
+    move |source| SnapshotError::Io { action, path, source }
+}
+
+impl Snapshot {
+    /// Encodes the snapshot of a state whose body (`Container::encode`) is `body`.
+    pub fn encode(cluster_id: ClusterId, base: &LogBase, app: &str, body: &[u8], out: &mut Vec<u8>) {
+        let mut app_name = [0u8; APP_NAME_BYTES_MAX];
+        let name = &app.as_bytes()[..app.len().min(APP_NAME_BYTES_MAX)];
+        app_name[..name.len()].copy_from_slice(name);
+        let mut header = Header {
+            magic: SNAPSHOT_MAGIC,
+            version: SNAPSHOT_VERSION.into(),
+            header_bytes: (SNAPSHOT_HEADER_BYTES as u32).into(),
+            cluster_id: cluster_id.0.into(),
+            position: base.position.0.into(),
+            term: base.term.0.into(),
+            entry_position: base.entry_position.0.into(),
+            entry_checksum: base.checksum.into(),
+            reserved: 0.into(),
+            time_max: base.time_max.0.into(),
+            state_hash: crc64(body).into(),
+            body_bytes: (body.len() as u64).into(),
+            body_checksum: crc32c(body).into(),
+            app_name,
+            padding: [0; 8],
+            header_checksum: 0.into(),
+        };
+        header.header_checksum = crc32c(&header.as_bytes()[..SNAPSHOT_HEADER_BYTES - 4]).into();
+        out.reserve(SNAPSHOT_HEADER_BYTES + body.len());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+    }
+
+    /// Checks and takes a whole snapshot's bytes; `what` names them in errors (a path, or
+    /// "from member 2").
+    pub fn from_bytes(bytes: Vec<u8>, what: &str) -> Result<Snapshot, SnapshotError> {
+        let info = read_info(&bytes, what)?;
+        let body = &bytes[SNAPSHOT_HEADER_BYTES..];
+        let bad = |reason: String| SnapshotError::Bad { what: what.to_string(), reason };
+        if body.len() as u64 != info.body_bytes {
+            return Err(bad(format!("its body is {} bytes, its header says {}", body.len(), info.body_bytes)));
+        }
+        let header = Header::read_from_bytes(&bytes[..SNAPSHOT_HEADER_BYTES]).expect("sized");
+        if crc32c(body) != header.body_checksum.get() {
+            return Err(bad("its body's checksum does not match (the file is corrupt)".into()));
+        }
+        if crc64(body) != info.state_hash {
+            return Err(bad("its state hash does not match its body".into()));
+        }
+        Ok(Snapshot { info, bytes })
+    }
+
+    /// The container's encoded state.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[SNAPSHOT_HEADER_BYTES..]
+    }
+
+    /// The whole snapshot, header and body, as stored and as sent.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads and checks a snapshot's header (not its body).
+pub fn read_info(bytes: &[u8], what: &str) -> Result<SnapshotInfo, SnapshotError> {
+    let bad = |reason: &str| SnapshotError::Bad { what: what.to_string(), reason: reason.to_string() };
+    let Some(header_bytes) = bytes.get(..SNAPSHOT_HEADER_BYTES) else {
+        return Err(bad("it is shorter than a snapshot header"));
+    };
+    let header = Header::read_from_bytes(header_bytes).expect("sized");
+    if header.magic != SNAPSHOT_MAGIC {
+        return Err(bad("its first bytes are not the snapshot magic (it is not an ordo snapshot)"));
+    }
+    if header.header_checksum.get() != crc32c(&header_bytes[..SNAPSHOT_HEADER_BYTES - 4]) {
+        return Err(bad("its header's checksum does not match (the file is corrupt)"));
+    }
+    if header.version.get() != SNAPSHOT_VERSION || header.header_bytes.get() as usize != SNAPSHOT_HEADER_BYTES {
+        return Err(bad("it is of a snapshot version this build does not read"));
+    }
+    let (position, entry_position) = (header.position.get(), header.entry_position.get());
+    if position > 0 && entry_position >= position {
+        return Err(bad("its last entry lies past its position"));
+    }
+    let name_end = header.app_name.iter().position(|&b| b == 0).unwrap_or(APP_NAME_BYTES_MAX);
+    let app = std::str::from_utf8(&header.app_name[..name_end]).map_err(|_| bad("its app name is not UTF-8"))?;
+    Ok(SnapshotInfo {
+        cluster_id: ClusterId(header.cluster_id.get()),
+        base: LogBase {
+            position: Position(position),
+            term: Term(header.term.get()),
+            entry_position: Position(entry_position),
+            checksum: header.entry_checksum.get(),
+            time_max: ClusterTimeNs(header.time_max.get()),
+        },
+        state_hash: header.state_hash.get(),
+        app: app.to_string(),
+        body_bytes: header.body_bytes.get(),
+    })
+}
+
+/// The snapshot file name for `position`.
+pub fn file_name(position: Position) -> String {
+    format!("{FILE_PREFIX}{:020}{FILE_SUFFIX}", position.0)
+}
+
+fn parse_file_name(name: &str) -> Option<Position> {
+    let digits = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Position)
+}
+
+/// A member's snapshot folder.
+#[derive(Clone, Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    cluster_id: ClusterId,
+}
+
+/// The newest valid snapshot, and every newer one that was not (each reported).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    pub rejected: Vec<SnapshotError>,
+}
+
+impl SnapshotStore {
+    pub fn open(dir: &Path, cluster_id: ClusterId) -> Result<SnapshotStore, SnapshotError> {
+        std::fs::create_dir_all(dir).map_err(io("create snapshot folder", dir))?;
+        Ok(SnapshotStore { dir: dir.to_path_buf(), cluster_id })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a snapshot atomically (temp file, fsync, rename, fsync the folder).
+    pub fn write(&self, base: &LogBase, app: &str, body: &[u8]) -> Result<PathBuf, SnapshotError> {
+        let mut bytes = Vec::new();
+        Snapshot::encode(self.cluster_id, base, app, body, &mut bytes);
+        self.write_bytes(base.position, &bytes)
+    }
+
+    /// Stores a snapshot's whole bytes (as received from the leader, already checked).
+    pub fn write_bytes(&self, position: Position, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+        let path = self.dir.join(file_name(position));
+        let temp = self.dir.join(format!("{}.tmp", file_name(position)));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(io("create snapshot file", &temp))?;
+        file.write_all(bytes).map_err(io("write snapshot file", &temp))?;
+        file.sync_all().map_err(io("fsync snapshot file", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io("rename snapshot into place", &path))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("fsync snapshot folder", &self.dir))?;
+        Ok(path)
+    }
+
+    /// Every snapshot file's position and path, oldest first (not checked).
+    pub fn list(&self) -> Result<Vec<(Position, PathBuf)>, SnapshotError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io("list snapshot folder", &self.dir))? {
+            let entry = entry.map_err(io("list snapshot folder", &self.dir))?;
+            if let Some(position) = parse_file_name(&entry.file_name().to_string_lossy()) {
+                found.push((position, entry.path()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Reads and checks the snapshot at `path`.
+    pub fn read(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
+        let bytes = std::fs::read(path).map_err(io("read snapshot file", path))?;
+        let snapshot = Snapshot::from_bytes(bytes, &path.display().to_string())?;
+        if snapshot.info.cluster_id != self.cluster_id {
+            let what = path.display().to_string();
+            return Err(SnapshotError::WrongCluster {
+                what,
+                found: snapshot.info.cluster_id,
+                expected: self.cluster_id,
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// The newest snapshot that reads back whole, with a report of each newer one that did
+    /// not (those files are left for the operator to look at).
+    pub fn load_newest(&self) -> Result<Loaded, SnapshotError> {
+        let mut loaded = Loaded::default();
+        for (_, path) in self.list()?.into_iter().rev() {
+            match self.read(&path) {
+                Ok(snapshot) => {
+                    loaded.snapshot = Some(snapshot);
+                    break;
+                }
+                Err(error @ SnapshotError::Io { .. }) => return Err(error),
+                Err(error) => loaded.rejected.push(error),
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Deletes all but the newest `keep` snapshot files; returns the position of the oldest
+    /// one kept (the log below it may go) and the files deleted.
+    pub fn prune(&self, keep: usize) -> Result<(Option<Position>, Vec<PathBuf>), SnapshotError> {
+        let keep = keep.max(1);
+        let files = self.list()?;
+        let excess = files.len().saturating_sub(keep);
+        let mut deleted = Vec::with_capacity(excess);
+        for (_, path) in &files[..excess] {
+            std::fs::remove_file(path).map_err(io("delete snapshot file", path))?;
+            deleted.push(path.clone());
+        }
+        Ok((files.get(excess).map(|&(position, _)| position), deleted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(position: u64) -> LogBase {
+        LogBase {
+            position: Position(position),
+            term: Term(3),
+            entry_position: Position(position - 64),
+            checksum: 0xABCD,
+            time_max: ClusterTimeNs(777),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_any_flipped_bit_is_refused() {
+        let mut bytes = Vec::new();
+        Snapshot::encode(ClusterId(9), &base(4096), "ledger", b"the state", &mut bytes);
+        let snapshot = Snapshot::from_bytes(bytes.clone(), "test").unwrap();
+        assert_eq!(snapshot.info.base, base(4096));
+        assert_eq!(snapshot.info.app, "ledger");
+        assert_eq!(snapshot.body(), b"the state");
+        assert_eq!(snapshot.info.state_hash, crc64(b"the state"));
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let error = Snapshot::from_bytes(flipped, "test").expect_err("a flipped bit is caught");
+            assert!(error.to_string().starts_with("snapshot test is unusable: "), "{error}");
+        }
+        assert!(Snapshot::from_bytes(bytes[..100].to_vec(), "test").is_err());
+        assert!(Snapshot::from_bytes(bytes[..bytes.len() - 1].to_vec(), "test").is_err());
+    }
+
+    #[test]
+    fn the_newest_whole_snapshot_is_loaded_and_a_corrupt_one_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path(), ClusterId(1)).unwrap();
+        store.write(&base(1000), "kv", b"older").unwrap();
+        let newest = store.write(&base(2000), "kv", b"newer").unwrap();
+        assert_eq!(store.load_newest().unwrap().snapshot.unwrap().body(), b"newer");
+
+        let mut bytes = std::fs::read(&newest).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&newest, bytes).unwrap();
+        let loaded = store.load_newest().unwrap();
+        assert_eq!(loaded.snapshot.unwrap().body(), b"older", "the previous one is used");
+        assert_eq!(loaded.rejected.len(), 1);
+        let report = loaded.rejected[0].to_string();
+        assert!(report.contains(&file_name(Position(2000))) && report.contains("checksum"), "{report}");
+
+        let other = SnapshotStore::open(dir.path(), ClusterId(2)).unwrap();
+        let loaded = other.load_newest().unwrap();
+        assert!(loaded.snapshot.is_none());
+        assert!(matches!(loaded.rejected[1], SnapshotError::WrongCluster { .. }), "{:?}", loaded.rejected);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path(), ClusterId(1)).unwrap();
+        for position in [1000, 2000, 3000] {
+            store.write(&base(position), "kv", b"s").unwrap();
+        }
+        let (oldest_kept, deleted) = store.prune(2).unwrap();
+        assert_eq!(oldest_kept, Some(Position(2000)));
+        assert_eq!(deleted.len(), 1);
+        assert_eq!(store.list().unwrap().iter().map(|(p, _)| p.0).collect::<Vec<_>>(), [2000, 3000]);
+    }
+}
