@@ -81,6 +81,8 @@ fixed_body!(VoteRequestFixed { last_term: U64, last_position: U64, pre_vote: u8,
 fixed_body!(VoteResponseFixed { granted: u8, pre_vote: u8, reserved: [u8; 6] });
 fixed_body!(SnapshotChunkFixed { snapshot_position: U64, offset: U64, total_bytes: U64 });
 fixed_body!(EventDataFixed { from_position: U64 });
+fixed_body!(SnapshotAckFixed { snapshot_position: U64, offset: U64 });
+fixed_body!(StateHashFixed { position: U64, state_hash: U64 });
 
 /// A decoded frame body, borrowing its bytes from the datagram (zero copy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +145,17 @@ pub enum Body<'a> {
         from_position: Position,
         bytes: &'a [u8],
     },
+    /// A follower has the leader's snapshot up to `offset` (all of it when that is its length).
+    SnapshotAck {
+        snapshot_position: Position,
+        offset: u64,
+    },
+    /// A member's state hash after applying everything below `position` (sent at snapshot
+    /// points, so members can tell a diverging replica).
+    StateHash {
+        position: Position,
+        state_hash: u64,
+    },
 }
 
 /// Frame type numbers on the wire.
@@ -162,10 +175,12 @@ pub enum FrameType {
     VoteResponse = 11,
     SnapshotChunk = 12,
     EventData = 13,
+    SnapshotAck = 14,
+    StateHash = 15,
 }
 
 impl FrameType {
-    pub const ALL: [FrameType; 13] = [
+    pub const ALL: [FrameType; 15] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
         FrameType::Redirect,
@@ -179,6 +194,8 @@ impl FrameType {
         FrameType::VoteResponse,
         FrameType::SnapshotChunk,
         FrameType::EventData,
+        FrameType::SnapshotAck,
+        FrameType::StateHash,
     ];
 
     pub fn from_u8(value: u8) -> Option<FrameType> {
@@ -201,6 +218,8 @@ impl FrameType {
             FrameType::VoteResponse => size_of::<VoteResponseFixed>(),
             FrameType::SnapshotChunk => size_of::<SnapshotChunkFixed>(),
             FrameType::EventData => size_of::<EventDataFixed>(),
+            FrameType::SnapshotAck => size_of::<SnapshotAckFixed>(),
+            FrameType::StateHash => size_of::<StateHashFixed>(),
         }
     }
 
@@ -233,6 +252,8 @@ impl Body<'_> {
             Body::VoteResponse { .. } => FrameType::VoteResponse,
             Body::SnapshotChunk { .. } => FrameType::SnapshotChunk,
             Body::EventData { .. } => FrameType::EventData,
+            Body::SnapshotAck { .. } => FrameType::SnapshotAck,
+            Body::StateHash { .. } => FrameType::StateHash,
         }
     }
 
@@ -314,6 +335,13 @@ impl Body<'_> {
             ),
             Body::EventData { from_position, .. } => {
                 write(out, &EventDataFixed { from_position: u64le(from_position.0) })
+            }
+            Body::SnapshotAck { snapshot_position, offset } => write(
+                out,
+                &SnapshotAckFixed { snapshot_position: u64le(snapshot_position.0), offset: u64le(offset) },
+            ),
+            Body::StateHash { position, state_hash } => {
+                write(out, &StateHashFixed { position: u64le(position.0), state_hash: u64le(state_hash) })
             }
         }
     }
@@ -413,6 +441,14 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
         }
         FrameType::EventData => {
             Body::EventData { from_position: Position(read::<EventDataFixed>(fixed).from_position.get()), bytes }
+        }
+        FrameType::SnapshotAck => {
+            let f: &SnapshotAckFixed = read(fixed);
+            Body::SnapshotAck { snapshot_position: Position(f.snapshot_position.get()), offset: f.offset.get() }
+        }
+        FrameType::StateHash => {
+            let f: &StateHashFixed = read(fixed);
+            Body::StateHash { position: Position(f.position.get()), state_hash: f.state_hash.get() }
         }
     })
 }
@@ -664,6 +700,8 @@ mod tests {
             Body::VoteResponse { pre_vote: false, granted: true },
             Body::SnapshotChunk { snapshot_position: Position(9), offset: 10, total_bytes: 11, bytes },
             Body::EventData { from_position: Position(12), bytes },
+            Body::SnapshotAck { snapshot_position: Position(13), offset: 14 },
+            Body::StateHash { position: Position(15), state_hash: 16 },
         ]
     }
 
@@ -673,7 +711,7 @@ mod tests {
             assert_eq!(*frame_type as u8, i as u8 + 1);
         }
         assert_eq!(FrameType::from_u8(0), None);
-        assert_eq!(FrameType::from_u8(14), None);
+        assert_eq!(FrameType::from_u8(16), None);
     }
 
     #[test]
