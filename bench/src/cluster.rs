@@ -9,7 +9,7 @@ use crate::latency::{LatencyReport, histogram};
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
 use ordo_service::consensus::{ConsensusConfig, Role};
 use ordo_service::echo::Echo;
-use ordo_service::member::Member;
+use ordo_service::member::{Member, MemberConfig};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::collections::VecDeque;
@@ -46,14 +46,14 @@ fn member(
         heartbeat_interval_ns: 20 * MS,
         stream: StreamConfig { window_bytes: 4 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
         entry_bytes_max: (1 << 16) + 64,
+        snapshot_bytes_max: 1 << 30,
         seed: id as u64,
         deliberate_bug: None,
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
     let endpoint = Endpoint::new(Box::new(net), codec);
-    Member::open(Echo::default(), dir, config, consensus, endpoint, peers, 0)
-        .map(|(member, _)| member)
-        .map_err(io::Error::other)
+    let config = MemberConfig::new(dir, config, "echo", consensus, peers);
+    Member::open(Echo::default(), &config, endpoint, 0).map(|(member, _)| member).map_err(io::Error::other)
 }
 
 pub fn run(config: ClusterRun) -> io::Result<LatencyReport> {

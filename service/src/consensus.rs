@@ -22,6 +22,12 @@
 //!   is where its tail diverges, and is truncated; disagreement before the chunk is answered
 //!   with a NAK hinting where its last term began, and the leader restarts from there.
 //! - A leader that has not heard from a majority for an election timeout steps down.
+//! - A follower that needs entries the leader no longer holds (deleted below its oldest
+//!   snapshot) is sent the leader's newest snapshot instead: SnapshotChunk frames, a window
+//!   of them in flight, go-back-N on a timeout, the follower acknowledging the bytes it holds
+//!   in order. Once whole, the follower installs it (`Effect::InstallSnapshot`: the driver
+//!   checks, stores, and resets its log to continue after it unless the log already holds
+//!   that position, Raft's rule) and the leader streams the log from the snapshot's position.
 
 use ordo_core::entry::read_header;
 use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, MemberId, Position, SessionId, Term};
@@ -30,6 +36,8 @@ use ordo_transport::{Body, Chunk, PeerStream, Received, StreamConfig, StreamRece
 /// What consensus reads of the log. Implemented by `ordo_log::Log` and the simulator's
 /// in-memory log.
 pub trait LogView: LogSource {
+    /// The first position the log holds (everything below is in a snapshot).
+    fn log_start(&self) -> Position;
     /// The term of the last entry (0 for an empty log).
     fn last_term(&self) -> Term;
     /// The term of the entry holding `position`.
@@ -47,6 +55,9 @@ pub trait LogView: LogSource {
 }
 
 impl LogView for ordo_log::Log {
+    fn log_start(&self) -> Position {
+        self.position_start()
+    }
     fn last_term(&self) -> Term {
         ordo_log::Log::last_term(self)
     }
@@ -139,6 +150,12 @@ pub enum Effect<'a> {
         term: Term,
         leader: Option<MemberId>,
     },
+    /// The leader's snapshot at `position` has arrived whole ([`Consensus::snapshot_received`]):
+    /// check and store it, make the log continue after it, then call
+    /// [`Consensus::on_snapshot_installed`].
+    InstallSnapshot {
+        position: Position,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +169,8 @@ pub struct ConsensusConfig {
     pub stream: StreamConfig,
     /// The largest entry, header included (bounds fragment reassembly).
     pub entry_bytes_max: usize,
+    /// The largest snapshot a follower accepts from its leader (bounds the receive buffer).
+    pub snapshot_bytes_max: u64,
     /// Seeds the election-timeout randomness (deterministic in the simulator).
     pub seed: u64,
     /// A rule to break on purpose, to show the simulator catches it. Always `None` outside
@@ -185,6 +204,28 @@ struct Peer {
     stream: PeerStream,
     durable: Position,
     heard_ns: u64,
+    /// Set while the follower is being sent a snapshot (it needs entries this log no
+    /// longer holds); the log stream waits until it is installed.
+    install: Option<InstallSend>,
+}
+
+/// A snapshot on its way to one follower.
+#[derive(Clone, Debug, Default)]
+struct InstallSend {
+    /// The snapshot being sent (`None` until the first poll picks the newest).
+    position: Option<Position>,
+    total_bytes: u64,
+    acked_bytes: u64,
+    sent_bytes: u64,
+    sent_ns: u64,
+}
+
+/// A snapshot arriving from the leader.
+#[derive(Clone, Debug)]
+struct InstallReceive {
+    position: Position,
+    total_bytes: u64,
+    bytes: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -212,6 +253,7 @@ pub struct Consensus {
     /// from the latest time in its log, so cluster time never goes backwards, not even
     /// across a failover to a member whose clock runs behind.
     time_stamped: ClusterTimeNs,
+    incoming: Option<InstallReceive>,
 }
 
 impl Consensus {
@@ -237,6 +279,7 @@ impl Consensus {
             receiver,
             matched: Position::ZERO,
             time_stamped: ClusterTimeNs::ZERO,
+            incoming: None,
             config,
         };
         consensus.reset_election_deadline(now_ns);
@@ -377,6 +420,7 @@ impl Consensus {
                 stream: PeerStream::new(end, now_ns, self.config.stream),
                 durable: Position::ZERO,
                 heard_ns: now_ns,
+                install: None,
             })
             .collect();
         self.heartbeat_due_ns = now_ns;
@@ -421,7 +465,11 @@ impl Consensus {
         }
         debug_assert!(matches!(
             kind,
-            EntryKind::Command | EntryKind::SessionOpen | EntryKind::SessionClose | EntryKind::Timer
+            EntryKind::Command
+                | EntryKind::SessionOpen
+                | EntryKind::SessionClose
+                | EntryKind::Timer
+                | EntryKind::SnapshotRequest
         ));
         let meta =
             EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(now_ns), session, correlation_id };
@@ -516,7 +564,10 @@ impl Consensus {
                 let restart = self.restart_point(log, position);
                 if let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) {
                     peer.heard_ns = now_ns;
-                    if restart < peer.stream.position_acked() {
+                    if restart < log.log_start() {
+                        // What it needs was deleted after a snapshot: it gets the snapshot.
+                        peer.install.get_or_insert_with(InstallSend::default);
+                    } else if restart < peer.stream.position_acked() {
                         peer.stream.restart_at(restart, now_ns); // the follower diverges earlier
                     } else {
                         peer.stream.on_nak(restart, now_ns);
@@ -529,6 +580,34 @@ impl Consensus {
                 }
                 self.follow_commit(position_commit, out);
                 self.ack(from, log, out);
+            }
+            Body::SnapshotChunk { snapshot_position, offset, total_bytes, bytes } => {
+                if !self.accept_leader(now_ns, from, term, out) {
+                    return;
+                }
+                self.on_snapshot_chunk(from, snapshot_position, offset, total_bytes, bytes, out);
+            }
+            Body::SnapshotAck { snapshot_position, offset } => {
+                if term > self.term {
+                    return self.become_follower(term, None, out);
+                }
+                if self.role != Role::Leader || term != self.term {
+                    return;
+                }
+                let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) else { return };
+                peer.heard_ns = now_ns;
+                let Some(install) = peer.install.as_mut().filter(|i| i.position == Some(snapshot_position)) else {
+                    return;
+                };
+                if offset < install.acked_bytes {
+                    install.sent_bytes = offset; // the follower started over
+                }
+                install.acked_bytes = offset;
+                install.sent_bytes = install.sent_bytes.max(offset);
+                if offset >= install.total_bytes {
+                    peer.install = None;
+                    peer.stream.restart_at(snapshot_position, now_ns);
+                }
             }
             // Appends come through on_append; client frames are not consensus' business.
             _ => {}
@@ -664,6 +743,131 @@ impl Consensus {
         }
     }
 
+    /// A piece of the leader's snapshot: kept if it is the next one in order; the bytes held
+    /// so far are acknowledged, until the snapshot is whole and must be installed.
+    fn on_snapshot_chunk(
+        &mut self,
+        leader: MemberId,
+        position: Position,
+        offset: u64,
+        total_bytes: u64,
+        bytes: &[u8],
+        out: &mut Vec<Effect<'_>>,
+    ) {
+        let ack = |offset: u64, out: &mut Vec<Effect<'_>>, term: Term| {
+            let message = Body::SnapshotAck { snapshot_position: position, offset };
+            out.push(Effect::Send { to: leader, term, message });
+        };
+        if self.matched >= position {
+            return ack(total_bytes, out, self.term); // this log already matches past it
+        }
+        if total_bytes > self.config.snapshot_bytes_max {
+            return; // refused: larger than this member accepts (a config mismatch to fix)
+        }
+        match &self.incoming {
+            Some(incoming) if incoming.position > position => return, // a stale chunk
+            Some(incoming) if incoming.position == position && incoming.total_bytes == total_bytes => {}
+            _ => {
+                let capacity = usize::try_from(total_bytes).unwrap_or(usize::MAX);
+                self.incoming = Some(InstallReceive { position, total_bytes, bytes: Vec::with_capacity(capacity) });
+            }
+        }
+        let incoming = self.incoming.as_mut().expect("set above");
+        let received = incoming.bytes.len() as u64;
+        if received == total_bytes {
+            return; // whole, being installed: acknowledged once installed
+        }
+        if offset == received && received + bytes.len() as u64 <= total_bytes {
+            incoming.bytes.extend_from_slice(bytes);
+        }
+        let received = incoming.bytes.len() as u64;
+        if received == total_bytes {
+            out.push(Effect::InstallSnapshot { position });
+        } else {
+            ack(received, out, self.term);
+        }
+    }
+
+    /// The bytes of the snapshot an `InstallSnapshot` effect asks to install.
+    pub fn snapshot_received(&self) -> &[u8] {
+        self.incoming.as_ref().map_or(&[], |incoming| &incoming.bytes)
+    }
+
+    /// The driver installed the received snapshot (`Ok`: the log now continues after its
+    /// position, or already held it) or refused it (corrupt: it is asked for again).
+    pub fn on_snapshot_installed(&mut self, installed: bool, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        let Some(incoming) = self.incoming.take() else { return };
+        let Some(leader) = self.leader else { return };
+        let offset = if installed { incoming.total_bytes } else { 0 };
+        if installed {
+            debug_assert!(log.log_start() <= incoming.position && incoming.position <= log.log_end());
+            self.matched = self.matched.max(incoming.position);
+            // The leader only sends what it applied, which it had committed.
+            if incoming.position > self.commit {
+                self.commit = incoming.position;
+                out.push(Effect::Commit { position: incoming.position });
+            }
+        }
+        let message = Body::SnapshotAck { snapshot_position: incoming.position, offset };
+        out.push(Effect::Send { to: leader, term: self.term, message });
+        if installed {
+            self.ack(leader, log, out);
+        }
+    }
+
+    /// Hands `emit` the snapshot chunks due to followers being sent `snapshot` (its position
+    /// and whole bytes: the leader's newest). Leader only.
+    pub fn poll_snapshots(
+        &mut self,
+        now_ns: u64,
+        snapshot: Option<(Position, &[u8])>,
+        capacity_bytes: usize,
+        frames_max: usize,
+        emit: &mut dyn FnMut(MemberId, Term, Body<'_>),
+    ) -> usize {
+        let Some((position, bytes)) = snapshot.filter(|_| self.role == Role::Leader) else { return 0 };
+        let (term, window, timeout) =
+            (self.term, self.config.stream.window_bytes, self.config.stream.retransmit_timeout_ns);
+        let total_bytes = bytes.len() as u64;
+        let mut frames = 0;
+        for peer in &mut self.peers {
+            let Some(install) = peer.install.as_mut() else { continue };
+            if install.position != Some(position) {
+                // The first poll, or a newer snapshot was taken: send that one from its start.
+                *install = InstallSend { position: Some(position), total_bytes, ..InstallSend::default() };
+            }
+            if install.sent_bytes > install.acked_bytes && now_ns.saturating_sub(install.sent_ns) >= timeout {
+                install.sent_bytes = install.acked_bytes; // go back: acks stalled
+            }
+            let mut sent_now = 0;
+            while install.sent_bytes < total_bytes
+                && install.sent_bytes - install.acked_bytes < window
+                && sent_now < frames_max
+            {
+                let from = install.sent_bytes as usize;
+                let to = (from + capacity_bytes).min(bytes.len());
+                let chunk = &bytes[from..to];
+                let body = Body::SnapshotChunk {
+                    snapshot_position: position,
+                    offset: install.sent_bytes,
+                    total_bytes,
+                    bytes: chunk,
+                };
+                emit(peer.id, term, body);
+                install.sent_bytes = to as u64;
+                install.sent_ns = now_ns;
+                sent_now += 1;
+            }
+            frames += sent_now;
+        }
+        frames
+    }
+
+    /// Whether any follower is being sent a snapshot.
+    pub fn installing(&self) -> bool {
+        self.peers.iter().any(|p| p.install.is_some())
+    }
+
     /// The entry reassembled from fragments, for an `AppendRaw` with `Reassembled` bytes.
     pub fn reassembled(&self) -> &[u8] {
         self.receiver.reassembled()
@@ -712,7 +916,15 @@ impl Consensus {
         }
         let (term, commit_position) = (self.term, self.commit);
         let mut frames = 0;
-        for peer in &mut self.peers {
+        let start = log.log_start();
+        for peer in self.peers.iter_mut() {
+            if peer.install.is_none() && peer.stream.position_next() < start {
+                // The stream would resend what this log deleted after a snapshot.
+                peer.install = Some(InstallSend::default());
+            }
+            if peer.install.is_some() {
+                continue;
+            }
             let id = peer.id;
             frames += peer
                 .stream
@@ -750,6 +962,7 @@ mod tests {
             heartbeat_interval_ns: 10,
             stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 50, nak_interval_ns: 5 },
             entry_bytes_max: 4096,
+            snapshot_bytes_max: 1 << 20,
             seed: 1,
             deliberate_bug: None,
         }
@@ -966,7 +1179,7 @@ mod tests {
         let mut leader_log = log_of(&[1, 1]);
         let (fresh, payload) = command(3, 7);
         leader_log.append(&fresh, &payload).unwrap();
-        let bytes = &leader_log.bytes()[shared_end.0 as usize..];
+        let bytes = &leader_log.bytes().1[shared_end.0 as usize..];
         let chunk = Chunk {
             from_position: shared_end,
             checksum_prev: leader_log.checksum_before(shared_end).unwrap(),
@@ -993,6 +1206,80 @@ mod tests {
         let out = append_from_leader(chunk, &follower_log);
         assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: term2_start })]);
         assert!(!out.iter().any(|e| matches!(e, Effect::Truncate { .. })), "no truncation on a hint alone");
+    }
+
+    #[test]
+    fn a_follower_needing_deleted_entries_is_sent_the_snapshot_then_the_log_after_it() {
+        let mut log = log_of(&[1, 1, 1, 1, 1, 1]);
+        let (mut leader, now) = leader(&log);
+        let snapshot_at = Position(log.end().0 / 2 / 96 * 96); // an entry boundary (96-byte entries)
+        let last = log.entry(Position(snapshot_at.0 - 96)).unwrap();
+        let base = ordo_log::LogBase {
+            position: snapshot_at,
+            term: last.header.term(),
+            entry_position: last.position(),
+            checksum: last.checksum(),
+            time_max: ClusterTimeNs(0),
+        };
+        log.delete_below(snapshot_at);
+        let snapshot: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+        let term = leader.term();
+
+        // Member 2's log is empty: it NAKs position 0, which the leader no longer holds.
+        let mut out = Vec::new();
+        leader.on_message(now, MemberId(2), term, Body::Nak { position: Position::ZERO }, &log, &mut out);
+        let mut appends_to_2 = 0;
+        leader.poll_appends(&log, 1000, 16, &mut |to, _, _| appends_to_2 += (to == MemberId(2)) as usize);
+        assert_eq!(appends_to_2, 0, "no log bytes while it needs the snapshot");
+        assert!(leader.installing());
+        let mut chunks = Vec::new();
+        leader.poll_snapshots(now, Some((snapshot_at, &snapshot)), 1000, 16, &mut |to, _, body| {
+            if let Body::SnapshotChunk { snapshot_position, offset, total_bytes, bytes } = body {
+                chunks.push((to, snapshot_position, offset, total_bytes, bytes.to_vec()));
+            }
+        });
+        assert_eq!(
+            chunks.iter().map(|c| (c.0, c.2, c.4.len())).collect::<Vec<_>>(),
+            [(MemberId(2), 0, 1000), (MemberId(2), 1000, 1000), (MemberId(2), 2000, 500)]
+        );
+
+        // The follower keeps chunks in order only, acknowledging what it holds.
+        let mut follower = follower(2);
+        let mut follower_log = MemLog::new();
+        let chunk_body = |k: usize| Body::SnapshotChunk {
+            snapshot_position: chunks[k].1,
+            offset: chunks[k].2,
+            total_bytes: chunks[k].3,
+            bytes: &chunks[k].4,
+        };
+        let mut acks = Vec::new();
+        for k in [0, 2, 1] {
+            let mut out = Vec::new();
+            follower.on_message(now, MemberId(1), term, chunk_body(k), &follower_log, &mut out);
+            acks.extend(sends(&out).into_iter().map(|(_, _, m)| m));
+        }
+        let ack = |offset| Body::SnapshotAck { snapshot_position: snapshot_at, offset };
+        assert_eq!(acks, [ack(1000), ack(1000), ack(2000)], "chunk 3 before chunk 2 is not kept");
+        let mut out = Vec::new();
+        follower.on_message(now, MemberId(1), term, chunk_body(2), &follower_log, &mut out);
+        assert_eq!(out, [Effect::InstallSnapshot { position: snapshot_at }], "whole: install, ack after");
+        assert_eq!(follower.snapshot_received(), snapshot);
+
+        // Installed: the log continues after the snapshot, committed to its position.
+        follower_log.reset_to(&base);
+        let mut out = Vec::new();
+        follower.on_snapshot_installed(true, &follower_log, &mut out);
+        assert_eq!(out[0], Effect::Commit { position: snapshot_at });
+        assert_eq!(sends(&out)[0].2, ack(2500));
+        leader.on_message(now, MemberId(2), term, ack(2500), &log, &mut out);
+        assert!(!leader.installing());
+        let mut from = None;
+        leader.poll_appends(&log, 100_000, 16, &mut |to, _, append| {
+            if to == MemberId(2) {
+                from = Some(append.chunk.from_position);
+            }
+        });
+        assert_eq!(from, Some(snapshot_at), "the log is streamed from the snapshot's position");
     }
 
     #[test]

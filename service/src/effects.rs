@@ -4,8 +4,9 @@
 //! `SimNet`) differ.
 
 use crate::consensus::{AppendBytes, Consensus, Effect, LogView};
-use ordo_core::{EntryMeta, MemberId, Position, Term};
-use ordo_log::{Log, LogError, Vote, VoteStore};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, check_received};
+use ordo_core::{ClusterId, EntryMeta, MemberId, Position, Term};
+use ordo_log::{Log, LogBase, LogError, Vote, VoteStore};
 use ordo_transport::Body;
 
 /// Why storage refused an effect. Either is fatal for the member: its log or vote file can no
@@ -16,6 +17,8 @@ pub enum StorageError {
     Log(#[from] LogError),
     #[error(transparent)]
     Entry(#[from] ordo_core::Error),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// What consensus writes: the log and the vote.
@@ -29,6 +32,19 @@ pub trait Storage {
     fn sync(&mut self) -> Result<Position, StorageError>;
     /// Stores the vote durably before returning.
     fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
+    /// Stores a snapshot of the state at `base.position` (whose encoding is `body`) durably,
+    /// keeps the newest few, and deletes the log below the oldest kept.
+    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError>;
+    /// Checks a whole snapshot received from the leader, stores it durably, and makes the
+    /// log continue after it. `Ok(Err)`: refused (corrupt, another cluster's), with why.
+    fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
+    /// The newest snapshot (sent to followers that need it; restored on start).
+    fn newest_snapshot(&self) -> Option<&Snapshot>;
+}
+
+/// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
+pub fn snapshot_to_send(storage: &dyn Storage) -> Option<(Position, &[u8])> {
+    storage.newest_snapshot().map(|s| (s.info.position(), s.bytes()))
 }
 
 /// Where consensus' small messages go (Append frames go through `poll_appends`).
@@ -94,6 +110,16 @@ pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
                 outbox.send(to, term, message);
                 Ok(())
             }
+            Effect::InstallSnapshot { .. } => {
+                let installed = storage.install_snapshot(consensus.snapshot_received()).map_err(CarryError::Storage)?;
+                if let Err(error) = &installed {
+                    tracing::warn!("refused a snapshot from the leader: {error}");
+                }
+                let mut more = Vec::new();
+                consensus.on_snapshot_installed(installed.is_ok(), storage.view(), &mut more);
+                sync |= carry_out_deferring_sync(consensus, storage, outbox, &mut more, check)?;
+                Ok(())
+            }
             Effect::Commit { .. } | Effect::RoleChanged { .. } => Ok(()),
         };
         done.map_err(CarryError::Storage)?;
@@ -122,17 +148,43 @@ pub fn recycle<'b>(mut effects: Vec<Effect<'_>>) -> Vec<Effect<'b>> {
     effects.into_iter().map(|_| unreachable!("the vector was cleared")).collect()
 }
 
-/// A member's storage on disk: the mapped log and the vote file beside it.
+/// Snapshots kept on disk unless configured otherwise (the log below the oldest is deleted).
+pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
+
+/// A member's storage on disk: the mapped log, the vote file and the snapshot folder.
 pub struct DiskStorage {
     pub log: Log,
     votes: VoteStore,
     vote: Vote,
+    snapshots: SnapshotStore,
+    /// The newest snapshot, whole, ready to send (read once, not per follower).
+    newest: Option<Snapshot>,
+    snapshots_kept: usize,
+    app: String,
 }
 
 impl DiskStorage {
-    pub fn new(log: Log, votes: VoteStore) -> Result<Self, StorageError> {
+    /// The storage over an opened log, its vote file and its snapshot folder; `newest` is
+    /// the newest valid snapshot the folder held (see `SnapshotStore::load_newest`).
+    pub fn new(
+        log: Log,
+        votes: VoteStore,
+        snapshots: SnapshotStore,
+        newest: Option<Snapshot>,
+        app: &str,
+    ) -> Result<Self, StorageError> {
         let vote = votes.load()?;
-        Ok(DiskStorage { log, votes, vote })
+        let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
+        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string() })
+    }
+
+    pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
+        self.snapshots_kept = kept.max(1);
+        self
+    }
+
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.snapshots
     }
 
     pub fn vote(&self) -> Vote {
@@ -163,6 +215,86 @@ impl Storage for DiskStorage {
             self.vote = vote;
         }
         Ok(())
+    }
+    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
+        let path = self.snapshots.write(base, &self.app, body)?;
+        self.newest = Some(self.snapshots.read(&path)?);
+        let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept)?;
+        if let Some(oldest_kept) = oldest_kept {
+            self.log.delete_below(oldest_kept)?;
+        }
+        Ok(())
+    }
+    fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
+        let (snapshot, reset) = match check_received(bytes, self.log.config().cluster_id, &self.log) {
+            Ok(checked) => checked,
+            Err(error) => return Ok(Err(error)),
+        };
+        // The snapshot is stored before the log is reset: a crash between leaves a snapshot
+        // past the log's end, and the next start resets the log to it.
+        self.snapshots.write_bytes(snapshot.info.position(), snapshot.bytes())?;
+        if reset {
+            self.log.reset_to(&snapshot.info.base)?;
+        }
+        self.newest = Some(snapshot);
+        self.snapshots.prune(self.snapshots_kept)?;
+        Ok(Ok(()))
+    }
+    fn newest_snapshot(&self) -> Option<&Snapshot> {
+        self.newest.as_ref()
+    }
+}
+
+/// Snapshots kept in memory by the simulator's storage.
+const MEM_SNAPSHOTS_KEPT: usize = 2;
+
+impl Storage for crate::mem_log::MemStorage {
+    fn view(&self) -> &dyn LogView {
+        &self.log
+    }
+    fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append(meta, payload)?)
+    }
+    fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append_raw(position, bytes)?)
+    }
+    fn truncate_to(&mut self, position: Position) -> Result<(), StorageError> {
+        self.log.truncate_to(position);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<Position, StorageError> {
+        Ok(self.log.sync())
+    }
+    fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        self.vote = Vote { term, voted_for };
+        Ok(())
+    }
+    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        Snapshot::encode(ClusterId::default(), base, "sim", body, &mut bytes);
+        self.snapshots.push(Snapshot::from_bytes(bytes, "just taken")?);
+        if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
+        self.log.delete_below(self.snapshots[0].info.position());
+        Ok(())
+    }
+    fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
+        let (snapshot, reset) = match check_received(bytes, ClusterId::default(), &self.log) {
+            Ok(checked) => checked,
+            Err(error) => return Ok(Err(error)),
+        };
+        if reset {
+            self.log.reset_to(&snapshot.info.base);
+        }
+        self.snapshots.push(snapshot);
+        if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
+        Ok(Ok(()))
+    }
+    fn newest_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshots.last()
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod consensus;
 pub mod container;
+pub mod divergence;
 pub mod echo;
 pub mod effects;
 pub mod mem_log;

@@ -9,7 +9,10 @@ use ordo_log::TermIndex;
 
 #[derive(Clone, Debug, Default)]
 pub struct MemLog {
+    /// Position p is at index p; nothing below `start` is readable (deleted after a
+    /// snapshot, or never held by a log reset to start after one).
     bytes: Vec<u8>,
+    start: Position,
     /// Entry start positions, in order.
     starts: Vec<Position>,
     checksum_last: u32,
@@ -28,8 +31,44 @@ impl MemLog {
         Position(self.bytes.len() as u64)
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The bytes from the log's start to its end, and that start.
+    pub fn bytes(&self) -> (Position, &[u8]) {
+        (self.start, &self.bytes[self.start.0 as usize..])
+    }
+
+    pub fn start(&self) -> Position {
+        self.start
+    }
+
+    /// The bytes of `[from, to)`, which must lie within the log.
+    pub fn bytes_between(&self, from: Position, to: Position) -> &[u8] {
+        debug_assert!(self.start <= from && from <= to && to <= self.end());
+        &self.bytes[from.0 as usize..to.0 as usize]
+    }
+
+    /// What `Log::delete_below` does (without freeing memory: runs are short).
+    pub fn delete_below(&mut self, position: Position) {
+        let position = position.min(self.end());
+        if position > self.start {
+            debug_assert!(position == self.end() || self.starts.binary_search(&position).is_ok());
+            self.start = position;
+        }
+    }
+
+    /// What `Log::reset_to` does: empty, starting at `base.position`, the chain, terms and
+    /// time continuing from it.
+    pub fn reset_to(&mut self, base: &ordo_log::LogBase) {
+        self.bytes.clear();
+        self.bytes.resize(base.position.0 as usize, 0);
+        self.start = base.position;
+        self.starts.clear();
+        self.checksum_last = base.checksum;
+        self.terms = TermIndex::default();
+        if base.position > Position::ZERO {
+            self.terms.observe(base.term, base.entry_position);
+        }
+        self.durable = base.position;
+        self.time_max = base.time_max;
     }
 
     pub fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, Error> {
@@ -114,7 +153,7 @@ impl MemLog {
 
     /// What `Log::open` does: keep the entries that check out, cut the rest.
     fn recover(&mut self) {
-        let mut position = self.starts.last().map_or(Position::ZERO, |&p| {
+        let mut position = self.starts.last().map_or(self.start, |&p| {
             decode_entry(&self.bytes[p.0 as usize..], p).map(|v| v.next_position()).unwrap_or(p)
         });
         while let Ok(view) = decode_entry(self.bytes.get(position.0 as usize..).unwrap_or(&[]), position) {
@@ -136,6 +175,9 @@ impl MemLog {
 
     /// The entry starting at `position`, checked.
     pub fn entry(&self, position: Position) -> Option<ordo_core::EntryView<'_>> {
+        if position < self.start {
+            return None;
+        }
         decode_entry(self.bytes.get(position.0 as usize..)?, position).ok()
     }
 
@@ -146,6 +188,9 @@ impl MemLog {
 
 impl LogSource for MemLog {
     fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        if position < self.start {
+            return None;
+        }
         self.bytes.get(position.0 as usize..).map(|bytes| (position, bytes))
     }
 
@@ -155,6 +200,10 @@ impl LogSource for MemLog {
 }
 
 impl LogView for MemLog {
+    fn log_start(&self) -> Position {
+        self.start
+    }
+
     fn last_term(&self) -> Term {
         self.terms.last_term()
     }
@@ -170,6 +219,9 @@ impl LogView for MemLog {
     fn checksum_before(&self, position: Position) -> Option<u32> {
         if position == self.end() {
             return Some(self.checksum_last);
+        }
+        if position < self.start {
+            return None;
         }
         self.starts.binary_search(&position).ok()?;
         self.checksum_prev_at(position)
@@ -230,48 +282,50 @@ mod tests {
             leader.append(&meta(1 + k as u64 / 5), &[k; 50]).unwrap();
         }
         let mut follower = MemLog::new();
-        follower.append_raw(Position::ZERO, leader.bytes()).unwrap();
+        follower.append_raw(Position::ZERO, leader.bytes().1).unwrap();
         assert_eq!(follower.bytes(), leader.bytes());
         assert_eq!(follower.terms(), leader.terms());
         let cut = leader.starts[4];
         let before = leader.checksum_before(cut);
         follower.truncate_to(cut);
         assert_eq!(follower.checksum_last, before.unwrap());
-        assert!(follower.append_raw(cut, &leader.bytes()[cut.0 as usize..]).is_ok());
+        assert!(follower.append_raw(cut, &leader.bytes().1[cut.0 as usize..]).is_ok());
+    }
+
+    #[test]
+    fn a_reset_log_takes_the_leaders_bytes_after_the_base() {
+        let mut leader = MemLog::new();
+        for k in 0..10u8 {
+            leader.append(&meta(1 + k as u64 / 5), &[k; 50]).unwrap();
+        }
+        let last = leader.entry(leader.starts[5]).unwrap();
+        let base = ordo_log::LogBase {
+            position: last.next_position(),
+            term: last.header.term(),
+            entry_position: last.position(),
+            checksum: last.checksum(),
+            time_max: ClusterTimeNs(0),
+        };
+        leader.delete_below(base.position);
+        assert_eq!(leader.log_start(), base.position);
+        assert_eq!(leader.entry(Position::ZERO).map(|e| e.position()), None, "deleted");
+        let mut follower = MemLog::new();
+        follower.append(&meta(9), b"something else").unwrap();
+        follower.reset_to(&base);
+        assert_eq!(follower.checksum_before(base.position), leader.checksum_before(base.position));
+        assert_eq!(follower.last_term(), Term(2));
+        follower.append_raw(base.position, leader.bytes().1).unwrap();
+        assert_eq!(follower.bytes(), leader.bytes());
     }
 }
 
-/// The simulator's storage: the in-memory log and the vote, both kept across a crash the
-/// way a disk keeps them (the vote is stored synchronously, the log up to its last sync).
+/// The simulator's storage: the in-memory log, the vote and the snapshots, all kept across
+/// a crash the way a disk keeps them (the vote and snapshots are stored synchronously, the
+/// log up to its last sync). Its `Storage` impl is beside `DiskStorage`'s in `effects`.
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     pub log: MemLog,
     pub vote: ordo_log::Vote,
-}
-
-impl crate::effects::Storage for MemStorage {
-    fn view(&self) -> &dyn LogView {
-        &self.log
-    }
-    fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, crate::effects::StorageError> {
-        Ok(self.log.append(meta, payload)?)
-    }
-    fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, crate::effects::StorageError> {
-        Ok(self.log.append_raw(position, bytes)?)
-    }
-    fn truncate_to(&mut self, position: Position) -> Result<(), crate::effects::StorageError> {
-        self.log.truncate_to(position);
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<Position, crate::effects::StorageError> {
-        Ok(self.log.sync())
-    }
-    fn store_vote(
-        &mut self,
-        term: Term,
-        voted_for: Option<ordo_core::MemberId>,
-    ) -> Result<(), crate::effects::StorageError> {
-        self.vote = ordo_log::Vote { term, voted_for };
-        Ok(())
-    }
+    /// Oldest first.
+    pub snapshots: Vec<crate::snapshot::Snapshot>,
 }

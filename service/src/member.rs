@@ -6,13 +6,23 @@
 //!
 //! It serves clients too: a client's frame is sequenced if this member leads, else answered
 //! with a redirect; committed entries are applied to the service container, and the leader
-//! answers each client at the address its latest frame came from. Still to come (issue #6):
-//! the apply loop on its own thread, snapshots, the event log, the `ordo node` process.
+//! answers each client at the address its latest frame came from.
+//!
+//! Snapshots: a snapshot-request entry makes every member write one at the same position
+//! (then the log below the oldest kept is deleted) and tell the others its state hash, so a
+//! replica that diverged is named ([`crate::divergence`]). The leader sends its newest
+//! snapshot to a follower that needs entries it deleted. On start a member restores the
+//! newest valid snapshot, then applies the log after it.
+//!
+//! Folder layout: `log/` (segments, checkpoint, lock), `vote`, `snapshots/`.
+//! Still to come (issue #6): the apply loop on its own thread, the event log, `ordo node`.
 
-use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, NotLeader, Role};
+use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
 use crate::container::{Container, Output};
-use crate::effects::{self, CarryError, DiskStorage, Outbox, StorageError};
+use crate::divergence::{Divergence, StateHashes};
+use crate::effects::{self, CarryError, DiskStorage, Outbox, Storage, StorageError};
 use crate::serving;
+use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, Endpoint, FrameType};
@@ -27,6 +37,31 @@ pub enum MemberError {
     Storage(#[from] StorageError),
     #[error("the member's network endpoint failed: {0}")]
     Io(#[from] io::Error),
+    #[error(
+        "snapshot at {position} does not restore: {reason}; it was written by another app or version: restore with the app that wrote it, or move it away to use the one before"
+    )]
+    Restore { position: Position, reason: String },
+    #[error(
+        "the log in {dir} holds position {position} but not the entry snapshot {position} ends with: the log or the snapshot is corrupt; run `ordo log verify` and `ordo snapshot verify`"
+    )]
+    SnapshotMismatch { dir: std::path::PathBuf, position: Position },
+}
+
+impl From<SnapshotError> for MemberError {
+    fn from(error: SnapshotError) -> Self {
+        MemberError::Storage(StorageError::Snapshot(error))
+    }
+}
+
+/// What opening a member found: the log's recovery, the snapshot it started from, the newer
+/// snapshots it had to pass over (corrupt), and whether the log was reset to continue after
+/// the snapshot (a crash while installing one from the leader).
+#[derive(Debug)]
+pub struct Opened {
+    pub recovery: ordo_log::Recovery,
+    pub snapshot: Option<SnapshotInfo>,
+    pub rejected: Vec<SnapshotError>,
+    pub log_reset: bool,
 }
 
 /// Small messages queued while a received batch is handled, sent after it.
@@ -41,6 +76,48 @@ impl Outbox for Pending {
 
 /// Sessions idle this long are closed by the leader, unless set otherwise.
 pub const SESSION_TIMEOUT_NS_DEFAULT: u64 = 10_000_000_000;
+
+/// Everything a member is started with, apart from its state machine and endpoint.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// The member's folder: `log/`, `vote`, `snapshots/`.
+    pub dir: std::path::PathBuf,
+    pub log: ordo_core::LogConfig,
+    /// The state machine's name, written into snapshots.
+    pub app: String,
+    pub consensus: ConsensusConfig,
+    /// Every other member's address.
+    pub peers: Vec<(MemberId, SocketAddr)>,
+    /// Sessions idle this long are closed by the leader.
+    pub session_timeout_ns: u64,
+    /// The leader asks every member to snapshot each time the log grows this much (`None`:
+    /// only when asked).
+    pub snapshot_interval_bytes: Option<u64>,
+    /// Snapshots kept; the log below the oldest is deleted.
+    pub snapshots_kept: usize,
+}
+
+impl MemberConfig {
+    /// A member in `dir` with the defaults for everything else.
+    pub fn new(
+        dir: &std::path::Path,
+        log: ordo_core::LogConfig,
+        app: &str,
+        consensus: ConsensusConfig,
+        peers: Vec<(MemberId, SocketAddr)>,
+    ) -> Self {
+        MemberConfig {
+            dir: dir.to_path_buf(),
+            log,
+            app: app.to_string(),
+            consensus,
+            peers,
+            session_timeout_ns: SESSION_TIMEOUT_NS_DEFAULT,
+            snapshot_interval_bytes: None,
+            snapshots_kept: crate::effects::SNAPSHOTS_KEPT_DEFAULT,
+        }
+    }
+}
 
 pub struct Member<M: StateMachine> {
     consensus: Consensus,
@@ -64,10 +141,19 @@ pub struct Member<M: StateMachine> {
     /// Proposals appended since the last sync: the next duty cycle syncs once for all of
     /// them (group commit on the leader).
     sync_pending: bool,
+    /// The leader asks for a snapshot every this many log bytes (`None`: only on request).
+    snapshot_interval_bytes: Option<u64>,
+    snapshot_requested_at: Position,
+    state_hashes: StateHashes,
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
     Ok(())
+}
+
+fn restore<M: StateMachine>(snapshot: &crate::snapshot::Snapshot) -> Result<Container<M>, MemberError> {
+    Container::restore(snapshot.body())
+        .map_err(|reason| MemberError::Restore { position: snapshot.info.position(), reason })
 }
 
 fn storage_error(error: CarryError<Infallible>) -> MemberError {
@@ -78,57 +164,95 @@ fn storage_error(error: CarryError<Infallible>) -> MemberError {
 }
 
 impl<M: StateMachine> Member<M> {
-    /// A member starting (or restarting) from its storage, with its stored vote. Without
-    /// snapshots yet, `machine` starts empty and the committed log is applied from its start.
+    /// A member starting (or restarting) from its storage, with its stored vote: from the
+    /// storage's newest snapshot if it has one, else from `machine`, empty; the committed
+    /// log after that is applied as the commit position comes back.
     pub fn new(
         machine: M,
-        config: ConsensusConfig,
+        config: &MemberConfig,
         storage: DiskStorage,
         endpoint: Endpoint,
-        peers: Vec<(MemberId, SocketAddr)>,
         now_ns: u64,
-    ) -> Self {
+    ) -> Result<Self, MemberError> {
         let vote = storage.vote();
-        Member {
-            consensus: Consensus::new(config, vote.term, vote.voted_for, now_ns),
-            container: Container::new(machine),
+        let container = match storage.newest_snapshot() {
+            Some(snapshot) => restore(snapshot)?,
+            None => Container::new(machine),
+        };
+        let members = config.consensus.members.len();
+        Ok(Member {
+            consensus: Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns),
+            snapshot_requested_at: container.applied_position(),
+            container,
             routes: BTreeMap::new(),
             openings: BTreeMap::new(),
             redirects: Vec::new(),
             duties_proposed: BTreeSet::new(),
             duties: Vec::new(),
-            session_timeout_ns: SESSION_TIMEOUT_NS_DEFAULT,
+            session_timeout_ns: config.session_timeout_ns,
             storage,
             endpoint,
-            peers,
+            peers: config.peers.clone(),
             pending: Pending::default(),
             frames_max: 32,
             effects: Vec::with_capacity(16),
             sync_pending: false,
-        }
+            snapshot_interval_bytes: config.snapshot_interval_bytes.filter(|&bytes| bytes > 0),
+            state_hashes: StateHashes::new(members),
+        })
     }
 
-    /// Opens (recovering after a crash) the log and vote file in `dir`, cluster id from
-    /// `log`, and starts a member on them; the recovery report says what was found.
+    /// Opens (recovering after a crash) the member's folder — its log, vote and snapshots —
+    /// and starts a member on them, from the newest valid snapshot.
     pub fn open(
         machine: M,
-        dir: &std::path::Path,
-        log: ordo_core::LogConfig,
-        config: ConsensusConfig,
+        config: &MemberConfig,
         endpoint: Endpoint,
-        peers: Vec<(MemberId, SocketAddr)>,
         now_ns: u64,
-    ) -> Result<(Member<M>, ordo_log::Recovery), MemberError> {
+    ) -> Result<(Member<M>, Opened), MemberError> {
+        let (dir, log) = (config.dir.as_path(), config.log.clone());
         let cluster_id = log.cluster_id;
-        let (log, recovery) = ordo_log::Log::open(dir, log).map_err(StorageError::from)?;
-        let storage = DiskStorage::new(log, ordo_log::VoteStore::new(dir, cluster_id))?;
-        Ok((Member::new(machine, config, storage, endpoint, peers, now_ns), recovery))
+        let snapshots = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
+        let loaded = snapshots.load_newest()?;
+        for rejected in &loaded.rejected {
+            tracing::error!("{rejected}; starting from an older snapshot");
+        }
+        let log_dir = dir.join("log");
+        let (mut log, recovery) = ordo_log::Log::open(&log_dir, log).map_err(StorageError::from)?;
+        let mut log_reset = false;
+        if let Some(snapshot) = &loaded.snapshot {
+            let base = snapshot.info.base;
+            let (start, end) = (log.position_start(), log.position_append());
+            if base.position > end || base.position < start {
+                // Installed from the leader, and the crash came before the log was reset.
+                log.reset_to(&base).map_err(StorageError::from)?;
+                log_reset = true;
+            } else if log.checksum_before(base.position) != Some(base.checksum) {
+                return Err(MemberError::SnapshotMismatch { dir: log_dir, position: base.position });
+            }
+        }
+        let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
+        let votes = ordo_log::VoteStore::new(dir, cluster_id);
+        let storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot, &config.app)?
+            .with_snapshots_kept(config.snapshots_kept);
+        let member = Member::new(machine, config, storage, endpoint, now_ns)?;
+        Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
     }
 
-    /// Sessions idle this long are closed by the leader.
-    pub fn with_session_timeout_ns(mut self, timeout_ns: u64) -> Self {
-        self.session_timeout_ns = timeout_ns;
-        self
+    /// Asks the cluster to snapshot: a snapshot-request entry, if this member leads; every
+    /// member snapshots once it applies it.
+    pub fn request_snapshot(&mut self, now_ns: u64) -> Result<Result<(), NotLeader>, MemberError> {
+        self.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[])
+    }
+
+    /// Members whose state hash disagreed with the majority's at a snapshot point.
+    pub fn divergences(&self) -> &[Divergence] {
+        self.state_hashes.divergences()
+    }
+
+    /// The newest snapshot this member holds.
+    pub fn snapshot(&self) -> Option<&SnapshotInfo> {
+        self.storage.newest_snapshot().map(|s| &s.info)
     }
 
     /// The state machine, as applied up to `applied_position`.
@@ -138,6 +262,11 @@ impl<M: StateMachine> Member<M> {
 
     pub fn applied_position(&self) -> Position {
         self.container.applied_position()
+    }
+
+    /// The hash of everything applied (equal on every member at the same applied position).
+    pub fn state_hash(&self) -> u64 {
+        self.container.state_hash()
     }
 
     pub fn role(&self) -> Role {
@@ -175,6 +304,7 @@ impl<M: StateMachine> Member<M> {
             routes,
             openings,
             redirects,
+            state_hashes,
             ..
         } = self;
         let mut sync = std::mem::take(sync_pending);
@@ -209,6 +339,7 @@ impl<M: StateMachine> Member<M> {
                         redirects.push((source, redirect));
                     }
                 }
+                Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
                 body => consensus.on_message(now_ns, sender, term, body, &storage.log, &mut out),
             }
             match effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check) {
@@ -226,6 +357,12 @@ impl<M: StateMachine> Member<M> {
         let mut out = effects::recycle(std::mem::take(buffer));
         consensus.on_tick(now_ns, &storage.log, &mut out);
         if consensus.role() == Role::Leader {
+            if let Some(interval) = self.snapshot_interval_bytes
+                && storage.log.position_append().0 >= self.snapshot_requested_at.0 + interval
+            {
+                self.snapshot_requested_at = storage.log.position_append();
+                let _ = consensus.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
+            }
             let (proposed, duties) = (&mut self.duties_proposed, &mut self.duties);
             serving::propose_duties(
                 consensus,
@@ -240,7 +377,7 @@ impl<M: StateMachine> Member<M> {
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
         work += self.apply()?;
-        work += self.send()?;
+        work += self.send(now_ns)?;
         Ok(work)
     }
 
@@ -253,8 +390,20 @@ impl<M: StateMachine> Member<M> {
         correlation_id: u64,
         payload: &[u8],
     ) -> Result<Result<(), NotLeader>, MemberError> {
+        self.propose_entry(now_ns, EntryKind::Command, session, correlation_id, payload)
+    }
+
+    fn propose_entry(
+        &mut self,
+        now_ns: u64,
+        kind: EntryKind,
+        session: SessionId,
+        correlation_id: u64,
+        payload: &[u8],
+    ) -> Result<Result<(), NotLeader>, MemberError> {
         let mut out = effects::recycle(std::mem::take(&mut self.effects));
-        if let Err(not_leader) = self.consensus.propose(now_ns, session, correlation_id, payload, &mut out) {
+        if let Err(not_leader) = self.consensus.propose_entry(now_ns, kind, session, correlation_id, payload, &mut out)
+        {
             self.effects = effects::recycle(out);
             return Ok(Err(not_leader));
         }
@@ -265,14 +414,44 @@ impl<M: StateMachine> Member<M> {
         Ok(Ok(()))
     }
 
-    /// Applies what is committed; the leader queues each client's response.
+    /// Applies what is committed, snapshotting where a snapshot request says; the leader
+    /// queues each client's response. A snapshot installed from the leader replaces the
+    /// state first.
     fn apply(&mut self) -> Result<usize, MemberError> {
+        if let Some(snapshot) = self.storage.newest_snapshot()
+            && snapshot.info.position() > self.container.applied_position()
+        {
+            self.container = restore(snapshot)?;
+        }
+        let mut applied = 0;
+        loop {
+            applied += self.apply_some()?;
+            let Some(position) = self.container.take_snapshot_due() else { return Ok(applied) };
+            self.take_snapshot(position)?;
+        }
+    }
+
+    /// Writes the snapshot a snapshot-request entry asked for, and tells the others its hash.
+    fn take_snapshot(&mut self, position: Position) -> Result<(), MemberError> {
+        debug_assert_eq!(position, self.container.applied_position());
+        let mut body = Vec::new();
+        self.container.encode(&mut body);
+        self.storage.store_snapshot(&self.container.log_base(), &body)?;
+        let state_hash = ordo_core::checksum::crc64(&body);
+        self.state_hashes.record(self.consensus.member(), position, state_hash);
+        let message = Body::StateHash { position, state_hash };
+        for &(_, address) in &self.peers {
+            self.endpoint.queue(address, self.consensus.term(), &message)?;
+        }
+        tracing::info!("snapshot at {position}, state hash {state_hash:#018x}");
+        Ok(())
+    }
+
+    fn apply_some(&mut self) -> Result<usize, MemberError> {
         let Member { consensus, storage, container, endpoint, routes, openings, .. } = self;
         let (leads, term) = (consensus.role() == Role::Leader, consensus.term());
         let mut failed = None;
-        let mut applied = 0;
         let result = serving::apply_committed(container, &storage.log, consensus.commit_position(), &mut |output| {
-            applied += 1;
             if let Output::SessionOpened { session, client_nonce, .. } = output
                 && let Some(address) = openings.remove(&client_nonce)
             {
@@ -290,18 +469,21 @@ impl<M: StateMachine> Member<M> {
                 failed = Some(error);
             }
         });
-        if let Err(position) = result {
-            let error = ordo_core::Error::EntryMalformed { position, reason: "a committed entry cannot be read" };
-            return Err(StorageError::Entry(error).into());
-        }
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(position) => {
+                let error = ordo_core::Error::EntryMalformed { position, reason: "a committed entry cannot be read" };
+                return Err(StorageError::Entry(error).into());
+            }
+        };
         if let Some(error) = failed {
             return Err(error.into());
         }
         Ok(applied)
     }
 
-    /// Queues Append frames and pending messages, and sends them in one batch.
-    fn send(&mut self) -> Result<usize, MemberError> {
+    /// Queues Append frames, snapshot chunks and pending messages, and sends them in one batch.
+    fn send(&mut self, now_ns: u64) -> Result<usize, MemberError> {
         let mut queued = 0;
         let mut failed = None;
         let capacity = self.endpoint.codec().capacity_bytes(FrameType::Append);
@@ -317,6 +499,16 @@ impl<M: StateMachine> Member<M> {
             }
             queued += 1;
         });
+        if consensus.installing() {
+            let capacity = endpoint.codec().capacity_bytes(FrameType::SnapshotChunk);
+            let snapshot = effects::snapshot_to_send(storage);
+            queued += consensus.poll_snapshots(now_ns, snapshot, capacity, *frames_max, &mut |to, term, chunk| {
+                let Some(&(_, address)) = peers.iter().find(|(id, _)| *id == to) else { return };
+                if let Err(error) = endpoint.queue(address, term, &chunk) {
+                    failed = Some(error);
+                }
+            });
+        }
         if let Some(error) = failed {
             return Err(error.into());
         }

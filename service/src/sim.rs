@@ -14,8 +14,9 @@
 //! state hashes, snapshots and catch-up from a snapshot.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
-use crate::container::{Container, Output};
-use crate::effects::{self, CarryError, Outbox};
+use crate::container::{Container, Outcome, Output};
+use crate::divergence::StateHashes;
+use crate::effects::{self, CarryError, Outbox, Storage};
 use crate::mem_log::MemStorage;
 use crate::serving;
 use ordo_core::machine::{Context, StateMachine};
@@ -35,16 +36,17 @@ const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
 /// Sessions idle this long are closed by the leader (one client goes quiet half way, so its
 /// session times out during every run).
 const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
+/// The leader asks for a snapshot each time the log grows this much; two are kept and the
+/// log below the older is deleted, so a member down a while is sent a snapshot.
+const SNAPSHOT_INTERVAL_BYTES: u64 = 32 * 1024;
 
 /// The simulator's state machine: counts commands, folds each (session, sequence) into a
-/// rolling hash, and every 50 commands schedules a timer 10 ms ahead. It also keeps, outside
-/// its state, how often each (session, sequence) was applied, for the exactly-once checker.
+/// rolling hash, and every 50 commands schedules a timer 10 ms ahead.
 #[derive(Default)]
 pub struct Tally {
     count: u64,
     rolling: u64,
     timers_fired: u64,
-    applied: BTreeMap<(u64, u64), u32>,
 }
 
 impl StateMachine for Tally {
@@ -56,7 +58,6 @@ impl StateMachine for Tally {
         bytes[8..16].copy_from_slice(&ctx.session().0.to_le_bytes());
         bytes[16..].copy_from_slice(&sequence.to_le_bytes());
         self.rolling = ordo_core::checksum::crc64(&bytes);
-        *self.applied.entry((ctx.session().0, sequence)).or_default() += 1;
         ctx.reply(&self.count.to_le_bytes());
         if self.count.is_multiple_of(50) {
             ctx.schedule_timer(self.count, ctx.time().0 + 10 * TICK_NS);
@@ -74,9 +75,7 @@ impl StateMachine for Tally {
     fn restore(bytes: &[u8]) -> Result<Self, String> {
         let value = |i: usize| bytes.get(i * 8..i * 8 + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
         match (value(0), value(1), value(2), bytes.len()) {
-            (Some(count), Some(rolling), Some(timers_fired), 24) => {
-                Ok(Tally { count, rolling, timers_fired, applied: BTreeMap::new() })
-            }
+            (Some(count), Some(rolling), Some(timers_fired), 24) => Ok(Tally { count, rolling, timers_fired }),
             _ => Err(format!("a tally snapshot is 24 bytes, not {}", bytes.len())),
         }
     }
@@ -155,6 +154,9 @@ pub struct SimStats {
     pub sessions_open: u64,
     /// Timers fired (on the member that applied the most).
     pub timers_fired: u64,
+    /// Snapshots taken (all members) and installed from a leader.
+    pub snapshots: u64,
+    pub snapshots_installed: u64,
 }
 
 /// A checker failed: which, why, and the last events before it.
@@ -192,6 +194,8 @@ struct Node {
     /// Service duties (timer firings, session closings) this member, as leader, proposed
     /// and has not yet seen applied.
     duties_proposed: BTreeSet<(EntryKind, u64)>,
+    snapshot_requested_at: Position,
+    state_hashes: StateHashes,
     codec: FrameCodec,
     alive: bool,
     restart_at_ns: u64,
@@ -204,6 +208,7 @@ struct Checks {
     members: u16,
     now_ns: u64,
     elections: u64,
+    installs: u64,
     leaders: BTreeMap<Term, MemberId>,
     /// Committed positions: the checksum of the entry ending at each, and the earliest term
     /// a member committed it in.
@@ -213,6 +218,8 @@ struct Checks {
     votes: Vec<Vote>,
     /// The state hash every member had at each applied position seen.
     hashes: BTreeMap<Position, u64>,
+    /// Where each (session, sequence) was applied (exactly once: never at two positions).
+    applied_at: BTreeMap<(u64, u64), Position>,
     trace: VecDeque<String>,
 }
 
@@ -243,6 +250,7 @@ fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> C
             nak_interval_ns: 5 * TICK_NS,
         },
         entry_bytes_max: 64 * 1024,
+        snapshot_bytes_max: 1 << 20,
         seed: config.seed.wrapping_mul(31).wrapping_add(member.0 as u64).wrapping_add(incarnation << 16),
         deliberate_bug: config.deliberate_bug,
     }
@@ -274,6 +282,8 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
                 storage: MemStorage::default(),
                 container: Container::new(Tally::default()),
                 duties_proposed: BTreeSet::new(),
+                snapshot_requested_at: Position::ZERO,
+                state_hashes: StateHashes::new(config.members as usize),
                 codec: FrameCodec::new(ClusterId(1), id, ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
                 alive: true,
                 restart_at_ns: 0,
@@ -306,11 +316,13 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
             members: config.members,
             now_ns: 0,
             elections: 0,
+            installs: 0,
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             commits: vec![Position::ZERO; members],
             votes: vec![Vote::default(); members],
             hashes: BTreeMap::new(),
+            applied_at: BTreeMap::new(),
             trace: VecDeque::with_capacity(TRACE_EVENTS),
         },
         isolated: None,
@@ -321,6 +333,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     };
     let result = sim.run();
     sim.stats.elections = sim.checks.elections;
+    sim.stats.snapshots_installed = sim.checks.installs;
     sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
     if let Some(most) = sim.nodes.iter().max_by_key(|n| n.container.applied_position()) {
         sim.stats.sessions_open = most.container.session_count() as u64;
@@ -399,6 +412,10 @@ impl Checks {
                 self.note(format!("member {member} truncates to {position}"));
             }
             Effect::Commit { position } => self.check_commit(index, position, log)?,
+            Effect::InstallSnapshot { position } => {
+                self.installs += 1;
+                self.note(format!("member {member} installs the leader's snapshot at {position}"));
+            }
             Effect::Append { meta, .. } if meta.timestamp < log.time_max() => {
                 let message =
                     format!("member {member} stamps {} after its log reached {}", meta.timestamp, log.time_max());
@@ -430,6 +447,7 @@ impl Checks {
         // Commits form a prefix, so the highest committed before L vouches for the rest.
         let committed_before = self.committed.iter().rev().find(|(_, (_, committed_in))| *committed_in < term);
         if let Some((&position, &(checksum, committed_in))) = committed_before
+            && position >= log.log_start()
             && log.checksum_before(position) != Some(checksum)
         {
             let message = format!(
@@ -447,16 +465,26 @@ impl Checks {
         if position < self.commits[index] {
             return Err(self.fail("commit only grows", format!("member {member} moved its commit back to {position}")));
         }
+        if position < log.log_start() {
+            // Below its snapshot (a restarted member's commit climbing back): nothing to check.
+            self.commits[index] = position;
+            return Ok(());
+        }
         let Some(checksum) = log.checksum_before(position) else {
-            let message = format!("member {member} commits {position} past its log's end {}", log.log_end());
+            let message = format!(
+                "member {member} commits {position}, not an entry boundary of its log {}..{}",
+                log.log_start(),
+                log.log_end()
+            );
             return Err(self.fail("commit within the log", message));
         };
         if self.committed.get(&position).is_some_and(|&(expected, _)| expected != checksum) {
             return Err(self
                 .fail("committed never changed", format!("member {member} commits a different entry at {position}")));
         }
-        // Everything committed below must be in this member's log too.
+        // Everything committed below must be in this member's log too (or in its snapshot).
         if let Some((&below, &(expected, _))) = self.committed.range(..position).next_back()
+            && below >= log.log_start()
             && log.checksum_before(below) != Some(expected)
         {
             return Err(self.fail(
@@ -542,6 +570,18 @@ impl Sim {
             );
             return Err(self.checks.fail("liveness", message));
         }
+        // Every member catches up with what was committed when faults stopped.
+        if let Some(behind) = self.nodes.iter().find(|n| n.container.applied_position() < self.commit_at_faults_end) {
+            let message = format!(
+                "member {} applied only to {} of the {} committed when faults stopped (its log {}..{})",
+                behind.id.0,
+                behind.container.applied_position(),
+                self.commit_at_faults_end,
+                behind.storage.log.start(),
+                behind.storage.log.end()
+            );
+            return Err(self.checks.fail("liveness", message));
+        }
         Ok(())
     }
 
@@ -608,10 +648,11 @@ impl Sim {
                 let config = consensus_config(&self.config, node.id, self.stats.crashes);
                 let vote = node.storage.vote;
                 node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
-                // Without snapshots yet, a restarted member rebuilds its state by replaying
-                // its log from the start as the commit position comes back.
+                // A restarted member starts from its newest snapshot (or empty) and applies
+                // its log after it as the commit position comes back.
                 node.container = Container::new(Tally::default());
                 node.duties_proposed.clear();
+                node.snapshot_requested_at = Position::ZERO;
                 self.checks.commits[index] = Position::ZERO;
                 let note = format!("restart member {} at {} (term {})", index + 1, node.storage.log.end(), vote.term);
                 self.note(note);
@@ -720,6 +761,11 @@ impl Sim {
                 continue;
             }
             let mut out = Vec::new();
+            let end = node.storage.log.end();
+            if end.0 >= node.snapshot_requested_at.0 + SNAPSHOT_INTERVAL_BYTES {
+                node.snapshot_requested_at = end;
+                let _ = node.consensus.propose_entry(now, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
+            }
             let (consensus, container) = (&mut node.consensus, &node.container);
             serving::propose_duties(
                 consensus,
@@ -738,18 +784,63 @@ impl Sim {
         Ok(())
     }
 
-    /// Applies what member `index` has committed; the leader answers the clients. Checks
-    /// that every member has the same state hash at the same applied position.
+    /// Applies what member `index` has committed (from its newest snapshot, when that is
+    /// ahead: installed from the leader, or after a restart), snapshotting where asked; the
+    /// leader answers the clients. Checks that every member has the same state hash at the
+    /// same applied position, and that no command is applied at two positions.
     fn apply_committed(&mut self, index: usize) -> Result<(), SimFailure> {
+        let node = &mut self.nodes[index];
+        if let Some(snapshot) = node.storage.newest_snapshot()
+            && snapshot.info.position() > node.container.applied_position()
+        {
+            let position = snapshot.info.position();
+            node.container = match Container::restore(snapshot.body()) {
+                Ok(container) => container,
+                Err(reason) => {
+                    let message = format!("member {} cannot restore its snapshot at {position}: {reason}", index + 1);
+                    return Err(self.checks.fail("snapshot", message));
+                }
+            };
+            self.note(format!("member {} restores its snapshot at {position}", index + 1));
+            self.check_hash(index)?;
+        }
+        loop {
+            self.apply_some(index)?;
+            let node = &mut self.nodes[index];
+            let Some(position) = node.container.take_snapshot_due() else { return Ok(()) };
+            let mut body = Vec::new();
+            node.container.encode(&mut body);
+            if let Err(error) = node.storage.store_snapshot(&node.container.log_base(), &body) {
+                return Err(self.checks.fail("snapshot", format!("member {} could not snapshot: {error}", index + 1)));
+            }
+            self.stats.snapshots += 1;
+            let state_hash = ordo_core::checksum::crc64(&body);
+            node.state_hashes.record(node.id, position, state_hash);
+            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+            for member in (1..=self.config.members).map(MemberId).filter(|&m| m != node.id) {
+                outbox.send_frame(member, node.consensus.term(), &Body::StateHash { position, state_hash });
+            }
+        }
+    }
+
+    fn apply_some(&mut self, index: usize) -> Result<(), SimFailure> {
         let members = self.config.members;
         let node = &mut self.nodes[index];
         let commit = node.consensus.commit_position();
         let leads = node.consensus.role() == Role::Leader;
         let term = node.consensus.term();
         let Node { container, storage, .. } = node;
+        let applied_at = &mut self.checks.applied_at;
+        let mut twice = None;
         // (session, nonce of an opening, response): routed once the container is free.
         let mut responses: Vec<(SessionId, Option<u64>, Body<'static>, Vec<u8>)> = Vec::new();
         let applied = serving::apply_committed(container, &storage.log, commit, &mut |output| {
+            if let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = output {
+                let first = *applied_at.entry((session.0, sequence)).or_insert(position);
+                if first != position {
+                    twice = Some((session, sequence, first, position));
+                }
+            }
             let mut nonce = [0u8; 8];
             let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
             let opening =
@@ -759,6 +850,14 @@ impl Sim {
                 responses.push((session, opening, owned, reply.to_vec()));
             }
         });
+        if let Some((session, sequence, first, again)) = twice {
+            let message = format!(
+                "member {} applied session {} sequence {sequence} at {again}, already applied at {first}",
+                index + 1,
+                session.0
+            );
+            return Err(self.checks.fail("exactly once", message));
+        }
         let node = &mut self.nodes[index];
         for (session, opening, body, reply) in responses {
             // A client's net id follows from its nonce here (the real member routes by address).
@@ -768,73 +867,77 @@ impl Sim {
             let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
             outbox.send_frame(MemberId(members + client_nonce as u16 + 1), term, &body);
         }
-        let applied = match applied {
-            Ok(applied) => applied,
+        match applied {
+            Ok(0) => Ok(()),
+            Ok(_) => self.check_hash(index),
             Err(position) => {
                 let message = format!("member {} has no entry at {position} below its commit {commit}", index + 1);
-                return Err(self.checks.fail("apply", message));
-            }
-        };
-        if applied > 0 {
-            let node = &self.nodes[index];
-            let hash = node.container.state_hash();
-            let position = node.container.applied_position();
-            match self.checks.hashes.get(&position) {
-                Some(&expected) if expected != hash => {
-                    let message = format!(
-                        "member {} has state hash {hash:#018x} at {position}, another had {expected:#018x}",
-                        index + 1
-                    );
-                    return Err(self.checks.fail("state machine safety", message));
-                }
-                Some(_) => {}
-                None => {
-                    self.checks.hashes.insert(position, hash);
-                }
+                Err(self.checks.fail("apply", message))
             }
         }
-        Ok(())
     }
 
-    /// Every command a client saw acknowledged was applied exactly once, and no command was
-    /// applied twice anywhere.
-    fn check_exactly_once(&self) -> Result<(), SimFailure> {
-        for (index, node) in self.nodes.iter().enumerate() {
-            if let Some((&(session, sequence), &count)) = node.container.machine().applied.iter().find(|(_, c)| **c > 1)
-            {
-                let message =
-                    format!("member {} applied session {session} sequence {sequence} {count} times", index + 1);
-                return Err(self.checks.fail("exactly once", message));
+    /// Members at the same applied position have the same state hash.
+    fn check_hash(&mut self, index: usize) -> Result<(), SimFailure> {
+        let node = &self.nodes[index];
+        let hash = node.container.state_hash();
+        let position = node.container.applied_position();
+        match self.checks.hashes.get(&position) {
+            Some(&expected) if expected != hash => {
+                let message = format!(
+                    "member {} has state hash {hash:#018x} at {position}, another had {expected:#018x}",
+                    index + 1
+                );
+                Err(self.checks.fail("state machine safety", message))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.checks.hashes.insert(position, hash);
+                Ok(())
             }
         }
-        let Some(most) = self.nodes.iter().max_by_key(|n| n.container.applied_position()) else { return Ok(()) };
+    }
+
+    /// Every command a client saw acknowledged was applied (at one position: `apply_some`
+    /// checks it is never applied at two), and no member reported a diverging replica.
+    fn check_exactly_once(&self) -> Result<(), SimFailure> {
         for client in &self.clients {
             let Some(session) = client.session else { continue };
             for &sequence in &client.acked {
-                if most.container.machine().applied.get(&(session.0, sequence)) != Some(&1) {
-                    let message = format!(
-                        "session {} sequence {sequence} was acknowledged but member {} (applied to {}) did not apply it once",
-                        session.0,
-                        most.id.0,
-                        most.container.applied_position()
-                    );
+                if !self.checks.applied_at.contains_key(&(session.0, sequence)) {
+                    let message =
+                        format!("session {} sequence {sequence} was acknowledged but never applied", session.0);
                     return Err(self.checks.fail("exactly once", message));
                 }
+            }
+        }
+        for node in &self.nodes {
+            if let Some(divergence) = node.state_hashes.divergences().first() {
+                let message = format!("member {} saw a divergence: {divergence:?}", node.id.0);
+                return Err(self.checks.fail("state machine safety", message));
             }
         }
         Ok(())
     }
 
     fn send_appends(&mut self, index: usize) {
-        let node = &mut self.nodes[index];
-        if !node.alive {
+        let now = self.local_now(index);
+        let Node { consensus, storage, codec, alive, .. } = &mut self.nodes[index];
+        if !*alive {
             return;
         }
-        let capacity = node.codec.capacity_bytes(FrameType::Append);
-        let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-        node.consensus.poll_appends(&node.storage.log, capacity, 16, &mut |to, term, append| {
+        let capacity = codec.capacity_bytes(FrameType::Append);
+        let snapshot_capacity = codec.capacity_bytes(FrameType::SnapshotChunk);
+        let mut outbox = SimOutbox { net: &mut self.net, codec, from: index as u16 };
+        consensus.poll_appends(&storage.log, capacity, 16, &mut |to, term, append| {
             outbox.send_frame(to, term, &append.chunk.to_body(append.commit_position));
         });
+        if consensus.installing() {
+            let snapshot = effects::snapshot_to_send(storage);
+            consensus.poll_snapshots(now, snapshot, snapshot_capacity, 16, &mut |to, term, chunk| {
+                outbox.send_frame(to, term, &chunk);
+            });
+        }
     }
 
     fn deliver(&mut self, from: u16, to: u16, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
@@ -872,6 +975,10 @@ impl Sim {
             Body::SessionOpen { .. } | Body::ClientRequest { .. } => {
                 return self.member_takes_client_frame(index, from, frame.body);
             }
+            Body::StateHash { position, state_hash } => {
+                node.state_hashes.record(sender, position, state_hash);
+                return Ok(());
+            }
             body => node.consensus.on_message(now, sender, term, body, &node.storage.log, &mut out),
         }
         self.carry_out(index, out)
@@ -907,8 +1014,9 @@ impl Sim {
             return Err(self.checks.fail("committed never lost", message));
         }
         for pair in holders.windows(2) {
-            let end = position.0 as usize;
-            if pair[0].storage.log.bytes()[..end] != pair[1].storage.log.bytes()[..end] {
+            let (a, b) = (&pair[0].storage.log, &pair[1].storage.log);
+            let from = a.start().max(b.start()).min(position);
+            if a.bytes_between(from, position) != b.bytes_between(from, position) {
                 let message =
                     format!("members {} and {} agree at {position} but differ below", pair[0].id.0, pair[1].id.0);
                 return Err(self.checks.fail("log matching", message));

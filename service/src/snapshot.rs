@@ -159,6 +159,26 @@ impl Snapshot {
     }
 }
 
+/// Checks a snapshot received from the leader for installing on `log`: whole and of this
+/// cluster. Returns it, and whether the log must be reset to continue after it (Raft's rule:
+/// a log that already holds the snapshot's last entry keeps what follows it).
+pub fn check_received(
+    bytes: &[u8],
+    cluster_id: ClusterId,
+    log: &dyn crate::consensus::LogView,
+) -> Result<(Snapshot, bool), SnapshotError> {
+    let snapshot = Snapshot::from_bytes(bytes.to_vec(), "received from the leader")?;
+    if snapshot.info.cluster_id != cluster_id {
+        let (what, found) = ("received from the leader".to_string(), snapshot.info.cluster_id);
+        return Err(SnapshotError::WrongCluster { what, found, expected: cluster_id });
+    }
+    let base = snapshot.info.base;
+    let holds = log.log_start() <= base.position
+        && base.position <= log.log_end()
+        && log.checksum_before(base.position) == Some(base.checksum);
+    Ok((snapshot, !holds))
+}
+
 /// Reads and checks a snapshot's header (not its body).
 pub fn read_info(bytes: &[u8], what: &str) -> Result<SnapshotInfo, SnapshotError> {
     let bad = |reason: &str| SnapshotError::Bad { what: what.to_string(), reason: reason.to_string() };

@@ -1,12 +1,14 @@
 //! Three members of the real consensus over real UDP sockets on loopback, each with its own
-//! mapped log (fsync policy) and vote file: they elect a leader, commit commands, survive
-//! the leader's crash (its member dropped without a sync), and the restarted member catches
-//! up until all three logs are byte-identical.
+//! mapped log (fsync policy), vote file and snapshots: they elect a leader, commit commands,
+//! survive the leader's crash (its member dropped without a sync), and the restarted member
+//! catches up until all three logs are byte-identical; a member restarts from its snapshot,
+//! a wiped member is sent the leader's, and a faulty replica is named by the other two.
 
+use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId, Term};
 use ordo_service::consensus::{ConsensusConfig, Role};
 use ordo_service::echo::Echo;
-use ordo_service::member::Member;
+use ordo_service::member::{Member, MemberConfig, Opened};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::net::SocketAddr;
@@ -26,6 +28,17 @@ fn log_config() -> LogConfig {
 }
 
 fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member<Echo> {
+    open_member_with(id, dir, addresses, now_ns, Echo::default(), |_| {}).0
+}
+
+fn open_member_with<M: StateMachine>(
+    id: u16,
+    dir: &Path,
+    addresses: &[SocketAddr],
+    now_ns: u64,
+    machine: M,
+    tweak: impl Fn(&mut MemberConfig),
+) -> (Member<M>, Opened) {
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
     let config = ConsensusConfig {
@@ -35,21 +48,22 @@ fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Me
         heartbeat_interval_ns: 20 * MS,
         stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
         entry_bytes_max: 16 * 1024 + 64,
+        snapshot_bytes_max: 64 << 20,
         seed: id as u64,
         deliberate_bug: None,
     };
     let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    Member::open(Echo::default(), dir, log_config(), config, Endpoint::new(Box::new(net), codec), peers, now_ns)
-        .unwrap()
-        .0
+    let mut config = MemberConfig::new(dir, log_config(), "echo", config, peers);
+    tweak(&mut config);
+    Member::open(machine, &config, Endpoint::new(Box::new(net), codec), now_ns).unwrap()
 }
 
-struct Cluster {
+struct Cluster<M: StateMachine = Echo> {
     start: Instant,
-    members: Vec<Option<Member<Echo>>>,
+    members: Vec<Option<Member<M>>>,
 }
 
-impl Cluster {
+impl<M: StateMachine> Cluster<M> {
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -66,9 +80,26 @@ impl Cluster {
         work
     }
 
-    fn until(&mut self, what: &str, limit: Duration, done: impl Fn(&Cluster) -> bool) {
+    fn until(&mut self, what: &str, limit: Duration, done: impl Fn(&Cluster<M>) -> bool) {
         let deadline = Instant::now() + limit;
         while !done(self) {
+            if Instant::now() >= deadline {
+                for (i, m) in self.members.iter().enumerate() {
+                    if let Some(m) = m {
+                        eprintln!(
+                            "member {}: {:?} term {} commit {} applied {} log {}..{} snapshot {:?}",
+                            i + 1,
+                            m.role(),
+                            m.term(),
+                            m.commit_position(),
+                            m.applied_position(),
+                            m.storage().log.position_start(),
+                            m.storage().log.position_append(),
+                            m.snapshot().map(|s| s.position())
+                        );
+                    }
+                }
+            }
             assert!(Instant::now() < deadline, "timed out waiting until {what}");
             self.step();
         }
@@ -141,10 +172,11 @@ fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
     let checksums: Vec<u32> = cluster.members.iter().flatten().map(|m| m.storage().log.checksum_last()).collect();
     assert!(checksums.windows(2).all(|w| w[0] == w[1]), "{checksums:?}");
     drop(cluster);
-    let expected = ordo_log::testing::segment_files(dirs[0].path());
+    let expected = ordo_log::testing::segment_files(&dirs[0].path().join("log"));
+    assert!(!expected.is_empty());
     for dir in &dirs[1..] {
         assert!(
-            ordo_log::testing::segment_files(dir.path()) == expected,
+            ordo_log::testing::segment_files(&dir.path().join("log")) == expected,
             "every member's segment files are byte-identical"
         );
     }
@@ -213,7 +245,7 @@ impl Client {
     }
 
     /// Opens the session (following redirects) or sends `sequences` until each is answered.
-    fn run(&mut self, cluster: &mut Cluster, sequences: std::ops::RangeInclusive<u64>) {
+    fn run<M: StateMachine>(&mut self, cluster: &mut Cluster<M>, sequences: std::ops::RangeInclusive<u64>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last_send = Instant::now() - Duration::from_secs(1);
         self.heard = true;
@@ -286,5 +318,123 @@ fn a_client_opens_a_session_anywhere_and_no_command_applies_twice_across_a_failo
     });
     for member in cluster.members.iter().flatten() {
         assert_eq!(member.machine().count, 110, "each of the 110 commands applied exactly once on every member");
+    }
+}
+
+fn reserve_addresses() -> Vec<SocketAddr> {
+    (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect()
+}
+
+/// Small segments and a snapshot every 16 KiB, so old segments are deleted as the log grows.
+fn snapshot_often(config: &mut MemberConfig) {
+    config.log.segment_bytes = 64 * 1024;
+    config.snapshot_interval_bytes = Some(16 * 1024);
+}
+
+#[test]
+fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses = reserve_addresses();
+    let open = |id: u16, now: u64| {
+        open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Echo::default(), snapshot_often)
+    };
+    let members = (1..=3u16).map(|id| Some(open(id, 0).0)).collect();
+    let mut cluster = Cluster { start: Instant::now(), members };
+    cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+    let mut client = Client::new(&addresses);
+    client.run(&mut cluster, 1..=100);
+
+    // A follower stops; the log grows by several segments and the leader deletes the old ones.
+    let wiped = (cluster.leader().unwrap() + 1) % 3;
+    drop(cluster.members[wiped].take());
+    cluster.propose(0, 3000);
+    client.run(&mut cluster, 101..=200);
+    let leader = cluster.leader().unwrap();
+    let leader_start = cluster.members[leader].as_ref().unwrap().storage().log.position_start();
+    assert!(leader_start > Position::ZERO, "the leader deleted its oldest segments after snapshotting");
+
+    // Wiped clean, it restarts empty and is sent the leader's snapshot, then the log after it.
+    std::fs::remove_dir_all(dirs[wiped].path()).unwrap();
+    std::fs::create_dir_all(dirs[wiped].path()).unwrap();
+    let (member, opened) = open(wiped as u16 + 1, cluster.now_ns());
+    assert!(opened.snapshot.is_none());
+    cluster.members[wiped] = Some(member);
+    client.run(&mut cluster, 201..=250);
+    let commit = cluster.members[cluster.leader().unwrap()].as_ref().unwrap().commit_position();
+    cluster.until("every member applies everything", Duration::from_secs(30), |c| {
+        c.members.iter().flatten().all(|m| m.applied_position() >= commit)
+    });
+    let caught_up = cluster.members[wiped].as_ref().unwrap();
+    assert!(caught_up.storage().log.position_start() > Position::ZERO, "it started from a snapshot");
+    assert!(caught_up.snapshot().is_some());
+    assert_eq!(caught_up.machine().count, 250, "the snapshot carried the state");
+
+    // Another follower restarts from its own snapshot and the log after it.
+    let restarted = (0..3).find(|&i| i != wiped && Some(i) != cluster.leader()).unwrap();
+    drop(cluster.members[restarted].take());
+    let (member, opened) = open(restarted as u16 + 1, cluster.now_ns());
+    let snapshot = opened.snapshot.expect("it had snapshots");
+    assert!(opened.rejected.is_empty() && !opened.log_reset);
+    assert_eq!(member.applied_position(), snapshot.position(), "restored, before applying the log after it");
+    cluster.members[restarted] = Some(member);
+    client.run(&mut cluster, 251..=260);
+    let commit = cluster.members[cluster.leader().unwrap()].as_ref().unwrap().commit_position();
+    cluster.until("every member applies everything again", Duration::from_secs(30), |c| {
+        c.members.iter().flatten().all(|m| m.applied_position() == commit)
+    });
+    let hashes: Vec<u64> = cluster.members.iter().flatten().map(|m| m.state_hash()).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "same state everywhere: {hashes:x?}");
+    for member in cluster.members.iter().flatten() {
+        assert_eq!(member.machine().count, 260);
+        assert!(member.divergences().is_empty());
+    }
+}
+
+/// Replies with the command; sums command lengths — wrongly on a faulty replica.
+#[derive(Default)]
+struct Summer {
+    sum: u64,
+    faulty: bool,
+}
+
+impl StateMachine for Summer {
+    fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
+        self.sum += command.len() as u64 + self.faulty as u64;
+        ctx.reply(command);
+    }
+    fn snapshot(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.sum.to_le_bytes());
+    }
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let sum = bytes.try_into().map_err(|_| "a sum is 8 bytes".to_string())?;
+        Ok(Summer { sum: u64::from_le_bytes(sum), faulty: false })
+    }
+}
+
+#[test]
+fn the_replica_whose_state_hash_disagrees_is_named_by_the_other_two() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses = reserve_addresses();
+    let members = (1..=3u16)
+        .map(|id| {
+            let machine = Summer { sum: 0, faulty: id == 3 };
+            Some(open_member_with(id, dirs[id as usize - 1].path(), &addresses, 0, machine, |_| {}).0)
+        })
+        .collect();
+    let mut cluster = Cluster { start: Instant::now(), members };
+    cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+    let mut client = Client::new(&addresses);
+    client.run(&mut cluster, 1..=20);
+    let leader = cluster.leader().unwrap();
+    let now = cluster.now_ns();
+    cluster.members[leader].as_mut().unwrap().request_snapshot(now).unwrap().unwrap();
+    cluster.until("every member has snapshotted and heard the others' hashes", Duration::from_secs(10), |c| {
+        c.members.iter().flatten().all(|m| m.snapshot().is_some())
+            && c.members.iter().flatten().take(2).all(|m| !m.divergences().is_empty())
+    });
+    for member in cluster.members.iter().flatten().take(2) {
+        let divergence = member.divergences()[0];
+        assert_eq!(divergence.member, MemberId(3), "the faulty replica is named");
+        assert_eq!(divergence.position, member.snapshot().unwrap().position());
     }
 }

@@ -336,10 +336,9 @@ impl Body<'_> {
             Body::EventData { from_position, .. } => {
                 write(out, &EventDataFixed { from_position: u64le(from_position.0) })
             }
-            Body::SnapshotAck { snapshot_position, offset } => write(
-                out,
-                &SnapshotAckFixed { snapshot_position: u64le(snapshot_position.0), offset: u64le(offset) },
-            ),
+            Body::SnapshotAck { snapshot_position, offset } => {
+                write(out, &SnapshotAckFixed { snapshot_position: u64le(snapshot_position.0), offset: u64le(offset) })
+            }
             Body::StateHash { position, state_hash } => {
                 write(out, &StateHashFixed { position: u64le(position.0), state_hash: u64le(state_hash) })
             }

@@ -46,12 +46,14 @@ fn main() {
         }
     };
     let start = Instant::now();
-    let (mut failures, mut ticks, mut commits) = (0u64, 0u64, 0u64);
+    let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
                 ticks += stats.ticks;
                 commits += stats.acked;
+                snapshots += stats.snapshots;
+                installs += stats.snapshots_installed;
             }
             Err(failure) => {
                 failures += 1;
@@ -62,11 +64,11 @@ fn main() {
     let seconds = start.elapsed().as_secs_f64();
     if json {
         println!(
-            "{{\"seeds\": {count}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}}}"
+            "{{\"seeds\": {count}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}, \"snapshots\": {snapshots}, \"snapshots_installed\": {installs}}}"
         );
     } else {
         println!(
-            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {seconds:.1} s",
+            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {seconds:.1} s",
             ticks as f64 / seconds,
             commits as f64 / seconds
         );
