@@ -49,10 +49,13 @@ pub enum EntryKind {
     /// Fills the end of a segment that the next entry does not fit in. Its payload bytes
     /// are zeros, carry no data and are not checksummed.
     Padding = 9,
+    /// An event the service emitted, in a member's event log: its session and cluster time
+    /// are those of the entry that emitted it, its correlation id that entry's log position.
+    Event = 10,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Command,
         EntryKind::NewLeadershipTerm,
         EntryKind::Timer,
@@ -62,6 +65,7 @@ impl EntryKind {
         EntryKind::MembershipChange,
         EntryKind::NoOp,
         EntryKind::Padding,
+        EntryKind::Event,
     ];
 
     /// The kind numbered `value` on disk (`ALL` is in number order, from 1).
@@ -81,6 +85,7 @@ impl EntryKind {
             EntryKind::MembershipChange => "membership-change",
             EntryKind::NoOp => "no-op",
             EntryKind::Padding => "padding",
+            EntryKind::Event => "event",
         }
     }
 }

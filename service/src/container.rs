@@ -77,10 +77,29 @@ pub enum Outcome {
 /// What applying an entry produced, for the driver to send (replies: leader only) or record.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output<'a> {
-    SessionOpened { session: SessionId, client_nonce: u64, position: Position },
-    SessionClosed { session: SessionId, position: Position },
-    Reply { session: SessionId, sequence: u64, position: Position, outcome: Outcome, reply: &'a [u8] },
-    Event { position: Position, event: &'a [u8] },
+    SessionOpened {
+        session: SessionId,
+        client_nonce: u64,
+        position: Position,
+    },
+    SessionClosed {
+        session: SessionId,
+        position: Position,
+    },
+    Reply {
+        session: SessionId,
+        sequence: u64,
+        position: Position,
+        outcome: Outcome,
+        reply: &'a [u8],
+    },
+    /// An event emitted by the entry at `position` (its session and cluster time given).
+    Event {
+        position: Position,
+        session: SessionId,
+        time: ClusterTimeNs,
+        event: &'a [u8],
+    },
 }
 
 pub struct Container<M: StateMachine> {
@@ -174,11 +193,15 @@ impl<M: StateMachine> Container<M> {
                         &mut self.timer_requests,
                     );
                     self.machine.on_timer(&mut ctx, timer_id);
-                    self.after_apply(position, out);
+                    self.after_apply(position, SessionId(0), time, out);
                 }
             }
             EntryKind::SnapshotRequest => self.snapshot_due = Some(entry.next_position()),
-            EntryKind::NewLeadershipTerm | EntryKind::MembershipChange | EntryKind::NoOp | EntryKind::Padding => {}
+            EntryKind::NewLeadershipTerm
+            | EntryKind::MembershipChange
+            | EntryKind::NoOp
+            | EntryKind::Padding
+            | EntryKind::Event => {}
         }
         self.applied = entry.next_position();
         self.last_entry = (header.term(), position, entry.checksum());
@@ -230,13 +253,19 @@ impl<M: StateMachine> Container<M> {
         kept.extend_from_slice(&self.reply);
         session.replies.push_back((sequence, kept));
         out(Output::Reply { session: session_id, sequence, position, outcome: Outcome::Applied, reply: &self.reply });
-        self.after_apply(position, out);
+        self.after_apply(position, session_id, time, out);
     }
 
     /// Hands out the events of the entry just applied and takes its timer requests.
-    fn after_apply(&mut self, position: Position, out: &mut dyn FnMut(Output<'_>)) {
+    fn after_apply(
+        &mut self,
+        position: Position,
+        session: SessionId,
+        time: ClusterTimeNs,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         for event in ordo_core::machine::events(&self.events) {
-            out(Output::Event { position, event });
+            out(Output::Event { position, session, time, event });
         }
         for request in self.timer_requests.drain(..) {
             match request {

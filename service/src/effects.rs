@@ -4,6 +4,7 @@
 //! `SimNet`) differ.
 
 use crate::consensus::{AppendBytes, Consensus, Effect, LogView};
+use crate::events::EventStore;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, check_received};
 use ordo_core::{ClusterId, EntryMeta, MemberId, Position, Term};
 use ordo_log::{Log, LogBase, LogError, Vote, VoteStore};
@@ -40,6 +41,8 @@ pub trait Storage {
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
     /// The newest snapshot (sent to followers that need it; restored on start).
     fn newest_snapshot(&self) -> Option<&Snapshot>;
+    /// The event log the service's events are appended to.
+    fn events(&mut self) -> &mut dyn EventStore;
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
@@ -151,9 +154,11 @@ pub fn recycle<'b>(mut effects: Vec<Effect<'_>>) -> Vec<Effect<'b>> {
 /// Snapshots kept on disk unless configured otherwise (the log below the oldest is deleted).
 pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
 
-/// A member's storage on disk: the mapped log, the vote file and the snapshot folder.
+/// A member's storage on disk: the mapped log, the event log, the vote file and the
+/// snapshot folder.
 pub struct DiskStorage {
     pub log: Log,
+    pub events: Log,
     votes: VoteStore,
     vote: Vote,
     snapshots: SnapshotStore,
@@ -168,6 +173,7 @@ impl DiskStorage {
     /// the newest valid snapshot the folder held (see `SnapshotStore::load_newest`).
     pub fn new(
         log: Log,
+        events: Log,
         votes: VoteStore,
         snapshots: SnapshotStore,
         newest: Option<Snapshot>,
@@ -175,7 +181,7 @@ impl DiskStorage {
     ) -> Result<Self, StorageError> {
         let vote = votes.load()?;
         let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
-        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string() })
+        Ok(DiskStorage { log, events, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string() })
     }
 
     pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
@@ -217,7 +223,9 @@ impl Storage for DiskStorage {
         Ok(())
     }
     fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
-        let path = self.snapshots.write(base, &self.app, body)?;
+        // The events so far are made durable first: the snapshot says where they stood.
+        self.events.sync()?;
+        let path = self.snapshots.write(base, &self.events.events_base(), &self.app, body)?;
         self.newest = Some(self.snapshots.read(&path)?);
         let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept)?;
         if let Some(oldest_kept) = oldest_kept {
@@ -242,6 +250,9 @@ impl Storage for DiskStorage {
     }
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.newest.as_ref()
+    }
+    fn events(&mut self) -> &mut dyn EventStore {
+        &mut self.events
     }
 }
 
@@ -270,8 +281,9 @@ impl Storage for crate::mem_log::MemStorage {
         Ok(())
     }
     fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
+        self.events.sync();
         let mut bytes = Vec::new();
-        Snapshot::encode(ClusterId::default(), base, "sim", body, &mut bytes);
+        Snapshot::encode(ClusterId::default(), base, &self.events.events_base(), "sim", body, &mut bytes);
         self.snapshots.push(Snapshot::from_bytes(bytes, "just taken")?);
         if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
             self.snapshots.remove(0);
@@ -295,6 +307,9 @@ impl Storage for crate::mem_log::MemStorage {
     }
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.snapshots.last()
+    }
+    fn events(&mut self) -> &mut dyn EventStore {
+        &mut self.events
     }
 }
 

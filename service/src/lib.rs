@@ -12,6 +12,7 @@ pub mod container;
 pub mod divergence;
 pub mod echo;
 pub mod effects;
+pub mod events;
 pub mod mem_log;
 pub mod member;
 pub mod serving;

@@ -40,6 +40,11 @@ impl MemLog {
         self.start
     }
 
+    /// The checksum of the last entry (what the next one links to).
+    pub fn checksum_last(&self) -> u32 {
+        self.checksum_last
+    }
+
     /// The bytes of `[from, to)`, which must lie within the log.
     pub fn bytes_between(&self, from: Position, to: Position) -> &[u8] {
         debug_assert!(self.start <= from && from <= to && to <= self.end());
@@ -325,6 +330,7 @@ mod tests {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     pub log: MemLog,
+    pub events: MemLog,
     pub vote: ordo_log::Vote,
     /// Oldest first.
     pub snapshots: Vec<crate::snapshot::Snapshot>,

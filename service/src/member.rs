@@ -14,13 +14,16 @@
 //! snapshot to a follower that needs entries it deleted. On start a member restores the
 //! newest valid snapshot, then applies the log after it.
 //!
-//! Folder layout: `log/` (segments, checkpoint, lock), `vote`, `snapshots/`.
-//! Still to come (issue #6): the apply loop on its own thread, the event log, `ordo node`.
+//! Events go to the member's event log ([`crate::events`]), the same on every member.
+//!
+//! Folder layout: `log/` (segments, checkpoint, lock), `events/` (the same), `vote`,
+//! `snapshots/`. Still to come (issue #6): the apply loop on its own thread, `ordo node`.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
 use crate::container::{Container, Output};
 use crate::divergence::{Divergence, StateHashes};
 use crate::effects::{self, CarryError, DiskStorage, Outbox, Storage, StorageError};
+use crate::events::{self, EventStore};
 use crate::serving;
 use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 use ordo_core::machine::StateMachine;
@@ -170,7 +173,7 @@ impl<M: StateMachine> Member<M> {
     pub fn new(
         machine: M,
         config: &MemberConfig,
-        storage: DiskStorage,
+        mut storage: DiskStorage,
         endpoint: Endpoint,
         now_ns: u64,
     ) -> Result<Self, MemberError> {
@@ -179,6 +182,8 @@ impl<M: StateMachine> Member<M> {
             Some(snapshot) => restore(snapshot)?,
             None => Container::new(machine),
         };
+        let snapshot_events = storage.newest_snapshot().map(|s| s.info.events);
+        events::recover(&mut storage.events, container.applied_position(), snapshot_events.as_ref())?;
         let members = config.consensus.members.len();
         Ok(Member {
             consensus: Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns),
@@ -233,7 +238,11 @@ impl<M: StateMachine> Member<M> {
         }
         let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
         let votes = ordo_log::VoteStore::new(dir, cluster_id);
-        let storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot, &config.app)?
+        // Events are derived state: appended without an fsync each, synced before snapshots.
+        let events_config =
+            ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..config.log.clone() };
+        let (events, _) = ordo_log::Log::open(&dir.join("events"), events_config).map_err(StorageError::from)?;
+        let storage = DiskStorage::new(log, events, votes, snapshots, loaded.snapshot, &config.app)?
             .with_snapshots_kept(config.snapshots_kept);
         let member = Member::new(machine, config, storage, endpoint, now_ns)?;
         Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
@@ -422,6 +431,8 @@ impl<M: StateMachine> Member<M> {
             && snapshot.info.position() > self.container.applied_position()
         {
             self.container = restore(snapshot)?;
+            let snapshot_events = snapshot.info.events;
+            events::recover(&mut self.storage.events, self.container.applied_position(), Some(&snapshot_events))?;
         }
         let mut applied = 0;
         loop {
@@ -451,6 +462,7 @@ impl<M: StateMachine> Member<M> {
         let Member { consensus, storage, container, endpoint, routes, openings, .. } = self;
         let (leads, term) = (consensus.role() == Role::Leader, consensus.term());
         let mut failed = None;
+        let mut event_failed = None;
         let result = serving::apply_committed(container, &storage.log, consensus.commit_position(), &mut |output| {
             if let Output::SessionOpened { session, client_nonce, .. } = output
                 && let Some(address) = openings.remove(&client_nonce)
@@ -459,6 +471,12 @@ impl<M: StateMachine> Member<M> {
             }
             if let Output::SessionClosed { session, .. } = output {
                 routes.remove(&session);
+            }
+            if let Output::Event { position, session, time, event } = output {
+                if let Err(error) = storage.events.append_event(&events::event_meta(position, session, time), event) {
+                    event_failed = Some(error);
+                }
+                return;
             }
             let mut nonce = [0u8; 8];
             let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
@@ -479,7 +497,15 @@ impl<M: StateMachine> Member<M> {
         if let Some(error) = failed {
             return Err(error.into());
         }
+        if let Some(error) = event_failed {
+            return Err(error.into());
+        }
         Ok(applied)
+    }
+
+    /// The event log (read it from any position; it grows as commands are applied).
+    pub fn events(&self) -> &ordo_log::Log {
+        &self.storage.events
     }
 
     /// Queues Append frames, snapshot chunks and pending messages, and sends them in one batch.

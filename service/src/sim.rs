@@ -17,6 +17,7 @@ use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect
 use crate::container::{Container, Outcome, Output};
 use crate::divergence::StateHashes;
 use crate::effects::{self, CarryError, Outbox, Storage};
+use crate::events;
 use crate::mem_log::MemStorage;
 use crate::serving;
 use ordo_core::machine::{Context, StateMachine};
@@ -41,7 +42,8 @@ const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
 const SNAPSHOT_INTERVAL_BYTES: u64 = 32 * 1024;
 
 /// The simulator's state machine: counts commands, folds each (session, sequence) into a
-/// rolling hash, and every 50 commands schedules a timer 10 ms ahead.
+/// rolling hash, emits up to two events a command, and every 50 commands schedules a timer
+/// 10 ms ahead (which emits one when it fires).
 #[derive(Default)]
 pub struct Tally {
     count: u64,
@@ -59,11 +61,16 @@ impl StateMachine for Tally {
         bytes[16..].copy_from_slice(&sequence.to_le_bytes());
         self.rolling = ordo_core::checksum::crc64(&bytes);
         ctx.reply(&self.count.to_le_bytes());
+        // Events: one for most commands, two for some, none for others.
+        for k in 0..self.rolling % 3 {
+            ctx.emit(&(self.count * 4 + k).to_le_bytes());
+        }
         if self.count.is_multiple_of(50) {
             ctx.schedule_timer(self.count, ctx.time().0 + 10 * TICK_NS);
         }
     }
-    fn on_timer(&mut self, _ctx: &mut Context<'_>, timer_id: u64) {
+    fn on_timer(&mut self, ctx: &mut Context<'_>, timer_id: u64) {
+        ctx.emit(b"timer");
         self.timers_fired += 1;
         self.rolling ^= timer_id.rotate_left(17);
     }
@@ -156,6 +163,8 @@ pub struct SimStats {
     pub timers_fired: u64,
     /// Snapshots taken (all members) and installed from a leader.
     pub snapshots: u64,
+    /// Bytes in the longest event log at the end.
+    pub events_bytes: u64,
     pub snapshots_installed: u64,
 }
 
@@ -334,6 +343,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     let result = sim.run();
     sim.stats.elections = sim.checks.elections;
     sim.stats.snapshots_installed = sim.checks.installs;
+    sim.stats.events_bytes = sim.nodes.iter().map(|n| n.storage.events.end().0).max().unwrap_or(0);
     sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
     if let Some(most) = sim.nodes.iter().max_by_key(|n| n.container.applied_position()) {
         sim.stats.sessions_open = most.container.session_count() as u64;
@@ -599,6 +609,7 @@ impl Sim {
                 let node = &mut self.nodes[index];
                 node.alive = false;
                 node.storage.log.crash(keep_unsynced, flip_bit, &torn);
+                node.storage.events.crash(0, None, &[]);
                 node.restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
                 self.stats.crashes += 1;
                 let note = format!("crash member {} (log back to {})", index + 1, self.nodes[index].storage.log.end());
@@ -651,6 +662,10 @@ impl Sim {
                 // A restarted member starts from its newest snapshot (or empty) and applies
                 // its log after it as the commit position comes back.
                 node.container = Container::new(Tally::default());
+                let events = &mut node.storage.events;
+                if let Err(error) = events::recover(events, Position::ZERO, None) {
+                    unreachable!("the in-memory event log cannot fail: {error}");
+                }
                 node.duties_proposed.clear();
                 node.snapshot_requested_at = Position::ZERO;
                 self.checks.commits[index] = Position::ZERO;
@@ -801,6 +816,11 @@ impl Sim {
                     return Err(self.checks.fail("snapshot", message));
                 }
             };
+            let snapshot_events = snapshot.info.events;
+            let applied = node.container.applied_position();
+            if let Err(error) = events::recover(&mut node.storage.events, applied, Some(&snapshot_events)) {
+                return Err(self.checks.fail("snapshot", format!("member {}: {error}", index + 1)));
+            }
             self.note(format!("member {} restores its snapshot at {position}", index + 1));
             self.check_hash(index)?;
         }
@@ -831,10 +851,15 @@ impl Sim {
         let term = node.consensus.term();
         let Node { container, storage, .. } = node;
         let applied_at = &mut self.checks.applied_at;
+        let events = &mut storage.events;
         let mut twice = None;
         // (session, nonce of an opening, response): routed once the container is free.
         let mut responses: Vec<(SessionId, Option<u64>, Body<'static>, Vec<u8>)> = Vec::new();
         let applied = serving::apply_committed(container, &storage.log, commit, &mut |output| {
+            if let Output::Event { position, session, time, event } = output {
+                events.append(&events::event_meta(position, session, time), event).expect("an event fits");
+                return;
+            }
             if let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = output {
                 let first = *applied_at.entry((session.0, sequence)).or_insert(position);
                 if first != position {
@@ -1013,6 +1038,16 @@ impl Sim {
             let message = format!("only {} members hold the committed prefix up to {position}", holders.len());
             return Err(self.checks.fail("committed never lost", message));
         }
+        // Event logs are identical wherever two members both hold events.
+        for pair in self.nodes.windows(2) {
+            let (a, b) = (&pair[0].storage.events, &pair[1].storage.events);
+            let (from, to) = (a.start().max(b.start()), a.end().min(b.end()));
+            if from < to && a.bytes_between(from, to) != b.bytes_between(from, to) {
+                let message =
+                    format!("members {} and {} have different events in {from}..{to}", pair[0].id.0, pair[1].id.0);
+                return Err(self.checks.fail("events identical", message));
+            }
+        }
         for pair in holders.windows(2) {
             let (a, b) = (&pair[0].storage.log, &pair[1].storage.log);
             let from = a.start().max(b.start()).min(position);
@@ -1043,6 +1078,7 @@ mod tests {
         assert!(stats.acked > 1000, "{stats:?}");
         assert!(stats.timers_fired > 10, "{stats:?}");
         assert_eq!(stats.sessions_open, 1, "the quiet client's session was closed by the leader: {stats:?}");
+        assert!(stats.snapshots > 10 && stats.events_bytes > 10_000, "snapshots and events: {stats:?}");
     }
 
     #[test]

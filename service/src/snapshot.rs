@@ -1,8 +1,9 @@
 //! Snapshots: the container's whole state at a log position, in a file that says what it is.
 //!
-//! A snapshot file is a 128-byte header and a body. The header holds the position (the state
+//! A snapshot file is a 160-byte header and a body. The header holds the position (the state
 //! covers every entry below it), what the log must know to continue after it (the last
-//! entry's term, position and checksum, the latest cluster time: a [`LogBase`]), the state
+//! entry's term, position and checksum, the latest cluster time: a [`LogBase`]), where the
+//! event log stood (its own `LogBase`: see [`crate::events`]), the state
 //! hash (CRC-64 of the body, which is the container's encoding, so it equals
 //! `Container::state_hash` at that position on every member), the app's name, the body's
 //! length and CRC32C, and the header's own CRC32C. The same bytes are the file on disk and
@@ -24,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ORDOSNAP";
 pub const SNAPSHOT_VERSION: u32 = 1;
-pub const SNAPSHOT_HEADER_BYTES: usize = 128;
+pub const SNAPSHOT_HEADER_BYTES: usize = 160;
 pub const APP_NAME_BYTES_MAX: usize = 32;
 const FILE_PREFIX: &str = "snapshot-";
 const FILE_SUFFIX: &str = ".ordosnap";
@@ -46,7 +47,12 @@ struct Header {
     body_bytes: U64,
     body_checksum: U32,
     app_name: [u8; APP_NAME_BYTES_MAX],
-    padding: [u8; 8],
+    events_position: U64,
+    events_term: U64,
+    events_entry_position: U64,
+    events_checksum: U32,
+    events_time_max: U64,
+    padding: [u8; 4],
     /// CRC32C of every header byte before it.
     header_checksum: U32,
 }
@@ -59,6 +65,8 @@ pub struct SnapshotInfo {
     pub cluster_id: ClusterId,
     /// Where the log continues after the snapshot: `base.position` is the snapshot's position.
     pub base: LogBase,
+    /// Where the event log stood when the snapshot was taken.
+    pub events: LogBase,
     pub state_hash: u64,
     pub app: String,
     pub body_bytes: u64,
@@ -101,7 +109,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Snaps
 
 impl Snapshot {
     /// Encodes the snapshot of a state whose body (`Container::encode`) is `body`.
-    pub fn encode(cluster_id: ClusterId, base: &LogBase, app: &str, body: &[u8], out: &mut Vec<u8>) {
+    pub fn encode(cluster_id: ClusterId, base: &LogBase, events: &LogBase, app: &str, body: &[u8], out: &mut Vec<u8>) {
         let mut app_name = [0u8; APP_NAME_BYTES_MAX];
         let name = &app.as_bytes()[..app.len().min(APP_NAME_BYTES_MAX)];
         app_name[..name.len()].copy_from_slice(name);
@@ -120,7 +128,12 @@ impl Snapshot {
             body_bytes: (body.len() as u64).into(),
             body_checksum: crc32c(body).into(),
             app_name,
-            padding: [0; 8],
+            events_position: events.position.0.into(),
+            events_term: events.term.0.into(),
+            events_entry_position: events.entry_position.0.into(),
+            events_checksum: events.checksum.into(),
+            events_time_max: events.time_max.0.into(),
+            padding: [0; 4],
             header_checksum: 0.into(),
         };
         header.header_checksum = crc32c(&header.as_bytes()[..SNAPSHOT_HEADER_BYTES - 4]).into();
@@ -199,6 +212,10 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<SnapshotInfo, SnapshotError
     if position > 0 && entry_position >= position {
         return Err(bad("its last entry lies past its position"));
     }
+    let events_position = header.events_position.get();
+    if events_position > 0 && header.events_entry_position.get() >= events_position {
+        return Err(bad("its last event lies past its event position"));
+    }
     let name_end = header.app_name.iter().position(|&b| b == 0).unwrap_or(APP_NAME_BYTES_MAX);
     let app = std::str::from_utf8(&header.app_name[..name_end]).map_err(|_| bad("its app name is not UTF-8"))?;
     Ok(SnapshotInfo {
@@ -209,6 +226,13 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<SnapshotInfo, SnapshotError
             entry_position: Position(entry_position),
             checksum: header.entry_checksum.get(),
             time_max: ClusterTimeNs(header.time_max.get()),
+        },
+        events: LogBase {
+            position: Position(events_position),
+            term: Term(header.events_term.get()),
+            entry_position: Position(header.events_entry_position.get()),
+            checksum: header.events_checksum.get(),
+            time_max: ClusterTimeNs(header.events_time_max.get()),
         },
         state_hash: header.state_hash.get(),
         app: app.to_string(),
@@ -254,9 +278,9 @@ impl SnapshotStore {
     }
 
     /// Writes a snapshot atomically (temp file, fsync, rename, fsync the folder).
-    pub fn write(&self, base: &LogBase, app: &str, body: &[u8]) -> Result<PathBuf, SnapshotError> {
+    pub fn write(&self, base: &LogBase, events: &LogBase, app: &str, body: &[u8]) -> Result<PathBuf, SnapshotError> {
         let mut bytes = Vec::new();
-        Snapshot::encode(self.cluster_id, base, app, body, &mut bytes);
+        Snapshot::encode(self.cluster_id, base, events, app, body, &mut bytes);
         self.write_bytes(base.position, &bytes)
     }
 
@@ -354,9 +378,10 @@ mod tests {
     #[test]
     fn a_snapshot_round_trips_and_any_flipped_bit_is_refused() {
         let mut bytes = Vec::new();
-        Snapshot::encode(ClusterId(9), &base(4096), "ledger", b"the state", &mut bytes);
+        Snapshot::encode(ClusterId(9), &base(4096), &base(2048), "ledger", b"the state", &mut bytes);
         let snapshot = Snapshot::from_bytes(bytes.clone(), "test").unwrap();
         assert_eq!(snapshot.info.base, base(4096));
+        assert_eq!(snapshot.info.events, base(2048));
         assert_eq!(snapshot.info.app, "ledger");
         assert_eq!(snapshot.body(), b"the state");
         assert_eq!(snapshot.info.state_hash, crc64(b"the state"));
@@ -374,8 +399,8 @@ mod tests {
     fn the_newest_whole_snapshot_is_loaded_and_a_corrupt_one_reported() {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::open(dir.path(), ClusterId(1)).unwrap();
-        store.write(&base(1000), "kv", b"older").unwrap();
-        let newest = store.write(&base(2000), "kv", b"newer").unwrap();
+        store.write(&base(1000), &base(100), "kv", b"older").unwrap();
+        let newest = store.write(&base(2000), &base(100), "kv", b"newer").unwrap();
         assert_eq!(store.load_newest().unwrap().snapshot.unwrap().body(), b"newer");
 
         let mut bytes = std::fs::read(&newest).unwrap();
@@ -398,7 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::open(dir.path(), ClusterId(1)).unwrap();
         for position in [1000, 2000, 3000] {
-            store.write(&base(position), "kv", b"s").unwrap();
+            store.write(&base(position), &base(100), "kv", b"s").unwrap();
         }
         let (oldest_kept, deleted) = store.prune(2).unwrap();
         assert_eq!(oldest_kept, Some(Position(2000)));

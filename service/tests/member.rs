@@ -336,7 +336,7 @@ fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() 
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let addresses = reserve_addresses();
     let open = |id: u16, now: u64| {
-        open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Echo::default(), snapshot_often)
+        open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Summer::default(), snapshot_often)
     };
     let members = (1..=3u16).map(|id| Some(open(id, 0).0)).collect();
     let mut cluster = Cluster { start: Instant::now(), members };
@@ -367,7 +367,7 @@ fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() 
     let caught_up = cluster.members[wiped].as_ref().unwrap();
     assert!(caught_up.storage().log.position_start() > Position::ZERO, "it started from a snapshot");
     assert!(caught_up.snapshot().is_some());
-    assert_eq!(caught_up.machine().count, 250, "the snapshot carried the state");
+    assert_eq!(caught_up.machine().sum, 250 * 8, "the snapshot carried the state");
 
     // Another follower restarts from its own snapshot and the log after it.
     let restarted = (0..3).find(|&i| i != wiped && Some(i) != cluster.leader()).unwrap();
@@ -385,12 +385,40 @@ fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() 
     let hashes: Vec<u64> = cluster.members.iter().flatten().map(|m| m.state_hash()).collect();
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "same state everywhere: {hashes:x?}");
     for member in cluster.members.iter().flatten() {
-        assert_eq!(member.machine().count, 260);
+        assert_eq!(member.machine().sum, 260 * 8);
         assert!(member.divergences().is_empty());
     }
+    // Every member's event log holds the same events at the same positions (the wiped one's
+    // starts where the leader's stood at the snapshot it was sent).
+    let logs: Vec<_> = cluster.members.iter().flatten().map(|m| event_bytes(m.events())).collect();
+    let end = logs[0].0 + logs[0].1.len() as u64;
+    assert!(logs.iter().all(|(start, bytes)| start + bytes.len() as u64 == end), "event logs end alike");
+    let from = logs.iter().map(|(start, _)| *start).max().unwrap();
+    assert!(from < end, "the members share events to compare");
+    for (start, bytes) in &logs {
+        assert!(bytes[(from - start) as usize..] == logs[0].1[(from - logs[0].0) as usize..]);
+    }
+    let events = cluster.members[wiped].as_ref().unwrap().events();
+    let last = events.entries(Position(from)).filter_map(|e| e.ok()).last().expect("events");
+    assert_eq!(last.kind(), ordo_core::EntryKind::Event);
+    assert_eq!(last.payload, 260u64.to_le_bytes(), "the last command's event, tied to it");
 }
 
-/// Replies with the command; sums command lengths — wrongly on a faulty replica.
+/// The whole event log of a member: its start and its bytes.
+fn event_bytes(log: &ordo_log::Log) -> (u64, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut position = log.position_start();
+    while position < log.position_append() {
+        let (at, chunk) = log.read(position, usize::MAX).unwrap();
+        bytes.resize((at.0 - log.position_start().0) as usize, 0);
+        bytes.extend_from_slice(chunk);
+        position = Position(at.0 + chunk.len() as u64);
+    }
+    (log.position_start().0, bytes)
+}
+
+/// Replies with the command and emits it as an event; sums command lengths — wrongly on a
+/// faulty replica.
 #[derive(Default)]
 struct Summer {
     sum: u64,
@@ -401,6 +429,7 @@ impl StateMachine for Summer {
     fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
         self.sum += command.len() as u64 + self.faulty as u64;
         ctx.reply(command);
+        ctx.emit(command);
     }
     fn snapshot(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.sum.to_le_bytes());
