@@ -364,7 +364,7 @@ mod tests {
             assert_eq!(EntryKind::from_u8(*kind as u8), Some(*kind));
         }
         assert_eq!(EntryKind::from_u8(0), None);
-        assert_eq!(EntryKind::from_u8(10), None);
+        assert_eq!(EntryKind::from_u8(11), None);
     }
 
     #[test]
@@ -411,7 +411,9 @@ mod tests {
     }
 
     fn any_kind() -> impl Strategy<Value = EntryKind> {
-        (0..EntryKind::ALL.len() - 1).prop_map(|i| EntryKind::ALL[i]) // padding has its own encoder
+        proptest::sample::select(
+            EntryKind::ALL.iter().copied().filter(|&k| k != EntryKind::Padding).collect::<Vec<_>>(),
+        ) // padding has its own encoder
     }
 
     proptest! {
