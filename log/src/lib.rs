@@ -19,6 +19,6 @@ pub mod testing;
 pub mod vote;
 
 pub use error::LogError;
-pub use log::{Entries, Log, LogBase, Recovery, SharedPosition, TornTail, Verified, verify};
+pub use log::{Entries, Log, LogBase, LogReader, Recovery, SharedPosition, TornTail, Verified, verify};
 pub use term_index::TermIndex;
 pub use vote::{Vote, VoteStore};

@@ -658,27 +658,70 @@ impl ordo_core::LogSource for Log {
     }
 }
 
+/// A read-only view of a log folder, for readers beside (or after) the member that writes
+/// it: `ordo log dump`, `replay`, `events tail`, `verify`. It maps segments read-only, never
+/// takes the lock and never modifies a file. A writer's appends show through the shared
+/// mapping; [`LogReader::refresh`] maps the segments it added since.
+pub struct LogReader {
+    dir: PathBuf,
+    config: LogConfig,
+    set: SegmentSet,
+    start: Position,
+}
+
+impl LogReader {
+    pub fn open(dir: &Path, config: &LogConfig) -> Result<LogReader> {
+        config.validate().map_err(LogError::Config)?;
+        let files = list_segment_files(dir, false)?;
+        check_contiguous(dir, &files, config.segment_bytes)?;
+        let checkpoint = Checkpoint::load(dir, config.cluster_id)?;
+        let mut segments = std::collections::VecDeque::with_capacity(files.len());
+        for (base, path) in &files {
+            segments.push_back(Segment::open(path, config, *base, false)?);
+        }
+        let set = SegmentSet { segments, segment_bytes: config.segment_bytes };
+        let start = checkpoint.map_or(set.start(), |c| c.position_start).max(set.start());
+        Ok(LogReader { dir: dir.to_path_buf(), config: config.clone(), set, start })
+    }
+
+    /// The first position the log held when the reader was opened.
+    pub fn position_start(&self) -> Position {
+        self.start
+    }
+
+    /// Maps segment files the writer created since (a reader following a growing log).
+    pub fn refresh(&mut self) -> Result<()> {
+        let end = self.set.end();
+        for (base, path) in list_segment_files(&self.dir, false)? {
+            if base >= end && base == self.set.end() {
+                self.set.segments.push_back(Segment::open(&path, &self.config, base, false)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry from `position` (where one starts, at or after the start), each checked
+    /// against its checksum, and its link to the one before from the second on (from the
+    /// first too when reading from the log's very beginning). Stops at the first unwritten
+    /// header; an entry a writer is writing at that moment may read as an error: retry.
+    pub fn entries(&self, position: Position) -> Entries<'_> {
+        Entries {
+            set: &self.set,
+            position: position.max(self.start),
+            end: self.set.end(),
+            prev: (position == Position::ZERO).then_some(0),
+            done: false,
+        }
+    }
+}
+
 /// Checks a log folder without modifying it (it may belong to a running member): every
 /// segment header, every entry's checksum and the whole chain from the first retained
 /// entry. Corruption is an error naming the file and position of the first bad entry.
 pub fn verify(dir: &Path, config: &LogConfig) -> Result<Verified> {
-    config.validate().map_err(LogError::Config)?;
-    let files = list_segment_files(dir, false)?;
-    check_contiguous(dir, &files, config.segment_bytes)?;
-    let checkpoint = Checkpoint::load(dir, config.cluster_id)?;
-    let mut segments = std::collections::VecDeque::with_capacity(files.len());
-    for (base, path) in &files {
-        segments.push_back(Segment::open(path, config, *base, false)?);
-    }
-    let set = SegmentSet { segments, segment_bytes: config.segment_bytes };
-    let start = checkpoint.map_or(set.start(), |c| c.position_start).max(set.start());
-    let mut entries = Entries {
-        set: &set,
-        position: start,
-        end: set.end(),
-        prev: (start == Position::ZERO).then_some(0),
-        done: false,
-    };
+    let reader = LogReader::open(dir, config)?;
+    let start = reader.start;
+    let mut entries = reader.entries(start);
     let mut count = 0u64;
     let mut failure = None;
     for entry in entries.by_ref() {
@@ -693,8 +736,9 @@ pub fn verify(dir: &Path, config: &LogConfig) -> Result<Verified> {
         Some(LogError::Corrupt { source, .. }) => Some(source),
         Some(other) => return Err(other),
     };
-    let torn_tail = torn_tail(&set, end, stop)?;
-    Ok(Verified { position_start: start, position_end: end, entries: count, segments: set.segments.len(), torn_tail })
+    let torn_tail = torn_tail(&reader.set, end, stop)?;
+    let segments = reader.set.segments.len();
+    Ok(Verified { position_start: start, position_end: end, entries: count, segments, torn_tail })
 }
 
 /// Iterator over entries; see [`Log::entries`]. After an error it yields nothing more.

@@ -15,6 +15,7 @@ pub mod effects;
 pub mod events;
 pub mod mem_log;
 pub mod member;
+pub mod replay;
 pub mod serving;
 pub mod sim;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, 
 use ordo_service::consensus::{ConsensusConfig, Role};
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig, Opened};
+use ordo_service::replay::{ReplayOptions, replay};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::net::SocketAddr;
@@ -171,7 +172,16 @@ fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
 
     let checksums: Vec<u32> = cluster.members.iter().flatten().map(|m| m.storage().log.checksum_last()).collect();
     assert!(checksums.windows(2).all(|w| w[0] == w[1]), "{checksums:?}");
+    cluster.until("everything is applied", Duration::from_secs(10), |c| {
+        c.members.iter().flatten().all(|m| m.applied_position() == end)
+    });
+    let live = cluster.members[0].as_ref().unwrap().state_hash();
     drop(cluster);
+    for dir in &dirs {
+        let options = ReplayOptions { no_snapshot: true, ..ReplayOptions::default() };
+        let (_, report) = replay(dir.path(), &log_config(), Echo::default(), &options, &mut |_| {}).unwrap();
+        assert_eq!((report.position, report.state_hash), (end, live), "replaying the log rebuilds the state");
+    }
     let expected = ordo_log::testing::segment_files(&dirs[0].path().join("log"));
     assert!(!expected.is_empty());
     for dir in &dirs[1..] {
@@ -402,6 +412,25 @@ fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() 
     let last = events.entries(Position(from)).filter_map(|e| e.ok()).last().expect("events");
     assert_eq!(last.kind(), ordo_core::EntryKind::Event);
     assert_eq!(last.payload, 260u64.to_le_bytes(), "the last command's event, tied to it");
+
+    // Offline, replaying each member's snapshot and log rebuilds the same state.
+    let live = (commit, hashes[0]);
+    drop(cluster);
+    let mut config = log_config();
+    config.segment_bytes = 64 * 1024;
+    for dir in &dirs {
+        let (container, report) =
+            replay(dir.path(), &config, Summer::default(), &ReplayOptions::default(), &mut |_| {}).unwrap();
+        assert_eq!((report.position, report.state_hash), live, "{report:?}");
+        assert!(report.snapshot.is_some() && report.entries > 0);
+        assert_eq!(container.machine().sum, 260 * 8);
+        // From nothing, there is nothing to start from: the log's beginning was deleted.
+        let options = ReplayOptions { no_snapshot: true, ..ReplayOptions::default() };
+        let Err(error) = replay(dir.path(), &config, Summer::default(), &options, &mut |_| {}) else {
+            panic!("a replay from nothing needs the log's beginning");
+        };
+        assert!(error.to_string().contains("no snapshot"), "{error}");
+    }
 }
 
 /// The whole event log of a member: its start and its bytes.
