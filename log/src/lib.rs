@@ -8,6 +8,7 @@
 //! is mapping segment files (see `segment.rs`).
 
 pub mod checkpoint;
+pub mod counters;
 pub mod error;
 pub mod log;
 pub mod segment;

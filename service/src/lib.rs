@@ -7,8 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod consensus;
 pub mod container;
+pub mod counters;
 pub mod divergence;
 pub mod echo;
 pub mod effects;
@@ -16,6 +18,7 @@ pub mod events;
 pub mod mem_log;
 pub mod member;
 pub mod replay;
+pub mod runtime;
 pub mod serving;
 pub mod sim;
 pub mod snapshot;

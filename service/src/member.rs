@@ -21,6 +21,7 @@
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
 use crate::container::{Container, Output};
+use crate::counters::{Counter, Counters};
 use crate::divergence::{Divergence, StateHashes};
 use crate::effects::{self, CarryError, DiskStorage, Outbox, Storage, StorageError};
 use crate::events::{self, EventStore};
@@ -148,6 +149,14 @@ pub struct Member<M: StateMachine> {
     snapshot_interval_bytes: Option<u64>,
     snapshot_requested_at: Position,
     state_hashes: StateHashes,
+    /// The counters file `ordo stat` reads (`None` if it could not be created: the member
+    /// runs on, reported once).
+    counters: Option<Counters>,
+    role_seen: Role,
+    role_changes: u64,
+    applied_entries: u64,
+    apply_ns_total: u64,
+    apply_batch_ns_max: u64,
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
@@ -204,6 +213,18 @@ impl<M: StateMachine> Member<M> {
             sync_pending: false,
             snapshot_interval_bytes: config.snapshot_interval_bytes.filter(|&bytes| bytes > 0),
             state_hashes: StateHashes::new(members),
+            counters: match Counters::create(&config.dir.join("counters")) {
+                Ok(counters) => Some(counters),
+                Err(error) => {
+                    tracing::error!("no counters file, so `ordo stat` will not see this member: {error}");
+                    None
+                }
+            },
+            role_seen: Role::Follower,
+            role_changes: 0,
+            applied_entries: 0,
+            apply_ns_total: 0,
+            apply_batch_ns_max: 0,
         })
     }
 
@@ -280,6 +301,9 @@ impl<M: StateMachine> Member<M> {
 
     pub fn role(&self) -> Role {
         self.consensus.role()
+    }
+    pub fn id(&self) -> MemberId {
+        self.consensus.member()
     }
     pub fn term(&self) -> Term {
         self.consensus.term()
@@ -387,7 +411,48 @@ impl<M: StateMachine> Member<M> {
         *buffer = effects::recycle(out);
         work += self.apply()?;
         work += self.send(now_ns)?;
+        self.publish_counters();
         Ok(work)
+    }
+
+    fn publish_counters(&mut self) {
+        let role = self.consensus.role();
+        if role != self.role_seen {
+            self.role_seen = role;
+            self.role_changes += 1;
+        }
+        let Some(counters) = &self.counters else { return };
+        let log = &self.storage.log;
+        let drops = self.endpoint.drops();
+        let values = [
+            (Counter::Role, role as u64),
+            (Counter::Term, self.consensus.term().0),
+            (Counter::Leader, self.consensus.leader().map_or(0, |m| m.0 as u64)),
+            (Counter::LogStartPosition, log.position_start().0),
+            (Counter::AppendPosition, log.position_append().0),
+            (Counter::DurablePosition, log.position_durable().0),
+            (Counter::CommitPosition, self.consensus.commit_position().0),
+            (Counter::AppliedPosition, self.container.applied_position().0),
+            (Counter::SnapshotPosition, self.storage.newest_snapshot().map_or(0, |s| s.info.position().0)),
+            (Counter::EventsPosition, self.storage.events.position_append().0),
+            (Counter::FramesSent, self.endpoint.frames_sent),
+            (Counter::FramesReceived, self.endpoint.frames_received),
+            (Counter::FramesDropped, drops.total()),
+            (Counter::MacFailures, drops.count(&ordo_transport::FrameError::BadMac)),
+            (Counter::RoleChanges, self.role_changes),
+            (Counter::Divergences, self.state_hashes.divergences_seen()),
+            (Counter::AppliedEntries, self.applied_entries),
+            (Counter::ApplyNsTotal, self.apply_ns_total),
+            (Counter::ApplyBatchNsMax, self.apply_batch_ns_max),
+        ];
+        for (counter, value) in values {
+            counters.set(counter, value);
+        }
+    }
+
+    /// The member's live counters (what `ordo stat` reads from its file).
+    pub fn counter(&self, counter: Counter) -> Option<u64> {
+        self.counters.as_ref().map(|c| c.get(counter))
     }
 
     /// Proposes a client command; it is appended if this member leads, made durable by the
@@ -434,12 +499,21 @@ impl<M: StateMachine> Member<M> {
             let snapshot_events = snapshot.info.events;
             events::recover(&mut self.storage.events, self.container.applied_position(), Some(&snapshot_events))?;
         }
+        if self.container.applied_position() >= self.consensus.commit_position() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
         let mut applied = 0;
         loop {
             applied += self.apply_some()?;
-            let Some(position) = self.container.take_snapshot_due() else { return Ok(applied) };
+            let Some(position) = self.container.take_snapshot_due() else { break };
             self.take_snapshot(position)?;
         }
+        let elapsed_ns = started.elapsed().as_nanos() as u64;
+        self.applied_entries += applied as u64;
+        self.apply_ns_total += elapsed_ns;
+        self.apply_batch_ns_max = self.apply_batch_ns_max.max(elapsed_ns);
+        Ok(applied)
     }
 
     /// Writes the snapshot a snapshot-request entry asked for, and tells the others its hash.

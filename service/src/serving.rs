@@ -7,7 +7,7 @@ use crate::container::{Container, Outcome, Output};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
 use ordo_core::{ClusterTimeNs, EntryKind, MemberId, Position, SessionId};
-use ordo_transport::Body;
+use ordo_transport::{Body, ResponseStatus};
 use std::collections::BTreeSet;
 
 /// The entry a client's frame asks for: (kind, session, correlation id, payload).
@@ -41,11 +41,17 @@ pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option
     match *output {
         Output::SessionOpened { session, client_nonce, position } => {
             *nonce_bytes = client_nonce.to_le_bytes();
-            Some(Body::ClientResponse { session, sequence: 0, position, ok: true, reply: nonce_bytes })
+            let status = ResponseStatus::SessionOpened;
+            Some(Body::ClientResponse { session, sequence: 0, position, status, reply: nonce_bytes })
         }
         Output::Reply { session, sequence, position, outcome, reply } => {
-            let ok = matches!(outcome, Outcome::Applied | Outcome::Duplicate);
-            Some(Body::ClientResponse { session, sequence, position, ok, reply })
+            let status = match outcome {
+                Outcome::Applied => ResponseStatus::Applied,
+                Outcome::Duplicate => ResponseStatus::Duplicate,
+                Outcome::TooOld => ResponseStatus::TooOld,
+                Outcome::UnknownSession => ResponseStatus::UnknownSession,
+            };
+            Some(Body::ClientResponse { session, sequence, position, status, reply })
         }
         Output::SessionClosed { .. } | Output::Event { .. } => None,
     }

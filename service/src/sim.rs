@@ -23,7 +23,9 @@ use crate::serving;
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, EntryKind, MemberId, Position, SessionId, Term};
 use ordo_log::Vote;
-use ordo_transport::{Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
+use ordo_transport::{
+    Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, ResponseStatus, SimNet, StreamConfig,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
@@ -734,13 +736,14 @@ impl Sim {
         };
         match frame.body {
             Body::Redirect { leader } if leader.0 >= 1 => client.leader_hint = leader.0 - 1,
-            Body::ClientResponse { session, sequence: 0, ok: true, reply, .. }
+            Body::ClientResponse { session, sequence: 0, status: ResponseStatus::SessionOpened, reply, .. }
                 if client.session.is_none() && reply == client.nonce.to_le_bytes() =>
             {
                 client.session = Some(session);
                 client.leader_hint = frame.header.sender().0 - 1;
             }
-            Body::ClientResponse { session, sequence, ok, .. } if Some(session) == client.session => {
+            Body::ClientResponse { session, sequence, status, .. } if Some(session) == client.session => {
+                let ok = status.is_ok();
                 if client.outstanding.remove(&sequence).is_some() && ok {
                     client.acked.insert(sequence);
                 }
@@ -870,8 +873,8 @@ impl Sim {
             let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
             let opening =
                 if let Output::SessionOpened { client_nonce, .. } = output { Some(client_nonce) } else { None };
-            if let Body::ClientResponse { session, sequence, position, ok, reply } = body {
-                let owned = Body::ClientResponse { session, sequence, position, ok, reply: &[] };
+            if let Body::ClientResponse { session, sequence, position, status, reply } = body {
+                let owned = Body::ClientResponse { session, sequence, position, status, reply: &[] };
                 responses.push((session, opening, owned, reply.to_vec()));
             }
         });
@@ -887,8 +890,8 @@ impl Sim {
         for (session, opening, body, reply) in responses {
             // A client's net id follows from its nonce here (the real member routes by address).
             let Some(client_nonce) = opening.or_else(|| node.container.session_nonce(session)) else { continue };
-            let Body::ClientResponse { session, sequence, position, ok, .. } = body else { continue };
-            let body = Body::ClientResponse { session, sequence, position, ok, reply: &reply };
+            let Body::ClientResponse { session, sequence, position, status, .. } = body else { continue };
+            let body = Body::ClientResponse { session, sequence, position, status, reply: &reply };
             let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
             outbox.send_frame(MemberId(members + client_nonce as u16 + 1), term, &body);
         }

@@ -5,59 +5,18 @@
 //! a wiped member is sent the leader's, and a faulty replica is named by the other two.
 
 use ordo_core::machine::{Context, StateMachine};
-use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId, Term};
-use ordo_service::consensus::{ConsensusConfig, Role};
+mod common;
+
+use common::*;
+use ordo_core::{MemberId, Position, Security, SessionId, Term};
+use ordo_service::consensus::Role;
 use ordo_service::echo::Echo;
-use ordo_service::member::{Member, MemberConfig, Opened};
+use ordo_service::member::{Member, MemberConfig};
 use ordo_service::replay::{ReplayOptions, replay};
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-const CLUSTER: ClusterId = ClusterId(21);
-const MS: u64 = 1_000_000;
-
-fn log_config() -> LogConfig {
-    LogConfig {
-        cluster_id: CLUSTER,
-        segment_bytes: 1 << 20,
-        durability: Durability::Fsync,
-        entry_payload_bytes_max: 16 * 1024,
-    }
-}
-
-fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member<Echo> {
-    open_member_with(id, dir, addresses, now_ns, Echo::default(), |_| {}).0
-}
-
-fn open_member_with<M: StateMachine>(
-    id: u16,
-    dir: &Path,
-    addresses: &[SocketAddr],
-    now_ns: u64,
-    machine: M,
-    tweak: impl Fn(&mut MemberConfig),
-) -> (Member<M>, Opened) {
-    let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
-    let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
-    let config = ConsensusConfig {
-        member: MemberId(id),
-        members: vec![MemberId(1), MemberId(2), MemberId(3)],
-        election_timeout_ns: 150 * MS,
-        heartbeat_interval_ns: 20 * MS,
-        stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
-        entry_bytes_max: 16 * 1024 + 64,
-        snapshot_bytes_max: 64 << 20,
-        seed: id as u64,
-        deliberate_bug: None,
-    };
-    let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    let mut config = MemberConfig::new(dir, log_config(), "echo", config, peers);
-    tweak(&mut config);
-    Member::open(machine, &config, Endpoint::new(Box::new(net), codec), now_ns).unwrap()
-}
 
 struct Cluster<M: StateMachine = Echo> {
     start: Instant,
@@ -227,8 +186,8 @@ impl Client {
         self.endpoint
             .poll(&mut |_, frame| match frame.body {
                 Body::Redirect { leader } => replies.push(Reply::Redirect(leader.0)),
-                Body::ClientResponse { session, sequence, ok, reply, .. } => {
-                    replies.push(Reply::Response { session, sequence, ok, reply: reply.to_vec() })
+                Body::ClientResponse { session, sequence, status, reply, .. } => {
+                    replies.push(Reply::Response { session, sequence, ok: status.is_ok(), reply: reply.to_vec() })
                 }
                 _ => {}
             })
@@ -329,10 +288,6 @@ fn a_client_opens_a_session_anywhere_and_no_command_applies_twice_across_a_failo
     for member in cluster.members.iter().flatten() {
         assert_eq!(member.machine().count, 110, "each of the 110 commands applied exactly once on every member");
     }
-}
-
-fn reserve_addresses() -> Vec<SocketAddr> {
-    (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect()
 }
 
 /// Small segments and a snapshot every 16 KiB, so old segments are deleted as the log grows.

@@ -65,7 +65,7 @@ macro_rules! fixed_body {
 }
 
 fixed_body!(ClientRequestFixed { session: U64, sequence: U64 });
-fixed_body!(ClientResponseFixed { session: U64, sequence: U64, position: U64, ok: u8, reserved: [u8; 7] });
+fixed_body!(ClientResponseFixed { session: U64, sequence: U64, position: U64, status: u8, reserved: [u8; 7] });
 fixed_body!(RedirectFixed { leader: U16, reserved: [u8; 6] });
 fixed_body!(SessionOpenFixed { client_nonce: U64 });
 fixed_body!(SessionCloseFixed { session: U64 });
@@ -84,6 +84,34 @@ fixed_body!(EventDataFixed { from_position: U64 });
 fixed_body!(SnapshotAckFixed { snapshot_position: U64, offset: U64 });
 fixed_body!(StateHashFixed { position: U64, state_hash: U64 });
 
+/// How the cluster took a client's frame (what a `ClientResponse` says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResponseStatus {
+    /// Applied now; the reply is the app's.
+    Applied = 1,
+    /// Applied before (a retry): not again; the reply is the first one's, if still kept.
+    Duplicate = 2,
+    /// The session is open (sequence 0; the reply is the client's nonce).
+    SessionOpened = 3,
+    /// Older than the session's window: it may or may not have been applied; not now.
+    TooOld = 4,
+    /// The session is not open (never was, or the cluster closed it): nothing was applied.
+    UnknownSession = 5,
+}
+
+impl ResponseStatus {
+    pub fn from_u8(value: u8) -> Option<ResponseStatus> {
+        use ResponseStatus::*;
+        [Applied, Duplicate, SessionOpened, TooOld, UnknownSession].get(value.wrapping_sub(1) as usize).copied()
+    }
+
+    /// Whether the command took effect (now or before).
+    pub fn is_ok(self) -> bool {
+        matches!(self, ResponseStatus::Applied | ResponseStatus::Duplicate | ResponseStatus::SessionOpened)
+    }
+}
+
 /// A decoded frame body, borrowing its bytes from the datagram (zero copy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
@@ -96,7 +124,7 @@ pub enum Body<'a> {
         session: SessionId,
         sequence: u64,
         position: Position,
-        ok: bool,
+        status: ResponseStatus,
         reply: &'a [u8],
     },
     Redirect {
@@ -276,13 +304,13 @@ impl Body<'_> {
             Body::ClientRequest { session, sequence, .. } => {
                 write(out, &ClientRequestFixed { session: u64le(session.0), sequence: u64le(sequence) })
             }
-            Body::ClientResponse { session, sequence, position, ok, .. } => write(
+            Body::ClientResponse { session, sequence, position, status, .. } => write(
                 out,
                 &ClientResponseFixed {
                     session: u64le(session.0),
                     sequence: u64le(sequence),
                     position: u64le(position.0),
-                    ok: ok as u8,
+                    status: status as u8,
                     reserved: [0; 7],
                 },
             ),
@@ -381,7 +409,7 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
                 session: SessionId(f.session.get()),
                 sequence: f.sequence.get(),
                 position: Position(f.position.get()),
-                ok: flag(f.ok, frame_type)?,
+                status: ResponseStatus::from_u8(f.status).ok_or(FrameError::BodyMalformed { frame_type })?,
                 reply: bytes,
             }
         }
@@ -679,7 +707,7 @@ mod tests {
                 session: SessionId(3),
                 sequence: 9,
                 position: Position(4096),
-                ok: true,
+                status: ResponseStatus::Applied,
                 reply: bytes,
             },
             Body::Redirect { leader: MemberId(2) },

@@ -16,5 +16,5 @@ pub mod stream;
 pub use auth::{FrameKey, KeyRing, Security};
 pub use endpoint::{DropCounters, Endpoint};
 pub use faults::{FaultConfig, FaultDice, FaultyNet, SimNet};
-pub use frame::{Body, Frame, FrameCodec, FrameError, FrameHeader, FrameType, MTU_BYTES_DEFAULT};
+pub use frame::{Body, Frame, FrameCodec, FrameError, FrameHeader, FrameType, MTU_BYTES_DEFAULT, ResponseStatus};
 pub use stream::{Chunk, LogSource, PeerStream, Received, StreamConfig, StreamReceiver};

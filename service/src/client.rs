@@ -1,0 +1,329 @@
+//! The client library: talk to a cluster over UDP with sessions and exactly-once commands.
+//!
+//! A [`Client`] opens a session with whichever member it reaches (a follower redirects it
+//! to the leader), then sends commands pipelined, each under (session, sequence). What is
+//! not answered in time is resent with the same (session, sequence) — to the same member, or
+//! after silence or a redirect to another — so a failover never applies a command twice:
+//! the cluster applies a (session, sequence) at most once and answers a repeat with the
+//! first reply. Replies are handed out as they come, each under the ticket [`Client::submit`]
+//! returned.
+//!
+//! Two ways to drive it: the non-blocking [`Client::poll`] (benchmarks, event loops: call it
+//! with the time, take replies with [`Client::take_reply`]), and the blocking
+//! [`Client::call`] / [`Client::call_all`].
+//!
+//! At most [`crate::container::SEQUENCE_WINDOW`] commands are in flight at once, so a
+//! retry is never older than the window the cluster remembers (which would leave it unsure
+//! whether the command was applied). A session the cluster closed (idle past its timeout)
+//! answers `ok = false` with no reply: the client opens a new session and resends what it
+//! had in flight under it (none of it was applied under the closed one).
+
+use crate::container::SEQUENCE_WINDOW;
+use ordo_core::{ClusterId, MemberId, Position, Security, SessionId, Term};
+use ordo_transport::backend::StdUdp;
+use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, ResponseStatus};
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Every member's address; the client finds the leader among them.
+    pub members: Vec<SocketAddr>,
+    pub cluster_id: ClusterId,
+    /// The cluster key's secret (the members' `key_file`).
+    pub key: [u8; 32],
+    pub security: Security,
+    pub mtu_bytes: usize,
+    /// Resend what is unanswered after this long.
+    pub retry_interval_ns: u64,
+    /// Commands in flight at most (capped at the session's sequence window).
+    pub in_flight_max: usize,
+}
+
+impl ClientConfig {
+    pub fn new(members: Vec<SocketAddr>, cluster_id: ClusterId, key: [u8; 32]) -> Self {
+        ClientConfig {
+            members,
+            cluster_id,
+            key,
+            security: Security::Mac,
+            mtu_bytes: ordo_transport::MTU_BYTES_DEFAULT,
+            retry_interval_ns: 50_000_000,
+            in_flight_max: SEQUENCE_WINDOW as usize,
+        }
+    }
+}
+
+/// The cluster's answer to one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// What [`Client::submit`] returned for the command.
+    pub ticket: u64,
+    /// The command's log position.
+    pub position: Position,
+    /// `Applied` (or `Duplicate`: a retry of one applied before, with the first reply);
+    /// `TooOld` only if the client waited past its session's window (it cannot here).
+    pub status: ResponseStatus,
+    /// The app's reply.
+    pub reply: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the client's socket failed: {0}")]
+    Io(#[from] io::Error),
+    #[error(
+        "no reply from the cluster within {0:?} (tried {1}); check that the members run and the addresses and key are right"
+    )]
+    Timeout(Duration, String),
+}
+
+struct InFlight {
+    ticket: u64,
+    command: Vec<u8>,
+    sent_ns: u64,
+}
+
+pub struct Client {
+    endpoint: Endpoint,
+    config: ClientConfig,
+    started: Instant,
+    /// The member commands go to (index into `members`).
+    target: usize,
+    nonce: u64,
+    session: Option<SessionId>,
+    opening_sent_ns: Option<u64>,
+    next_sequence: u64,
+    next_ticket: u64,
+    /// By sequence in the current session.
+    in_flight: BTreeMap<u64, InFlight>,
+    /// Submitted, not yet sent (the window was full, or no session yet).
+    waiting: VecDeque<(u64, Vec<u8>)>,
+    replies: VecDeque<Reply>,
+    /// Command buffers of answered commands, reused.
+    spare: Vec<Vec<u8>>,
+    /// Whether any member answered since the last resend.
+    heard: bool,
+}
+
+impl Client {
+    /// A client on an ephemeral loopback or wildcard port (matching the members' family).
+    pub fn new(config: ClientConfig) -> io::Result<Client> {
+        let first = config.members.first().ok_or_else(|| io::Error::other("a client needs a member address"))?;
+        let bind: SocketAddr = if first.ip().is_loopback() {
+            (first.ip(), 0).into()
+        } else if first.is_ipv4() {
+            "0.0.0.0:0".parse().expect("an address")
+        } else {
+            "[::]:0".parse().expect("an address")
+        };
+        let net = StdUdp::bind(bind, config.mtu_bytes)?;
+        let keys = KeyRing::new(FrameKey::new(&config.key));
+        let codec = FrameCodec::new(config.cluster_id, MemberId(0), config.security, keys, config.mtu_bytes);
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(format!("no randomness for a session nonce: {e}")))?;
+        let in_flight_max = config.in_flight_max.clamp(1, SEQUENCE_WINDOW as usize);
+        Ok(Client {
+            endpoint: Endpoint::new(Box::new(net), codec),
+            config: ClientConfig { in_flight_max, ..config },
+            started: Instant::now(),
+            target: 0,
+            nonce: u64::from_le_bytes(nonce),
+            session: None,
+            opening_sent_ns: None,
+            next_sequence: 1,
+            next_ticket: 1,
+            in_flight: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            replies: VecDeque::new(),
+            spare: Vec::new(),
+            heard: true,
+        })
+    }
+
+    /// Nanoseconds since the client was made: the clock `poll` takes in `call`.
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    pub fn session(&self) -> Option<SessionId> {
+        self.session
+    }
+
+    /// The member the client sends to now (the leader, once it found it).
+    pub fn target(&self) -> SocketAddr {
+        self.config.members[self.target]
+    }
+
+    /// Commands submitted and not yet answered.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.len() + self.waiting.len()
+    }
+
+    /// Queues a command; its reply will carry the ticket returned. Sent by the next `poll`.
+    pub fn submit(&mut self, command: &[u8]) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(command);
+        self.waiting.push_back((ticket, buffer));
+        ticket
+    }
+
+    /// The next reply that came in, in arrival order.
+    pub fn take_reply(&mut self) -> Option<Reply> {
+        self.replies.pop_front()
+    }
+
+    /// Receives what came, sends what is due (a session opening, new commands, resends);
+    /// returns the frames received.
+    pub fn poll(&mut self, now_ns: u64) -> io::Result<usize> {
+        let received = self.receive()?;
+        let retry = self.config.retry_interval_ns;
+        let to = self.config.members[self.target];
+        let Some(session) = self.session else {
+            if self.opening_sent_ns.is_none_or(|at| now_ns.saturating_sub(at) >= retry) {
+                if self.opening_sent_ns.is_some() && !std::mem::take(&mut self.heard) {
+                    self.next_target(); // no answer: try another member
+                }
+                self.opening_sent_ns = Some(now_ns);
+                let to = self.config.members[self.target];
+                self.endpoint.queue(to, Term::ZERO, &Body::SessionOpen { client_nonce: self.nonce })?;
+                self.endpoint.flush()?;
+            }
+            return Ok(received);
+        };
+        let stale = self.in_flight.values().any(|f| f.sent_ns == 0 || now_ns.saturating_sub(f.sent_ns) >= retry);
+        if stale {
+            if !std::mem::take(&mut self.heard) {
+                self.next_target(); // silence: the member may be down
+            }
+            let to = self.config.members[self.target];
+            for (&sequence, flight) in self.in_flight.iter_mut() {
+                if flight.sent_ns == 0 || now_ns.saturating_sub(flight.sent_ns) >= retry {
+                    flight.sent_ns = now_ns;
+                    let body = Body::ClientRequest { session, sequence, command: &flight.command };
+                    self.endpoint.queue(to, Term::ZERO, &body)?;
+                }
+            }
+        }
+        // A new sequence stays within the window of the oldest unanswered one, so a retry is
+        // never too old for the cluster to know whether it was applied.
+        let oldest = self.in_flight.keys().next().copied().unwrap_or(self.next_sequence);
+        while self.in_flight.len() < self.config.in_flight_max
+            && self.next_sequence < oldest + SEQUENCE_WINDOW
+            && let Some((ticket, command)) = self.waiting.pop_front()
+        {
+            let sequence = self.next_sequence;
+            self.next_sequence += 1;
+            let body = Body::ClientRequest { session, sequence, command: &command };
+            self.endpoint.queue(to, Term::ZERO, &body)?;
+            self.in_flight.insert(sequence, InFlight { ticket, command, sent_ns: now_ns });
+        }
+        self.endpoint.flush()?;
+        Ok(received)
+    }
+
+    fn next_target(&mut self) {
+        self.target = (self.target + 1) % self.config.members.len();
+    }
+
+    fn receive(&mut self) -> io::Result<usize> {
+        let Client {
+            endpoint, session, nonce, in_flight, replies, spare, target, config, heard, opening_sent_ns, ..
+        } = self;
+        let mut reopen = false;
+        let frames = endpoint.poll(&mut |source, frame| match frame.body {
+            Body::Redirect { leader } => {
+                *heard = true;
+                if let Some(index) = (leader.0 as usize).checked_sub(1).filter(|&i| i < config.members.len())
+                    && *target != index
+                {
+                    // Told where the leader is: go there now, not after the retry interval.
+                    *target = index;
+                    *opening_sent_ns = None;
+                    for flight in in_flight.values_mut() {
+                        flight.sent_ns = 0;
+                    }
+                }
+            }
+            Body::ClientResponse {
+                session: answered,
+                sequence: 0,
+                status: ResponseStatus::SessionOpened,
+                reply,
+                ..
+            } if session.is_none() && reply == nonce.to_le_bytes() => {
+                *session = Some(answered);
+                *heard = true;
+                if let Some(index) = config.members.iter().position(|&m| m == source) {
+                    *target = index;
+                }
+            }
+            Body::ClientResponse { session: answered, sequence, position, status, reply }
+                if Some(answered) == *session =>
+            {
+                *heard = true;
+                if status == ResponseStatus::UnknownSession {
+                    reopen = true; // the cluster closed the session: nothing of it was applied
+                    return;
+                }
+                if let Some(flight) = in_flight.remove(&sequence) {
+                    replies.push_back(Reply { ticket: flight.ticket, position, status, reply: reply.to_vec() });
+                    spare.push(flight.command);
+                }
+            }
+            _ => {}
+        })?;
+        if reopen {
+            self.reopen();
+        }
+        Ok(frames)
+    }
+
+    /// The session was closed by the cluster: everything in flight goes again under a new one.
+    fn reopen(&mut self) {
+        self.session = None;
+        self.opening_sent_ns = None;
+        self.next_sequence = 1;
+        let in_flight = std::mem::take(&mut self.in_flight);
+        for flight in in_flight.into_values().rev() {
+            self.waiting.push_front((flight.ticket, flight.command));
+        }
+    }
+
+    /// Sends one command and waits for its reply.
+    pub fn call(&mut self, command: &[u8], timeout: Duration) -> Result<Reply, ClientError> {
+        let mut replies = self.call_all(std::iter::once(command), timeout)?;
+        Ok(replies.pop().expect("one reply for one command"))
+    }
+
+    /// Sends commands pipelined and waits for every reply; returns them in submission order.
+    pub fn call_all<'c>(
+        &mut self,
+        commands: impl IntoIterator<Item = &'c [u8]>,
+        timeout: Duration,
+    ) -> Result<Vec<Reply>, ClientError> {
+        let tickets: Vec<u64> = commands.into_iter().map(|c| self.submit(c)).collect();
+        let mut answered: BTreeMap<u64, Reply> = BTreeMap::new();
+        let deadline = Instant::now() + timeout;
+        while answered.len() < tickets.len() {
+            if Instant::now() >= deadline {
+                let tried = self.config.members.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ");
+                return Err(ClientError::Timeout(timeout, tried));
+            }
+            let now = self.now_ns();
+            self.poll(now)?;
+            while let Some(reply) = self.take_reply() {
+                answered.insert(reply.ticket, reply);
+            }
+            if answered.len() < tickets.len() {
+                self.endpoint.net_mut().wait_readable(Duration::from_millis(1))?;
+            }
+        }
+        Ok(tickets.iter().filter_map(|t| answered.remove(t)).collect())
+    }
+}

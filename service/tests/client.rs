@@ -1,0 +1,118 @@
+//! The client library against three members, each on its own runner thread over loopback
+//! UDP: pipelined commands committed and answered, the leader killed under load, the
+//! client carrying on with the new leader and no command applied twice; the counters files
+//! read from outside the members, as `ordo stat` reads them.
+
+mod common;
+
+use common::*;
+use ordo_core::idle::IdleStrategy;
+use ordo_log::counters::CountersReader;
+use ordo_service::client::{Client, ClientConfig};
+use ordo_service::echo::Echo;
+use ordo_service::member::Member;
+use ordo_service::runtime::{Runner, RunnerConfig, Stopped};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn spawn(member: Member<Echo>, started: Instant) -> Runner<Member<Echo>> {
+    Runner::spawn(member, RunnerConfig { idle: IdleStrategy::Backoff, core: None }, started).unwrap()
+}
+
+fn stopped(runner: Runner<Member<Echo>>) -> Member<Echo> {
+    match runner.stop() {
+        Stopped::Asked(member) => member,
+        Stopped::Failed(_, error) => panic!("a member failed: {error}"),
+    }
+}
+
+/// The leader, as the members' counters files say (role 2), waiting up to 10 s for one.
+fn leader(dirs: &[tempfile::TempDir], alive: &[bool]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for (i, dir) in dirs.iter().enumerate() {
+            if alive[i]
+                && let Ok(counters) = CountersReader::open(&dir.path().join("counters"))
+                && counters.value("role") == Some(2)
+            {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_pipelining_client_rides_out_a_leader_crash_and_nothing_applies_twice() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses = reserve_addresses();
+    let started = Instant::now();
+    let mut runners: Vec<Option<_>> = (1..=3u16)
+        .map(|id| Some(spawn(open_member(id, dirs[id as usize - 1].path(), &addresses, 0), started)))
+        .collect();
+    let mut alive = [true; 3];
+    let first_leader = leader(&dirs, &alive);
+
+    let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, KEY)).unwrap();
+    let commands: Vec<Vec<u8>> = (0..200u64).map(|k| k.to_le_bytes().to_vec()).collect();
+    let replies = client.call_all(commands.iter().map(|c| c.as_slice()), Duration::from_secs(20)).unwrap();
+    assert_eq!(replies.len(), 200);
+    for (reply, command) in replies.iter().zip(&commands) {
+        assert_eq!(&reply.reply, command, "each reply is its own command's");
+    }
+    assert!(replies.windows(2).all(|w| w[0].position < w[1].position), "committed in order");
+    assert_eq!(client.target(), addresses[first_leader], "the client found the leader");
+
+    // The leader crashes with commands in flight; the client goes on with the next leader.
+    let tickets: BTreeSet<u64> = (200..400u64).map(|k| client.submit(&k.to_le_bytes())).collect();
+    let mut answered = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut crashed = false;
+    while answered.len() < tickets.len() {
+        assert!(Instant::now() < deadline, "{} of 200 answered after the crash", answered.len());
+        client.poll(client.now_ns()).unwrap();
+        while let Some(reply) = client.take_reply() {
+            assert!(answered.insert(reply.ticket), "ticket {} answered twice", reply.ticket);
+        }
+        if !crashed && answered.len() >= 20 {
+            crashed = true;
+            drop(stopped(runners[first_leader].take().unwrap())); // no close: a crash
+            alive[first_leader] = false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert!(crashed);
+    let new_leader = leader(&dirs, &alive);
+    assert_ne!(new_leader, first_leader);
+
+    // The crashed member comes back and catches up; every member applied each command once.
+    runners[first_leader] = Some(spawn(
+        open_member(
+            first_leader as u16 + 1,
+            dirs[first_leader].path(),
+            &addresses,
+            started.elapsed().as_nanos() as u64,
+        ),
+        started,
+    ));
+    let reply = client.call(b"last", Duration::from_secs(10)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied: Vec<u64> = dirs
+            .iter()
+            .map(|d| CountersReader::open(&d.path().join("counters")).unwrap().value("applied_position").unwrap())
+            .collect();
+        if applied.iter().all(|&a| a > reply.position.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "members applied only to {applied:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let counters = CountersReader::open(&dirs[new_leader].path().join("counters")).unwrap();
+    assert!(counters.value("frames_received").unwrap() > 0 && counters.value("applied_entries").unwrap() > 400);
+    for runner in runners.into_iter().flatten() {
+        let member = stopped(runner);
+        assert_eq!(member.machine().count, 401, "each command applied exactly once on member {}", member.id().0);
+    }
+}

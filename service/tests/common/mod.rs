@@ -1,0 +1,62 @@
+//! Helpers shared by the member and client tests: a three-member cluster's configuration on
+//! loopback ports reserved for the test.
+#![allow(dead_code)]
+
+use ordo_core::machine::StateMachine;
+use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Security};
+use ordo_service::consensus::ConsensusConfig;
+use ordo_service::echo::Echo;
+use ordo_service::member::{Member, MemberConfig, Opened};
+use ordo_transport::backend::StdUdp;
+use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const KEY: [u8; 32] = [3; 32];
+
+pub const CLUSTER: ClusterId = ClusterId(21);
+pub const MS: u64 = 1_000_000;
+
+pub fn log_config() -> LogConfig {
+    LogConfig {
+        cluster_id: CLUSTER,
+        segment_bytes: 1 << 20,
+        durability: Durability::Fsync,
+        entry_payload_bytes_max: 16 * 1024,
+    }
+}
+
+pub fn open_member(id: u16, dir: &Path, addresses: &[SocketAddr], now_ns: u64) -> Member<Echo> {
+    open_member_with(id, dir, addresses, now_ns, Echo::default(), |_| {}).0
+}
+
+pub fn open_member_with<M: StateMachine>(
+    id: u16,
+    dir: &Path,
+    addresses: &[SocketAddr],
+    now_ns: u64,
+    machine: M,
+    tweak: impl Fn(&mut MemberConfig),
+) -> (Member<M>, Opened) {
+    let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
+    let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&KEY)), 1408);
+    let config = ConsensusConfig {
+        member: MemberId(id),
+        members: vec![MemberId(1), MemberId(2), MemberId(3)],
+        election_timeout_ns: 150 * MS,
+        heartbeat_interval_ns: 20 * MS,
+        stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
+        entry_bytes_max: 16 * 1024 + 64,
+        snapshot_bytes_max: 64 << 20,
+        seed: id as u64,
+        deliberate_bug: None,
+    };
+    let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
+    let mut config = MemberConfig::new(dir, log_config(), "echo", config, peers);
+    tweak(&mut config);
+    Member::open(machine, &config, Endpoint::new(Box::new(net), codec), now_ns).unwrap()
+}
+
+pub fn reserve_addresses() -> Vec<SocketAddr> {
+    (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect()
+}
