@@ -76,7 +76,8 @@ pub fn carry_out<S: Storage + ?Sized, E>(
     check: &mut Check<'_, E>,
 ) -> Result<(), CarryError<E>> {
     if carry_out_deferring_sync(consensus, storage, outbox, effects, check)? {
-        sync_and_report(consensus, storage, outbox, check)?;
+        // `effects` is empty now: it holds what the sync causes, without allocating.
+        sync_and_report(consensus, storage, outbox, effects, check)?;
     }
     Ok(())
 }
@@ -130,17 +131,19 @@ pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
     Ok(sync)
 }
 
-/// Syncs the log, tells consensus, and carries out what that causes (acks, commits).
+/// Syncs the log, tells consensus, and carries out what that causes (acks, commits), in
+/// `buffer` (empty; lent so the hot path does not allocate).
 pub fn sync_and_report<S: Storage + ?Sized, E>(
     consensus: &mut Consensus,
     storage: &mut S,
     outbox: &mut dyn Outbox,
+    buffer: &mut Vec<Effect<'_>>,
     check: &mut Check<'_, E>,
 ) -> Result<(), CarryError<E>> {
+    debug_assert!(buffer.is_empty());
     storage.sync().map_err(CarryError::Storage)?;
-    let mut out = Vec::new();
-    consensus.on_durable(storage.view(), &mut out);
-    carry_out(consensus, storage, outbox, &mut out, check)
+    consensus.on_durable(storage.view(), buffer);
+    carry_out(consensus, storage, outbox, buffer, check)
 }
 
 /// An empty vector of effects of any lifetime that reuses `effects`' allocation, so a driver

@@ -385,7 +385,9 @@ impl<M: StateMachine> Member<M> {
             return Err(failure);
         }
         if sync {
-            effects::sync_and_report(consensus, storage, pending, &mut no_check).map_err(storage_error)?;
+            let mut out = effects::recycle(std::mem::take(buffer));
+            effects::sync_and_report(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
+            *buffer = effects::recycle(out);
         }
         let mut out = effects::recycle(std::mem::take(buffer));
         consensus.on_tick(now_ns, &storage.log, &mut out);
