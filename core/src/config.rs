@@ -154,6 +154,87 @@ impl TransportConfig {
     }
 }
 
+/// The consensus part of the configuration: timing, sessions, snapshot transfer limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSettings {
+    /// A follower that hears no leader for this long (randomized up to twice it) starts an
+    /// election; a leader that hears no majority for this long steps down.
+    pub election_timeout_ms: u64,
+    /// The leader's heartbeat; well under the election timeout.
+    pub heartbeat_interval_ms: u64,
+    /// Client sessions idle this long are closed by the leader.
+    pub session_timeout_ms: u64,
+    /// The largest snapshot a follower accepts from its leader.
+    pub snapshot_bytes_max: u64,
+}
+
+impl Default for ConsensusSettings {
+    fn default() -> Self {
+        ConsensusSettings {
+            election_timeout_ms: 300,
+            heartbeat_interval_ms: 20,
+            session_timeout_ms: 10_000,
+            snapshot_bytes_max: 1 << 30,
+        }
+    }
+}
+
+impl ConsensusSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms * 3 > self.election_timeout_ms {
+            return Err(format!(
+                "consensus.heartbeat_interval_ms is {}, it must be at least 1 and at most a third of consensus.election_timeout_ms ({})",
+                self.heartbeat_interval_ms, self.election_timeout_ms
+            ));
+        }
+        if self.session_timeout_ms < self.election_timeout_ms {
+            return Err(format!(
+                "consensus.session_timeout_ms is {}, it must be at least consensus.election_timeout_ms ({}) so a failover does not close every session",
+                self.session_timeout_ms, self.election_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// When members snapshot and how many snapshots they keep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSettings {
+    /// The leader asks every member to snapshot each time the log grows this much (0: only
+    /// when asked, by `ordo snapshot take`).
+    pub interval_bytes: u64,
+    /// Snapshots kept; the log below the oldest is deleted.
+    pub kept: usize,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings { interval_bytes: 256 << 20, kept: 2 }
+    }
+}
+
+/// How a member's work is put on threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Threading {
+    /// Every agent of the member on one thread: small machines and tests.
+    #[default]
+    Shared,
+}
+
+/// The member's threads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    pub threading: Threading,
+    /// What an idle duty cycle does: `busy-spin`, `yield`, `backoff` or `sleep`.
+    pub idle: crate::idle::IdleStrategy,
+    /// Pin the member's thread to this core (none: the scheduler places it).
+    pub core: Option<usize>,
+}
+
 /// One member of the cluster as every member's config lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +265,12 @@ pub struct NodeConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub transport: TransportConfig,
+    #[serde(default)]
+    pub consensus: ConsensusSettings,
+    #[serde(default)]
+    pub snapshot: SnapshotSettings,
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
 }
 
 fn default_app() -> String {
@@ -232,7 +319,11 @@ impl NodeConfig {
         if !ids.contains(&self.member_id.0) {
             return Err(format!("member_id {} is not one of the members' ids {ids:?}", self.member_id.0));
         }
+        if self.snapshot.kept == 0 {
+            return Err("snapshot.kept is 0, it must be at least 1".to_string());
+        }
         self.log.validate()?;
+        self.consensus.validate()?;
         self.transport.validate(self.log.entry_payload_bytes_max)
     }
 
@@ -269,6 +360,13 @@ durability = "replicated"
 [transport]
 security = "aead"
 backend = "io_uring"
+
+[snapshot]
+interval_bytes = 1048576
+
+[runtime]
+idle = "busy-spin"
+core = 1
 "#;
 
     fn parse(text: &str) -> Result<NodeConfig, Error> {
@@ -286,6 +384,9 @@ backend = "io_uring"
         assert_eq!(config.cluster_id(), ClusterId(77));
         assert_eq!((config.transport.security, config.transport.backend), (Security::Aead, TransportBackend::IoUring));
         assert_eq!(config.transport.mtu_bytes, 1408);
+        assert_eq!((config.snapshot.interval_bytes, config.snapshot.kept), (1 << 20, 2));
+        assert_eq!((config.runtime.idle, config.runtime.core), (crate::idle::IdleStrategy::BusySpin, Some(1)));
+        assert_eq!(config.consensus, ConsensusSettings::default());
     }
 
     #[test]
@@ -307,6 +408,9 @@ backend = "io_uring"
 
         let message = parse(&GOOD.replace("\"aead\"", "\"rot13\"")).unwrap_err().to_string();
         assert!(message.contains("rot13"), "{message}");
+
+        let message = parse(&format!("{GOOD}\n[consensus]\nheartbeat_interval_ms = 500")).unwrap_err().to_string();
+        assert!(message.contains("consensus.heartbeat_interval_ms is 500"), "{message}");
 
         let message = parse(&format!("{GOOD}\nsegmnet_bytes = 4")).unwrap_err().to_string();
         assert!(message.contains("segmnet_bytes"), "a misspelt field is refused: {message}");

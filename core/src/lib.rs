@@ -18,7 +18,10 @@ pub mod machine;
 pub mod source;
 
 pub use checksum::entry_checksum;
-pub use config::{Durability, LogConfig, MemberConfig, NodeConfig, Security, TransportBackend, TransportConfig};
+pub use config::{
+    ConsensusSettings, Durability, LogConfig, MemberConfig, NodeConfig, RuntimeSettings, Security, SnapshotSettings,
+    Threading, TransportBackend, TransportConfig,
+};
 pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;
 pub use idle::{IdleStrategy, Idler};

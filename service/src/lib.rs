@@ -17,6 +17,7 @@ pub mod effects;
 pub mod events;
 pub mod mem_log;
 pub mod member;
+pub mod node;
 pub mod replay;
 pub mod runtime;
 pub mod serving;

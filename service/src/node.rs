@@ -1,0 +1,169 @@
+//! The node driver: one member run from its `ordo.toml` — the cluster key read from its
+//! file, the transport backend opened on the member's address, the member opened from its
+//! folder (newest valid snapshot, then the log) — driven on the calling thread until asked
+//! to stop (an atomic flag: `ordo node` sets it from SIGINT/SIGTERM), then closed cleanly
+//! (log and event log synced). Nothing acknowledged depends on the clean close: under
+//! `fsync` every acknowledged entry was synced before it was acknowledged, so a SIGKILL
+//! loses none.
+//!
+//! Threading: `shared` (every agent of the member on this one thread). The `dedicated` mode
+//! (consensus, service and I/O each on a pinned thread, SPSC rings between) is not built yet.
+
+use crate::consensus::ConsensusConfig;
+use crate::member::{Member, MemberConfig, MemberError, Opened};
+use ordo_core::NodeConfig;
+use ordo_core::entry::entry_span_bytes;
+use ordo_core::idle::Idler;
+use ordo_core::machine::StateMachine;
+use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub const KEY_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cluster key {}: {reason}; every member needs the same key file (`ordo init` writes one)", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error(
+        "cannot listen on {address}: {source}; another process may be using it: stop it or change this member's address in ordo.toml"
+    )]
+    Bind {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    #[error("no randomness for the election timeouts: {0}")]
+    Random(String),
+}
+
+/// Reads a cluster key: 64 hex digits (whitespace around them ignored).
+pub fn load_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
+    let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let hex = text.trim();
+    if hex.len() != KEY_BYTES * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(format!("must be {} hex digits, it holds {} characters", KEY_BYTES * 2, hex.len())));
+    }
+    let mut key = [0u8; KEY_BYTES];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).expect("checked hex");
+    }
+    Ok(key)
+}
+
+/// Writes a fresh random cluster key (hex), readable by its owner only.
+pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
+    let mut key = [0u8; KEY_BYTES];
+    getrandom::fill(&mut key).map_err(|e| NodeError::Random(e.to_string()))?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| bad(format!("cannot be created ({e})")))?;
+    writeln!(file, "{hex}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))?;
+    Ok(key)
+}
+
+/// The member's configuration from its `ordo.toml`.
+pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| NodeError::Random(e.to_string()))?;
+    let ms = 1_000_000;
+    let consensus = ConsensusConfig {
+        member: node.member_id,
+        members: node.members.iter().map(|m| m.id).collect(),
+        election_timeout_ns: node.consensus.election_timeout_ms * ms,
+        heartbeat_interval_ns: node.consensus.heartbeat_interval_ms * ms,
+        stream: StreamConfig::from(&node.transport),
+        entry_bytes_max: entry_span_bytes(node.log.entry_payload_bytes_max as usize) as usize,
+        snapshot_bytes_max: node.consensus.snapshot_bytes_max,
+        seed: u64::from_le_bytes(seed),
+        deliberate_bug: None,
+    };
+    let peers = node.members.iter().filter(|m| m.id != node.member_id).map(|m| (m.id, m.address)).collect();
+    let mut config = MemberConfig::new(&node.data_dir, node.log.clone(), &node.app, consensus, peers);
+    config.session_timeout_ns = node.consensus.session_timeout_ms * ms;
+    config.snapshot_interval_bytes = Some(node.snapshot.interval_bytes).filter(|&bytes| bytes > 0);
+    config.snapshots_kept = node.snapshot.kept;
+    Ok(config)
+}
+
+/// This member's address, from the members list.
+pub fn own_address(node: &NodeConfig) -> std::net::SocketAddr {
+    node.members.iter().find(|m| m.id == node.member_id).expect("validated: the member is listed").address
+}
+
+/// The member's endpoint: the configured backend on its address, the cluster key's codec.
+pub fn endpoint(node: &NodeConfig, key: &[u8; KEY_BYTES]) -> Result<Endpoint, NodeError> {
+    let address = own_address(node);
+    let transport = &node.transport;
+    let (net, fallback) = ordo_transport::backend::open(transport.backend, address, transport.mtu_bytes)
+        .map_err(|source| NodeError::Bind { address, source })?;
+    if let Some(message) = fallback {
+        tracing::warn!("{message}");
+    }
+    let keys = KeyRing::new(FrameKey::new(key));
+    let codec = FrameCodec::new(node.cluster_id(), node.member_id, transport.security, keys, transport.mtu_bytes);
+    Ok(Endpoint::new(net, codec))
+}
+
+/// Opens the member `node` describes, with `machine` as its empty state.
+pub fn open<M: StateMachine>(node: &NodeConfig, machine: M) -> Result<(Member<M>, Opened), NodeError> {
+    let key = load_key(&node.key_file)?;
+    let endpoint = endpoint(node, &key)?;
+    let config = member_config(node)?;
+    Ok(Member::open(machine, &config, endpoint, 0)?)
+}
+
+/// Runs the member on this thread until `stop` is set, then closes it cleanly. `ready` is
+/// called once it is open (to print where it listens, what recovery found).
+pub fn run<M: StateMachine>(
+    node: &NodeConfig,
+    machine: M,
+    stop: &AtomicBool,
+    ready: &mut dyn FnMut(&Member<M>, &Opened),
+) -> Result<(), NodeError> {
+    if let Some(core) = node.runtime.core
+        && let Err(error) = crate::runtime::pin_to_core(core)
+    {
+        tracing::warn!("could not pin member {} to core {core}: {error}; running unpinned", node.member_id.0);
+    }
+    let started = Instant::now();
+    let (mut member, opened) = open(node, machine)?;
+    ready(&member, &opened);
+    let mut idler = Idler::new(node.runtime.idle);
+    while !stop.load(Ordering::Acquire) {
+        let work = member.do_work(started.elapsed().as_nanos() as u64)?;
+        idler.idle(work);
+    }
+    member.close()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_key_reads_back_and_a_bad_one_says_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.key");
+        let key = write_key(&path).unwrap();
+        assert_eq!(load_key(&path).unwrap(), key);
+        assert!(write_key(&path).is_err(), "an existing key is never overwritten");
+        std::fs::write(&path, "abc\n").unwrap();
+        let message = load_key(&path).unwrap_err().to_string();
+        assert!(message.contains("64 hex digits") && message.contains("cluster.key"), "{message}");
+        let message = load_key(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(message.contains("cannot be read"), "{message}");
+    }
+}

@@ -1,0 +1,76 @@
+//! Members run by the node driver from their `ordo.toml` files, each on its own thread until
+//! its stop flag is set (what SIGINT/SIGTERM do in `ordo node`), serving a client; stopped
+//! cleanly, a member's folder replays to the state it had.
+
+use ordo_core::NodeConfig;
+use ordo_service::client::{Client, ClientConfig};
+use ordo_service::echo::Echo;
+use ordo_service::node;
+use ordo_service::replay::{ReplayOptions, replay};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn write_configs(dir: &Path, ports: &[u16]) -> Vec<std::path::PathBuf> {
+    node::write_key(&dir.join("cluster.key")).unwrap();
+    (1..=3)
+        .map(|id| {
+            let members: String = ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| format!("[[members]]\nid = {}\naddress = \"127.0.0.1:{port}\"\n\n", i + 1))
+                .collect();
+            let text = format!(
+                "member_id = {id}\ndata_dir = \"node-{id}\"\napp = \"echo\"\nkey_file = \"cluster.key\"\n\n{members}[log]\ncluster_id = 5\nsegment_bytes = 1048576\nentry_payload_bytes_max = 65536\n\n[snapshot]\ninterval_bytes = 65536\n"
+            );
+            let path = dir.join(format!("node-{id}.toml"));
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_run_from_their_config_files_serve_a_client_and_stop_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> =
+        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let configs: Vec<NodeConfig> =
+        write_configs(dir.path(), &ports).iter().map(|path| NodeConfig::load(path).unwrap()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = configs
+        .iter()
+        .cloned()
+        .map(|config| {
+            let stop = stop.clone();
+            std::thread::spawn(move || node::run(&config, Echo::default(), &stop, &mut |_, _| {}))
+        })
+        .collect();
+
+    let addresses = configs[0].members.iter().map(|m| m.address).collect();
+    let key = node::load_key(&configs[0].key_file).unwrap();
+    let mut client = Client::new(ClientConfig::new(addresses, configs[0].cluster_id(), key)).unwrap();
+    let commands: Vec<Vec<u8>> = (0..2000u64).map(|k| k.to_le_bytes().repeat(8)).collect();
+    let replies = client.call_all(commands.iter().map(|c| c.as_slice()), Duration::from_secs(30)).unwrap();
+    assert_eq!(replies.len(), 2000);
+    let last = replies.last().unwrap().position;
+    std::thread::sleep(Duration::from_millis(300)); // followers learn the last commit
+
+    stop.store(true, Ordering::Release);
+    for thread in threads {
+        thread.join().unwrap().unwrap();
+    }
+    for config in &configs {
+        let (machine, report) =
+            replay(&config.data_dir, &config.log, Echo::default(), &ReplayOptions::default(), &mut |_| {}).unwrap();
+        assert!(report.position > last, "member {} holds every command", config.member_id.0);
+        assert_eq!(machine.machine().count, 2000);
+        assert!(report.snapshot.is_some(), "snapshots were taken every 64 KiB of log");
+    }
+    let wrong_key = dir.path().join("wrong.key");
+    std::fs::write(&wrong_key, "xyz").unwrap();
+    let config = NodeConfig { key_file: wrong_key, ..configs[0].clone() };
+    let error = node::open(&config, Echo::default()).err().expect("a bad key is refused");
+    assert!(error.to_string().contains("wrong.key"), "{error}");
+}
