@@ -222,6 +222,8 @@ pub enum Threading {
     /// Every agent of the member on one thread: small machines and tests.
     #[default]
     Shared,
+    /// The service (the apply loop) on a thread of its own beside consensus and I/O.
+    Dedicated,
 }
 
 /// The member's threads.
@@ -233,6 +235,8 @@ pub struct RuntimeSettings {
     pub idle: crate::idle::IdleStrategy,
     /// Pin the member's thread to this core (none: the scheduler places it).
     pub core: Option<usize>,
+    /// With `dedicated` threading, pin the service thread to this core.
+    pub service_core: Option<usize>,
 }
 
 /// One member of the cluster as every member's config lists it.

@@ -37,7 +37,7 @@
 use crate::ids::{ClusterTimeNs, Position, SessionId};
 
 /// An application's state machine.
-pub trait StateMachine {
+pub trait StateMachine: Send + 'static {
     /// Applies one committed command. Deterministic: see the module documentation.
     fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]);
 

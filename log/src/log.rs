@@ -691,13 +691,32 @@ impl LogReader {
 
     /// Maps segment files the writer created since (a reader following a growing log).
     pub fn refresh(&mut self) -> Result<()> {
-        let end = self.set.end();
+        self.refresh_until(Position(u64::MAX))
+    }
+
+    /// Maps the segments the writer created since, up to the one holding `position`. A
+    /// reader of committed entries stops there: segments past the commit may still be
+    /// removed by a truncation and made again, and a mapping of the removed file would go
+    /// on showing its old bytes.
+    pub fn refresh_until(&mut self, position: Position) -> Result<()> {
         for (base, path) in list_segment_files(&self.dir, false)? {
-            if base >= end && base == self.set.end() {
+            if base == self.set.end() && base <= position {
                 self.set.segments.push_back(Segment::open(&path, &self.config, base, false)?);
             }
         }
         Ok(())
+    }
+
+    /// Unmaps segments wholly below `position` (the reader is past them; the writer may
+    /// have deleted their files, whose space returns once unmapped).
+    pub fn release_below(&mut self, position: Position) {
+        let segment_bytes = self.config.segment_bytes;
+        while self.set.segments.len() > 1
+            && self.set.segments.front().is_some_and(|s| s.base().0 + segment_bytes <= position.0)
+        {
+            self.set.segments.pop_front();
+        }
+        self.start = self.start.max(self.set.start());
     }
 
     /// Every entry from `position` (where one starts, at or after the start), each checked
@@ -712,6 +731,26 @@ impl LogReader {
             prev: (position == Position::ZERO).then_some(0),
             done: false,
         }
+    }
+}
+
+impl ordo_core::LogSource for LogReader {
+    /// The bytes from `position` to the end of its segment (the caller knows how far they
+    /// are written: a reader of committed entries reads below the commit position).
+    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        let position = entry_start(position, self.config.segment_bytes);
+        if position < self.start {
+            return None;
+        }
+        if position == self.set.end() {
+            return Some((position, &[])); // the end of what is mapped
+        }
+        self.set.bytes_from(position).map(|(_, bytes)| (position, bytes))
+    }
+
+    /// The end of the mapped segments (not of the written entries).
+    fn log_end(&self) -> Position {
+        self.set.end()
     }
 }
 

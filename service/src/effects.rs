@@ -4,7 +4,6 @@
 //! `SimNet`) differ.
 
 use crate::consensus::{AppendBytes, Consensus, Effect, LogView};
-use crate::events::EventStore;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, check_received};
 use ordo_core::{ClusterId, EntryMeta, MemberId, Position, Term};
 use ordo_log::{Log, LogBase, LogError, Vote, VoteStore};
@@ -33,16 +32,15 @@ pub trait Storage {
     fn sync(&mut self) -> Result<Position, StorageError>;
     /// Stores the vote durably before returning.
     fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
-    /// Stores a snapshot of the state at `base.position` (whose encoding is `body`) durably,
-    /// keeps the newest few, and deletes the log below the oldest kept.
-    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError>;
+    /// Stores a snapshot of the state at `base.position` (whose encoding is `body`, taken
+    /// when the event log stood at `events`) durably, keeps the newest few, and deletes the
+    /// log below the oldest kept.
+    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError>;
     /// Checks a whole snapshot received from the leader, stores it durably, and makes the
     /// log continue after it. `Ok(Err)`: refused (corrupt, another cluster's), with why.
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
     /// The newest snapshot (sent to followers that need it; restored on start).
     fn newest_snapshot(&self) -> Option<&Snapshot>;
-    /// The event log the service's events are appended to.
-    fn events(&mut self) -> &mut dyn EventStore;
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
@@ -157,11 +155,11 @@ pub fn recycle<'b>(mut effects: Vec<Effect<'_>>) -> Vec<Effect<'b>> {
 /// Snapshots kept on disk unless configured otherwise (the log below the oldest is deleted).
 pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
 
-/// A member's storage on disk: the mapped log, the event log, the vote file and the
-/// snapshot folder.
+/// A member's storage on disk as consensus writes it: the mapped log, the vote file and the
+/// snapshot folder (the service agent writes the snapshots it takes; the ones installed
+/// from the leader are written here).
 pub struct DiskStorage {
     pub log: Log,
-    pub events: Log,
     votes: VoteStore,
     vote: Vote,
     snapshots: SnapshotStore,
@@ -169,6 +167,8 @@ pub struct DiskStorage {
     newest: Option<Snapshot>,
     snapshots_kept: usize,
     app: String,
+    /// A snapshot installed from the leader, for the service to restore.
+    installed: Option<Snapshot>,
 }
 
 impl DiskStorage {
@@ -176,7 +176,6 @@ impl DiskStorage {
     /// the newest valid snapshot the folder held (see `SnapshotStore::load_newest`).
     pub fn new(
         log: Log,
-        events: Log,
         votes: VoteStore,
         snapshots: SnapshotStore,
         newest: Option<Snapshot>,
@@ -184,7 +183,7 @@ impl DiskStorage {
     ) -> Result<Self, StorageError> {
         let vote = votes.load()?;
         let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
-        Ok(DiskStorage { log, events, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string() })
+        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string(), installed: None })
     }
 
     pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
@@ -194,6 +193,25 @@ impl DiskStorage {
 
     pub fn snapshots(&self) -> &SnapshotStore {
         &self.snapshots
+    }
+
+    pub fn snapshots_kept(&self) -> usize {
+        self.snapshots_kept
+    }
+
+    /// The service agent wrote a snapshot: it is the newest, and the log below the oldest
+    /// kept goes.
+    pub fn snapshot_taken(&mut self, snapshot: Snapshot, oldest_kept: Option<Position>) -> Result<(), StorageError> {
+        self.newest = Some(snapshot);
+        if let Some(oldest_kept) = oldest_kept {
+            self.log.delete_below(oldest_kept)?;
+        }
+        Ok(())
+    }
+
+    /// The snapshot installed from the leader since the last call, for the service.
+    pub fn take_installed(&mut self) -> Option<Snapshot> {
+        self.installed.take()
     }
 
     pub fn vote(&self) -> Vote {
@@ -225,10 +243,8 @@ impl Storage for DiskStorage {
         }
         Ok(())
     }
-    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
-        // The events so far are made durable first: the snapshot says where they stood.
-        self.events.sync()?;
-        let path = self.snapshots.write(base, &self.events.events_base(), &self.app, body)?;
+    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError> {
+        let path = self.snapshots.write(base, events, &self.app, body)?;
         self.newest = Some(self.snapshots.read(&path)?);
         let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept)?;
         if let Some(oldest_kept) = oldest_kept {
@@ -247,15 +263,13 @@ impl Storage for DiskStorage {
         if reset {
             self.log.reset_to(&snapshot.info.base)?;
         }
+        self.installed = Some(snapshot.clone());
         self.newest = Some(snapshot);
         self.snapshots.prune(self.snapshots_kept)?;
         Ok(Ok(()))
     }
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.newest.as_ref()
-    }
-    fn events(&mut self) -> &mut dyn EventStore {
-        &mut self.events
     }
 }
 
@@ -283,10 +297,9 @@ impl Storage for crate::mem_log::MemStorage {
         self.vote = Vote { term, voted_for };
         Ok(())
     }
-    fn store_snapshot(&mut self, base: &LogBase, body: &[u8]) -> Result<(), StorageError> {
-        self.events.sync();
+    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError> {
         let mut bytes = Vec::new();
-        Snapshot::encode(ClusterId::default(), base, &self.events.events_base(), "sim", body, &mut bytes);
+        Snapshot::encode(ClusterId::default(), base, events, "sim", body, &mut bytes);
         self.snapshots.push(Snapshot::from_bytes(bytes, "just taken")?);
         if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
             self.snapshots.remove(0);
@@ -310,9 +323,6 @@ impl Storage for crate::mem_log::MemStorage {
     }
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.snapshots.last()
-    }
-    fn events(&mut self) -> &mut dyn EventStore {
-        &mut self.events
     }
 }
 

@@ -20,20 +20,26 @@
 //! `snapshots/`. Still to come (issue #6): the apply loop on its own thread, `ordo node`.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
-use crate::container::{Container, Output};
+use crate::container::Container;
 use crate::counters::{Counter, Counters};
 use crate::divergence::{Divergence, StateHashes};
 use crate::effects::{self, CarryError, DiskStorage, Outbox, Storage, StorageError};
-use crate::events::{self, EventStore};
+use crate::events;
+use crate::records::{self, Record, RecordReader};
+use crate::runtime::{Runner, Stopped};
+use crate::service_agent::{FromService, ServiceAgent, ServiceError, ServiceParts, Shared, ToService};
 use crate::serving;
 use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
+use crossbeam_channel::{Receiver, Sender};
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, Endpoint, FrameType};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
@@ -41,6 +47,10 @@ pub enum MemberError {
     Storage(#[from] StorageError),
     #[error("the member's network endpoint failed: {0}")]
     Io(#[from] io::Error),
+    #[error("the member's service failed: {0}")]
+    Service(#[from] ServiceError),
+    #[error("the member's service thread stopped unexpectedly")]
+    ServiceStopped,
     #[error(
         "snapshot at {position} does not restore: {reason}; it was written by another app or version: restore with the app that wrote it, or move it away to use the one before"
     )]
@@ -99,6 +109,10 @@ pub struct MemberConfig {
     pub snapshot_interval_bytes: Option<u64>,
     /// Snapshots kept; the log below the oldest is deleted.
     pub snapshots_kept: usize,
+    /// `shared`: the service agent runs inside the member's duty cycle; `dedicated`: on a
+    /// thread of its own, run as `service_runner` says.
+    pub threading: ordo_core::Threading,
+    pub service_runner: crate::runtime::RunnerConfig,
 }
 
 impl MemberConfig {
@@ -119,21 +133,42 @@ impl MemberConfig {
             session_timeout_ns: SESSION_TIMEOUT_NS_DEFAULT,
             snapshot_interval_bytes: None,
             snapshots_kept: crate::effects::SNAPSHOTS_KEPT_DEFAULT,
+            threading: ordo_core::Threading::Shared,
+            service_runner: crate::runtime::RunnerConfig::default(),
         }
     }
 }
 
+/// Where the member's service agent runs.
+enum ServiceSlot<M: StateMachine> {
+    /// Called from the member's own duty cycle (`shared`).
+    Inline(Box<ServiceAgent<M>>),
+    /// On its own thread (`dedicated`).
+    Dedicated(Runner<ServiceAgent<M>>),
+    /// Only while moving between the two.
+    Moving,
+}
+
+/// The consensus agent's end of its links to the service agent.
+struct Links {
+    shared: Arc<Shared>,
+    records: RecordReader,
+    control: Sender<ToService>,
+    notices: Receiver<FromService>,
+}
+
+/// The bytes of the ring from the service to consensus.
+const RECORDS_RING_BYTES: usize = 4 << 20;
+
 pub struct Member<M: StateMachine> {
     consensus: Consensus,
-    container: Container<M>,
+    service: ServiceSlot<M>,
+    links: Links,
     /// Where each session's client was last heard from; openings by nonce until applied.
     routes: BTreeMap<SessionId, SocketAddr>,
     openings: BTreeMap<u64, SocketAddr>,
     /// Redirects to send once the received batch is handled.
     redirects: Vec<(SocketAddr, Body<'static>)>,
-    duties_proposed: BTreeSet<(EntryKind, u64)>,
-    duties: Vec<(EntryKind, SessionId, u64)>,
-    session_timeout_ns: u64,
     storage: DiskStorage,
     endpoint: Endpoint,
     /// Every other member's address.
@@ -154,18 +189,10 @@ pub struct Member<M: StateMachine> {
     counters: Option<Counters>,
     role_seen: Role,
     role_changes: u64,
-    applied_entries: u64,
-    apply_ns_total: u64,
-    apply_batch_ns_max: u64,
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
     Ok(())
-}
-
-fn restore<M: StateMachine>(snapshot: &crate::snapshot::Snapshot) -> Result<Container<M>, MemberError> {
-    Container::restore(snapshot.body())
-        .map_err(|reason| MemberError::Restore { position: snapshot.info.position(), reason })
 }
 
 fn storage_error(error: CarryError<Infallible>) -> MemberError {
@@ -176,34 +203,59 @@ fn storage_error(error: CarryError<Infallible>) -> MemberError {
 }
 
 impl<M: StateMachine> Member<M> {
-    /// A member starting (or restarting) from its storage, with its stored vote: from the
-    /// storage's newest snapshot if it has one, else from `machine`, empty; the committed
-    /// log after that is applied as the commit position comes back.
+    /// A member starting (or restarting) from its storage and event log, with its stored
+    /// vote: the service from the storage's newest snapshot if it has one, else from
+    /// `machine`, empty; the committed log after that is applied as the commit comes back.
     pub fn new(
         machine: M,
         config: &MemberConfig,
-        mut storage: DiskStorage,
+        storage: DiskStorage,
+        mut events_log: ordo_log::Log,
         endpoint: Endpoint,
         now_ns: u64,
     ) -> Result<Self, MemberError> {
         let vote = storage.vote();
         let container = match storage.newest_snapshot() {
-            Some(snapshot) => restore(snapshot)?,
+            Some(snapshot) => crate::service_agent::restore(snapshot)?,
             None => Container::new(machine),
         };
         let snapshot_events = storage.newest_snapshot().map(|s| s.info.events);
-        events::recover(&mut storage.events, container.applied_position(), snapshot_events.as_ref())?;
+        events::recover(&mut events_log, container.applied_position(), snapshot_events.as_ref())?;
         let members = config.consensus.members.len();
+        let applied = container.applied_position();
+        let shared = Arc::new(Shared::default());
+        let (writer, reader) = records::ring(RECORDS_RING_BYTES);
+        let (control, control_receiver) = crossbeam_channel::unbounded();
+        let (notice_sender, notices) = crossbeam_channel::unbounded();
+        let agent = ServiceAgent::new(ServiceParts {
+            id: config.consensus.member,
+            container,
+            log_dir: storage.log.dir().to_path_buf(),
+            log_config: config.log.clone(),
+            events: events_log,
+            snapshots: storage.snapshots().clone(),
+            snapshots_kept: storage.snapshots_kept(),
+            app: config.app.clone(),
+            shared: shared.clone(),
+            records: writer,
+            control: control_receiver,
+            notices: notice_sender,
+            session_timeout_ns: config.session_timeout_ns,
+        })?;
+        let service = match config.threading {
+            ordo_core::Threading::Shared => ServiceSlot::Inline(Box::new(agent)),
+            ordo_core::Threading::Dedicated => {
+                ServiceSlot::Dedicated(Runner::spawn(agent, config.service_runner, std::time::Instant::now())?)
+            }
+        };
         Ok(Member {
             consensus: Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns),
-            snapshot_requested_at: container.applied_position(),
-            container,
+            snapshot_requested_at: applied,
+            service,
+            links: Links { shared, records: reader, control, notices },
             routes: BTreeMap::new(),
             openings: BTreeMap::new(),
             redirects: Vec::new(),
-            duties_proposed: BTreeSet::new(),
-            duties: Vec::new(),
-            session_timeout_ns: config.session_timeout_ns,
             storage,
             endpoint,
             peers: config.peers.clone(),
@@ -222,14 +274,11 @@ impl<M: StateMachine> Member<M> {
             },
             role_seen: Role::Follower,
             role_changes: 0,
-            applied_entries: 0,
-            apply_ns_total: 0,
-            apply_batch_ns_max: 0,
         })
     }
 
-    /// Opens (recovering after a crash) the member's folder — its log, vote and snapshots —
-    /// and starts a member on them, from the newest valid snapshot.
+    /// Opens (recovering after a crash) the member's folder — its log, event log, vote and
+    /// snapshots — and starts a member on them, from the newest valid snapshot.
     pub fn open(
         machine: M,
         config: &MemberConfig,
@@ -263,9 +312,9 @@ impl<M: StateMachine> Member<M> {
         let events_config =
             ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..config.log.clone() };
         let (events, _) = ordo_log::Log::open(&dir.join("events"), events_config).map_err(StorageError::from)?;
-        let storage = DiskStorage::new(log, events, votes, snapshots, loaded.snapshot, &config.app)?
+        let storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot, &config.app)?
             .with_snapshots_kept(config.snapshots_kept);
-        let member = Member::new(machine, config, storage, endpoint, now_ns)?;
+        let member = Member::new(machine, config, storage, events, endpoint, now_ns)?;
         Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
     }
 
@@ -285,18 +334,49 @@ impl<M: StateMachine> Member<M> {
         self.storage.newest_snapshot().map(|s| &s.info)
     }
 
-    /// The state machine, as applied up to `applied_position`.
+    /// The service agent, when it runs inside the member (`shared` threading, or after
+    /// [`Member::join_service`]).
+    fn inline(&self) -> &ServiceAgent<M> {
+        match &self.service {
+            ServiceSlot::Inline(agent) => agent,
+            _ => panic!("the service runs on its own thread: call join_service first to look at its state"),
+        }
+    }
+
+    /// The state machine, as applied up to `applied_position` (the service inline only).
     pub fn machine(&self) -> &M {
-        self.container.machine()
+        self.inline().container().machine()
+    }
+
+    /// The hash of everything applied (equal on every member at the same applied position;
+    /// the service inline only).
+    pub fn state_hash(&self) -> u64 {
+        self.inline().container().state_hash()
+    }
+
+    /// The event log (read it from any position; the service inline only).
+    pub fn events(&self) -> &ordo_log::Log {
+        self.inline().events()
     }
 
     pub fn applied_position(&self) -> Position {
-        self.container.applied_position()
+        Position(self.links.shared.applied.load(Ordering::Acquire))
     }
 
-    /// The hash of everything applied (equal on every member at the same applied position).
-    pub fn state_hash(&self) -> u64 {
-        self.container.state_hash()
+    /// Brings a service running on its own thread back inside the member (stopping that
+    /// thread), so its state can be looked at; a member whose service runs inline is left as
+    /// it is.
+    pub fn join_service(&mut self) -> Result<(), MemberError> {
+        if let ServiceSlot::Dedicated(_) = self.service {
+            let ServiceSlot::Dedicated(runner) = std::mem::replace(&mut self.service, ServiceSlot::Moving) else {
+                unreachable!("matched above")
+            };
+            self.service = match runner.stop() {
+                Stopped::Asked(agent) => ServiceSlot::Inline(Box::new(agent)),
+                Stopped::Failed(_, error) => return Err(error.into()),
+            };
+        }
+        Ok(())
     }
 
     pub fn role(&self) -> Role {
@@ -391,30 +471,111 @@ impl<M: StateMachine> Member<M> {
         }
         let mut out = effects::recycle(std::mem::take(buffer));
         consensus.on_tick(now_ns, &storage.log, &mut out);
-        if consensus.role() == Role::Leader {
-            if let Some(interval) = self.snapshot_interval_bytes
-                && storage.log.position_append().0 >= self.snapshot_requested_at.0 + interval
-            {
-                self.snapshot_requested_at = storage.log.position_append();
-                let _ = consensus.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
-            }
-            let (proposed, duties) = (&mut self.duties_proposed, &mut self.duties);
-            serving::propose_duties(
-                consensus,
-                &self.container,
-                proposed,
-                now_ns,
-                self.session_timeout_ns,
-                duties,
-                &mut out,
-            );
+        if consensus.role() == Role::Leader
+            && let Some(interval) = self.snapshot_interval_bytes
+            && storage.log.position_append().0 >= self.snapshot_requested_at.0 + interval
+        {
+            self.snapshot_requested_at = storage.log.position_append();
+            let _ = consensus.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
         }
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
-        work += self.apply()?;
+        work += self.serve(now_ns)?;
         work += self.send(now_ns)?;
         self.publish_counters();
         Ok(work)
+    }
+
+    /// The consensus agent's side of the service: tells it what is committed (after any
+    /// snapshot installed from the leader), runs it if it is inline, and carries out what it
+    /// said: responses and routes, duties to propose, snapshots taken.
+    fn serve(&mut self, now_ns: u64) -> Result<usize, MemberError> {
+        let shared = &self.links.shared;
+        if let Some(snapshot) = self.storage.take_installed() {
+            // Sent before the new commit is published: the service restores before it reads on.
+            let _ = self.links.control.send(ToService::Restore(snapshot));
+        }
+        let leads = self.consensus.role() == Role::Leader;
+        shared.now_ns.store(now_ns, Ordering::Release);
+        shared.leads.store(leads as u64, Ordering::Release);
+        shared.commit.store(self.consensus.commit_position().0, Ordering::Release);
+        let mut work = match &mut self.service {
+            ServiceSlot::Inline(agent) => agent.do_work()?,
+            ServiceSlot::Dedicated(runner) if runner.is_finished() => {
+                let ServiceSlot::Dedicated(runner) = std::mem::replace(&mut self.service, ServiceSlot::Moving) else {
+                    unreachable!("matched above")
+                };
+                return Err(match runner.stop() {
+                    Stopped::Failed(_, error) => error.into(),
+                    Stopped::Asked(_) => MemberError::ServiceStopped,
+                });
+            }
+            ServiceSlot::Dedicated(_) | ServiceSlot::Moving => 0,
+        };
+        while let Ok(FromService::SnapshotTaken { snapshot, oldest_kept }) = self.links.notices.try_recv() {
+            let (position, state_hash) = (snapshot.info.position(), snapshot.info.state_hash);
+            self.storage.snapshot_taken(snapshot, oldest_kept)?;
+            self.state_hashes.record(self.consensus.member(), position, state_hash);
+            let message = Body::StateHash { position, state_hash };
+            for &(_, address) in &self.peers {
+                self.endpoint.queue(address, self.consensus.term(), &message)?;
+            }
+            work += 1;
+        }
+        let Member { consensus, storage, endpoint, routes, openings, links, pending, sync_pending, .. } = self;
+        let term = consensus.term();
+        let mut failed = None;
+        let mut out = effects::recycle(std::mem::take(&mut self.effects));
+        work += links.records.read(&mut |record| match record {
+            Record::Opened { session, client_nonce, position } => {
+                let Some(address) = openings.remove(&client_nonce) else { return };
+                routes.insert(session, address);
+                if leads {
+                    let nonce = client_nonce.to_le_bytes();
+                    let status = ordo_transport::ResponseStatus::SessionOpened;
+                    let body = Body::ClientResponse { session, sequence: 0, position, status, reply: &nonce };
+                    if let Err(error) = endpoint.queue(address, term, &body) {
+                        failed = Some(error);
+                    }
+                }
+            }
+            Record::Closed { session } => {
+                routes.remove(&session);
+            }
+            Record::Response { session, sequence, position, status, reply } => {
+                if let Some(&address) = routes.get(&session).filter(|_| leads) {
+                    let body = Body::ClientResponse { session, sequence, position, status, reply };
+                    if let Err(error) = endpoint.queue(address, term, &body) {
+                        failed = Some(error);
+                    }
+                }
+            }
+            Record::Duty { kind, session, correlation } => {
+                let _ = consensus.propose_entry(now_ns, kind, session, correlation, &[], &mut out);
+            }
+        });
+        *sync_pending |= effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check)
+            .map_err(storage_error)?;
+        self.effects = effects::recycle(out);
+        if let Some(error) = failed {
+            return Err(error.into());
+        }
+        Ok(work)
+    }
+
+    /// Stops the member cleanly: its service stopped, its log and event log synced and
+    /// closed. (Dropping a member without it is what a crash looks like, and loses nothing
+    /// acknowledged.)
+    pub fn close(mut self) -> Result<(), MemberError> {
+        self.join_service()?;
+        let ServiceSlot::Inline(agent) = std::mem::replace(&mut self.service, ServiceSlot::Moving) else {
+            unreachable!("joined above")
+        };
+        agent.close()?;
+        let Member { storage, .. } = self;
+        let DiskStorage { log, .. } = storage;
+        log.close().map_err(StorageError::from)?;
+        Ok(())
     }
 
     fn publish_counters(&mut self) {
@@ -426,6 +587,8 @@ impl<M: StateMachine> Member<M> {
         let Some(counters) = &self.counters else { return };
         let log = &self.storage.log;
         let drops = self.endpoint.drops();
+        let shared = &self.links.shared;
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed);
         let values = [
             (Counter::Role, role as u64),
             (Counter::Term, self.consensus.term().0),
@@ -434,18 +597,18 @@ impl<M: StateMachine> Member<M> {
             (Counter::AppendPosition, log.position_append().0),
             (Counter::DurablePosition, log.position_durable().0),
             (Counter::CommitPosition, self.consensus.commit_position().0),
-            (Counter::AppliedPosition, self.container.applied_position().0),
+            (Counter::AppliedPosition, load(&shared.applied)),
             (Counter::SnapshotPosition, self.storage.newest_snapshot().map_or(0, |s| s.info.position().0)),
-            (Counter::EventsPosition, self.storage.events.position_append().0),
+            (Counter::EventsPosition, load(&shared.events_position)),
             (Counter::FramesSent, self.endpoint.frames_sent),
             (Counter::FramesReceived, self.endpoint.frames_received),
             (Counter::FramesDropped, drops.total()),
             (Counter::MacFailures, drops.count(&ordo_transport::FrameError::BadMac)),
             (Counter::RoleChanges, self.role_changes),
             (Counter::Divergences, self.state_hashes.divergences_seen()),
-            (Counter::AppliedEntries, self.applied_entries),
-            (Counter::ApplyNsTotal, self.apply_ns_total),
-            (Counter::ApplyBatchNsMax, self.apply_batch_ns_max),
+            (Counter::AppliedEntries, load(&shared.applied_entries)),
+            (Counter::ApplyNsTotal, load(&shared.apply_ns_total)),
+            (Counter::ApplyBatchNsMax, load(&shared.apply_batch_ns_max)),
         ];
         for (counter, value) in values {
             counters.set(counter, value);
@@ -488,109 +651,6 @@ impl<M: StateMachine> Member<M> {
             .map_err(storage_error)?;
         self.effects = effects::recycle(out);
         Ok(Ok(()))
-    }
-
-    /// Applies what is committed, snapshotting where a snapshot request says; the leader
-    /// queues each client's response. A snapshot installed from the leader replaces the
-    /// state first.
-    fn apply(&mut self) -> Result<usize, MemberError> {
-        if let Some(snapshot) = self.storage.newest_snapshot()
-            && snapshot.info.position() > self.container.applied_position()
-        {
-            self.container = restore(snapshot)?;
-            let snapshot_events = snapshot.info.events;
-            events::recover(&mut self.storage.events, self.container.applied_position(), Some(&snapshot_events))?;
-        }
-        if self.container.applied_position() >= self.consensus.commit_position() {
-            return Ok(0);
-        }
-        let started = std::time::Instant::now();
-        let mut applied = 0;
-        loop {
-            applied += self.apply_some()?;
-            let Some(position) = self.container.take_snapshot_due() else { break };
-            self.take_snapshot(position)?;
-        }
-        let elapsed_ns = started.elapsed().as_nanos() as u64;
-        self.applied_entries += applied as u64;
-        self.apply_ns_total += elapsed_ns;
-        self.apply_batch_ns_max = self.apply_batch_ns_max.max(elapsed_ns);
-        Ok(applied)
-    }
-
-    /// Writes the snapshot a snapshot-request entry asked for, and tells the others its hash.
-    fn take_snapshot(&mut self, position: Position) -> Result<(), MemberError> {
-        debug_assert_eq!(position, self.container.applied_position());
-        let mut body = Vec::new();
-        self.container.encode(&mut body);
-        self.storage.store_snapshot(&self.container.log_base(), &body)?;
-        let state_hash = ordo_core::checksum::crc64(&body);
-        self.state_hashes.record(self.consensus.member(), position, state_hash);
-        let message = Body::StateHash { position, state_hash };
-        for &(_, address) in &self.peers {
-            self.endpoint.queue(address, self.consensus.term(), &message)?;
-        }
-        tracing::info!("snapshot at {position}, state hash {state_hash:#018x}");
-        Ok(())
-    }
-
-    fn apply_some(&mut self) -> Result<usize, MemberError> {
-        let Member { consensus, storage, container, endpoint, routes, openings, .. } = self;
-        let (leads, term) = (consensus.role() == Role::Leader, consensus.term());
-        let mut failed = None;
-        let mut event_failed = None;
-        let result = serving::apply_committed(container, &storage.log, consensus.commit_position(), &mut |output| {
-            if let Output::SessionOpened { session, client_nonce, .. } = output
-                && let Some(address) = openings.remove(&client_nonce)
-            {
-                routes.insert(session, address);
-            }
-            if let Output::SessionClosed { session, .. } = output {
-                routes.remove(&session);
-            }
-            if let Output::Event { position, session, time, event } = output {
-                if let Err(error) = storage.events.append_event(&events::event_meta(position, session, time), event) {
-                    event_failed = Some(error);
-                }
-                return;
-            }
-            let mut nonce = [0u8; 8];
-            let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
-            let Body::ClientResponse { session, .. } = body else { return };
-            if let Some(&address) = routes.get(&session)
-                && let Err(error) = endpoint.queue(address, term, &body)
-            {
-                failed = Some(error);
-            }
-        });
-        let applied = match result {
-            Ok(applied) => applied,
-            Err(position) => {
-                let error = ordo_core::Error::EntryMalformed { position, reason: "a committed entry cannot be read" };
-                return Err(StorageError::Entry(error).into());
-            }
-        };
-        if let Some(error) = failed {
-            return Err(error.into());
-        }
-        if let Some(error) = event_failed {
-            return Err(error.into());
-        }
-        Ok(applied)
-    }
-
-    /// Stops the member cleanly: its log and event log synced and closed. (Dropping a
-    /// member without it is what a crash looks like, and loses nothing acknowledged.)
-    pub fn close(self) -> Result<(), MemberError> {
-        let DiskStorage { log, events, .. } = self.storage;
-        log.close().map_err(StorageError::from)?;
-        events.close().map_err(StorageError::from)?;
-        Ok(())
-    }
-
-    /// The event log (read it from any position; it grows as commands are applied).
-    pub fn events(&self) -> &ordo_log::Log {
-        &self.storage.events
     }
 
     /// Queues Append frames, snapshot chunks and pending messages, and sends them in one batch.

@@ -6,8 +6,11 @@
 //! `fsync` every acknowledged entry was synced before it was acknowledged, so a SIGKILL
 //! loses none.
 //!
-//! Threading: `shared` (every agent of the member on this one thread). The `dedicated` mode
-//! (consensus, service and I/O each on a pinned thread, SPSC rings between) is not built yet.
+//! Threading: `shared` (every agent of the member on this one thread) or `dedicated` (the
+//! service agent — the apply loop — on a thread of its own, optionally pinned, talking to
+//! this one through an SPSC ring and atomic positions). Consensus and the network I/O stay
+//! together on this thread: splitting them would add a copy and a ring hop per frame, which
+//! on this 2-core machine costs more than it frees (see ARCHITECTURE.md).
 
 use crate::consensus::ConsensusConfig;
 use crate::member::{Member, MemberConfig, MemberError, Opened};
@@ -94,6 +97,8 @@ pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
     config.session_timeout_ns = node.consensus.session_timeout_ms * ms;
     config.snapshot_interval_bytes = Some(node.snapshot.interval_bytes).filter(|&bytes| bytes > 0);
     config.snapshots_kept = node.snapshot.kept;
+    config.threading = node.runtime.threading;
+    config.service_runner = crate::runtime::RunnerConfig { idle: node.runtime.idle, core: node.runtime.service_core };
     Ok(config)
 }
 

@@ -2,11 +2,11 @@
 //! with a client's frame, how committed entries reach the container, what the leader must
 //! sequence for the service. Used by the real member and the simulator alike.
 
-use crate::consensus::{Consensus, Effect, LogView, NotLeader};
+use crate::consensus::{Consensus, Effect, NotLeader};
 use crate::container::{Container, Outcome, Output};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
-use ordo_core::{ClusterTimeNs, EntryKind, MemberId, Position, SessionId};
+use ordo_core::{ClusterTimeNs, EntryKind, LogSource, MemberId, Position, SessionId};
 use ordo_transport::{Body, ResponseStatus};
 use std::collections::BTreeSet;
 
@@ -35,6 +35,16 @@ pub fn take_client_frame<'a>(
     }
 }
 
+/// What a client is told of a command's outcome.
+pub fn status(outcome: Outcome) -> ResponseStatus {
+    match outcome {
+        Outcome::Applied => ResponseStatus::Applied,
+        Outcome::Duplicate => ResponseStatus::Duplicate,
+        Outcome::TooOld => ResponseStatus::TooOld,
+        Outcome::UnknownSession => ResponseStatus::UnknownSession,
+    }
+}
+
 /// The response a client gets for an output, if it gets one. A session opening is answered
 /// with sequence 0 and the client's nonce as the reply, so the client knows it is its own.
 pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option<Body<'a>> {
@@ -45,13 +55,7 @@ pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option
             Some(Body::ClientResponse { session, sequence: 0, position, status, reply: nonce_bytes })
         }
         Output::Reply { session, sequence, position, outcome, reply } => {
-            let status = match outcome {
-                Outcome::Applied => ResponseStatus::Applied,
-                Outcome::Duplicate => ResponseStatus::Duplicate,
-                Outcome::TooOld => ResponseStatus::TooOld,
-                Outcome::UnknownSession => ResponseStatus::UnknownSession,
-            };
-            Some(Body::ClientResponse { session, sequence, position, status, reply })
+            Some(Body::ClientResponse { session, sequence, position, status: status(outcome), reply })
         }
         Output::SessionClosed { .. } | Output::Event { .. } => None,
     }
@@ -63,12 +67,23 @@ pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option
 /// does not hold below the commit (a bug, or a log that lost committed data).
 pub fn apply_committed<M: StateMachine>(
     container: &mut Container<M>,
-    log: &dyn LogView,
+    log: &dyn LogSource,
     commit: Position,
     out: &mut dyn FnMut(Output<'_>),
 ) -> Result<usize, Position> {
+    apply_committed_up_to(container, log, commit, usize::MAX, out)
+}
+
+/// [`apply_committed`], applying at most `limit` entries.
+pub fn apply_committed_up_to<M: StateMachine>(
+    container: &mut Container<M>,
+    log: &dyn LogSource,
+    commit: Position,
+    limit: usize,
+    out: &mut dyn FnMut(Output<'_>),
+) -> Result<usize, Position> {
     let mut applied = 0;
-    while container.applied_position() < commit && container.snapshot_due().is_none() {
+    while container.applied_position() < commit && container.snapshot_due().is_none() && applied < limit {
         let position = container.applied_position();
         let Some((start, bytes)) = log.read_log(position) else { return Err(position) };
         if start >= commit {

@@ -17,7 +17,7 @@ use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect
 use crate::container::{Container, Outcome, Output};
 use crate::divergence::StateHashes;
 use crate::effects::{self, CarryError, Outbox, Storage};
-use crate::events;
+use crate::events::{self, EventStore};
 use crate::mem_log::MemStorage;
 use crate::serving;
 use ordo_core::machine::{Context, StateMachine};
@@ -833,7 +833,9 @@ impl Sim {
             let Some(position) = node.container.take_snapshot_due() else { return Ok(()) };
             let mut body = Vec::new();
             node.container.encode(&mut body);
-            if let Err(error) = node.storage.store_snapshot(&node.container.log_base(), &body) {
+            node.storage.events.sync();
+            let events = node.storage.events.events_base();
+            if let Err(error) = node.storage.store_snapshot(&node.container.log_base(), &events, &body) {
                 return Err(self.checks.fail("snapshot", format!("member {} could not snapshot: {error}", index + 1)));
             }
             self.stats.snapshots += 1;

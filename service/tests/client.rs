@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
+use ordo_core::Threading;
 use ordo_core::idle::IdleStrategy;
 use ordo_log::counters::CountersReader;
 use ordo_service::client::{Client, ClientConfig};
 use ordo_service::echo::Echo;
-use ordo_service::member::Member;
+use ordo_service::member::{Member, MemberConfig};
 use ordo_service::runtime::{Runner, RunnerConfig, Stopped};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -45,12 +46,23 @@ fn leader(dirs: &[tempfile::TempDir], alive: &[bool]) -> usize {
 
 #[test]
 fn a_pipelining_client_rides_out_a_leader_crash_and_nothing_applies_twice() {
+    ride_out_a_leader_crash(Threading::Shared);
+}
+
+#[test]
+fn the_same_with_each_members_service_on_its_own_thread() {
+    ride_out_a_leader_crash(Threading::Dedicated);
+}
+
+fn ride_out_a_leader_crash(threading: Threading) {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let addresses = reserve_addresses();
     let started = Instant::now();
-    let mut runners: Vec<Option<_>> = (1..=3u16)
-        .map(|id| Some(spawn(open_member(id, dirs[id as usize - 1].path(), &addresses, 0), started)))
-        .collect();
+    let open = |id: u16, now: u64| {
+        let tweak = |config: &mut MemberConfig| config.threading = threading;
+        open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Echo::default(), tweak).0
+    };
+    let mut runners: Vec<Option<_>> = (1..=3u16).map(|id| Some(spawn(open(id, 0), started))).collect();
     let mut alive = [true; 3];
     let first_leader = leader(&dirs, &alive);
 
@@ -87,15 +99,8 @@ fn a_pipelining_client_rides_out_a_leader_crash_and_nothing_applies_twice() {
     assert_ne!(new_leader, first_leader);
 
     // The crashed member comes back and catches up; every member applied each command once.
-    runners[first_leader] = Some(spawn(
-        open_member(
-            first_leader as u16 + 1,
-            dirs[first_leader].path(),
-            &addresses,
-            started.elapsed().as_nanos() as u64,
-        ),
-        started,
-    ));
+    let now = started.elapsed().as_nanos() as u64;
+    runners[first_leader] = Some(spawn(open(first_leader as u16 + 1, now), started));
     let reply = client.call(b"last", Duration::from_secs(10)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -112,7 +117,8 @@ fn a_pipelining_client_rides_out_a_leader_crash_and_nothing_applies_twice() {
     let counters = CountersReader::open(&dirs[new_leader].path().join("counters")).unwrap();
     assert!(counters.value("frames_received").unwrap() > 0 && counters.value("applied_entries").unwrap() > 400);
     for runner in runners.into_iter().flatten() {
-        let member = stopped(runner);
+        let mut member = stopped(runner);
+        member.join_service().unwrap();
         assert_eq!(member.machine().count, 401, "each command applied exactly once on member {}", member.id().0);
     }
 }

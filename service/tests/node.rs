@@ -1,4 +1,5 @@
-//! Members run by the node driver from their `ordo.toml` files, each on its own thread until
+//! Members run by the node driver from their `ordo.toml` files (member 2 with its service on
+//! a thread of its own), each on its own thread until
 //! its stop flag is set (what SIGINT/SIGTERM do in `ordo node`), serving a client; stopped
 //! cleanly, a member's folder replays to the state it had.
 
@@ -21,8 +22,9 @@ fn write_configs(dir: &Path, ports: &[u16]) -> Vec<std::path::PathBuf> {
                 .enumerate()
                 .map(|(i, port)| format!("[[members]]\nid = {}\naddress = \"127.0.0.1:{port}\"\n\n", i + 1))
                 .collect();
+            let runtime = if id == 2 { "\n[runtime]\nthreading = \"dedicated\"\n" } else { "" };
             let text = format!(
-                "member_id = {id}\ndata_dir = \"node-{id}\"\napp = \"echo\"\nkey_file = \"cluster.key\"\n\n{members}[log]\ncluster_id = 5\nsegment_bytes = 1048576\nentry_payload_bytes_max = 65536\n\n[snapshot]\ninterval_bytes = 65536\n"
+                "member_id = {id}\ndata_dir = \"node-{id}\"\napp = \"echo\"\nkey_file = \"cluster.key\"\n\n{members}[log]\ncluster_id = 5\nsegment_bytes = 1048576\nentry_payload_bytes_max = 65536\n\n[snapshot]\ninterval_bytes = 65536\n{runtime}"
             );
             let path = dir.join(format!("node-{id}.toml"));
             std::fs::write(&path, text).unwrap();

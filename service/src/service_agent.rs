@@ -1,0 +1,303 @@
+//! The service agent: the apply loop. It reads committed entries straight from the mapped
+//! log (its own read-only mapping, [`LogReader`]) up to the commit position the consensus
+//! agent publishes, applies them to the service container, appends the events to the event
+//! log, writes snapshots where snapshot requests say, and tells the consensus agent what to
+//! send (responses, routing changes, the leader's duties) through an SPSC byte ring.
+//!
+//! The same agent runs inline, called by the member's duty cycle (`shared` threading), or on
+//! its own thread (`dedicated`); the two agents share only atomics, the ring and two
+//! control channels (rare messages: a snapshot taken, a snapshot to restore), never a lock.
+//!
+//! Ordering that keeps it safe: the consensus agent publishes the commit position (release)
+//! only after the entries below it are in the log, and after sending any `Restore` (a
+//! snapshot it installed from the leader, which reset its log); the service loads the
+//! commit (acquire) before it drains its control channel, so it never applies entries of a
+//! log it was told to leave. It maps only segments up to the one holding the commit:
+//! segments past it may be truncated and made again.
+
+use crate::container::{Container, Output};
+use crate::effects::StorageError;
+use crate::events::{self, EventStore};
+use crate::records::{REPLY_BYTES_MAX, Record, RecordWriter};
+use crate::serving;
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crossbeam_channel::{Receiver, Sender};
+use ordo_core::machine::StateMachine;
+use ordo_core::{ClusterTimeNs, EntryKind, LogConfig, LogSource, MemberId, Position, SessionId};
+use ordo_log::{Log, LogReader};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Entries applied between checks that the ring has room for their responses.
+const APPLY_BATCH_ENTRIES: usize = 16;
+/// A duty (a timer to fire, a session to close) is proposed again this long after the last
+/// time, while it is still pending (its entry lost in a failover).
+const DUTY_RETRY_NS: u64 = 100_000_000;
+
+/// What the two agents share: positions and flags, each a single atomic.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Everything below is committed (published by consensus).
+    pub commit: AtomicU64,
+    /// 1 while this member leads (only a leader answers clients and proposes duties).
+    pub leads: AtomicU64,
+    /// The consensus agent's clock, for the service's duties.
+    pub now_ns: AtomicU64,
+    /// Everything below is applied (published by the service).
+    pub applied: AtomicU64,
+    pub applied_entries: AtomicU64,
+    pub apply_ns_total: AtomicU64,
+    pub apply_batch_ns_max: AtomicU64,
+    pub events_position: AtomicU64,
+}
+
+/// From consensus to the service.
+pub enum ToService {
+    /// A snapshot installed from the leader: the log was reset to continue after it (or held
+    /// it already); the state restarts from it.
+    Restore(Snapshot),
+}
+
+/// From the service to consensus.
+pub enum FromService {
+    /// A snapshot was written (send it to followers that need it; delete the log below the
+    /// oldest kept).
+    SnapshotTaken { snapshot: Snapshot, oldest_kept: Option<Position> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("snapshot at {position} does not restore: {reason}")]
+    Restore { position: Position, reason: String },
+    #[error("a committed entry at {0} cannot be read from the log")]
+    Unreadable(Position),
+}
+
+pub struct ServiceAgent<M: StateMachine> {
+    id: MemberId,
+    container: Container<M>,
+    reader: LogReader,
+    log_dir: PathBuf,
+    log_config: LogConfig,
+    events: Log,
+    snapshots: SnapshotStore,
+    snapshots_kept: usize,
+    app: String,
+    shared: std::sync::Arc<Shared>,
+    records: RecordWriter,
+    control: Receiver<ToService>,
+    notices: Sender<FromService>,
+    session_timeout_ns: u64,
+    /// Duties sent to consensus and when, until applied.
+    duties_sent: BTreeMap<(EntryKind, u64), u64>,
+    duties: Vec<(EntryKind, SessionId, u64)>,
+    no_duties: std::collections::BTreeSet<(EntryKind, u64)>,
+}
+
+/// Everything a service agent is made from.
+pub struct ServiceParts<M: StateMachine> {
+    pub id: MemberId,
+    pub container: Container<M>,
+    pub log_dir: PathBuf,
+    pub log_config: LogConfig,
+    pub events: Log,
+    pub snapshots: SnapshotStore,
+    pub snapshots_kept: usize,
+    pub app: String,
+    pub shared: std::sync::Arc<Shared>,
+    pub records: RecordWriter,
+    pub control: Receiver<ToService>,
+    pub notices: Sender<FromService>,
+    pub session_timeout_ns: u64,
+}
+
+pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<M>, ServiceError> {
+    Container::restore(snapshot.body())
+        .map_err(|reason| ServiceError::Restore { position: snapshot.info.position(), reason })
+}
+
+impl<M: StateMachine> ServiceAgent<M> {
+    pub fn new(parts: ServiceParts<M>) -> Result<Self, ServiceError> {
+        let reader = LogReader::open(&parts.log_dir, &parts.log_config).map_err(StorageError::from)?;
+        parts.shared.applied.store(parts.container.applied_position().0, Ordering::Release);
+        Ok(ServiceAgent {
+            id: parts.id,
+            container: parts.container,
+            reader,
+            log_dir: parts.log_dir,
+            log_config: parts.log_config,
+            events: parts.events,
+            snapshots: parts.snapshots,
+            snapshots_kept: parts.snapshots_kept,
+            app: parts.app,
+            shared: parts.shared,
+            records: parts.records,
+            control: parts.control,
+            notices: parts.notices,
+            session_timeout_ns: parts.session_timeout_ns,
+            duties_sent: BTreeMap::new(),
+            duties: Vec::new(),
+            no_duties: std::collections::BTreeSet::new(),
+        })
+    }
+
+    pub fn container(&self) -> &Container<M> {
+        &self.container
+    }
+
+    pub fn events(&self) -> &Log {
+        &self.events
+    }
+
+    /// Syncs the event log (the member is stopping).
+    pub fn close(self) -> Result<(), StorageError> {
+        self.events.close()?;
+        Ok(())
+    }
+
+    /// One duty cycle: restore if told to, apply what is committed, propose due duties.
+    pub fn do_work(&mut self) -> Result<usize, ServiceError> {
+        let commit = Position(self.shared.commit.load(Ordering::Acquire));
+        let mut work = 0;
+        while let Ok(ToService::Restore(snapshot)) = self.control.try_recv() {
+            self.restore_from(&snapshot)?;
+            work += 1;
+        }
+        if self.container.applied_position() < commit {
+            work += self.apply(commit)?;
+        }
+        if self.shared.leads.load(Ordering::Acquire) == 1 {
+            work += self.propose_duties();
+        }
+        Ok(work)
+    }
+
+    fn restore_from(&mut self, snapshot: &Snapshot) -> Result<(), ServiceError> {
+        if snapshot.info.position() <= self.container.applied_position() {
+            return Ok(()); // already past it: the log after it was kept
+        }
+        self.container = restore(snapshot)?;
+        let applied = self.container.applied_position();
+        events::recover(&mut self.events, applied, Some(&snapshot.info.events))?;
+        self.reader = LogReader::open(&self.log_dir, &self.log_config).map_err(StorageError::from)?;
+        self.shared.applied.store(applied.0, Ordering::Release);
+        tracing::info!("member {} restored the leader's snapshot at {applied}", self.id.0);
+        Ok(())
+    }
+
+    fn apply(&mut self, commit: Position) -> Result<usize, ServiceError> {
+        let started = Instant::now();
+        let mut applied = 0;
+        while self.container.applied_position() < commit && self.records.has_room(APPLY_BATCH_ENTRIES * REPLY_BYTES_MAX)
+        {
+            if self.reader.log_end() <= commit {
+                // The commit is past the mapped segments: map the ones made since.
+                self.reader.refresh_until(commit).map_err(StorageError::from)?;
+            }
+            let leads = self.shared.leads.load(Ordering::Acquire) == 1;
+            let ServiceAgent { container, reader, events, records, .. } = self;
+            let mut failed = None;
+            let result =
+                serving::apply_committed_up_to(container, &*reader, commit, APPLY_BATCH_ENTRIES, &mut |output| {
+                    let record = match output {
+                        Output::Event { position, session, time, event } => {
+                            if let Err(error) = events.append_event(&events::event_meta(position, session, time), event)
+                            {
+                                failed = Some(error);
+                            }
+                            return;
+                        }
+                        Output::SessionOpened { session, client_nonce, position } => {
+                            Record::Opened { session, client_nonce, position }
+                        }
+                        Output::SessionClosed { session, .. } => Record::Closed { session },
+                        Output::Reply { .. } if !leads => return,
+                        Output::Reply { session, sequence, position, outcome, reply } => {
+                            let status = serving::status(outcome);
+                            let reply = &reply[..reply.len().min(REPLY_BYTES_MAX)];
+                            Record::Response { session, sequence, position, status, reply }
+                        }
+                    };
+                    let written = records.write(&record);
+                    debug_assert!(written, "room was checked for a whole batch");
+                });
+            if let Some(error) = failed {
+                return Err(error.into());
+            }
+            match result {
+                Ok(0) if self.container.snapshot_due().is_none() => break, // not mapped yet
+                Ok(count) => applied += count,
+                Err(position) => return Err(ServiceError::Unreadable(position)),
+            }
+            if let Some(position) = self.container.take_snapshot_due() {
+                self.take_snapshot(position)?;
+            }
+        }
+        let applied_position = self.container.applied_position();
+        self.reader.release_below(applied_position);
+        let elapsed_ns = started.elapsed().as_nanos() as u64;
+        let shared = &self.shared;
+        shared.applied.store(applied_position.0, Ordering::Release);
+        shared.applied_entries.fetch_add(applied as u64, Ordering::Relaxed);
+        shared.apply_ns_total.fetch_add(elapsed_ns, Ordering::Relaxed);
+        shared.apply_batch_ns_max.fetch_max(elapsed_ns, Ordering::Relaxed);
+        shared.events_position.store(self.events.position_append().0, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    /// Writes the snapshot a snapshot-request entry asked for (the events so far made
+    /// durable first: the snapshot says where they stood) and tells consensus.
+    fn take_snapshot(&mut self, position: Position) -> Result<(), ServiceError> {
+        debug_assert_eq!(position, self.container.applied_position());
+        self.events.sync().map_err(StorageError::from)?;
+        let mut body = Vec::new();
+        self.container.encode(&mut body);
+        let path = self
+            .snapshots
+            .write(&self.container.log_base(), &self.events.events_base(), &self.app, &body)
+            .map_err(StorageError::from)?;
+        let snapshot = self.snapshots.read(&path).map_err(StorageError::from)?;
+        let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept).map_err(StorageError::from)?;
+        tracing::info!("member {} snapshot at {position}, state hash {:#018x}", self.id.0, snapshot.info.state_hash);
+        // The consensus agent outlives the service: a send only fails while stopping.
+        let _ = self.notices.send(FromService::SnapshotTaken { snapshot, oldest_kept });
+        Ok(())
+    }
+
+    /// The leader's duties for the service: due timers, idle sessions' closing, each sent
+    /// again only after a while if its entry did not come back applied.
+    fn propose_duties(&mut self) -> usize {
+        let now = self.shared.now_ns.load(Ordering::Acquire);
+        let container = &self.container;
+        self.duties_sent.retain(|&(kind, id), _| container.duty_pending(kind, id));
+        self.duties.clear();
+        container.leader_duties(ClusterTimeNs(now), self.session_timeout_ns, &self.no_duties, &mut self.duties);
+        let mut sent = 0;
+        for &(kind, session, correlation) in &self.duties {
+            let id = if kind == EntryKind::SessionClose { session.0 } else { correlation };
+            if self.duties_sent.get(&(kind, id)).is_some_and(|&at| now.saturating_sub(at) < DUTY_RETRY_NS) {
+                continue;
+            }
+            if !self.records.write(&Record::Duty { kind, session, correlation }) {
+                break;
+            }
+            self.duties_sent.insert((kind, id), now);
+            sent += 1;
+        }
+        sent
+    }
+}
+
+impl<M: StateMachine> crate::runtime::Agent for ServiceAgent<M> {
+    type Error = ServiceError;
+    fn do_work(&mut self, _now_ns: u64) -> Result<usize, ServiceError> {
+        ServiceAgent::do_work(self)
+    }
+    fn role_name(&self) -> String {
+        format!("ordo-service-{}", self.id.0)
+    }
+}
