@@ -1,5 +1,6 @@
 //! Commit latency of a 3-member loopback cluster (all on one thread), beside the UDP
-//! ping-pong of the same run, for each durability policy.
+//! ping-pong of the same run, for each durability policy; then committed commands per
+//! second with batching.
 //!
 //! Usage: `ordo-bench-cluster [--seconds S] [--rate R] [--size B]`
 
@@ -45,5 +46,13 @@ fn main() {
         };
         let report = cluster::run(run).unwrap_or_else(|e| fail("the cluster", e));
         row(&format!("commit, 3 members on 1 thread, {}, open {rate}/s", durability.name()), &report);
+    }
+    println!();
+    println!("| throughput, {size} B commands, up to 1024 in flight | committed/s |");
+    println!("| --- | --- |");
+    for durability in [Durability::Replicated, Durability::Fsync] {
+        let (committed, seconds) = cluster::throughput(durability, size, 1024, Duration::from_secs(seconds))
+            .unwrap_or_else(|e| fail("the throughput run", e));
+        println!("| 3 members on 1 thread, {} | {:.0} |", durability.name(), committed as f64 / seconds);
     }
 }
