@@ -1,0 +1,232 @@
+//! `ordo demo`: the first thing a new user runs. A local 3-member cluster as child
+//! processes, a client load at a fixed rate with a progress bar, the leader killed (SIGKILL)
+//! half way and the failover shown, the killed member restarted to catch up, then a
+//! summary: commands committed, latency percentiles (from each command's intended send time
+//! to its reply: coordinated omission corrected), and every member's state rebuilt offline
+//! from its own folder and compared. Its processes are cleaned up on every exit path.
+
+use crate::Failure;
+use crate::children::Members;
+use crate::init::{Init, config_path, init};
+use indicatif::{ProgressBar, ProgressStyle};
+use ordo_bench::latency::{LatencyReport, histogram};
+use ordo_core::{Durability, NodeConfig, Position};
+use ordo_service::client::{Client, ClientConfig};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Demo {
+    /// The cluster folder (a temporary one, removed at the end, if `None`).
+    pub dir: Option<PathBuf>,
+    pub app: String,
+    pub seconds: u64,
+    pub rate_per_s: u64,
+    pub command_bytes: usize,
+}
+
+pub struct Summary {
+    pub sent: u64,
+    pub latency: LatencyReport,
+    pub failover_ms: Option<f64>,
+    /// Commands the cluster had applied before this run (a reused cluster folder).
+    pub applied_before: u64,
+    /// Each member's state, rebuilt offline from its folder.
+    pub states: Vec<crate::apps::Replayed>,
+}
+
+impl Summary {
+    pub fn states_equal(&self) -> bool {
+        self.states.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// Every command sent was applied exactly once on every member.
+    pub fn applied_once(&self) -> bool {
+        self.states.iter().all(|s| s.commands_applied == self.applied_before + self.sent)
+    }
+}
+
+/// Three ports in a row free on loopback, from a random base.
+fn free_base_port() -> Result<u16, Failure> {
+    for _ in 0..100 {
+        let mut bytes = [0u8; 2];
+        getrandom::fill(&mut bytes).map_err(|e| Failure(format!("no randomness: {e}")))?;
+        let base = 20_000 + u16::from_le_bytes(bytes) % 30_000;
+        let free = (1..=3).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    Err(Failure("found no three free UDP ports on loopback; pass --dir of an initialised cluster".into()))
+}
+
+pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
+    let temp = match &demo.dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("ordo-demo-").tempdir()?),
+    };
+    let dir = demo.dir.clone().unwrap_or_else(|| temp.as_ref().expect("made above").path().to_path_buf());
+    let reused = config_path(&dir, 1).exists();
+    let configs: Vec<PathBuf> = if reused {
+        (1..=3).map(|id| config_path(&dir, id)).collect()
+    } else {
+        let base_port = free_base_port()?;
+        let settings =
+            Init { dir: dir.clone(), members: 3, base_port, app: demo.app.clone(), durability: Durability::Fsync };
+        init(&settings)?
+    };
+    let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
+    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
+    let applied_before = if reused && nodes[0].data_dir.join("log").is_dir() {
+        crate::apps::replay_state(&nodes[0])?.commands_applied
+    } else {
+        0
+    };
+    println!("ordo demo: a 3-member cluster in {} (app {}, durability fsync)", dir.display(), nodes[0].app);
+    let mut members = Members::start(&configs, &data_dirs, &dir)?;
+    let leader = members.wait_for_leader(Duration::from_secs(20))?;
+    println!("  members on {}", nodes[0].members.iter().map(|m| m.address.to_string()).collect::<Vec<_>>().join(", "));
+    println!("  member {} was elected leader", leader + 1);
+
+    let key = ordo_service::node::load_key(&nodes[0].key_file)?;
+    let addresses = nodes[0].members.iter().map(|m| m.address).collect();
+    let mut client = Client::new(ClientConfig::new(addresses, nodes[0].cluster_id(), key))?;
+    let mut latencies = histogram();
+    let bar = ProgressBar::new(demo.seconds * 10);
+    bar.set_style(
+        ProgressStyle::with_template("  [{bar:40}] {elapsed:>3} {msg}")
+            .map_err(|e| Failure(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    let interval_ns = 1_000_000_000 / demo.rate_per_s.max(1);
+    let started = Instant::now();
+    let run_ns = demo.seconds * 1_000_000_000;
+    let (mut sent, mut answered) = (0u64, 0u64);
+    let mut intended: VecDeque<u64> = VecDeque::new(); // by ticket, from `first_ticket`
+    let mut first_ticket = 1u64;
+    let mut answered_at: VecDeque<bool> = VecDeque::new();
+    let mut last_position = Position::ZERO;
+    let mut killed: Option<(usize, Instant)> = None;
+    let mut failover_ms = None;
+    let mut command = vec![0u8; demo.command_bytes.max(8)];
+    // Progress lines: above the bar on a terminal, plain lines otherwise.
+    let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { println!("{line}") } else { bar.println(line) };
+    loop {
+        if stop.load(Ordering::Acquire) {
+            bar.abandon_with_message("interrupted");
+            members.stop_all(Duration::from_secs(10));
+            return Err(Failure("interrupted; the members were stopped".into()));
+        }
+        let now_ns = started.elapsed().as_nanos() as u64;
+        let sending = now_ns < run_ns;
+        while sending && sent * interval_ns <= now_ns {
+            command[..8].copy_from_slice(&sent.to_le_bytes());
+            client.submit(&command);
+            intended.push_back(sent * interval_ns);
+            answered_at.push_back(false);
+            sent += 1;
+        }
+        client.poll(client.now_ns())?;
+        let now_ns = started.elapsed().as_nanos() as u64;
+        while let Some(reply) = client.take_reply() {
+            let index = (reply.ticket - first_ticket) as usize;
+            if !answered_at[index] {
+                answered_at[index] = true;
+                answered += 1;
+                let _ = latencies.record(now_ns.saturating_sub(intended[index]).max(1));
+                last_position = last_position.max(reply.position);
+            }
+        }
+        while answered_at.front() == Some(&true) {
+            answered_at.pop_front();
+            intended.pop_front();
+            first_ticket += 1;
+        }
+        if let Some((index, status)) = members.exited() {
+            bar.abandon();
+            return Err(members.died(index, status));
+        }
+        // Half way: kill the leader; once another leads, restart it.
+        if killed.is_none() && now_ns >= run_ns / 2 {
+            if let Some(leader) = members.leader() {
+                members.kill(leader);
+                say(&bar, format!("  killed the leader, member {} (SIGKILL), with commands in flight", leader + 1));
+                killed = Some((leader, Instant::now()));
+            }
+        } else if let Some((old, at)) = killed
+            && failover_ms.is_none()
+            && let Some(new) = members.leader()
+            && new != old
+        {
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            failover_ms = Some(ms);
+            say(&bar, format!("  member {} leads after {ms:.0} ms; the client followed it", new + 1));
+            members.spawn(old)?;
+            say(&bar, format!("  member {} restarted: it recovers its log and catches up", old + 1));
+        }
+        bar.set_position((now_ns / 100_000_000).min(demo.seconds * 10));
+        bar.set_message(format!("{answered} committed"));
+        if !sending && client.outstanding() == 0 {
+            break;
+        }
+        if !sending && now_ns > run_ns + 20_000_000_000 {
+            bar.abandon();
+            return Err(Failure(format!(
+                "{} commands still unanswered 20 s after the load stopped",
+                client.outstanding()
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    bar.finish_with_message(format!("{answered} committed"));
+
+    // Every member applies everything, then stops cleanly; each folder is replayed offline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (0..members.len())
+        .any(|i| members.counters(i).and_then(|c| c.value("applied_position")) <= Some(last_position.0))
+    {
+        if Instant::now() > deadline {
+            return Err(Failure("the members did not all apply the last command within 30 s".into()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !members.stop_all(Duration::from_secs(10)) {
+        return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
+    }
+    let states = nodes.iter().map(crate::apps::replay_state).collect::<Result<Vec<_>, _>>()?;
+    let latency = LatencyReport::from_histogram(&latencies, sent);
+    Ok(Summary { sent, latency, failover_ms, applied_before, states })
+}
+
+/// Prints the summary the way `ordo demo` shows it.
+pub fn print(summary: &Summary) {
+    let l = &summary.latency;
+    let applied = if summary.applied_once() {
+        "each applied exactly once on every member"
+    } else {
+        "BUT NOT APPLIED EXACTLY ONCE"
+    };
+    println!("  {} commands sent, {} committed and answered, {applied}", summary.sent, l.completed);
+    println!(
+        "  latency from intended send to reply: p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs",
+        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
+    );
+    if let Some(ms) = summary.failover_ms {
+        println!("  failover: a new leader {ms:.0} ms after the old one was killed");
+    }
+    for (i, state) in summary.states.iter().enumerate() {
+        println!(
+            "  member {}: replayed from its own folder to {}, {} commands applied, state hash {:#018x}",
+            i + 1,
+            state.position,
+            state.commands_applied,
+            state.state_hash
+        );
+    }
+    if summary.states_equal() {
+        println!("  state hashes equal on all members");
+    } else {
+        println!("  STATE HASHES DIFFER");
+    }
+}

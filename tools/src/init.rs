@@ -1,0 +1,114 @@
+//! `ordo init`: a local cluster's folders, one `ordo.toml` and key file per member.
+
+use crate::Failure;
+use ordo_core::config::MemberConfig;
+use ordo_core::{ClusterId, Durability, LogConfig, MemberId, NodeConfig};
+use std::path::{Path, PathBuf};
+
+pub struct Init {
+    pub dir: PathBuf,
+    pub members: u16,
+    pub base_port: u16,
+    pub app: String,
+    pub durability: Durability,
+}
+
+/// The config file of member `id` in a cluster folder.
+pub fn config_path(dir: &Path, id: u16) -> PathBuf {
+    dir.join(format!("node-{id}")).join("ordo.toml")
+}
+
+/// Writes `DIR/node-1 … node-N`, each with `ordo.toml` and the cluster key; refuses to touch
+/// an existing cluster. Returns the config paths.
+pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
+    crate::apps::check(&init.app)?;
+    if ![1, 3, 5].contains(&init.members) {
+        return Err(Failure(format!("--members is {}, a cluster has 1, 3 or 5 members", init.members)));
+    }
+    if init.dir.join("node-1").exists() {
+        return Err(Failure(format!(
+            "{} already holds a cluster (node-1 exists); use another --dir or delete it first",
+            init.dir.display()
+        )));
+    }
+    let mut cluster_id = [0u8; 8];
+    getrandom::fill(&mut cluster_id).map_err(|e| Failure(format!("no randomness for a cluster id: {e}")))?;
+    let members: Vec<MemberConfig> = (1..=init.members)
+        .map(|id| MemberConfig { id: MemberId(id), address: ([127, 0, 0, 1], init.base_port + id).into() })
+        .collect();
+    let mut key = None;
+    let mut paths = Vec::new();
+    for id in 1..=init.members {
+        let node_dir = init.dir.join(format!("node-{id}"));
+        std::fs::create_dir_all(&node_dir)
+            .map_err(|e| Failure(format!("cannot create {}: {e}", node_dir.display())))?;
+        let key_path = node_dir.join("cluster.key");
+        match key {
+            None => key = Some(ordo_service::node::write_key(&key_path)?),
+            Some(key) => write_same_key(&key_path, &key)?,
+        }
+        let config = NodeConfig {
+            member_id: MemberId(id),
+            data_dir: PathBuf::from("data"),
+            app: init.app.clone(),
+            key_file: PathBuf::from("cluster.key"),
+            members: members.clone(),
+            log: LogConfig {
+                cluster_id: ClusterId(u64::from_le_bytes(cluster_id) >> 1),
+                segment_bytes: 16 << 20,
+                durability: init.durability,
+                ..LogConfig::default()
+            },
+            transport: Default::default(),
+            consensus: Default::default(),
+            snapshot: ordo_core::SnapshotSettings { interval_bytes: 4 << 20, kept: 2 },
+            runtime: Default::default(),
+        };
+        let path = config_path(&init.dir, id);
+        std::fs::write(&path, config.to_toml())
+            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn write_same_key(path: &Path, key: &[u8; 32]) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+    writeln!(file, "{hex}").map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_loadable_configs_with_one_key_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = Init {
+            dir: dir.path().into(),
+            members: 3,
+            base_port: 19000,
+            app: "echo".into(),
+            durability: Durability::Fsync,
+        };
+        let paths = super::init(&init).unwrap();
+        let configs: Vec<NodeConfig> = paths.iter().map(|p| NodeConfig::load(p).unwrap()).collect();
+        assert_eq!(configs[2].members[2].address.port(), 19003);
+        let keys: Vec<_> = configs.iter().map(|c| ordo_service::node::load_key(&c.key_file).unwrap()).collect();
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "one cluster key");
+        assert_eq!(configs[0].cluster_id(), configs[1].cluster_id());
+        let again = super::init(&init).expect_err("an existing cluster is refused");
+        assert!(again.0.contains("already holds a cluster"), "{}", again.0);
+        let bad = super::init(&Init { app: "chess".into(), ..init }).expect_err("an unknown app is refused");
+        assert!(bad.0.contains("chess"), "{}", bad.0);
+    }
+}

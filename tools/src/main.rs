@@ -1,0 +1,118 @@
+//! `ordo`: the command-line program. See `shared/CLI.md` for the contract.
+
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ordo_core::{Durability, NodeConfig};
+use ordo_tools::{Failure, demo, init};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Parser)]
+#[command(name = "ordo", version, about = "A command-sourced cluster service in the style of Aeron Cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Fsync,
+    Replicated,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(value: DurabilityArg) -> Self {
+        match value {
+            DurabilityArg::Fsync => Durability::Fsync,
+            DurabilityArg::Replicated => Durability::Replicated,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes DIR/node-1 … node-N, each with ordo.toml and the cluster key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        members: u16,
+        #[arg(long, default_value_t = 9000)]
+        base_port: u16,
+        #[arg(long, default_value = "echo")]
+        app: String,
+        #[arg(long, value_enum, default_value = "fsync")]
+        durability: DurabilityArg,
+    },
+    /// Runs one member in the foreground; SIGINT/SIGTERM stop it cleanly.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// A local 3-member cluster under load, its leader killed half way, then a summary.
+    Demo {
+        /// The cluster folder (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "echo")]
+        app: String,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Commands per second the client sends.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+    },
+}
+
+/// SIGINT and SIGTERM set the returned flag.
+fn stop_flag() -> Result<Arc<AtomicBool>, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Failure(format!("cannot handle signal {signal}: {e}")))?;
+    }
+    Ok(stop)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init { dir, members, base_port, app, durability } => {
+            let settings = init::Init { dir, members, base_port, app, durability: durability.into() };
+            for path in init::init(&settings)? {
+                println!("{}", path.display());
+            }
+        }
+        Command::Node { config } => {
+            let node = NodeConfig::load(&config)?;
+            let stop = stop_flag()?;
+            ordo_tools::apps::run_node(&node, &stop)?;
+            tracing::info!("member {} stopped cleanly", node.member_id.0);
+        }
+        Command::Demo { dir, app, seconds, rate } => {
+            let stop = stop_flag()?;
+            let settings = demo::Demo { dir, app, seconds: seconds.max(2), rate_per_s: rate, command_bytes: 64 };
+            let summary = demo::run(&settings, &stop)?;
+            demo::print(&summary);
+            if !summary.states_equal() || !summary.applied_once() {
+                return Err(Failure("the members' states differ, or a command was not applied once: a bug".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(Failure(message)) = run(Cli::parse()) {
+        eprintln!("ordo: {message}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,74 @@
+//! The `ordo` program as users run it: real member processes on loopback, killed and
+//! restarted, always cleaned up (the demo kills its children on every exit path; these
+//! tests bound every run with a timeout).
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn ordo(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ordo starts");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            // SIGTERM lets the demo stop its members; then make sure.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            std::thread::sleep(Duration::from_secs(5));
+            let _ = child.kill();
+            panic!("ordo {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_demo_survives_its_leader_being_killed_and_every_member_ends_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    let output = ordo(&["demo", "--dir", cluster.to_str().unwrap(), "--seconds", "4"], Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ordo demo failed:\n{stdout}\n{stderr}");
+    for expected in [
+        "killed the leader",
+        "leads after",
+        "each applied exactly once on every member",
+        "state hashes equal on all members",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    // The members wrote their logs, snapshots' folders and counters where init put them.
+    for id in 1..=3 {
+        let node = cluster.join(format!("node-{id}"));
+        assert!(
+            node.join("ordo.toml").exists() && node.join("data/log").is_dir() && node.join("data/counters").exists()
+        );
+    }
+    // A second demo on the same folder reuses the cluster and its logs.
+    let output = ordo(&["demo", "--dir", cluster.to_str().unwrap(), "--seconds", "2"], Duration::from_secs(120));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn bad_input_gets_one_sentence_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let init = ["init", "--dir", cluster.to_str().unwrap(), "--base-port", "29000"];
+    assert!(ordo(&init, Duration::from_secs(20)).status.success());
+    let again = ordo(&init, Duration::from_secs(20));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a cluster"));
+
+    let config = cluster.join("node-1/ordo.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("member_id = 1", "member_id = 9");
+    std::fs::write(&config, text).unwrap();
+    let node = ordo(&["node", "--config", config.to_str().unwrap()], Duration::from_secs(20));
+    assert!(!node.status.success());
+    let stderr = String::from_utf8_lossy(&node.stderr);
+    assert!(stderr.contains("ordo.toml") && stderr.contains("member_id 9"), "{stderr}");
+}
