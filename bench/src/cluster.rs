@@ -6,12 +6,14 @@
 //! batching ([`throughput`]).
 
 use crate::latency::{LatencyReport, histogram};
-use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Position, Security, SessionId};
-use ordo_service::consensus::{ConsensusConfig, Role};
+use ordo_core::{
+    ClusterId, Durability, LogConfig, MemberId, NodeConfig, Position, Security, SessionId, SnapshotSettings, config,
+};
+use ordo_service::consensus::Role;
 use ordo_service::echo::Echo;
-use ordo_service::member::{Member, MemberConfig};
+use ordo_service::member::Member;
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -26,8 +28,6 @@ pub struct ClusterRun {
     pub duration: Duration,
 }
 
-const MS: u64 = 1_000_000;
-
 fn member(
     id: u16,
     dir: &std::path::Path,
@@ -39,20 +39,22 @@ fn member(
         LogConfig { cluster_id: cluster, segment_bytes: 64 << 20, durability, entry_payload_bytes_max: 1 << 16 };
     let net = StdUdp::bind(addresses[id as usize - 1], 1408)?;
     let codec = FrameCodec::new(cluster, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[1; 32])), 1408);
-    let consensus = ConsensusConfig {
-        member: MemberId(id),
-        members: vec![MemberId(1), MemberId(2), MemberId(3)],
-        election_timeout_ns: 300 * MS,
-        heartbeat_interval_ns: 20 * MS,
-        stream: StreamConfig { window_bytes: 4 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
-        entry_bytes_max: (1 << 16) + 64,
-        snapshot_bytes_max: 1 << 30,
-        seed: id as u64,
-        deliberate_bug: None,
+    let node = NodeConfig {
+        member_id: MemberId(id),
+        data_dir: dir.to_path_buf(),
+        app: "echo".to_string(),
+        key_file: dir.join("unused.key"),
+        members: (1..=3u16)
+            .map(|m| config::MemberConfig { id: MemberId(m), address: addresses[m as usize - 1] })
+            .collect(),
+        log: config,
+        transport: Default::default(),
+        consensus: Default::default(),
+        snapshot: SnapshotSettings { interval_bytes: 0, kept: 2 },
+        runtime: Default::default(),
     };
-    let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
     let endpoint = Endpoint::new(Box::new(net), codec);
-    let config = MemberConfig::new(dir, config, "echo", consensus, peers);
+    let config = ordo_service::node::member_config(&node).map_err(io::Error::other)?;
     Member::open(Echo::default(), &config, endpoint, 0).map(|(member, _)| member).map_err(io::Error::other)
 }
 

@@ -60,11 +60,17 @@ pub fn load_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
 
 /// Writes a fresh random cluster key (hex), readable by its owner only.
 pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
+    let mut key = [0u8; KEY_BYTES];
+    getrandom::fill(&mut key).map_err(|e| NodeError::Random(e.to_string()))?;
+    write_key_bytes(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` (hex) to a new file readable by its owner only; never overwrites one.
+pub fn write_key_bytes(path: &Path, key: &[u8; KEY_BYTES]) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
-    let mut key = [0u8; KEY_BYTES];
-    getrandom::fill(&mut key).map_err(|e| NodeError::Random(e.to_string()))?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -72,8 +78,7 @@ pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| bad(format!("cannot be created ({e})")))?;
-    writeln!(file, "{hex}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))?;
-    Ok(key)
+    writeln!(file, "{hex}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))
 }
 
 /// The member's configuration from its `ordo.toml`.

@@ -45,7 +45,7 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         let key_path = node_dir.join("cluster.key");
         match key {
             None => key = Some(ordo_service::node::write_key(&key_path)?),
-            Some(key) => write_same_key(&key_path, &key)?,
+            Some(key) => ordo_service::node::write_key_bytes(&key_path, &key)?,
         }
         let config = NodeConfig {
             member_id: MemberId(id),
@@ -70,20 +70,6 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         paths.push(path);
     }
     Ok(paths)
-}
-
-fn write_same_key(path: &Path, key: &[u8; 32]) -> Result<(), Failure> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
-    writeln!(file, "{hex}").map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
-    Ok(())
 }
 
 #[cfg(test)]

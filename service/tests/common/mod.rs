@@ -3,12 +3,13 @@
 #![allow(dead_code)]
 
 use ordo_core::machine::StateMachine;
-use ordo_core::{ClusterId, Durability, LogConfig, MemberId, Security};
-use ordo_service::consensus::ConsensusConfig;
+use ordo_core::{
+    ClusterId, ConsensusSettings, Durability, LogConfig, MemberId, NodeConfig, Security, SnapshotSettings, config,
+};
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig, Opened};
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -40,21 +41,27 @@ pub fn open_member_with<M: StateMachine>(
 ) -> (Member<M>, Opened) {
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&KEY)), 1408);
-    let config = ConsensusConfig {
-        member: MemberId(id),
-        members: vec![MemberId(1), MemberId(2), MemberId(3)],
-        election_timeout_ns: 150 * MS,
-        heartbeat_interval_ns: 20 * MS,
-        stream: StreamConfig { window_bytes: 1 << 20, retransmit_timeout_ns: 20 * MS, nak_interval_ns: 2 * MS },
-        entry_bytes_max: 16 * 1024 + 64,
-        snapshot_bytes_max: 64 << 20,
-        seed: id as u64,
-        deliberate_bug: None,
-    };
-    let peers = (1..=3u16).filter(|&m| m != id).map(|m| (MemberId(m), addresses[m as usize - 1])).collect();
-    let mut config = MemberConfig::new(dir, log_config(), "echo", config, peers);
+    let mut config = ordo_service::node::member_config(&node_config(id, dir, addresses)).unwrap();
     tweak(&mut config);
     Member::open(machine, &config, Endpoint::new(Box::new(net), codec), now_ns).unwrap()
+}
+
+/// Member `id`'s `ordo.toml`, as the node driver would read it: quick elections for tests.
+pub fn node_config(id: u16, dir: &Path, addresses: &[SocketAddr]) -> NodeConfig {
+    NodeConfig {
+        member_id: MemberId(id),
+        data_dir: dir.to_path_buf(),
+        app: "echo".to_string(),
+        key_file: dir.join("unused.key"),
+        members: (1..=3u16)
+            .map(|m| config::MemberConfig { id: MemberId(m), address: addresses[m as usize - 1] })
+            .collect(),
+        log: log_config(),
+        transport: Default::default(),
+        consensus: ConsensusSettings { election_timeout_ms: 150, ..ConsensusSettings::default() },
+        snapshot: SnapshotSettings { interval_bytes: 0, kept: 2 },
+        runtime: Default::default(),
+    }
 }
 
 pub fn reserve_addresses() -> Vec<SocketAddr> {
