@@ -7,7 +7,7 @@
 
 use crate::latency::{LatencyReport, histogram};
 use ordo_core::{
-    ClusterId, Durability, LogConfig, MemberId, NodeConfig, Position, Security, SessionId, SnapshotSettings, config,
+    ClusterId, Durability, LogConfig, MemberId, NodeConfig, Position, Security, SessionId, SnapshotSettings,
 };
 use ordo_service::consensus::Role;
 use ordo_service::echo::Echo;
@@ -39,19 +39,10 @@ fn member(
         LogConfig { cluster_id: cluster, segment_bytes: 64 << 20, durability, entry_payload_bytes_max: 1 << 16 };
     let net = StdUdp::bind(addresses[id as usize - 1], 1408)?;
     let codec = FrameCodec::new(cluster, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&[1; 32])), 1408);
+    let members = NodeConfig::members_at(addresses);
     let node = NodeConfig {
-        member_id: MemberId(id),
-        data_dir: dir.to_path_buf(),
-        app: "echo".to_string(),
-        key_file: dir.join("unused.key"),
-        members: (1..=3u16)
-            .map(|m| config::MemberConfig { id: MemberId(m), address: addresses[m as usize - 1] })
-            .collect(),
-        log: config,
-        transport: Default::default(),
-        consensus: Default::default(),
         snapshot: SnapshotSettings { interval_bytes: 0, kept: 2 },
-        runtime: Default::default(),
+        ..NodeConfig::new(MemberId(id), dir.to_path_buf(), "echo", members, config)
     };
     let endpoint = Endpoint::new(Box::new(net), codec);
     let config = ordo_service::node::member_config(&node).map_err(io::Error::other)?;

@@ -286,6 +286,28 @@ fn default_key_file() -> PathBuf {
 }
 
 impl NodeConfig {
+    /// Member `member_id` of a cluster of `members` whose files are in `data_dir`, with
+    /// every other setting at its default.
+    pub fn new(member_id: MemberId, data_dir: PathBuf, app: &str, members: Vec<MemberConfig>, log: LogConfig) -> Self {
+        NodeConfig {
+            member_id,
+            data_dir,
+            app: app.to_string(),
+            key_file: default_key_file(),
+            members,
+            log,
+            transport: TransportConfig::default(),
+            consensus: ConsensusSettings::default(),
+            snapshot: SnapshotSettings::default(),
+            runtime: RuntimeSettings::default(),
+        }
+    }
+
+    /// Members 1, 2, … at `addresses`, in order.
+    pub fn members_at(addresses: &[SocketAddr]) -> Vec<MemberConfig> {
+        (1..).zip(addresses).map(|(id, &address)| MemberConfig { id: MemberId(id), address }).collect()
+    }
+
     /// Reads, parses and validates `path`; relative paths in it are resolved against the
     /// file's folder.
     pub fn load(path: &Path) -> Result<NodeConfig, Error> {

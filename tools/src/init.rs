@@ -1,7 +1,6 @@
 //! `ordo init`: a local cluster's folders, one `ordo.toml` and key file per member.
 
 use crate::Failure;
-use ordo_core::config::MemberConfig;
 use ordo_core::{ClusterId, Durability, LogConfig, MemberId, NodeConfig};
 use std::path::{Path, PathBuf};
 
@@ -33,9 +32,9 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
     }
     let mut cluster_id = [0u8; 8];
     getrandom::fill(&mut cluster_id).map_err(|e| Failure(format!("no randomness for a cluster id: {e}")))?;
-    let members: Vec<MemberConfig> = (1..=init.members)
-        .map(|id| MemberConfig { id: MemberId(id), address: ([127, 0, 0, 1], init.base_port + id).into() })
-        .collect();
+    let addresses: Vec<std::net::SocketAddr> =
+        (1..=init.members).map(|id| ([127, 0, 0, 1], init.base_port + id).into()).collect();
+    let members = NodeConfig::members_at(&addresses);
     let mut key = None;
     let mut paths = Vec::new();
     for id in 1..=init.members {
@@ -47,22 +46,15 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
             None => key = Some(ordo_service::node::write_key(&key_path)?),
             Some(key) => ordo_service::node::write_key_bytes(&key_path, &key)?,
         }
+        let log = LogConfig {
+            cluster_id: ClusterId(u64::from_le_bytes(cluster_id) >> 1),
+            segment_bytes: 16 << 20,
+            durability: init.durability,
+            ..LogConfig::default()
+        };
         let config = NodeConfig {
-            member_id: MemberId(id),
-            data_dir: PathBuf::from("data"),
-            app: init.app.clone(),
-            key_file: PathBuf::from("cluster.key"),
-            members: members.clone(),
-            log: LogConfig {
-                cluster_id: ClusterId(u64::from_le_bytes(cluster_id) >> 1),
-                segment_bytes: 16 << 20,
-                durability: init.durability,
-                ..LogConfig::default()
-            },
-            transport: Default::default(),
-            consensus: Default::default(),
             snapshot: ordo_core::SnapshotSettings { interval_bytes: 4 << 20, kept: 2 },
-            runtime: Default::default(),
+            ..NodeConfig::new(MemberId(id), PathBuf::from("data"), &init.app, members.clone(), log)
         };
         let path = config_path(&init.dir, id);
         std::fs::write(&path, config.to_toml())

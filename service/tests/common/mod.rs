@@ -4,7 +4,7 @@
 
 use ordo_core::machine::StateMachine;
 use ordo_core::{
-    ClusterId, ConsensusSettings, Durability, LogConfig, MemberId, NodeConfig, Security, SnapshotSettings, config,
+    ClusterId, ConsensusSettings, Durability, LogConfig, MemberId, NodeConfig, Security, SnapshotSettings,
 };
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig, Opened};
@@ -48,19 +48,11 @@ pub fn open_member_with<M: StateMachine>(
 
 /// Member `id`'s `ordo.toml`, as the node driver would read it: quick elections for tests.
 pub fn node_config(id: u16, dir: &Path, addresses: &[SocketAddr]) -> NodeConfig {
+    let members = NodeConfig::members_at(addresses);
     NodeConfig {
-        member_id: MemberId(id),
-        data_dir: dir.to_path_buf(),
-        app: "echo".to_string(),
-        key_file: dir.join("unused.key"),
-        members: (1..=3u16)
-            .map(|m| config::MemberConfig { id: MemberId(m), address: addresses[m as usize - 1] })
-            .collect(),
-        log: log_config(),
-        transport: Default::default(),
         consensus: ConsensusSettings { election_timeout_ms: 150, ..ConsensusSettings::default() },
         snapshot: SnapshotSettings { interval_bytes: 0, kept: 2 },
-        runtime: Default::default(),
+        ..NodeConfig::new(MemberId(id), dir.to_path_buf(), "echo", members, log_config())
     }
 }
 
