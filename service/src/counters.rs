@@ -34,10 +34,13 @@ pub enum Counter {
     ApplyNsTotal,
     /// The longest time one duty cycle spent applying.
     ApplyBatchNsMax,
+    /// Median and 99th percentile time to apply one entry (HdrHistogram).
+    ApplyNsP50,
+    ApplyNsP99,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 21] = [
         Counter::Role,
         Counter::Term,
         Counter::Leader,
@@ -57,6 +60,8 @@ impl Counter {
         Counter::AppliedEntries,
         Counter::ApplyNsTotal,
         Counter::ApplyBatchNsMax,
+        Counter::ApplyNsP50,
+        Counter::ApplyNsP99,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -80,6 +85,8 @@ impl Counter {
             Counter::AppliedEntries => "applied_entries",
             Counter::ApplyNsTotal => "apply_ns_total",
             Counter::ApplyBatchNsMax => "apply_batch_ns_max",
+            Counter::ApplyNsP50 => "apply_ns_p50",
+            Counter::ApplyNsP99 => "apply_ns_p99",
         }
     }
 

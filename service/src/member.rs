@@ -609,6 +609,8 @@ impl<M: StateMachine> Member<M> {
             (Counter::AppliedEntries, load(&shared.applied_entries)),
             (Counter::ApplyNsTotal, load(&shared.apply_ns_total)),
             (Counter::ApplyBatchNsMax, load(&shared.apply_batch_ns_max)),
+            (Counter::ApplyNsP50, load(&shared.apply_ns_p50)),
+            (Counter::ApplyNsP99, load(&shared.apply_ns_p99)),
         ];
         for (counter, value) in values {
             counters.set(counter, value);

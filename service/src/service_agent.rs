@@ -50,6 +50,10 @@ pub struct Shared {
     pub applied_entries: AtomicU64,
     pub apply_ns_total: AtomicU64,
     pub apply_batch_ns_max: AtomicU64,
+    /// The median and 99th percentile of the time to apply one entry, in ns, over the
+    /// service's life (from an HdrHistogram, published every few hundred batches).
+    pub apply_ns_p50: AtomicU64,
+    pub apply_ns_p99: AtomicU64,
     pub events_position: AtomicU64,
 }
 
@@ -96,7 +100,13 @@ pub struct ServiceAgent<M: StateMachine> {
     duties_sent: BTreeMap<(EntryKind, u64), u64>,
     duties: Vec<(EntryKind, SessionId, u64)>,
     no_duties: std::collections::BTreeSet<(EntryKind, u64)>,
+    /// Per-entry apply time, ns (allocated once: recording never allocates).
+    apply_ns: hdrhistogram::Histogram<u64>,
+    batches: u64,
 }
+
+/// Apply batches between publications of the apply-time percentiles.
+const PERCENTILES_EVERY_BATCHES: u64 = 256;
 
 /// Everything a service agent is made from.
 pub struct ServiceParts<M: StateMachine> {
@@ -142,6 +152,8 @@ impl<M: StateMachine> ServiceAgent<M> {
             duties_sent: BTreeMap::new(),
             duties: Vec::new(),
             no_duties: std::collections::BTreeSet::new(),
+            apply_ns: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("valid bounds"),
+            batches: 0,
         })
     }
 
@@ -245,6 +257,14 @@ impl<M: StateMachine> ServiceAgent<M> {
         shared.applied_entries.fetch_add(applied as u64, Ordering::Relaxed);
         shared.apply_ns_total.fetch_add(elapsed_ns, Ordering::Relaxed);
         shared.apply_batch_ns_max.fetch_max(elapsed_ns, Ordering::Relaxed);
+        if applied > 0 {
+            let _ = self.apply_ns.record_n((elapsed_ns / applied as u64).max(1), applied as u64);
+            self.batches += 1;
+            if self.batches.is_multiple_of(PERCENTILES_EVERY_BATCHES) || self.batches < 8 {
+                shared.apply_ns_p50.store(self.apply_ns.value_at_quantile(0.5), Ordering::Relaxed);
+                shared.apply_ns_p99.store(self.apply_ns.value_at_quantile(0.99), Ordering::Relaxed);
+            }
+        }
         shared.events_position.store(self.events.position_append().0, Ordering::Relaxed);
         Ok(applied)
     }

@@ -116,6 +116,8 @@ fn ride_out_a_leader_crash(threading: Threading) {
     }
     let counters = CountersReader::open(&dirs[new_leader].path().join("counters")).unwrap();
     assert!(counters.value("frames_received").unwrap() > 0 && counters.value("applied_entries").unwrap() > 400);
+    let (p50, p99) = (counters.value("apply_ns_p50").unwrap(), counters.value("apply_ns_p99").unwrap());
+    assert!(p50 > 0 && p50 <= p99, "apply time percentiles published: {p50} ns, {p99} ns");
     for runner in runners.into_iter().flatten() {
         let mut member = stopped(runner);
         member.join_service().unwrap();
