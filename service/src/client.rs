@@ -12,6 +12,11 @@
 //! with the time, take replies with [`Client::take_reply`]), and the blocking
 //! [`Client::call`] / [`Client::call_all`].
 //!
+//! Events: [`Client::subscribe_events`] asks the member it talks to for the event log from a
+//! position ([`crate::event_feed`]); events come in order, each once, through
+//! [`Client::take_event`], and follow the client to another member after a failover (every
+//! member's event log is the same).
+//!
 //! At most [`crate::container::SEQUENCE_WINDOW`] commands are in flight at once, so a
 //! retry is never older than the window the cluster remembers (which would leave it unsure
 //! whether the command was applied). A session the cluster closed (idle past its timeout)
@@ -19,7 +24,8 @@
 //! had in flight under it (none of it was applied under the closed one).
 
 use crate::container::SEQUENCE_WINDOW;
-use ordo_core::{ClusterId, MemberId, Position, Security, SessionId, Term};
+use ordo_core::entry::decode_entry;
+use ordo_core::{ClusterId, ClusterTimeNs, EntryKind, HEADER_BYTES, MemberId, Position, Security, SessionId, Term};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, ResponseStatus};
 use std::collections::{BTreeMap, VecDeque};
@@ -70,6 +76,19 @@ pub struct Reply {
     pub reply: Vec<u8>,
 }
 
+/// An event from the cluster's event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Its position in the event log (subscribe from `next` to go on after it).
+    pub position: Position,
+    pub next: Position,
+    /// The log position of the command (or timer) that emitted it, its session and time.
+    pub source: Position,
+    pub session: SessionId,
+    pub time: ClusterTimeNs,
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("the client's socket failed: {0}")]
@@ -106,6 +125,11 @@ pub struct Client {
     spare: Vec<Vec<u8>>,
     /// Whether any member answered since the last resend.
     heard: bool,
+    /// The next event position wanted, once subscribed.
+    events_next: Option<Position>,
+    events_ack_due: bool,
+    events_requested_ns: u64,
+    events: VecDeque<Event>,
 }
 
 impl Client {
@@ -140,6 +164,10 @@ impl Client {
             replies: VecDeque::new(),
             spare: Vec::new(),
             heard: true,
+            events_next: None,
+            events_ack_due: false,
+            events_requested_ns: 0,
+            events: VecDeque::new(),
         })
     }
 
@@ -178,12 +206,33 @@ impl Client {
         self.replies.pop_front()
     }
 
+    /// Asks for the events from `from` on (0: all the member holds); they arrive through
+    /// [`Client::take_event`] as `poll` receives them.
+    pub fn subscribe_events(&mut self, from: Position) {
+        self.events_next = Some(from);
+        self.events_ack_due = true;
+    }
+
+    /// The next event, in event-log order.
+    pub fn take_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
     /// Receives what came, sends what is due (a session opening, new commands, resends);
     /// returns the frames received.
     pub fn poll(&mut self, now_ns: u64) -> io::Result<usize> {
         let received = self.receive()?;
         let retry = self.config.retry_interval_ns;
         let to = self.config.members[self.target];
+        if let Some(next) = self.events_next
+            && (self.events_ack_due || now_ns.saturating_sub(self.events_requested_ns) >= retry)
+        {
+            // Both the subscription and the acknowledgement of what came.
+            self.events_ack_due = false;
+            self.events_requested_ns = now_ns;
+            self.endpoint.queue(to, Term::ZERO, &Body::EventData { from_position: next, bytes: &[] })?;
+            self.endpoint.flush()?;
+        }
         let Some(session) = self.session else {
             if self.opening_sent_ns.is_none_or(|at| now_ns.saturating_sub(at) >= retry) {
                 if self.opening_sent_ns.is_some() && !std::mem::take(&mut self.heard) {
@@ -233,10 +282,46 @@ impl Client {
 
     fn receive(&mut self) -> io::Result<usize> {
         let Client {
-            endpoint, session, nonce, in_flight, replies, spare, target, config, heard, opening_sent_ns, ..
+            endpoint,
+            session,
+            nonce,
+            in_flight,
+            replies,
+            spare,
+            target,
+            config,
+            heard,
+            opening_sent_ns,
+            events_next,
+            events_ack_due,
+            events,
+            ..
         } = self;
         let mut reopen = false;
         let frames = endpoint.poll(&mut |source, frame| match frame.body {
+            Body::EventData { from_position, bytes } if Some(from_position) == *events_next && !bytes.is_empty() => {
+                let (mut position, mut offset) = (from_position, 0usize);
+                while offset < bytes.len() {
+                    let Ok(view) = decode_entry(&bytes[offset..], position) else { break };
+                    let header = view.header;
+                    if view.kind() == EntryKind::Event {
+                        events.push_back(Event {
+                            position,
+                            next: view.next_position(),
+                            source: Position(header.correlation_id.get()),
+                            session: header.session(),
+                            time: header.timestamp(),
+                            bytes: view.payload.to_vec(),
+                        });
+                    }
+                    let sent =
+                        if view.kind() == EntryKind::Padding { HEADER_BYTES } else { header.span_bytes() as usize };
+                    offset += sent;
+                    position = view.next_position();
+                }
+                *events_next = Some(position);
+                *events_ack_due = true;
+            }
             Body::Redirect { leader } => {
                 *heard = true;
                 if let Some(index) = (leader.0 as usize).checked_sub(1).filter(|&i| i < config.members.len())

@@ -1,5 +1,6 @@
-//! The echo machine: replies with each command's bytes and counts them. The smallest state
-//! machine there is, for benchmarks (`ordo bench --app echo`) and tests of the member.
+//! The echo machine: replies with each command's bytes, emits them as an event, and counts
+//! them. The smallest state machine there is, for benchmarks (`ordo bench --app echo`) and
+//! tests of the member.
 
 use ordo_core::machine::{Context, StateMachine};
 
@@ -13,6 +14,7 @@ impl StateMachine for Echo {
     fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
         self.count += 1;
         ctx.reply(command);
+        ctx.emit(command);
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {

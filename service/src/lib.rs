@@ -14,6 +14,7 @@ pub mod counters;
 pub mod divergence;
 pub mod echo;
 pub mod effects;
+pub mod event_feed;
 pub mod events;
 pub mod mem_log;
 pub mod member;

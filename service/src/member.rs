@@ -189,6 +189,14 @@ pub struct Member<M: StateMachine> {
     counters: Option<Counters>,
     role_seen: Role,
     role_changes: u64,
+    /// Clients subscribed to the event log.
+    event_feed: crate::event_feed::EventFeed,
+}
+
+/// The event log's configuration: the command log's, without an fsync per append (events
+/// are derived state, synced before each snapshot).
+fn events_config(log: &ordo_core::LogConfig) -> ordo_core::LogConfig {
+    ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..log.clone() }
 }
 
 fn no_check(_: &Effect<'_>, _: &dyn crate::consensus::LogView) -> Result<(), Infallible> {
@@ -274,6 +282,7 @@ impl<M: StateMachine> Member<M> {
             },
             role_seen: Role::Follower,
             role_changes: 0,
+            event_feed: crate::event_feed::EventFeed::new(config.dir.join("events"), events_config(&config.log)),
         })
     }
 
@@ -308,10 +317,8 @@ impl<M: StateMachine> Member<M> {
         }
         let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
         let votes = ordo_log::VoteStore::new(dir, cluster_id);
-        // Events are derived state: appended without an fsync each, synced before snapshots.
-        let events_config =
-            ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..config.log.clone() };
-        let (events, _) = ordo_log::Log::open(&dir.join("events"), events_config).map_err(StorageError::from)?;
+        let (events, _) =
+            ordo_log::Log::open(&dir.join("events"), events_config(&config.log)).map_err(StorageError::from)?;
         let storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot, &config.app)?
             .with_snapshots_kept(config.snapshots_kept);
         let member = Member::new(machine, config, storage, events, endpoint, now_ns)?;
@@ -418,6 +425,7 @@ impl<M: StateMachine> Member<M> {
             openings,
             redirects,
             state_hashes,
+            event_feed,
             ..
         } = self;
         let mut sync = std::mem::take(sync_pending);
@@ -453,6 +461,7 @@ impl<M: StateMachine> Member<M> {
                     }
                 }
                 Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
+                Body::EventData { from_position, bytes: [] } => event_feed.on_request(source, from_position, now_ns),
                 body => consensus.on_message(now_ns, sender, term, body, &storage.log, &mut out),
             }
             match effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check) {
@@ -494,6 +503,7 @@ impl<M: StateMachine> Member<M> {
         if let Some(snapshot) = self.storage.take_installed() {
             // Sent before the new commit is published: the service restores before it reads on.
             let _ = self.links.control.send(ToService::Restore(snapshot));
+            self.event_feed.reopen();
         }
         let leads = self.consensus.role() == Role::Leader;
         shared.now_ns.store(now_ns, Ordering::Release);
@@ -682,6 +692,14 @@ impl<M: StateMachine> Member<M> {
                 }
             });
         }
+        let published = Position(self.links.shared.events_position.load(Ordering::Acquire));
+        let capacity = self.endpoint.codec().capacity_bytes(FrameType::EventData);
+        let (endpoint, term) = (&mut self.endpoint, self.consensus.term());
+        queued += self.event_feed.poll(now_ns, published, capacity, &mut |address, from_position, bytes| {
+            if let Err(error) = endpoint.queue(address, term, &Body::EventData { from_position, bytes }) {
+                failed = Some(error);
+            }
+        });
         if let Some(error) = failed {
             return Err(error.into());
         }

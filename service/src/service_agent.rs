@@ -134,6 +134,7 @@ impl<M: StateMachine> ServiceAgent<M> {
     pub fn new(parts: ServiceParts<M>) -> Result<Self, ServiceError> {
         let reader = LogReader::open(&parts.log_dir, &parts.log_config).map_err(StorageError::from)?;
         parts.shared.applied.store(parts.container.applied_position().0, Ordering::Release);
+        parts.shared.events_position.store(parts.events.position_append().0, Ordering::Release);
         Ok(ServiceAgent {
             id: parts.id,
             container: parts.container,
@@ -197,6 +198,7 @@ impl<M: StateMachine> ServiceAgent<M> {
         events::recover(&mut self.events, applied, Some(&snapshot.info.events))?;
         self.reader = LogReader::open(&self.log_dir, &self.log_config).map_err(StorageError::from)?;
         self.shared.applied.store(applied.0, Ordering::Release);
+        self.shared.events_position.store(self.events.position_append().0, Ordering::Release);
         tracing::info!("member {} restored the leader's snapshot at {applied}", self.id.0);
         Ok(())
     }
@@ -265,7 +267,7 @@ impl<M: StateMachine> ServiceAgent<M> {
                 shared.apply_ns_p99.store(self.apply_ns.value_at_quantile(0.99), Ordering::Relaxed);
             }
         }
-        shared.events_position.store(self.events.position_append().0, Ordering::Relaxed);
+        shared.events_position.store(self.events.position_append().0, Ordering::Release);
         Ok(applied)
     }
 

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use ordo_core::Position;
 use ordo_core::Threading;
 use ordo_core::idle::IdleStrategy;
 use ordo_log::counters::CountersReader;
@@ -67,6 +68,7 @@ fn ride_out_a_leader_crash(threading: Threading) {
     let first_leader = leader(&dirs, &alive);
 
     let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, KEY)).unwrap();
+    client.subscribe_events(Position::ZERO);
     let commands: Vec<Vec<u8>> = (0..200u64).map(|k| k.to_le_bytes().to_vec()).collect();
     let replies = client.call_all(commands.iter().map(|c| c.as_slice()), Duration::from_secs(20)).unwrap();
     assert_eq!(replies.len(), 200);
@@ -114,6 +116,22 @@ fn ride_out_a_leader_crash(threading: Threading) {
         assert!(Instant::now() < deadline, "members applied only to {applied:?}");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Every command's event came once, in order, across the failover.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut events = Vec::new();
+    while events.len() < 401 {
+        assert!(Instant::now() < deadline, "{} of 401 events came", events.len());
+        client.poll(client.now_ns()).unwrap();
+        while let Some(event) = client.take_event() {
+            events.push(event);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert_eq!(events.len(), 401);
+    assert!(events.windows(2).all(|w| w[0].next <= w[1].position && w[0].source < w[1].source), "in order, once");
+    assert_eq!(events[0].bytes, 0u64.to_le_bytes());
+    assert_eq!(events.last().unwrap().bytes, b"last");
+    assert_eq!(events.last().unwrap().source, reply.position, "tied to the command that emitted it");
     let counters = CountersReader::open(&dirs[new_leader].path().join("counters")).unwrap();
     assert!(counters.value("frames_received").unwrap() > 0 && counters.value("applied_entries").unwrap() > 400);
     let (p50, p99) = (counters.value("apply_ns_p50").unwrap(), counters.value("apply_ns_p99").unwrap());

@@ -1,0 +1,153 @@
+//! Event subscribers over the network: a client asks any member for the events from a
+//! position (an empty `EventData` frame: "I have everything below `from_position`", which is
+//! both the subscription and its acknowledgement); the member streams its event log's raw
+//! bytes from there, whole entries per frame, at most a window ahead of what was
+//! acknowledged, going back to the acknowledged position when acknowledgements stall. Every
+//! member's event log is identical, so a client that moves to another member carries on
+//! from the same position.
+//!
+//! The feed reads the event log through its own read-only mapping, up to the position the
+//! service agent publishes (everything below it is written). A subscriber not heard from for
+//! a while is dropped. An event entry larger than one frame is not sent (the event log file
+//! has it); members' events are small.
+
+use ordo_core::entry::read_header;
+use ordo_core::{EntryKind, LogConfig, LogSource, Position};
+use ordo_log::LogReader;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Bytes sent beyond a subscriber's acknowledgement.
+const WINDOW_BYTES: u64 = 256 * 1024;
+/// Resend from the acknowledged position after this long without progress.
+const RESEND_NS: u64 = 50_000_000;
+/// A subscriber silent this long is dropped.
+const EXPIRY_NS: u64 = 10_000_000_000;
+/// The most subscribers a member serves.
+pub const SUBSCRIBERS_MAX: usize = 64;
+
+struct Subscriber {
+    address: SocketAddr,
+    acked: Position,
+    sent: Position,
+    sent_ns: u64,
+    heard_ns: u64,
+}
+
+pub struct EventFeed {
+    dir: PathBuf,
+    config: LogConfig,
+    reader: Option<LogReader>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl EventFeed {
+    pub fn new(dir: PathBuf, config: LogConfig) -> Self {
+        EventFeed { dir, config, reader: None, subscribers: Vec::with_capacity(SUBSCRIBERS_MAX) }
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.len()
+    }
+
+    /// The event log was reset (a snapshot installed from the leader): map it afresh.
+    pub fn reopen(&mut self) {
+        self.reader = None;
+    }
+
+    /// A subscriber at `address` has every event below `from`.
+    pub fn on_request(&mut self, address: SocketAddr, from: Position, now_ns: u64) {
+        let full = self.subscribers.len() >= SUBSCRIBERS_MAX;
+        match self.subscribers.iter_mut().find(|s| s.address == address) {
+            Some(subscriber) => {
+                subscriber.heard_ns = now_ns;
+                if from < subscriber.acked {
+                    subscriber.sent = from; // it started over
+                }
+                subscriber.acked = from;
+                subscriber.sent = subscriber.sent.max(from);
+            }
+            None if !full => {
+                self.subscribers.push(Subscriber { address, acked: from, sent: from, sent_ns: 0, heard_ns: now_ns });
+            }
+            None => tracing::warn!("refused an event subscriber at {address}: {SUBSCRIBERS_MAX} already"),
+        }
+    }
+
+    /// Hands `send` the frames due: (address, from position, whole entries). `published`
+    /// is the event log's end as the service published it; `capacity_bytes` a frame's room.
+    pub fn poll(
+        &mut self,
+        now_ns: u64,
+        published: Position,
+        capacity_bytes: usize,
+        send: &mut dyn FnMut(SocketAddr, Position, &[u8]),
+    ) -> usize {
+        self.subscribers.retain(|s| now_ns.saturating_sub(s.heard_ns) < EXPIRY_NS);
+        if self.subscribers.is_empty() {
+            return 0;
+        }
+        if self.reader.is_none() {
+            match LogReader::open(&self.dir, &self.config) {
+                Ok(reader) => self.reader = Some(reader),
+                Err(error) => {
+                    tracing::warn!("event subscribers wait: the event log cannot be read yet: {error}");
+                    return 0;
+                }
+            }
+        }
+        let reader = self.reader.as_mut().expect("opened above");
+        if reader.log_end() <= published && reader.refresh_until(published).is_err() {
+            return 0;
+        }
+        let mut frames = 0;
+        for subscriber in &mut self.subscribers {
+            if subscriber.sent > subscriber.acked && now_ns.saturating_sub(subscriber.sent_ns) >= RESEND_NS {
+                subscriber.sent = subscriber.acked; // acknowledgements stalled: go back
+            }
+            while subscriber.sent < published && subscriber.sent.0 < subscriber.acked.0 + WINDOW_BYTES {
+                let Some((start, bytes)) = reader.read_log(subscriber.sent) else { break };
+                let limit = (published.0.saturating_sub(start.0) as usize).min(bytes.len());
+                let (length, next) = whole_entries(&bytes[..limit], start, capacity_bytes);
+                if length == 0 {
+                    if next > start {
+                        subscriber.sent = next; // an entry larger than a frame: not sent
+                        continue;
+                    }
+                    break;
+                }
+                send(subscriber.address, start, &bytes[..length]);
+                subscriber.sent = next;
+                subscriber.sent_ns = now_ns;
+                frames += 1;
+            }
+        }
+        frames
+    }
+}
+
+/// How many bytes of whole entries from `start` fit in `capacity` (a padding entry counts
+/// as its header and ends the run), and the position after them. An entry alone larger than
+/// `capacity` gives 0 bytes and the position after it.
+fn whole_entries(bytes: &[u8], start: Position, capacity: usize) -> (usize, Position) {
+    let (mut length, mut position) = (0usize, start);
+    while let Some(header) = bytes.get(length..).and_then(read_header) {
+        let padding = header.kind() == Some(EntryKind::Padding);
+        let sent_bytes = if padding { ordo_core::HEADER_BYTES } else { header.span_bytes() as usize };
+        if !padding && length + header.length_bytes() as usize > bytes.len() {
+            break; // not all written below the published end
+        }
+        if length + sent_bytes > capacity {
+            if length == 0 {
+                return (0, Position(position.0 + header.span_bytes()));
+            }
+            break;
+        }
+        length += sent_bytes.min(bytes.len() - length);
+        position = Position(position.0 + header.span_bytes());
+        if padding {
+            break;
+        }
+    }
+    (length, position)
+}
