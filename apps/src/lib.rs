@@ -1,6 +1,10 @@
-//! `ordo-apps`: the state machines users would write — bank ledger, mutex with a waiting
-//! queue, airlock interlock, key-value store, order book.
+//! `ordo-apps`: the state machines users would write. Today: the bank ledger (`ledger`).
+//! Still to come (issue #7): the mutex with a waiting queue, the airlock interlock, the
+//! key-value store and the order book.
 //!
-//! Empty until the apps issue lands.
+//! Each app implements `ordo_core::machine::StateMachine`: commands, replies, events and
+//! snapshots are rkyv archives, commands read in place; state in ordered maps only.
 
 #![forbid(unsafe_code)]
+
+pub mod ledger;

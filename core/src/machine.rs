@@ -53,6 +53,13 @@ pub trait StateMachine: Send + 'static {
     fn restore(bytes: &[u8]) -> Result<Self, String>
     where
         Self: Sized;
+
+    /// The app's invariants (the ledger: money is conserved, no balance below its limit),
+    /// checked by the simulator after every command on every member and by the apps' tests.
+    /// `Err` says which one broke.
+    fn check_invariants(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A timer change a state machine asked for.

@@ -113,6 +113,8 @@ pub struct Container<M: StateMachine> {
     time_max: ClusterTimeNs,
     /// Set by a snapshot-request entry, taken by the driver.
     snapshot_due: Option<Position>,
+    /// Timers fired since this container was made (a statistic, not state: not encoded).
+    timers_fired: u64,
     reply: Vec<u8>,
     events: Vec<u8>,
     timer_requests: Vec<TimerRequest>,
@@ -128,10 +130,16 @@ impl<M: StateMachine> Container<M> {
             last_entry: (Term::ZERO, Position::ZERO, 0),
             time_max: ClusterTimeNs::ZERO,
             snapshot_due: None,
+            timers_fired: 0,
             reply: Vec::new(),
             events: Vec::new(),
             timer_requests: Vec::new(),
         }
+    }
+
+    /// Timers fired since this container was made or restored.
+    pub fn timers_fired(&self) -> u64 {
+        self.timers_fired
     }
 
     pub fn machine(&self) -> &M {
@@ -182,6 +190,7 @@ impl<M: StateMachine> Container<M> {
                 let timer_id = header.correlation_id.get();
                 if self.timers.get(&timer_id).is_some_and(|&deadline| deadline <= time) {
                     self.timers.remove(&timer_id);
+                    self.timers_fired += 1;
                     self.reply.clear();
                     self.events.clear();
                     let mut ctx = Context::new(
@@ -398,6 +407,7 @@ impl<M: StateMachine> Container<M> {
             last_entry: (Term(term), Position(entry_position), checksum),
             time_max: ClusterTimeNs(time_max),
             snapshot_due: None,
+            timers_fired: 0,
             reply: Vec::new(),
             events: Vec::new(),
             timer_requests: Vec::new(),

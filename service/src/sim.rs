@@ -195,13 +195,13 @@ impl fmt::Display for SimFailure {
     }
 }
 
-struct Node {
+struct Node<M: StateMachine> {
     id: MemberId,
     /// How far this member's clock runs fast (+) or slow (−), in parts per million.
     drift_ppm: i64,
     consensus: Consensus,
     storage: MemStorage,
-    container: Container<Tally>,
+    container: Container<M>,
     /// Service duties (timer firings, session closings) this member, as leader, proposed
     /// and has not yet seen applied.
     duties_proposed: BTreeSet<(EntryKind, u64)>,
@@ -234,11 +234,13 @@ struct Checks {
     trace: VecDeque<String>,
 }
 
-struct Sim {
+struct Sim<M: StateMachine> {
+    /// Command `k` of client `c`: the app's workload (the same bytes every time it is sent).
+    command: fn(u64, u64) -> Vec<u8>,
     config: SimConfig,
     rng: fastrand::Rng,
     net: SimNet,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<M>>,
     clients: Vec<Client>,
     now_ns: u64,
     stats: SimStats,
@@ -267,8 +269,24 @@ fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> C
     }
 }
 
-/// Runs one seed; `Ok` with its statistics, or the first checker that failed.
+/// The `Tally` workload: command `k` is `k` itself.
+pub fn tally_command(_client: u64, sequence: u64) -> Vec<u8> {
+    sequence.to_le_bytes().to_vec()
+}
+
+/// Runs one seed with the `Tally` machine; `Ok` with its statistics, or the first checker
+/// that failed.
 pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
+    run_app::<Tally>(config, tally_command)
+}
+
+/// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
+/// app's own invariants (`StateMachine::check_invariants`) are checked on every member after
+/// every batch it applies.
+pub fn run_app<M: StateMachine + Default>(
+    config: SimConfig,
+    command: fn(u64, u64) -> Vec<u8>,
+) -> Result<SimStats, SimFailure> {
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let network = if config.faults.network {
         FaultConfig {
@@ -291,7 +309,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
                 drift_ppm: if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 },
                 consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
                 storage: MemStorage::default(),
-                container: Container::new(Tally::default()),
+                container: Container::new(M::default()),
                 duties_proposed: BTreeSet::new(),
                 snapshot_requested_at: Position::ZERO,
                 state_hashes: StateHashes::new(config.members as usize),
@@ -316,6 +334,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
         })
         .collect();
     let mut sim = Sim {
+        command,
         clients,
         net: SimNet::new(rng.u64(..), network),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
@@ -349,7 +368,7 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
     if let Some(most) = sim.nodes.iter().max_by_key(|n| n.container.applied_position()) {
         sim.stats.sessions_open = most.container.session_count() as u64;
-        sim.stats.timers_fired = most.container.machine().timers_fired;
+        sim.stats.timers_fired = most.container.timers_fired();
     }
     result?;
     Ok(sim.stats)
@@ -512,7 +531,7 @@ impl Checks {
     }
 }
 
-impl Sim {
+impl<M: StateMachine + Default> Sim<M> {
     /// The time on member `index`'s own clock.
     fn local_now(&self, index: usize) -> u64 {
         let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
@@ -663,7 +682,7 @@ impl Sim {
                 node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
                 // A restarted member starts from its newest snapshot (or empty) and applies
                 // its log after it as the commit position comes back.
-                node.container = Container::new(Tally::default());
+                node.container = Container::new(M::default());
                 let events = &mut node.storage.events;
                 if let Err(error) = events::recover(events, Position::ZERO, None) {
                     unreachable!("the in-memory event log cannot fail: {error}");
@@ -681,6 +700,7 @@ impl Sim {
     fn step_clients(&mut self) {
         let now = self.now_ns;
         let quiet_after_ns = self.config.duration_ns / 2;
+        let command_of = self.command;
         for client in &mut self.clients {
             if client.nonce == 1 && now >= quiet_after_ns && client.outstanding.is_empty() {
                 continue; // this client goes quiet: the leader will close its session
@@ -700,7 +720,7 @@ impl Sim {
                 if now - *sent_at >= CLIENT_RETRY_NS {
                     *sent_at = now;
                     resent = true;
-                    let command = sequence.to_le_bytes();
+                    let command = command_of(client.nonce, sequence);
                     outbox.send_frame(
                         MemberId(to + 1),
                         Term::ZERO,
@@ -716,7 +736,7 @@ impl Sim {
                 let sequence = client.next_sequence;
                 client.next_sequence += 1;
                 client.outstanding.insert(sequence, now);
-                let command = sequence.to_le_bytes();
+                let command = command_of(client.nonce, sequence);
                 outbox.send_frame(
                     MemberId(to + 1),
                     Term::ZERO,
@@ -897,6 +917,9 @@ impl Sim {
             let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
             outbox.send_frame(MemberId(members + client_nonce as u16 + 1), term, &body);
         }
+        if let Err(message) = self.nodes[index].container.machine().check_invariants() {
+            return Err(self.checks.fail("app invariant", format!("member {}: {message}", index + 1)));
+        }
         match applied {
             Ok(0) => Ok(()),
             Ok(_) => self.check_hash(index),
@@ -1037,7 +1060,7 @@ impl Sim {
     /// a majority holds it.
     fn check_logs_match(&self) -> Result<(), SimFailure> {
         let Some((&position, &(checksum, _))) = self.checks.committed.iter().next_back() else { return Ok(()) };
-        let holders: Vec<&Node> =
+        let holders: Vec<&Node<M>> =
             self.nodes.iter().filter(|n| n.storage.log.checksum_before(position) == Some(checksum)).collect();
         if holders.len() < self.nodes.len() / 2 + 1 {
             let message = format!("only {} members hold the committed prefix up to {position}", holders.len());

@@ -1,15 +1,19 @@
-//! The state machines this `ordo` carries, by the name `ordo.toml` gives them. The apps
-//! crate's machines (ledger, mutex, kv, airlock, book) join with issue #7.
+//! The state machines this `ordo` carries, by the name `ordo.toml` gives them: the ledger
+//! (the default) and echo. The rest of the apps crate (mutex, kv, airlock, book) joins with
+//! issue #7.
 
 use crate::Failure;
+use ordo_apps::ledger::{self, Ledger};
 use ordo_core::NodeConfig;
+use ordo_core::machine::StateMachine;
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, Opened};
 use ordo_service::node;
+use ordo_service::replay::{ReplayOptions, replay};
 use std::sync::atomic::AtomicBool;
 
 /// The apps built in, by name.
-pub const APPS: &[&str] = &["echo"];
+pub const APPS: &[&str] = &["ledger", "echo"];
 
 fn unknown(name: &str) -> Failure {
     Failure(format!("app \"{name}\" is not built into this ordo (it has: {}); set app in ordo.toml", APPS.join(", ")))
@@ -22,32 +26,37 @@ pub fn check(name: &str) -> Result<(), Failure> {
 
 /// Runs the member `node` describes, with its app, until `stop` is set.
 pub fn run_node(node: &NodeConfig, stop: &AtomicBool) -> Result<(), Failure> {
+    match node.app.as_str() {
+        "ledger" => run_with(node, Ledger::default(), stop),
+        "echo" => run_with(node, Echo::default(), stop),
+        other => Err(unknown(other)),
+    }
+}
+
+fn run_with<M: StateMachine>(node: &NodeConfig, machine: M, stop: &AtomicBool) -> Result<(), Failure> {
     let member_id = node.member_id.0;
-    let ready = |member: &dyn ReadyMember, opened: &Opened| {
+    node::run(node, machine, stop, &mut |member: &Member<M>, opened: &Opened| {
         let snapshot = opened.snapshot.as_ref().map_or("none".to_string(), |s| s.position().to_string());
         tracing::info!(
             "member {member_id} listening on {}: log {}..{}, snapshot {snapshot}{}",
-            member.address(),
+            member.local_addr(),
             opened.recovery.position_start,
             opened.recovery.position_end,
             if opened.recovery.torn_tail.is_some() { ", a torn tail was cut" } else { "" },
         );
-    };
-    match node.app.as_str() {
-        "echo" => node::run(node, Echo::default(), stop, &mut |m: &Member<Echo>, o| ready(m, o))?,
-        other => return Err(unknown(other)),
-    }
+    })?;
     Ok(())
 }
 
-/// What `ready` needs of a member, whatever its app.
-trait ReadyMember {
-    fn address(&self) -> std::net::SocketAddr;
-}
-
-impl<M: ordo_core::machine::StateMachine> ReadyMember for Member<M> {
-    fn address(&self) -> std::net::SocketAddr {
-        self.local_addr()
+/// Command `k` of the demo's load for `app`, of `bytes` where the app lets the size vary.
+pub fn workload(app: &str, k: u64, bytes: usize) -> Vec<u8> {
+    match app {
+        "ledger" => ledger::workload_command(0, k),
+        _ => {
+            let mut command = vec![0u8; bytes.max(8)];
+            command[..8].copy_from_slice(&k.to_le_bytes());
+            command
+        }
     }
 }
 
@@ -56,19 +65,45 @@ impl<M: ordo_core::machine::StateMachine> ReadyMember for Member<M> {
 pub struct Replayed {
     pub position: ordo_core::Position,
     pub state_hash: u64,
-    /// Client commands the app applied (each (session, sequence) once).
-    pub commands_applied: u64,
+    /// Client commands the app applied, where it counts them (echo).
+    pub commands_applied: Option<u64>,
+    /// The app's own account of its state (the ledger: money conserved).
+    pub summary: String,
+    /// The app's invariants hold.
+    pub invariants_hold: bool,
 }
 
 /// Rebuilds a member's state offline from its folder.
 pub fn replay_state(node: &NodeConfig) -> Result<Replayed, Failure> {
-    let options = ordo_service::replay::ReplayOptions::default();
+    let options = ReplayOptions::default();
+    let (dir, log) = (&node.data_dir, &node.log);
     match node.app.as_str() {
+        "ledger" => {
+            let (container, report) = replay(dir, log, Ledger::default(), &options, &mut |_| {})?;
+            let ledger = container.machine();
+            let invariants = ledger.check_invariants();
+            let summary = match &invariants {
+                Ok(()) => format!(
+                    "money conserved: balances sum to {} = deposits {}, {} transfers posted",
+                    ledger.total(),
+                    ledger.deposits(),
+                    ledger.transfers()
+                ),
+                Err(message) => message.clone(),
+            };
+            let (position, state_hash) = (report.position, report.state_hash);
+            Ok(Replayed { position, state_hash, commands_applied: None, summary, invariants_hold: invariants.is_ok() })
+        }
         "echo" => {
-            let (container, report) =
-                ordo_service::replay::replay(&node.data_dir, &node.log, Echo::default(), &options, &mut |_| {})?;
-            let commands_applied = container.machine().count;
-            Ok(Replayed { position: report.position, state_hash: report.state_hash, commands_applied })
+            let (container, report) = replay(dir, log, Echo::default(), &options, &mut |_| {})?;
+            let count = container.machine().count;
+            Ok(Replayed {
+                position: report.position,
+                state_hash: report.state_hash,
+                commands_applied: Some(count),
+                summary: format!("{count} commands echoed"),
+                invariants_hold: true,
+            })
         }
         other => Err(unknown(other)),
     }

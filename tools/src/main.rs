@@ -41,7 +41,7 @@ enum Command {
         members: u16,
         #[arg(long, default_value_t = 9000)]
         base_port: u16,
-        #[arg(long, default_value = "echo")]
+        #[arg(long, default_value = "ledger")]
         app: String,
         #[arg(long, value_enum, default_value = "fsync")]
         durability: DurabilityArg,
@@ -56,7 +56,7 @@ enum Command {
         /// The cluster folder (default: a temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
-        #[arg(long, default_value = "echo")]
+        #[arg(long, default_value = "ledger")]
         app: String,
         #[arg(long, default_value_t = 20)]
         seconds: u64,

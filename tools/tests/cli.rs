@@ -30,7 +30,10 @@ fn ordo(args: &[&str], limit: Duration) -> Output {
 fn the_demo_survives_its_leader_being_killed_and_every_member_ends_alike() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster");
-    let output = ordo(&["demo", "--dir", cluster.to_str().unwrap(), "--seconds", "4"], Duration::from_secs(120));
+    let output = ordo(
+        &["demo", "--dir", cluster.to_str().unwrap(), "--app", "echo", "--seconds", "4"],
+        Duration::from_secs(120),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "ordo demo failed:\n{stdout}\n{stderr}");
@@ -52,6 +55,15 @@ fn the_demo_survives_its_leader_being_killed_and_every_member_ends_alike() {
     // A second demo on the same folder reuses the cluster and its logs.
     let output = ordo(&["demo", "--dir", cluster.to_str().unwrap(), "--seconds", "2"], Duration::from_secs(120));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn the_default_demo_runs_the_ledger_and_money_is_conserved_on_every_member() {
+    let output = ordo(&["demo", "--seconds", "4"], Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "ordo demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.matches("money conserved").count(), 3, "{stdout}");
+    assert!(stdout.contains("state hashes equal on all members"), "{stdout}");
 }
 
 #[test]

@@ -1,0 +1,25 @@
+//! The apps in the deterministic simulator: the ledger's invariants (money conserved, no
+//! account below its limit) are checked on every member after every batch it applies,
+//! through crashes, partitions, loss and clock drift; a ledger broken on purpose is caught.
+
+use ordo_apps::ledger::{LeakyLedger, Ledger, workload_command};
+use ordo_service::sim::{SimConfig, run_app};
+
+#[test]
+fn the_ledger_keeps_its_invariants_on_every_member_through_every_fault() {
+    let mut acked = 0;
+    for seed in 0..100 {
+        match run_app::<Ledger>(SimConfig::new(seed), workload_command) {
+            Ok(stats) => acked += stats.acked,
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    assert!(acked > 10_000, "the ledger load got through: {acked} commands acknowledged");
+}
+
+#[test]
+fn a_ledger_that_leaks_money_is_caught() {
+    let failure = run_app::<LeakyLedger>(SimConfig::new(1), workload_command).expect_err("caught");
+    assert_eq!(failure.checker, "app invariant", "{failure}");
+    assert!(failure.message.contains("money not conserved"), "{failure}");
+}
