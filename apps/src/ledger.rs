@@ -13,8 +13,8 @@
 //! [--limit L]`, `deposit ACCOUNT AMOUNT`, `transfer ID FROM TO AMOUNT`, `balance ACCOUNT`,
 //! `lookup ID`, `total`.
 
+use crate::codec::{self, emit, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
-use rkyv::rancor::Error as RkyvError;
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -125,45 +125,17 @@ pub struct Ledger {
 
 /// Encodes a command (what a client sends).
 pub fn encode(command: &Command) -> Vec<u8> {
-    rkyv::to_bytes::<RkyvError>(command).expect("a command always encodes").into_vec()
+    codec::encode(command)
 }
 
 /// Decodes a reply (what a client gets).
 pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::new();
-    aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<Reply, RkyvError>(&aligned).map_err(|e| format!("not a ledger reply: {e}"))
+    codec::decode(bytes, "ledger reply")
 }
 
 /// Decodes an event from the event log.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::new();
-    aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<Event, RkyvError>(&aligned).map_err(|e| format!("not a ledger event: {e}"))
-}
-
-/// Reads an archive in place when the bytes are aligned for it (they are in the mapped log:
-/// payloads start 32-byte aligned), else from an aligned copy.
-fn with_archived<T, R>(bytes: &[u8], scratch: &mut rkyv::util::AlignedVec<16>, read: impl FnOnce(Option<&T>) -> R) -> R
-where
-    T: rkyv::Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, RkyvError>>,
-{
-    if (bytes.as_ptr() as usize).is_multiple_of(16) {
-        return read(rkyv::access::<T, RkyvError>(bytes).ok());
-    }
-    scratch.clear();
-    scratch.extend_from_slice(bytes);
-    read(rkyv::access::<T, RkyvError>(scratch).ok())
-}
-
-fn reply(ctx: &mut Context<'_>, reply: &Reply) {
-    let bytes = rkyv::to_bytes::<RkyvError>(reply).expect("a reply always encodes");
-    ctx.reply(&bytes);
-}
-
-fn emit(ctx: &mut Context<'_>, event: &Event) {
-    let bytes = rkyv::to_bytes::<RkyvError>(event).expect("an event always encodes");
-    ctx.emit(&bytes);
+    codec::decode(bytes, "ledger event")
 }
 
 impl Ledger {
@@ -291,14 +263,11 @@ impl StateMachine for Ledger {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        let bytes = rkyv::to_bytes::<RkyvError>(self).expect("the ledger always encodes");
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(&codec::encode(self));
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::new();
-        aligned.extend_from_slice(bytes);
-        let ledger = rkyv::from_bytes::<Ledger, RkyvError>(&aligned).map_err(|e| format!("not a ledger: {e}"))?;
+        let ledger: Ledger = codec::decode(bytes, "ledger")?;
         ledger.check_invariants()?;
         Ok(ledger)
     }

@@ -7,4 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
+pub mod kv;
 pub mod ledger;
+pub mod mutex;

@@ -23,3 +23,16 @@ fn a_ledger_that_leaks_money_is_caught() {
     assert_eq!(failure.checker, "app invariant", "{failure}");
     assert!(failure.message.contains("money not conserved"), "{failure}");
 }
+
+#[test]
+fn the_kv_store_and_the_mutex_keep_their_invariants_through_every_fault() {
+    for seed in 0..30 {
+        if let Err(failure) = run_app::<ordo_apps::kv::Kv>(SimConfig::new(seed), ordo_apps::kv::workload_command) {
+            panic!("{failure}");
+        }
+        let mutex = run_app::<ordo_apps::mutex::Mutex>(SimConfig::new(seed), ordo_apps::mutex::workload_command);
+        if let Err(failure) = mutex {
+            panic!("{failure}");
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The rkyv plumbing every app shares: encode a command, reply or event; decode one; read a
+//! command archived in place (validated first).
+
+use ordo_core::machine::Context;
+use rkyv::api::high::{HighSerializer, HighValidator};
+use rkyv::rancor::Error;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
+
+/// Alignment the archives need (payloads in the mapped log are 32-byte aligned).
+const ALIGN: usize = 16;
+
+/// The archive of `value`.
+pub fn encode<T>(value: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+{
+    rkyv::to_bytes::<Error>(value).expect("an app's values always encode").into_vec()
+}
+
+/// A value back from its archive; `what` names it in the error.
+pub fn decode<T>(bytes: &[u8], what: &str) -> Result<T, String>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<Error>>,
+{
+    let mut aligned = AlignedVec::<ALIGN>::new();
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, Error>(&aligned).map_err(|e| format!("not a {what}: {e}"))
+}
+
+/// Hands `read` the archive in `bytes`, validated (`None` if it is not one), in place when
+/// the bytes are aligned for it, else from an aligned copy in `scratch`.
+pub fn with_archived<T, R>(bytes: &[u8], scratch: &mut AlignedVec<ALIGN>, read: impl FnOnce(Option<&T>) -> R) -> R
+where
+    T: rkyv::Portable + for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, Error>>,
+{
+    if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+        return read(rkyv::access::<T, Error>(bytes).ok());
+    }
+    scratch.clear();
+    scratch.extend_from_slice(bytes);
+    read(rkyv::access::<T, Error>(scratch).ok())
+}
+
+/// Replies with `value`'s archive.
+pub fn reply<T>(ctx: &mut Context<'_>, value: &T)
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+{
+    let bytes = rkyv::to_bytes::<Error>(value).expect("an app's values always encode");
+    ctx.reply(&bytes);
+}
+
+/// Emits `value`'s archive as an event.
+pub fn emit<T>(ctx: &mut Context<'_>, value: &T)
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+{
+    let bytes = rkyv::to_bytes::<Error>(value).expect("an app's values always encode");
+    ctx.emit(&bytes);
+}
