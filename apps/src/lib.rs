@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod airlock;
 pub mod codec;
 pub mod kv;
 pub mod ledger;

@@ -36,3 +36,13 @@ fn the_kv_store_and_the_mutex_keep_their_invariants_through_every_fault() {
         }
     }
 }
+
+#[test]
+fn the_airlocks_stay_safe_on_every_member_through_every_fault() {
+    for seed in 0..30 {
+        let result = run_app::<ordo_apps::airlock::Airlock>(SimConfig::new(seed), ordo_apps::airlock::workload_command);
+        if let Err(failure) = result {
+            panic!("{failure}");
+        }
+    }
+}
