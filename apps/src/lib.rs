@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod airlock;
+pub mod book;
 pub mod codec;
 pub mod kv;
 pub mod ledger;

@@ -13,7 +13,7 @@ use ordo_service::replay::{ReplayOptions, replay};
 use std::sync::atomic::AtomicBool;
 
 /// The apps built in, by name.
-pub const APPS: &[&str] = &["ledger", "kv", "mutex", "airlock", "echo"];
+pub const APPS: &[&str] = &["ledger", "kv", "mutex", "airlock", "book", "echo"];
 
 fn unknown(name: &str) -> Failure {
     Failure(format!("app \"{name}\" is not built into this ordo (it has: {}); set app in ordo.toml", APPS.join(", ")))
@@ -31,6 +31,7 @@ pub fn run_node(node: &NodeConfig, stop: &AtomicBool) -> Result<(), Failure> {
         "kv" => run_with(node, ordo_apps::kv::Kv::default(), stop),
         "mutex" => run_with(node, ordo_apps::mutex::Mutex::default(), stop),
         "airlock" => run_with(node, ordo_apps::airlock::Airlock::default(), stop),
+        "book" => run_with(node, ordo_apps::book::Book::default(), stop),
         "echo" => run_with(node, Echo::default(), stop),
         other => Err(unknown(other)),
     }
@@ -58,6 +59,7 @@ pub fn workload(app: &str, k: u64, bytes: usize) -> Vec<u8> {
         "kv" => ordo_apps::kv::workload_command(0, k),
         "mutex" => ordo_apps::mutex::workload_command(0, k),
         "airlock" => ordo_apps::airlock::workload_command(0, k),
+        "book" => ordo_apps::book::workload_command(0, k),
         _ => {
             let mut command = vec![0u8; bytes.max(8)];
             command[..8].copy_from_slice(&k.to_le_bytes());
@@ -113,6 +115,12 @@ pub fn replay_state(node: &NodeConfig) -> Result<Replayed, Failure> {
             let status = container.machine().status();
             let summary = format!("airlocks {:?}, bay {}: safe", status.locks, status.bay);
             Ok(generic(report, container.machine().check_invariants(), summary))
+        }
+        "book" => {
+            let (container, report) = replay(dir, log, ordo_apps::book::Book::default(), &options, &mut |_| {})?;
+            let book = container.machine();
+            let summary = format!("best bid {:?}, best ask {:?}: not crossed", book.best_bid(), book.best_ask());
+            Ok(generic(report, book.check_invariants(), summary))
         }
         "echo" => {
             let (container, report) = replay(dir, log, Echo::default(), &options, &mut |_| {})?;

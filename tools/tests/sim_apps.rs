@@ -46,3 +46,13 @@ fn the_airlocks_stay_safe_on_every_member_through_every_fault() {
         }
     }
 }
+
+#[test]
+fn the_order_book_never_crosses_on_any_member_through_every_fault() {
+    for seed in 0..30 {
+        let result = run_app::<ordo_apps::book::Book>(SimConfig::new(seed), ordo_apps::book::workload_command);
+        if let Err(failure) = result {
+            panic!("{failure}");
+        }
+    }
+}
