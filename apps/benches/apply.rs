@@ -219,6 +219,37 @@ fn airlock_native(c: &mut Criterion) {
     group.finish();
 }
 
+/// The book's matching on its native structs: the same `Book` methods, commands pre-decoded,
+/// events counted instead of encoded, no reply encoded.
+fn book_native(c: &mut Criterion) {
+    use ordo_apps::book::{Book, Command};
+    let decoded: Vec<Command> = decoded(ordo_apps::book::workload_command);
+    let mut group = c.benchmark_group("apply/book");
+    group.throughput(Throughput::Elements(COMMANDS));
+    group.bench_function("native loop", |b| {
+        b.iter(|| {
+            let mut book = Book::default();
+            let mut events = 0u64;
+            for command in &decoded {
+                let mut count = |_| events += 1;
+                match *command {
+                    Command::Order { id, side, price, quantity } => {
+                        let _ = black_box(book.order(&mut count, id, side, price, quantity));
+                    }
+                    Command::Cancel { id } => {
+                        black_box(book.cancel(&mut count, id));
+                    }
+                    Command::Depth => {
+                        black_box(book.depth());
+                    }
+                }
+            }
+            black_box((book, events))
+        })
+    });
+    group.finish();
+}
+
 fn apps(c: &mut Criterion) {
     bench_app::<ordo_apps::ledger::Ledger>(c, "ledger", ordo_apps::ledger::workload_command);
     ledger_native(c);
@@ -229,6 +260,7 @@ fn apps(c: &mut Criterion) {
     bench_app::<ordo_apps::airlock::Airlock>(c, "airlock", ordo_apps::airlock::workload_command);
     airlock_native(c);
     bench_app::<ordo_apps::book::Book>(c, "book", ordo_apps::book::workload_command);
+    book_native(c);
 }
 
 criterion_group! {

@@ -71,11 +71,18 @@ struct Order {
     filled: u64,
 }
 
+/// The orders resting at one price, oldest first, and their unfilled quantity in total (so
+/// depth is a read per level, not a sum over every order).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+struct Level {
+    orders: VecDeque<u64>,
+    total: u64,
+}
+
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Book {
-    /// Resting order ids per price, oldest first.
-    bids: BTreeMap<u64, VecDeque<u64>>,
-    asks: BTreeMap<u64, VecDeque<u64>>,
+    bids: BTreeMap<u64, Level>,
+    asks: BTreeMap<u64, Level>,
     /// Every resting order.
     resting: BTreeMap<u64, Order>,
     /// Every id ever accepted (an id is used once).
@@ -103,9 +110,11 @@ impl Book {
         self.asks.keys().next().copied()
     }
 
-    fn order(
+    /// Matches and rests an order; each event goes to `event` (the state machine encodes
+    /// them onto its event stream; the benchmark's native loop just counts them).
+    pub fn order(
         &mut self,
-        ctx: &mut Context<'_>,
+        event: &mut dyn FnMut(Event),
         id: u64,
         side: Side,
         price: u64,
@@ -121,7 +130,7 @@ impl Book {
             return Err(Reason::IdExists);
         }
         self.ids_used.insert(id, ());
-        emit(ctx, &Event::Accepted { id, side, price, quantity });
+        event(Event::Accepted { id, side, price, quantity });
         let mut left = quantity;
         while left > 0 {
             let best = match side {
@@ -134,16 +143,17 @@ impl Book {
                 Side::Sell => self.bids.get_mut(&level_price),
             }
             .expect("a best level exists");
-            let maker_id = *level.front().expect("levels are never empty");
+            let maker_id = *level.orders.front().expect("levels are never empty");
             let maker = self.resting.get_mut(&maker_id).expect("a queued order rests");
             let traded = left.min(maker.quantity - maker.filled);
             maker.filled += traded;
+            level.total -= traded;
             left -= traded;
-            emit(ctx, &Event::Fill { maker: maker_id, taker: id, price: level_price, quantity: traded });
+            event(Event::Fill { maker: maker_id, taker: id, price: level_price, quantity: traded });
             if maker.filled == maker.quantity {
                 self.resting.remove(&maker_id);
-                level.pop_front();
-                if level.is_empty() {
+                level.orders.pop_front();
+                if level.orders.is_empty() {
                     match side {
                         Side::Buy => self.asks.remove(&level_price),
                         Side::Sell => self.bids.remove(&level_price),
@@ -156,33 +166,35 @@ impl Book {
                 Side::Buy => &mut self.bids,
                 Side::Sell => &mut self.asks,
             };
-            levels.entry(price).or_default().push_back(id);
+            let level = levels.entry(price).or_default();
+            level.orders.push_back(id);
+            level.total += left;
             self.resting.insert(id, Order { side, price, quantity, filled: quantity - left });
         }
         Ok(Reply::Accepted { filled: quantity - left, resting: left })
     }
 
-    fn cancel(&mut self, ctx: &mut Context<'_>, id: u64) -> Reply {
+    /// Cancels a resting order; its event goes to `event`.
+    pub fn cancel(&mut self, event: &mut dyn FnMut(Event), id: u64) -> Reply {
         let Some(order) = self.resting.remove(&id) else { return Reply::NotFound };
         let levels = match order.side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
         };
         let level = levels.get_mut(&order.price).expect("a resting order has a level");
-        level.retain(|&o| o != id);
-        if level.is_empty() {
+        let remaining = order.quantity - order.filled;
+        level.orders.retain(|&o| o != id);
+        level.total -= remaining;
+        if level.orders.is_empty() {
             levels.remove(&order.price);
         }
-        let remaining = order.quantity - order.filled;
-        emit(ctx, &Event::Cancelled { id, remaining });
+        event(Event::Cancelled { id, remaining });
         Reply::Cancelled { remaining }
     }
 
-    fn depth(&self) -> Reply {
-        let total =
-            |ids: &VecDeque<u64>| ids.iter().map(|id| self.resting[id].quantity - self.resting[id].filled).sum();
-        let bids = self.bids.iter().rev().take(DEPTH_LEVELS).map(|(&p, ids)| (p, total(ids))).collect();
-        let asks = self.asks.iter().take(DEPTH_LEVELS).map(|(&p, ids)| (p, total(ids))).collect();
+    pub fn depth(&self) -> Reply {
+        let bids = self.bids.iter().rev().take(DEPTH_LEVELS).map(|(&p, level)| (p, level.total)).collect();
+        let asks = self.asks.iter().take(DEPTH_LEVELS).map(|(&p, level)| (p, level.total)).collect();
         Reply::Depth { bids, asks }
     }
 }
@@ -196,12 +208,13 @@ impl StateMachine for Book {
         let answer = match decoded {
             None => Reply::Rejected { reason: Reason::Malformed },
             Some(Command::Order { id, side, price, quantity }) => {
-                self.order(ctx, id, side, price, quantity).unwrap_or_else(|reason| {
+                let answer = self.order(&mut |event| emit(ctx, &event), id, side, price, quantity);
+                answer.unwrap_or_else(|reason| {
                     emit(ctx, &Event::Rejected { id, reason });
                     Reply::Rejected { reason }
                 })
             }
-            Some(Command::Cancel { id }) => self.cancel(ctx, id),
+            Some(Command::Cancel { id }) => self.cancel(&mut |event| emit(ctx, &event), id),
             Some(Command::Depth) => self.depth(),
         };
         reply(ctx, &answer);
@@ -225,7 +238,13 @@ impl StateMachine for Book {
         }
         let mut queued = 0;
         for (levels, side) in [(&self.bids, Side::Buy), (&self.asks, Side::Sell)] {
-            for (&price, ids) in levels {
+            for (&price, level) in levels {
+                let ids = &level.orders;
+                let unfilled: u64 =
+                    ids.iter().filter_map(|id| self.resting.get(id)).map(|o| o.quantity - o.filled).sum();
+                if unfilled != level.total {
+                    return Err(format!("the level at {price} says {} unfilled, its orders {unfilled}", level.total));
+                }
                 if ids.is_empty() {
                     return Err(format!("an empty level at {price}"));
                 }
