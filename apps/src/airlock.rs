@@ -156,8 +156,14 @@ pub enum Command {
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Done { status: Status },
-    Refused { reason: String, status: Status },
+    Done {
+        status: Status,
+    },
+    /// Refused: `reason` indexes [`REFUSALS`].
+    Refused {
+        reason: u8,
+        status: Status,
+    },
     Malformed,
 }
 
@@ -171,7 +177,7 @@ pub struct Status {
 pub enum Event {
     LockMoved { lock: u8, from: u8, to: u8 },
     BayMoved { from: u8, to: u8 },
-    Refused { reason: String },
+    Refused { reason: u8 },
 }
 
 /// The whole system's state.
@@ -232,6 +238,40 @@ fn refusal(guard: Guard) -> &'static str {
         OuterDoorsClosed => "an airlock's outer door is open",
         BayDoorMayOpen => "the bay is pressurized or an inner door is open",
     }
+}
+
+/// Every refusal's text; replies and events carry its index (no text is allocated per
+/// command).
+pub const REFUSALS: [&str; 19] = [
+    "refused",
+    "unreachable",
+    "inner door is closed",
+    "inner door is open",
+    "outer door is closed",
+    "outer door is open",
+    "a door is open",
+    "the chamber is depressurized",
+    "already pressurized",
+    "already depressurized",
+    "the bay is pressurized",
+    "door is closed",
+    "door is open",
+    "door E is open",
+    "the chamber's pressure is not the bay's: cycle it first",
+    "an airlock's outer door is open",
+    "the bay is pressurized or an inner door is open",
+    "there are airlocks A to D only",
+    "not an airlock command",
+];
+
+/// The index of a refusal's text in [`REFUSALS`].
+pub fn refusal_code(reason: &str) -> u8 {
+    REFUSALS.iter().position(|&r| r == reason).unwrap_or(0) as u8
+}
+
+/// The text of a refusal code.
+pub fn refusal_text(code: u8) -> &'static str {
+    REFUSALS.get(code as usize).copied().unwrap_or("refused")
 }
 
 /// The safety rules, over a whole system state.
@@ -308,8 +348,9 @@ impl StateMachine for Airlock {
         match result {
             Ok(()) => reply(ctx, &Reply::Done { status }),
             Err(reason) => {
-                emit(ctx, &Event::Refused { reason: reason.to_string() });
-                reply(ctx, &Reply::Refused { reason: reason.to_string(), status });
+                let reason = refusal_code(reason);
+                emit(ctx, &Event::Refused { reason });
+                reply(ctx, &Reply::Refused { reason, status });
             }
         }
     }
@@ -450,6 +491,16 @@ mod tests {
         assert_eq!(step_bay(&status, BayEvent::Pressurize), Err("an airlock's outer door is open"));
         status.bay = step_bay(&status, BayEvent::OpenDoor).unwrap();
         check(&status).unwrap();
+        assert!(
+            LOCK_MATRIX.iter().flatten().chain(BAY_MATRIX.iter().flatten()).all(|cell| match cell {
+                Refuse(reason) => refusal_code(reason) != 0 || *reason == "refused",
+                To(..) => true,
+            }),
+            "every refusal in the matrices has its code"
+        );
+        for guard in [BayDoorClosed, ChamberMatchesBay, OuterDoorsClosed, BayDoorMayOpen] {
+            assert_ne!(refusal_code(refusal(guard)), 0, "{guard:?}");
+        }
         let shown = matrices();
         assert!(shown.contains("→1 if BayDoorClosed") && shown.lines().count() == 14, "{shown}");
     }

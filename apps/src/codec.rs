@@ -44,20 +44,38 @@ where
     read(rkyv::access::<T, Error>(scratch).ok())
 }
 
+thread_local! {
+    /// The buffer replies and events are encoded into, reused: encoding one allocates
+    /// nothing once it has grown to the largest (rkyv's scratch arena is per thread too).
+    static ENCODED: std::cell::RefCell<AlignedVec<ALIGN>> = std::cell::RefCell::new(AlignedVec::new());
+}
+
+/// Encodes `value` into the reused buffer and hands the bytes to `take`.
+fn encoded<T>(value: &T, take: impl FnOnce(&[u8]))
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec<ALIGN>, ArenaHandle<'a>, Error>>,
+{
+    ENCODED.with_borrow_mut(|buffer| {
+        let mut writer = std::mem::take(buffer);
+        writer.clear();
+        let writer = rkyv::api::high::to_bytes_in::<_, Error>(value, writer).expect("an app's values always encode");
+        take(&writer);
+        *buffer = writer;
+    });
+}
+
 /// Replies with `value`'s archive.
 pub fn reply<T>(ctx: &mut Context<'_>, value: &T)
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec<ALIGN>, ArenaHandle<'a>, Error>>,
 {
-    let bytes = rkyv::to_bytes::<Error>(value).expect("an app's values always encode");
-    ctx.reply(&bytes);
+    encoded(value, |bytes| ctx.reply(bytes));
 }
 
 /// Emits `value`'s archive as an event.
 pub fn emit<T>(ctx: &mut Context<'_>, value: &T)
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec<ALIGN>, ArenaHandle<'a>, Error>>,
 {
-    let bytes = rkyv::to_bytes::<Error>(value).expect("an app's values always encode");
-    ctx.emit(&bytes);
+    encoded(value, |bytes| ctx.emit(bytes));
 }
