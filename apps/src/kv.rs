@@ -6,7 +6,9 @@
 
 use crate::codec::{self, emit, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
+use rkyv::with::{AsOwned, Map};
 use rkyv::{Archive, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const KEY_BYTES_MAX: usize = 256;
@@ -32,27 +34,39 @@ pub enum Command {
     },
 }
 
+/// Values in replies and keys and values in events borrow from the state or the command
+/// while they are encoded (no copy per command), and are owned once decoded.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
+pub enum Reply<'a> {
     Stored,
     Value {
-        value: Option<Vec<u8>>,
+        #[rkyv(with = Map<AsOwned>)]
+        value: Option<Cow<'a, [u8]>>,
     },
     Deleted {
         existed: bool,
     },
     /// The compare failed: here is what the value is.
     Mismatch {
-        current: Option<Vec<u8>>,
+        #[rkyv(with = Map<AsOwned>)]
+        current: Option<Cow<'a, [u8]>>,
     },
     TooLarge,
     Malformed,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    Put { key: String, value: Vec<u8> },
-    Deleted { key: String },
+pub enum Event<'a> {
+    Put {
+        #[rkyv(with = AsOwned)]
+        key: Cow<'a, str>,
+        #[rkyv(with = AsOwned)]
+        value: Cow<'a, [u8]>,
+    },
+    Deleted {
+        #[rkyv(with = AsOwned)]
+        key: Cow<'a, str>,
+    },
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -64,11 +78,11 @@ pub fn encode(command: &Command) -> Vec<u8> {
     codec::encode(command)
 }
 
-pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply<'static>, String> {
     codec::decode(bytes, "kv reply")
 }
 
-pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
+pub fn decode_event(bytes: &[u8]) -> Result<Event<'static>, String> {
     codec::decode(bytes, "kv event")
 }
 
@@ -85,12 +99,21 @@ impl Kv {
         self.entries.is_empty()
     }
 
-    fn put(&mut self, ctx: &mut Context<'_>, key: &str, value: &[u8]) -> Reply {
+    fn put(&mut self, ctx: &mut Context<'_>, key: &str, value: &[u8]) -> Reply<'static> {
         if key.len() > KEY_BYTES_MAX || value.len() > VALUE_BYTES_MAX {
             return Reply::TooLarge;
         }
-        self.entries.insert(key.to_string(), value.to_vec());
-        emit(ctx, &Event::Put { key: key.to_string(), value: value.to_vec() });
+        match self.entries.get_mut(key) {
+            // An existing key keeps its allocation when the new value fits.
+            Some(stored) => {
+                stored.clear();
+                stored.extend_from_slice(value);
+            }
+            None => {
+                self.entries.insert(key.to_string(), value.to_vec());
+            }
+        }
+        emit(ctx, &Event::Put { key: Cow::Borrowed(key), value: Cow::Borrowed(value) });
         Reply::Stored
     }
 }
@@ -102,11 +125,13 @@ impl StateMachine for Kv {
             let answer = match archived {
                 None => Reply::Malformed,
                 Some(ArchivedCommand::Put { key, value }) => self.put(ctx, key, value),
-                Some(ArchivedCommand::Get { key }) => Reply::Value { value: self.entries.get(key.as_str()).cloned() },
+                Some(ArchivedCommand::Get { key }) => {
+                    Reply::Value { value: self.entries.get(key.as_str()).map(|v| Cow::Borrowed(v.as_slice())) }
+                }
                 Some(ArchivedCommand::Delete { key }) => {
                     let existed = self.entries.remove(key.as_str()).is_some();
                     if existed {
-                        emit(ctx, &Event::Deleted { key: key.to_string() });
+                        emit(ctx, &Event::Deleted { key: Cow::Borrowed(key) });
                     }
                     Reply::Deleted { existed }
                 }
@@ -117,7 +142,12 @@ impl StateMachine for Kv {
                         (Some(old), Some(current)) => old.as_slice() == current.as_slice(),
                         _ => false,
                     };
-                    if matches { self.put(ctx, key, new) } else { Reply::Mismatch { current: current.cloned() } }
+                    if matches {
+                        self.put(ctx, key, new)
+                    } else {
+                        let current = self.entries.get(key.as_str()).map(|v| Cow::Borrowed(v.as_slice()));
+                        Reply::Mismatch { current }
+                    }
                 }
             };
             reply(ctx, &answer);
@@ -162,7 +192,7 @@ mod tests {
     use ordo_core::{ClusterTimeNs, Position, SessionId};
     use proptest::prelude::*;
 
-    fn run(kv: &mut Kv, command: &Command) -> (Reply, Vec<Event>) {
+    fn run(kv: &mut Kv, command: &Command) -> (Reply<'static>, Vec<Event<'static>>) {
         let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
         let mut ctx =
             Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
@@ -200,14 +230,14 @@ mod tests {
                 let (answer, _) = run(&mut kv, command);
                 let expected = match command {
                     Command::Put { key, value } => { model.insert(key.clone(), value.clone()); Reply::Stored }
-                    Command::Get { key } => Reply::Value { value: model.get(key).cloned() },
+                    Command::Get { key } => Reply::Value { value: model.get(key).cloned().map(Cow::Owned) },
                     Command::Delete { key } => Reply::Deleted { existed: model.remove(key).is_some() },
                     Command::Cas { key, old, new } => {
                         if model.get(key) == old.as_ref() {
                             model.insert(key.clone(), new.clone());
                             Reply::Stored
                         } else {
-                            Reply::Mismatch { current: model.get(key).cloned() }
+                            Reply::Mismatch { current: model.get(key).cloned().map(Cow::Owned) }
                         }
                     }
                 };
@@ -228,7 +258,7 @@ mod tests {
     fn changes_are_events_and_bad_input_changes_nothing() {
         let mut kv = Kv::default();
         let (_, events) = run(&mut kv, &Command::Put { key: "a".into(), value: b"1".to_vec() });
-        assert_eq!(events, [Event::Put { key: "a".into(), value: b"1".to_vec() }]);
+        assert_eq!(events, [Event::Put { key: "a".into(), value: b"1".to_vec().into() }]);
         let huge = Command::Put { key: "b".into(), value: vec![0; VALUE_BYTES_MAX + 1] };
         assert_eq!(run(&mut kv, &huge).0, Reply::TooLarge);
         assert_eq!(run(&mut kv, &Command::Delete { key: "a".into() }).1, [Event::Deleted { key: "a".into() }]);

@@ -15,7 +15,9 @@
 
 use crate::codec::{self, emit, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
+use rkyv::with::AsOwned;
 use rkyv::{Archive, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const ACCOUNT_NAME_BYTES_MAX: usize = 64;
@@ -60,8 +62,10 @@ pub enum Reason {
     Malformed,
 }
 
+/// Names in replies and events borrow from the command or the state while they are encoded
+/// (no allocation per command), and are owned once decoded.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
+pub enum Reply<'a> {
     Opened,
     Deposited {
         balance: i64,
@@ -82,8 +86,10 @@ pub enum Reply {
     },
     Transfer {
         id: u64,
-        from: String,
-        to: String,
+        #[rkyv(with = AsOwned)]
+        from: Cow<'a, str>,
+        #[rkyv(with = AsOwned)]
+        to: Cow<'a, str>,
         amount: u64,
     },
     NotFound,
@@ -94,23 +100,43 @@ pub enum Reply {
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    AccountOpened { account: String, limit: u64 },
-    Deposited { account: String, amount: u64 },
-    TransferPosted { id: u64, from: String, to: String, amount: u64 },
-    TransferRejected { id: u64, reason: Reason },
+pub enum Event<'a> {
+    AccountOpened {
+        #[rkyv(with = AsOwned)]
+        account: Cow<'a, str>,
+        limit: u64,
+    },
+    Deposited {
+        #[rkyv(with = AsOwned)]
+        account: Cow<'a, str>,
+        amount: u64,
+    },
+    TransferPosted {
+        id: u64,
+        #[rkyv(with = AsOwned)]
+        from: Cow<'a, str>,
+        #[rkyv(with = AsOwned)]
+        to: Cow<'a, str>,
+        amount: u64,
+    },
+    TransferRejected {
+        id: u64,
+        reason: Reason,
+    },
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 struct Account {
     balance: i64,
     limit: u64,
+    /// Its index in `Ledger::names` (a transfer records indices, not names).
+    index: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 struct Posted {
-    from: String,
-    to: String,
+    from: u32,
+    to: u32,
     amount: u64,
 }
 
@@ -118,6 +144,8 @@ struct Posted {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
     accounts: BTreeMap<String, Account>,
+    /// Account names by index, in the order they were opened.
+    names: Vec<String>,
     transfers: BTreeMap<u64, Posted>,
     /// Everything deposited: the sum of the balances, always.
     deposits: i64,
@@ -129,12 +157,12 @@ pub fn encode(command: &Command) -> Vec<u8> {
 }
 
 /// Decodes a reply (what a client gets).
-pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply<'static>, String> {
     codec::decode(bytes, "ledger reply")
 }
 
 /// Decodes an event from the event log.
-pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
+pub fn decode_event(bytes: &[u8]) -> Result<Event<'static>, String> {
     codec::decode(bytes, "ledger event")
 }
 
@@ -159,7 +187,7 @@ impl Ledger {
         self.transfers.len()
     }
 
-    fn open(&mut self, account: &str, limit: u64) -> Result<Reply, Reason> {
+    fn open(&mut self, account: &str, limit: u64) -> Result<Reply<'static>, Reason> {
         if account.len() > ACCOUNT_NAME_BYTES_MAX {
             return Err(Reason::NameTooLong);
         }
@@ -169,11 +197,13 @@ impl Ledger {
         if limit > i64::MAX as u64 {
             return Err(Reason::Overflow);
         }
-        self.accounts.insert(account.to_string(), Account { balance: 0, limit });
+        let index = u32::try_from(self.names.len()).map_err(|_| Reason::Overflow)?;
+        self.accounts.insert(account.to_string(), Account { balance: 0, limit, index });
+        self.names.push(account.to_string());
         Ok(Reply::Opened)
     }
 
-    fn deposit(&mut self, account: &str, amount: u64) -> Result<Reply, Reason> {
+    fn deposit(&mut self, account: &str, amount: u64) -> Result<Reply<'static>, Reason> {
         if amount == 0 {
             return Err(Reason::ZeroAmount);
         }
@@ -185,7 +215,7 @@ impl Ledger {
         Ok(Reply::Deposited { balance: entry.balance })
     }
 
-    fn transfer(&mut self, id: u64, from: &str, to: &str, amount: u64) -> Result<Reply, Reason> {
+    fn transfer(&mut self, id: u64, from: &str, to: &str, amount: u64) -> Result<Reply<'static>, Reason> {
         if amount == 0 {
             return Err(Reason::ZeroAmount);
         }
@@ -201,9 +231,10 @@ impl Ledger {
             return Err(Reason::InsufficientFunds);
         }
         let target_after = target.balance.checked_add(amount_signed).ok_or(Reason::Overflow)?;
+        let (from_index, to_index) = (source.index, target.index);
         self.accounts.get_mut(from).expect("looked up").balance = after;
         self.accounts.get_mut(to).expect("looked up").balance = target_after;
-        self.transfers.insert(id, Posted { from: from.to_string(), to: to.to_string(), amount });
+        self.transfers.insert(id, Posted { from: from_index, to: to_index, amount });
         Ok(Reply::Posted { id })
     }
 }
@@ -219,14 +250,14 @@ impl StateMachine for Ledger {
                 ArchivedCommand::Open { account, limit } => {
                     let answer = self.open(account, limit.to_native());
                     if answer.is_ok() {
-                        emit(ctx, &Event::AccountOpened { account: account.to_string(), limit: limit.to_native() });
+                        emit(ctx, &Event::AccountOpened { account: Cow::Borrowed(account), limit: limit.to_native() });
                     }
                     answer
                 }
                 ArchivedCommand::Deposit { account, amount } => {
                     let answer = self.deposit(account, amount.to_native());
                     if answer.is_ok() {
-                        emit(ctx, &Event::Deposited { account: account.to_string(), amount: amount.to_native() });
+                        emit(ctx, &Event::Deposited { account: Cow::Borrowed(account), amount: amount.to_native() });
                     }
                     answer
                 }
@@ -239,7 +270,7 @@ impl StateMachine for Ledger {
                         match answer {
                             Ok(_) => emit(
                                 ctx,
-                                &Event::TransferPosted { id, from: from.to_string(), to: to.to_string(), amount },
+                                &Event::TransferPosted { id, from: Cow::Borrowed(from), to: Cow::Borrowed(to), amount },
                             ),
                             Err(reason) => emit(ctx, &Event::TransferRejected { id, reason }),
                         }
@@ -252,7 +283,8 @@ impl StateMachine for Ledger {
                 },
                 ArchivedCommand::Lookup { id } => Ok(match self.transfers.get(&id.to_native()) {
                     Some(p) => {
-                        Reply::Transfer { id: id.to_native(), from: p.from.clone(), to: p.to.clone(), amount: p.amount }
+                        let name = |index: u32| Cow::Borrowed(self.names[index as usize].as_str());
+                        Reply::Transfer { id: id.to_native(), from: name(p.from), to: name(p.to), amount: p.amount }
                     }
                     None => Reply::NotFound,
                 }),
@@ -344,7 +376,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Applies `command`, returns the decoded reply and the decoded events.
-    fn run(ledger: &mut Ledger, command: &Command) -> (Reply, Vec<Event>) {
+    fn run(ledger: &mut Ledger, command: &Command) -> (Reply<'static>, Vec<Event<'static>>) {
         let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::<TimerRequest>::new());
         let mut ctx =
             Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
@@ -469,7 +501,8 @@ mod tests {
         // (A snapshot file's checksum catches corruption first; this is the app's own check.)
         assert!(Ledger::restore(b"abc").unwrap_err().contains("not a ledger"));
         let mut unbalanced = Ledger::default();
-        unbalanced.accounts.insert("alice".into(), Account { balance: 5, limit: 0 });
+        unbalanced.accounts.insert("alice".into(), Account { balance: 5, limit: 0, index: 0 });
+        unbalanced.names.push("alice".into());
         let mut bytes = Vec::new();
         unbalanced.snapshot(&mut bytes);
         assert!(Ledger::restore(&bytes).unwrap_err().contains("money not conserved"));
