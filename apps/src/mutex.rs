@@ -11,7 +11,9 @@
 
 use crate::codec::{self, emit, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
+use rkyv::with::AsOwned;
 use rkyv::{Archive, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 pub const NAME_BYTES_MAX: usize = 128;
@@ -48,19 +50,24 @@ pub enum Reply {
     Malformed,
 }
 
+/// Lock names in events borrow from the command or the state while they are encoded, and
+/// are owned once decoded.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<'a> {
     Granted {
-        name: String,
+        #[rkyv(with = AsOwned)]
+        name: Cow<'a, str>,
         session: u64,
     },
     Released {
-        name: String,
+        #[rkyv(with = AsOwned)]
+        name: Cow<'a, str>,
         session: u64,
     },
     /// The holder's lease ran out.
     Expired {
-        name: String,
+        #[rkyv(with = AsOwned)]
+        name: Cow<'a, str>,
         session: u64,
     },
 }
@@ -90,7 +97,7 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
     codec::decode(bytes, "mutex reply")
 }
 
-pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
+pub fn decode_event(bytes: &[u8]) -> Result<Event<'static>, String> {
     codec::decode(bytes, "mutex event")
 }
 
@@ -111,7 +118,7 @@ impl Mutex {
         let lock = self.locks.entry(name.to_string()).or_default();
         lock.holder = Some(session);
         lock.lease_timer = lease_timer;
-        emit(ctx, &Event::Granted { name: name.to_string(), session });
+        emit(ctx, &Event::Granted { name: Cow::Borrowed(name), session });
     }
 
     /// The holder of `name` is gone (released or expired): the next in line gets it.
@@ -165,7 +172,7 @@ impl StateMachine for Mutex {
                 Some(ArchivedCommand::Release { name }) => {
                     let session = ctx.session().0;
                     if self.holder(name) == Some(session) {
-                        emit(ctx, &Event::Released { name: name.to_string(), session });
+                        emit(ctx, &Event::Released { name: Cow::Borrowed(name), session });
                         self.hand_on(ctx, name);
                         Reply::Released
                     } else {
@@ -188,7 +195,7 @@ impl StateMachine for Mutex {
         let Some(lock) = self.locks.get_mut(&name).filter(|l| l.lease_timer == Some(timer_id)) else { return };
         lock.lease_timer = None;
         if let Some(session) = lock.holder {
-            emit(ctx, &Event::Expired { name: name.clone(), session });
+            emit(ctx, &Event::Expired { name: Cow::Borrowed(&name), session });
             self.hand_on(ctx, &name);
         }
     }
@@ -242,7 +249,7 @@ mod tests {
 
     struct Run {
         reply: Reply,
-        events: Vec<Event>,
+        events: Vec<Event<'static>>,
         timers: Vec<TimerRequest>,
     }
 
@@ -255,7 +262,7 @@ mod tests {
         Run { reply: decode_reply(&reply_bytes).unwrap(), events, timers }
     }
 
-    fn fire(mutex: &mut Mutex, timer_id: u64) -> Vec<Event> {
+    fn fire(mutex: &mut Mutex, timer_id: u64) -> Vec<Event<'static>> {
         let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
         let mut ctx =
             Context::new(Position(0), ClusterTimeNs(0), SessionId(0), &mut reply_bytes, &mut events, &mut timers);
