@@ -147,3 +147,39 @@ fn generic(report: ordo_service::replay::ReplayReport, invariants: Result<(), St
         invariants_hold: invariants.is_ok(),
     }
 }
+
+/// A command of `app`, decoded, as text (`ordo log dump`); `None` if it does not decode.
+pub fn describe_command(app: &str, bytes: &[u8]) -> Option<String> {
+    use ordo_apps::codec::decode;
+    match app {
+        "ledger" => decode::<ordo_apps::ledger::Command>(bytes, "ledger command").ok().map(|c| format!("{c:?}")),
+        "kv" => decode::<ordo_apps::kv::Command>(bytes, "kv command").ok().map(|c| format!("{c:?}")),
+        "mutex" => decode::<ordo_apps::mutex::Command>(bytes, "mutex command").ok().map(|c| format!("{c:?}")),
+        "airlock" => decode::<ordo_apps::airlock::Command>(bytes, "airlock command").ok().map(|c| format!("{c:?}")),
+        "book" => decode::<ordo_apps::book::Command>(bytes, "book command").ok().map(|c| format!("{c:?}")),
+        _ => None,
+    }
+}
+
+/// Replays a member's folder with its app: the report.
+pub fn replay_report(
+    node: &NodeConfig,
+    options: &ReplayOptions,
+) -> Result<ordo_service::replay::ReplayReport, Failure> {
+    fn with<M: StateMachine>(
+        node: &NodeConfig,
+        options: &ReplayOptions,
+        empty: M,
+    ) -> Result<ordo_service::replay::ReplayReport, Failure> {
+        Ok(replay(&node.data_dir, &node.log, empty, options, &mut |_| {})?.1)
+    }
+    match node.app.as_str() {
+        "ledger" => with(node, options, Ledger::default()),
+        "kv" => with(node, options, ordo_apps::kv::Kv::default()),
+        "mutex" => with(node, options, ordo_apps::mutex::Mutex::default()),
+        "airlock" => with(node, options, ordo_apps::airlock::Airlock::default()),
+        "book" => with(node, options, ordo_apps::book::Book::default()),
+        "echo" => with(node, options, Echo::default()),
+        other => Err(unknown(other)),
+    }
+}

@@ -1,5 +1,6 @@
-//! `ordo-tools`: the `ordo` command-line program (see `shared/CLI.md`): `init`, `node` and
-//! `demo` so far; the rest of the contract lands with the CLI issue (#8).
+//! `ordo-tools`: the `ordo` command-line program (see `shared/CLI.md`): `init`, `node`,
+//! `demo`, `stat`, `log verify|dump`, `replay` and `sim` so far; the rest of the contract
+//! (`cluster`, `client`, `describe`, `snapshot`, `events`, `bench`) lands with issue #8.
 
 #![forbid(unsafe_code)]
 
@@ -7,6 +8,7 @@ pub mod apps;
 pub mod children;
 pub mod demo;
 pub mod init;
+pub mod inspect;
 
 /// A command's failure: one sentence (what, where, what to do), printed by `main`.
 #[derive(Debug)]

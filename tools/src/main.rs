@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ordo_core::{Durability, NodeConfig};
-use ordo_tools::{Failure, demo, init};
+use ordo_tools::{Failure, demo, init, inspect};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -51,6 +51,48 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Live counters of a running member, read from its counters file.
+    Stat {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A member's log: verify it, or dump its entries.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Rebuilds a member's state offline from its newest snapshot and its log.
+    Replay {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        no_snapshot: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The deterministic simulator: the real consensus and service code, seeded faults.
+    Sim {
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// Run this one seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        #[arg(long, default_value_t = 3)]
+        members: u16,
+        #[arg(long, default_value = "ledger")]
+        app: String,
+        /// `all` or `none`.
+        #[arg(long, default_value = "all")]
+        faults: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// A local 3-member cluster under load, its leader killed half way, then a summary.
     Demo {
         /// The cluster folder (default: a temporary one, removed afterwards).
@@ -63,6 +105,28 @@ enum Command {
         /// Commands per second the client sends.
         #[arg(long, default_value_t = 2000)]
         rate: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Checks every checksum and the chain; exit 1 naming the first bad entry.
+    Verify {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry a line, the command decoded when the app is known.
+    Dump {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -89,6 +153,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let stop = stop_flag()?;
             ordo_tools::apps::run_node(&node, &stop)?;
             tracing::info!("member {} stopped cleanly", node.member_id.0);
+        }
+        Command::Stat { dir, json } => inspect::stat(&dir, json)?,
+        Command::Log { command: LogCommand::Verify { dir, json } } => inspect::log_verify(&dir, json)?,
+        Command::Log { command: LogCommand::Dump { dir, from, to, json } } => inspect::log_dump(&dir, from, to, json)?,
+        Command::Replay { dir, to, no_snapshot, json } => inspect::replay(&dir, to, no_snapshot, json)?,
+        Command::Sim { seeds, seed, first, members, app, faults, json } => {
+            let faults = match faults.as_str() {
+                "all" => true,
+                "none" => false,
+                other => return Err(Failure(format!("--faults is all or none, not {other:?}"))),
+            };
+            let (first, seeds) = seed.map_or((first, seeds), |seed| (seed, 1));
+            if !inspect::sim(&inspect::Sim { seeds, first, members, app, faults, json })? {
+                return Err(Failure(
+                    "the simulation failed: see the seeds and the command to reproduce each above".into(),
+                ));
+            }
         }
         Command::Demo { dir, app, seconds, rate } => {
             let stop = stop_flag()?;

@@ -1,0 +1,217 @@
+//! The commands that look at a member's folder without touching the member: `stat` (its
+//! live counters), `log verify`, `log dump`, `replay`, and `sim` (the simulator's front end).
+//! They map files read-only and take no lock, so they run beside a live member.
+
+use crate::Failure;
+use ordo_core::{NodeConfig, Position};
+use ordo_log::counters::CountersReader;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The member a `--dir` names: a member folder holding `ordo.toml` (what `init` writes).
+pub fn member_config(dir: &Path) -> Result<NodeConfig, Failure> {
+    let path = dir.join("ordo.toml");
+    if !path.exists() {
+        return Err(Failure(format!(
+            "{} holds no ordo.toml; pass a member's folder, such as DIR/node-1 of a cluster `ordo init` made",
+            dir.display()
+        )));
+    }
+    Ok(NodeConfig::load(&path)?)
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// `ordo stat`: the member's live counters.
+pub fn stat(dir: &Path, json: bool) -> Result<(), Failure> {
+    let node = member_config(dir)?;
+    let path = node.data_dir.join("counters");
+    let counters = CountersReader::open(&path)
+        .map_err(|e| Failure(format!("{e}; has member {} run since its folder was made?", node.member_id.0)))?;
+    if json {
+        let fields: Vec<String> = counters.all().iter().map(|(name, value)| format!("\"{name}\": {value}")).collect();
+        println!("{{\"member\": {}, \"pid\": {}, {}}}", node.member_id.0, counters.pid(), fields.join(", "));
+    } else {
+        let running = Path::new(&format!("/proc/{}", counters.pid())).exists();
+        let state = if running { "running" } else { "not running: the last values it wrote" };
+        println!("member {} (pid {}, {state}), {}", node.member_id.0, counters.pid(), path.display());
+        for (name, value) in counters.all() {
+            println!("  {name:<22} {value}");
+        }
+    }
+    Ok(())
+}
+
+/// `ordo log verify`: every checksum and the chain; exit 1 naming the first bad entry.
+pub fn log_verify(dir: &Path, json: bool) -> Result<(), Failure> {
+    let node = member_config(dir)?;
+    let log_dir = node.data_dir.join("log");
+    let verified = ordo_log::verify(&log_dir, &node.log)?;
+    let torn = verified.torn_tail.as_ref().map(|t| format!("a torn tail at {} ({})", t.position, t.reason));
+    if json {
+        println!(
+            "{{\"start\": {}, \"end\": {}, \"entries\": {}, \"segments\": {}, \"torn_tail\": {}}}",
+            verified.position_start.0,
+            verified.position_end.0,
+            verified.entries,
+            verified.segments,
+            torn.as_deref().map_or("null".to_string(), json_string)
+        );
+    } else {
+        println!(
+            "{}: intact, {} entries from {} to {} in {} segments{}",
+            log_dir.display(),
+            verified.entries,
+            verified.position_start,
+            verified.position_end,
+            verified.segments,
+            torn.map_or(String::new(), |t| format!("; {t}, which the next open cuts"))
+        );
+    }
+    Ok(())
+}
+
+/// `ordo log dump`: one entry a line.
+pub fn log_dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> Result<(), Failure> {
+    let node = member_config(dir)?;
+    let reader = ordo_log::LogReader::open(&node.data_dir.join("log"), &node.log)?;
+    let from = from.map_or(reader.position_start(), Position);
+    let to = to.map_or(Position(u64::MAX), Position);
+    // Lines go out through a locked stdout; a reader that stops reading (`| head`) ends the
+    // dump quietly.
+    let mut out = std::io::stdout().lock();
+    for entry in reader.entries(from) {
+        let entry = entry?;
+        if entry.position() >= to {
+            break;
+        }
+        let header = entry.header;
+        let kind = entry.kind();
+        let command = (kind == ordo_core::EntryKind::Command)
+            .then(|| crate::apps::describe_command(&node.app, entry.payload))
+            .flatten();
+        let written = if json {
+            writeln!(
+                out,
+                "{{\"position\": {}, \"term\": {}, \"kind\": \"{}\", \"time\": {}, \"session\": {}, \"correlation\": {}, \"length\": {}, \"checksum\": {}, \"command\": {}}}",
+                entry.position().0,
+                header.term().0,
+                kind.name(),
+                header.timestamp().0,
+                header.session().0,
+                header.correlation_id.get(),
+                header.length_bytes(),
+                entry.checksum(),
+                command.as_deref().map_or("null".to_string(), json_string)
+            )
+        } else {
+            writeln!(
+                out,
+                "{:>12} term {:<3} {:<20} time {} session {} correlation {} length {} checksum {:#010x}{}",
+                entry.position().0,
+                header.term().0,
+                kind.name(),
+                header.timestamp().0,
+                header.session().0,
+                header.correlation_id.get(),
+                header.length_bytes(),
+                entry.checksum(),
+                command.map_or(String::new(), |c| format!("  {c}"))
+            )
+        };
+        if written.is_err() {
+            return Ok(()); // the reader went away
+        }
+    }
+    Ok(())
+}
+
+/// `ordo replay`: the state rebuilt offline from the newest snapshot and the log.
+pub fn replay(dir: &Path, to: Option<u64>, no_snapshot: bool, json: bool) -> Result<(), Failure> {
+    let node = member_config(dir)?;
+    let options = ordo_service::replay::ReplayOptions { to: to.map(Position), no_snapshot };
+    let report = crate::apps::replay_report(&node, &options)?;
+    if json {
+        println!(
+            "{{\"position\": {}, \"entries\": {}, \"seconds\": {:.6}, \"entries_per_sec\": {:.0}, \"state_hash\": \"{:#018x}\"}}",
+            report.position.0, report.entries, report.seconds, report.entries_per_sec, report.state_hash
+        );
+    } else {
+        let from = report
+            .snapshot
+            .as_ref()
+            .map_or("the log's start".to_string(), |s| format!("the snapshot at {}", s.position()));
+        println!(
+            "replayed {} entries from {from} to {} in {:.3} s ({:.0} entries/s): state hash {:#018x}",
+            report.entries, report.position, report.seconds, report.entries_per_sec, report.state_hash
+        );
+    }
+    for rejected in &report.rejected {
+        eprintln!("ordo: passed over a snapshot: {rejected}");
+    }
+    Ok(())
+}
+
+/// `ordo sim`: seeds of the deterministic simulator with an app and its invariants.
+pub struct Sim {
+    pub seeds: u64,
+    pub first: u64,
+    pub members: u16,
+    pub app: String,
+    pub faults: bool,
+    pub json: bool,
+}
+
+pub fn sim(settings: &Sim) -> Result<bool, Failure> {
+    use ordo_service::sim::{Faults, SimConfig, run_app};
+    crate::apps::check(&settings.app)?;
+    let started = std::time::Instant::now();
+    let (mut failures, mut ticks, mut commits) = (0u64, 0u64, 0u64);
+    for seed in settings.first..settings.first + settings.seeds {
+        let faults = if settings.faults { Faults::ALL } else { Faults::NONE };
+        let config = SimConfig { members: settings.members, faults, ..SimConfig::new(seed) };
+        let result = match settings.app.as_str() {
+            "ledger" => run_app::<ordo_apps::ledger::Ledger>(config, ordo_apps::ledger::workload_command),
+            "kv" => run_app::<ordo_apps::kv::Kv>(config, ordo_apps::kv::workload_command),
+            "mutex" => run_app::<ordo_apps::mutex::Mutex>(config, ordo_apps::mutex::workload_command),
+            "airlock" => run_app::<ordo_apps::airlock::Airlock>(config, ordo_apps::airlock::workload_command),
+            "book" => run_app::<ordo_apps::book::Book>(config, ordo_apps::book::workload_command),
+            _ => ordo_service::sim::run(config),
+        };
+        match result {
+            Ok(stats) => {
+                ticks += stats.ticks;
+                commits += stats.acked;
+            }
+            Err(failure) => {
+                failures += 1;
+                let reproduce = format!("ordo sim --seed {seed} --app {}", settings.app);
+                eprintln!(
+                    "{}\nreproduce: {reproduce}\n",
+                    failure.to_string().lines().filter(|l| !l.starts_with("reproduce:")).collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if settings.json {
+        println!(
+            "{{\"seeds\": {}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}}}",
+            settings.seeds
+        );
+    } else {
+        println!(
+            "{} seeds from {} ({}): {failures} failed; {ticks} ticks, {commits} commands acknowledged, {seconds:.1} s",
+            settings.seeds, settings.first, settings.app
+        );
+    }
+    Ok(failures == 0)
+}
+
+/// A member folder's data folder, for messages.
+pub fn data_dir(dir: &Path) -> Result<PathBuf, Failure> {
+    Ok(member_config(dir)?.data_dir)
+}
