@@ -93,33 +93,20 @@ pub fn log_dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> R
         let command = (kind == ordo_core::EntryKind::Command)
             .then(|| crate::apps::describe_command(&node.app, entry.payload))
             .flatten();
+        let (position, term, time) = (entry.position().0, header.term().0, header.timestamp().0);
+        let (session, correlation) = (header.session().0, header.correlation_id.get());
+        let (length, checksum, kind) = (header.length_bytes(), entry.checksum(), kind.name());
         let written = if json {
+            let command = command.as_deref().map_or("null".to_string(), json_string);
             writeln!(
                 out,
-                "{{\"position\": {}, \"term\": {}, \"kind\": \"{}\", \"time\": {}, \"session\": {}, \"correlation\": {}, \"length\": {}, \"checksum\": {}, \"command\": {}}}",
-                entry.position().0,
-                header.term().0,
-                kind.name(),
-                header.timestamp().0,
-                header.session().0,
-                header.correlation_id.get(),
-                header.length_bytes(),
-                entry.checksum(),
-                command.as_deref().map_or("null".to_string(), json_string)
+                "{{\"position\": {position}, \"term\": {term}, \"kind\": \"{kind}\", \"time\": {time}, \"session\": {session}, \"correlation\": {correlation}, \"length\": {length}, \"checksum\": {checksum}, \"command\": {command}}}"
             )
         } else {
+            let command = command.map_or(String::new(), |c| format!("  {c}"));
             writeln!(
                 out,
-                "{:>12} term {:<3} {:<20} time {} session {} correlation {} length {} checksum {:#010x}{}",
-                entry.position().0,
-                header.term().0,
-                kind.name(),
-                header.timestamp().0,
-                header.session().0,
-                header.correlation_id.get(),
-                header.length_bytes(),
-                entry.checksum(),
-                command.map_or(String::new(), |c| format!("  {c}"))
+                "{position:>12} term {term:<3} {kind:<20} time {time} session {session} correlation {correlation} length {length} checksum {checksum:#010x}{command}"
             )
         };
         if written.is_err() {
