@@ -154,7 +154,7 @@ pub enum Command {
     Status,
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply {
     Done {
         status: Status,
@@ -167,7 +167,7 @@ pub enum Reply {
     Malformed,
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
     pub locks: [u8; LOCKS],
     pub bay: u8,
@@ -382,6 +382,48 @@ pub fn workload_command(client: u64, k: u64) -> Vec<u8> {
         _ => Command::Lock { lock: ((mix >> 8) % LOCKS as u64) as u8, event: LOCK_EVENTS[((mix >> 16) % 5) as usize] },
     };
     encode(&command)
+}
+
+/// A command from its words: `cycle LOCK`, `open LOCK inner|outer`, `close LOCK
+/// inner|outer`, `bay pressurize|depressurize`, `door open|close`, `status`.
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    let lock = || {
+        let word = words.get(1).ok_or("the airlock (A to D) is missing")?;
+        LOCK_NAMES
+            .iter()
+            .position(|&c| word.eq_ignore_ascii_case(&c.to_string()))
+            .map(|i| i as u8)
+            .ok_or(format!("the airlocks are A to D, not {word:?}"))
+    };
+    let side = |open: bool| match (words.get(2).copied(), open) {
+        (Some("inner"), true) => Ok(LockEvent::OpenInner),
+        (Some("inner"), false) => Ok(LockEvent::CloseInner),
+        (Some("outer"), true) => Ok(LockEvent::OpenOuter),
+        (Some("outer"), false) => Ok(LockEvent::CloseOuter),
+        _ => Err("say which door: inner or outer".to_string()),
+    };
+    match (words.first().copied(), words.get(1).copied()) {
+        (Some("cycle"), _) => Ok(Command::Lock { lock: lock()?, event: LockEvent::Cycle }),
+        (Some("open"), _) => Ok(Command::Lock { lock: lock()?, event: side(true)? }),
+        (Some("close"), _) => Ok(Command::Lock { lock: lock()?, event: side(false)? }),
+        (Some("bay"), Some("pressurize")) => Ok(Command::Bay { event: BayEvent::Pressurize }),
+        (Some("bay"), Some("depressurize")) => Ok(Command::Bay { event: BayEvent::Depressurize }),
+        (Some("door"), Some("open")) => Ok(Command::Bay { event: BayEvent::OpenDoor }),
+        (Some("door"), Some("close")) => Ok(Command::Bay { event: BayEvent::CloseDoor }),
+        (Some("status"), _) => Ok(Command::Status),
+        _ => Err("an airlock command is cycle, open, close, bay, door or status".into()),
+    }
+}
+
+impl Reply {
+    /// Why the command changed nothing, if it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Reply::Refused { reason, .. } => Some(refusal_text(*reason).to_string()),
+            Reply::Malformed => Some("malformed".into()),
+            Reply::Done { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!
 //! CLI commands: `order ID buy|sell PRICE QTY`, `cancel ID`, `depth`.
 
-use crate::codec::{self, emit, reply, with_archived};
+use crate::codec::{self, emit, number, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// Price levels a depth reply shows on each side.
 pub const DEPTH_LEVELS: usize = 10;
 
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Side {
     Buy,
     Sell,
@@ -26,7 +26,7 @@ pub enum Command {
     Depth,
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reason {
     ZeroPrice,
     ZeroQuantity,
@@ -34,7 +34,7 @@ pub enum Reason {
     Malformed,
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply {
     /// Accepted: filled this much at once, the rest resting.
     Accepted {
@@ -281,6 +281,36 @@ pub fn workload_command(client: u64, k: u64) -> Vec<u8> {
         },
     };
     encode(&command)
+}
+
+/// A command from its words: `order ID buy|sell PRICE QTY`, `cancel ID`, `depth`.
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    match words.first().copied() {
+        Some("order") => Ok(Command::Order {
+            id: number(words.get(1), "the order id")?,
+            side: match words.get(2).copied() {
+                Some("buy") => Side::Buy,
+                Some("sell") => Side::Sell,
+                _ => return Err("the side is buy or sell".into()),
+            },
+            price: number(words.get(3), "the price")?,
+            quantity: number(words.get(4), "the quantity")?,
+        }),
+        Some("cancel") => Ok(Command::Cancel { id: number(words.get(1), "the order id")? }),
+        Some("depth") => Ok(Command::Depth),
+        _ => Err("a book command is order, cancel or depth".into()),
+    }
+}
+
+impl Reply {
+    /// Why the command changed nothing, if it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Reply::Rejected { reason } => Some(format!("{reason:?}")),
+            Reply::NotFound => Some("not found".into()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

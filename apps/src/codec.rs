@@ -79,3 +79,9 @@ where
 {
     encoded(value, |bytes| ctx.emit(bytes));
 }
+
+/// A whole number from a command-line word (`what` names it in the error).
+pub(crate) fn number(word: Option<&&str>, what: &str) -> Result<u64, String> {
+    let word = word.ok_or_else(|| format!("{what} is missing"))?;
+    word.parse().map_err(|_| format!("{what} must be a whole number, not {word:?}"))
+}

@@ -36,7 +36,7 @@ pub enum Command {
 
 /// Values in replies and keys and values in events borrow from the state or the command
 /// while they are encoded (no copy per command), and are owned once decoded.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply<'a> {
     Stored,
     Value {
@@ -184,6 +184,35 @@ pub fn workload_command(client: u64, k: u64) -> Vec<u8> {
         _ => Command::Get { key },
     };
     encode(&command)
+}
+
+/// A command from its words: `put KEY VALUE`, `get KEY`, `delete KEY`, `cas KEY OLD NEW`
+/// (OLD `-` for "absent").
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    let word = |i: usize, what: &str| words.get(i).map(|w| w.to_string()).ok_or(format!("{what} is missing"));
+    match words.first().copied() {
+        Some("put") => Ok(Command::Put { key: word(1, "the key")?, value: word(2, "the value")?.into_bytes() }),
+        Some("get") => Ok(Command::Get { key: word(1, "the key")? }),
+        Some("delete") => Ok(Command::Delete { key: word(1, "the key")? }),
+        Some("cas") => {
+            let old = word(2, "the old value")?;
+            let old = (old != "-").then(|| old.into_bytes());
+            Ok(Command::Cas { key: word(1, "the key")?, old, new: word(3, "the new value")?.into_bytes() })
+        }
+        _ => Err("a kv command is put, get, delete or cas".into()),
+    }
+}
+
+impl Reply<'_> {
+    /// Why the command changed nothing, if it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Reply::Mismatch { .. } => Some("the current value is another".into()),
+            Reply::TooLarge => Some("too large".into()),
+            Reply::Malformed => Some("malformed".into()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

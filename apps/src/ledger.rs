@@ -13,7 +13,7 @@
 //! [--limit L]`, `deposit ACCOUNT AMOUNT`, `transfer ID FROM TO AMOUNT`, `balance ACCOUNT`,
 //! `lookup ID`, `total`.
 
-use crate::codec::{self, emit, reply, with_archived};
+use crate::codec::{self, emit, number, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
 use rkyv::with::AsOwned;
 use rkyv::{Archive, Deserialize, Serialize};
@@ -50,7 +50,7 @@ pub enum Command {
 }
 
 /// Why a command changed nothing.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reason {
     UnknownAccount,
     AccountExists,
@@ -64,7 +64,7 @@ pub enum Reason {
 
 /// Names in replies and events borrow from the command or the state while they are encoded
 /// (no allocation per command), and are owned once decoded.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply<'a> {
     Opened,
     Deposited {
@@ -366,6 +366,45 @@ pub fn workload_command(client: u64, k: u64) -> Vec<u8> {
         },
     };
     encode(&command)
+}
+
+/// A command from its words on the command line (`shared/CLI.md`): `open ACCOUNT [--limit
+/// L]`, `deposit ACCOUNT AMOUNT`, `transfer ID FROM TO AMOUNT`, `balance ACCOUNT`,
+/// `lookup ID`, `total`.
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    let name = |i: usize| words.get(i).map(|w| w.to_string()).ok_or("an account name is missing".to_string());
+    match words.first().copied() {
+        Some("open") => {
+            let limit = match words.get(2).copied() {
+                Some("--limit") => number(words.get(3), "the limit")?,
+                Some(other) => return Err(format!("open takes ACCOUNT [--limit L], not {other:?}")),
+                None => 0,
+            };
+            Ok(Command::Open { account: name(1)?, limit })
+        }
+        Some("deposit") => Ok(Command::Deposit { account: name(1)?, amount: number(words.get(2), "the amount")? }),
+        Some("transfer") => Ok(Command::Transfer {
+            id: number(words.get(1), "the transfer id")?,
+            from: name(2)?,
+            to: name(3)?,
+            amount: number(words.get(4), "the amount")?,
+        }),
+        Some("balance") => Ok(Command::Balance { account: name(1)? }),
+        Some("lookup") => Ok(Command::Lookup { id: number(words.get(1), "the transfer id")? }),
+        Some("total") => Ok(Command::Total),
+        _ => Err("a ledger command is open, deposit, transfer, balance, lookup or total".into()),
+    }
+}
+
+impl Reply<'_> {
+    /// Why the command changed nothing, if it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Reply::Rejected { reason } => Some(format!("{reason:?}")),
+            Reply::NotFound => Some("not found".into()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

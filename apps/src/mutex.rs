@@ -9,7 +9,7 @@
 //!
 //! CLI commands: `acquire NAME [--lease-ms MS]`, `release NAME`, `holder NAME`.
 
-use crate::codec::{self, emit, reply, with_archived};
+use crate::codec::{self, emit, number, reply, with_archived};
 use ordo_core::machine::{Context, StateMachine};
 use rkyv::with::AsOwned;
 use rkyv::{Archive, Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub enum Command {
     },
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply {
     Granted,
     /// Waiting, this many ahead.
@@ -238,6 +238,35 @@ pub fn workload_command(client: u64, k: u64) -> Vec<u8> {
         _ => Command::Holder { name },
     };
     encode(&command)
+}
+
+/// A command from its words: `acquire NAME [--lease-ms MS]`, `release NAME`, `holder NAME`.
+pub fn parse(words: &[&str]) -> Result<Command, String> {
+    let name = words.get(1).map(|w| w.to_string()).ok_or("the lock's name is missing".to_string());
+    match words.first().copied() {
+        Some("acquire") => {
+            let lease_ms = match words.get(2).copied() {
+                Some("--lease-ms") => number(words.get(3), "the lease")?,
+                Some(other) => return Err(format!("acquire takes NAME [--lease-ms MS], not {other:?}")),
+                None => 0,
+            };
+            Ok(Command::Acquire { name: name?, lease_ms })
+        }
+        Some("release") => Ok(Command::Release { name: name? }),
+        Some("holder") => Ok(Command::Holder { name: name? }),
+        _ => Err("a mutex command is acquire, release or holder".into()),
+    }
+}
+
+impl Reply {
+    /// Why the command changed nothing, if it did not.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Reply::NotHolder => Some("not the holder".into()),
+            Reply::Malformed => Some("malformed".into()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -183,3 +183,33 @@ pub fn replay_report(
         other => Err(unknown(other)),
     }
 }
+
+/// An app command from its command-line words, encoded.
+pub fn encode_words(app: &str, words: &[&str]) -> Result<Vec<u8>, String> {
+    use ordo_apps::codec::encode;
+    match app {
+        "ledger" => ordo_apps::ledger::parse(words).map(|c| encode(&c)),
+        "kv" => ordo_apps::kv::parse(words).map(|c| encode(&c)),
+        "mutex" => ordo_apps::mutex::parse(words).map(|c| encode(&c)),
+        "airlock" => ordo_apps::airlock::parse(words).map(|c| encode(&c)),
+        "book" => ordo_apps::book::parse(words).map(|c| encode(&c)),
+        "echo" => Ok(words.join(" ").into_bytes()),
+        other => Err(format!("app \"{other}\" has no command-line commands")),
+    }
+}
+
+/// An app's reply as JSON, and why the command changed nothing if it did not.
+pub fn render_reply(app: &str, bytes: &[u8]) -> (serde_json::Value, Option<String>) {
+    fn json<T: serde::Serialize>(reply: &T, error: Option<String>) -> (serde_json::Value, Option<String>) {
+        (serde_json::to_value(reply).unwrap_or(serde_json::Value::Null), error)
+    }
+    let undecodable = |e: String| (serde_json::Value::Null, Some(e));
+    match app {
+        "ledger" => ordo_apps::ledger::decode_reply(bytes).map_or_else(undecodable, |r| json(&r, r.error())),
+        "kv" => ordo_apps::kv::decode_reply(bytes).map_or_else(undecodable, |r| json(&r, r.error())),
+        "mutex" => ordo_apps::mutex::decode_reply(bytes).map_or_else(undecodable, |r| json(&r, r.error())),
+        "airlock" => ordo_apps::airlock::decode_reply(bytes).map_or_else(undecodable, |r| json(&r, r.error())),
+        "book" => ordo_apps::book::decode_reply(bytes).map_or_else(undecodable, |r| json(&r, r.error())),
+        _ => (serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()), None),
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod children;
+pub mod client;
 pub mod demo;
 pub mod init;
 pub mod inspect;

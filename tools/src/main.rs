@@ -51,6 +51,19 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Sends one app command (or one a line from stdin, pipelined) and prints each reply as
+    /// a JSON line once it is committed and applied.
+    Client {
+        /// The cluster folder `ordo init` made (or a member's folder).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Read one command a line from stdin.
+        #[arg(long)]
+        stdin: bool,
+        /// The app command, e.g. `transfer 7 alice bob 100`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Live counters of a running member, read from its counters file.
     Stat {
         #[arg(long)]
@@ -153,6 +166,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let stop = stop_flag()?;
             ordo_tools::apps::run_node(&node, &stop)?;
             tracing::info!("member {} stopped cleanly", node.member_id.0);
+        }
+        Command::Client { dir, stdin, command } => {
+            if !stdin && command.is_empty() {
+                return Err(Failure("give an app command, or --stdin to read one a line".into()));
+            }
+            if !ordo_tools::client::run(&dir, &command, stdin)? {
+                return Err(Failure("a command was refused or failed: see its line's error".into()));
+            }
         }
         Command::Stat { dir, json } => inspect::stat(&dir, json)?,
         Command::Log { command: LogCommand::Verify { dir, json } } => inspect::log_verify(&dir, json)?,

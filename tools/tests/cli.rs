@@ -130,3 +130,68 @@ fn the_simulator_runs_each_app_from_the_command_line() {
         assert_eq!((summary["seeds"].as_u64(), summary["failures"].as_u64()), (Some(3), Some(0)), "{app}");
     }
 }
+
+/// Member processes started by a test, killed (SIGKILL, by pid) when it ends however it ends.
+struct Nodes(Vec<std::process::Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn ordo_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let base = (30_000 + std::process::id() % 20_000) as u16;
+    let init =
+        ordo(&["init", "--dir", cluster.to_str().unwrap(), "--base-port", &base.to_string()], Duration::from_secs(20));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let _nodes = Nodes(
+        (1..=3)
+            .map(|id| {
+                let config = cluster.join(format!("node-{id}/ordo.toml"));
+                Command::new(env!("CARGO_BIN_EXE_ordo"))
+                    .args(["node", "--config", config.to_str().unwrap()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let c = cluster.to_str().unwrap();
+    let opened = ordo(&["client", "--dir", c, "open", "alice"], Duration::from_secs(60));
+    assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
+    let input = "open bob --limit 50\ndeposit alice 100\ntransfer 1 alice bob 70\ntransfer 1 alice bob 70\n\
+                 transfer 2 alice bob 500\nfly away\nbalance bob\ntotal\n";
+    let output = ordo_with_stdin(&["client", "--dir", c, "--stdin"], input);
+    assert!(!output.status.success(), "one line was refused, so the exit says so");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["line"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(lines[2]["reply"], serde_json::json!({"Posted": {"id": 1}}));
+    assert_eq!(lines[3]["reply"], serde_json::json!({"Exists": {"id": 1}}), "a repeated id is not applied twice");
+    assert_eq!((lines[4]["ok"].as_bool(), lines[4]["error"].as_str()), (Some(false), Some("InsufficientFunds")));
+    assert!(lines[5]["error"].as_str().unwrap().contains("open, deposit, transfer"), "{}", lines[5]);
+    assert_eq!(lines[6]["reply"], serde_json::json!({"Balance": {"balance": 70, "limit": 50}}));
+    assert_eq!(lines[7]["reply"], serde_json::json!({"Total": {"total": 100, "deposits": 100}}));
+    assert!(lines[7]["position"].as_u64().unwrap() > lines[0]["position"].as_u64().unwrap());
+}

@@ -1,0 +1,74 @@
+//! `ordo client`: one command and its reply, or one command a line from stdin, pipelined,
+//! with retries across a failover (a command is never applied twice), each reply printed as
+//! one JSON line in input order once its command is committed and applied:
+//! `{"line": N, "ok": true|false, "position": P, "reply": …, "error": "…"}`.
+
+use crate::Failure;
+use ordo_core::NodeConfig;
+use ordo_service::client::{Client, ClientConfig};
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+/// The cluster a `--dir` names: a cluster folder (its `node-1/ordo.toml`) or a member's.
+pub fn cluster_config(dir: &Path) -> Result<NodeConfig, Failure> {
+    let member = dir.join("ordo.toml");
+    let first = dir.join("node-1").join("ordo.toml");
+    let path = if member.exists() { member } else { first };
+    if !path.exists() {
+        return Err(Failure(format!(
+            "{} holds no cluster (no node-1/ordo.toml): run `ordo init` first",
+            dir.display()
+        )));
+    }
+    Ok(NodeConfig::load(&path)?)
+}
+
+fn line(number: usize, ok: bool, position: Option<u64>, reply: serde_json::Value, error: Option<String>) -> String {
+    serde_json::json!({
+        "line": number,
+        "ok": ok,
+        "position": position,
+        "reply": reply,
+        "error": error,
+    })
+    .to_string()
+}
+
+/// Sends `commands` (one per line, `words` each) and prints a JSON line for each; returns
+/// whether every one succeeded.
+pub fn run(dir: &Path, words: &[String], stdin: bool) -> Result<bool, Failure> {
+    let node = cluster_config(dir)?;
+    let key = ordo_service::node::load_key(&node.key_file)?;
+    let addresses = node.members.iter().map(|m| m.address).collect();
+    let mut client = Client::new(ClientConfig::new(addresses, node.cluster_id(), key))?;
+    let lines: Vec<String> =
+        if stdin { std::io::stdin().lock().lines().collect::<Result<_, _>>()? } else { vec![words.join(" ")] };
+    // Parse every line first; the ones that parse are sent together.
+    let mut parsed = Vec::with_capacity(lines.len());
+    for text in &lines {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        parsed.push(if words.is_empty() { None } else { Some(crate::apps::encode_words(&node.app, &words)) });
+    }
+    let commands: Vec<&[u8]> = parsed.iter().filter_map(|p| p.as_ref()?.as_ref().ok().map(Vec::as_slice)).collect();
+    let timeout = Duration::from_secs(30 + commands.len() as u64 / 100);
+    let mut replies = client.call_all(commands, timeout)?.into_iter();
+    let mut all_ok = true;
+    for (index, parse) in parsed.into_iter().enumerate() {
+        let number = index + 1;
+        let printed = match parse {
+            None => continue, // a blank line
+            Some(Err(error)) => line(number, false, None, serde_json::Value::Null, Some(error)),
+            Some(Ok(_)) => {
+                let reply = replies.next().expect("a reply for each command sent");
+                let (rendered, error) = crate::apps::render_reply(&node.app, &reply.reply);
+                let ok = reply.status.is_ok() && error.is_none();
+                let error = error.or_else(|| (!reply.status.is_ok()).then(|| format!("{:?}", reply.status)));
+                line(number, ok, Some(reply.position.0), rendered, error)
+            }
+        };
+        all_ok &= printed.contains("\"ok\":true");
+        println!("{printed}");
+    }
+    Ok(all_ok)
+}
