@@ -202,3 +202,39 @@ pub fn sim(settings: &Sim) -> Result<bool, Failure> {
 pub fn data_dir(dir: &Path) -> Result<PathBuf, Failure> {
     Ok(member_config(dir)?.data_dir)
 }
+
+/// `ordo describe`: each member of a cluster folder, from its config and live counters.
+pub fn describe(dir: &Path, json: bool) -> Result<(), Failure> {
+    let cluster = crate::client::cluster_config(dir)?;
+    for member in &cluster.members {
+        let node_dir = dir.join(format!("node-{}", member.id.0));
+        let node = member_config(&node_dir).ok();
+        let counters = node.as_ref().and_then(|n| CountersReader::open(&n.data_dir.join("counters")).ok());
+        let running = counters.as_ref().is_some_and(|c| Path::new(&format!("/proc/{}", c.pid())).exists());
+        let value = |name: &str| counters.as_ref().and_then(|c| c.value(name));
+        let role = match value("role") {
+            Some(0) => "follower",
+            Some(1) => "candidate",
+            Some(2) => "leader",
+            _ => "unknown",
+        };
+        let role = if running { role } else { "stopped" };
+        let fields = ["term", "leader", "append_position", "commit_position", "applied_position", "snapshot_position"]
+            .map(|name| (name, value(name)));
+        if json {
+            let mut object =
+                serde_json::json!({"id": member.id.0, "address": member.address.to_string(), "role": role});
+            for (name, value) in fields {
+                object[name] = value.map_or(serde_json::Value::Null, Into::into);
+            }
+            println!("{object}");
+        } else {
+            let shown: Vec<String> = fields
+                .iter()
+                .map(|(name, value)| format!("{name} {}", value.map_or("-".into(), |v| v.to_string())))
+                .collect();
+            println!("member {} at {}: {role}, {}", member.id.0, member.address, shown.join(", "));
+        }
+    }
+    Ok(())
+}

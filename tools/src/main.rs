@@ -64,6 +64,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Each member of a cluster folder: address, role, term, leader, positions, snapshot.
+    Describe {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs every member of a cluster folder (made by `init` if empty) as child processes
+    /// until Ctrl-C.
+    Cluster {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        members: u16,
+        #[arg(long, default_value = "ledger")]
+        app: String,
+        #[arg(long, default_value_t = 9000)]
+        base_port: u16,
+    },
     /// Live counters of a running member, read from its counters file.
     Stat {
         #[arg(long)]
@@ -176,6 +195,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Stat { dir, json } => inspect::stat(&dir, json)?,
+        Command::Describe { dir, json } => inspect::describe(&dir, json)?,
+        Command::Cluster { dir, members, app, base_port } => {
+            let stop = stop_flag()?;
+            let configs: Vec<PathBuf> = if init::config_path(&dir, 1).exists() {
+                (1..).map(|id| init::config_path(&dir, id)).take_while(|p| p.exists()).collect()
+            } else {
+                init::init(&init::Init { dir: dir.clone(), members, base_port, app, durability: Durability::Fsync })?
+            };
+            let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
+            let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
+            let mut children = ordo_tools::children::Members::start(&configs, &data_dirs, &dir)?;
+            for node in &nodes {
+                let address = node.members.iter().find(|m| m.id == node.member_id).map(|m| m.address);
+                println!("member {} listens on {}", node.member_id.0, address.map_or("?".into(), |a| a.to_string()));
+            }
+            println!("logs in {}; Ctrl-C stops them all", dir.display());
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                if let Some((index, status)) = children.exited() {
+                    children.stop_all(std::time::Duration::from_secs(10));
+                    return Err(children.died(index, status));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if !children.stop_all(std::time::Duration::from_secs(10)) {
+                return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
+            }
+        }
         Command::Log { command: LogCommand::Verify { dir, json } } => inspect::log_verify(&dir, json)?,
         Command::Log { command: LogCommand::Dump { dir, from, to, json } } => inspect::log_dump(&dir, from, to, json)?,
         Command::Replay { dir, to, no_snapshot, json } => inspect::replay(&dir, to, no_snapshot, json)?,

@@ -194,4 +194,48 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(lines[6]["reply"], serde_json::json!({"Balance": {"balance": 70, "limit": 50}}));
     assert_eq!(lines[7]["reply"], serde_json::json!({"Total": {"total": 100, "deposits": 100}}));
     assert!(lines[7]["position"].as_u64().unwrap() > lines[0]["position"].as_u64().unwrap());
+
+    let describe = ordo(&["describe", "--dir", c, "--json"], Duration::from_secs(20));
+    let members: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&describe.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
+    assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
+}
+
+#[test]
+fn ordo_cluster_runs_every_member_and_stops_them_all_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap().to_string();
+    let base = (31_000 + std::process::id() % 19_000) as u16;
+    let mut running = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(["cluster", "--dir", &c, "--base-port", &base.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Nodes(Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let describe = ordo(&["describe", "--dir", &c, "--json"], Duration::from_secs(20));
+        if String::from_utf8_lossy(&describe.stdout).contains("\"leader\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = running.kill();
+            panic!("no leader in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg(running.id().to_string()).status(); // SIGTERM
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "ordo cluster did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(running.wait().unwrap().success());
+    let describe = ordo(&["describe", "--dir", &c, "--json"], Duration::from_secs(20));
+    let stopped = String::from_utf8_lossy(&describe.stdout).matches("\"stopped\"").count();
+    assert_eq!(stopped, 3, "every member stopped: {}", String::from_utf8_lossy(&describe.stdout));
 }
