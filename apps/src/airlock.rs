@@ -195,6 +195,10 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
     codec::decode(bytes, "airlock reply")
 }
 
+pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
+    codec::decode(bytes, "airlock event")
+}
+
 /// Whether `guard` holds for airlock `lock` (or the bay, `None`) in the system `status`.
 fn allowed(guard: Guard, status: &Status, lock: Option<usize>) -> bool {
     let bay_vacuum = status.bay & BAY_VACUUM != 0;

@@ -213,3 +213,16 @@ pub fn render_reply(app: &str, bytes: &[u8]) -> (serde_json::Value, Option<Strin
         _ => (serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()), None),
     }
 }
+
+/// An event of `app`, decoded, as text (`ordo events tail`).
+pub fn describe_event(app: &str, bytes: &[u8]) -> String {
+    let text = match app {
+        "ledger" => ordo_apps::ledger::decode_event(bytes).map(|e| format!("{e:?}")),
+        "kv" => ordo_apps::kv::decode_event(bytes).map(|e| format!("{e:?}")),
+        "mutex" => ordo_apps::mutex::decode_event(bytes).map(|e| format!("{e:?}")),
+        "book" => ordo_apps::book::decode_event(bytes).map(|e| format!("{e:?}")),
+        "airlock" => ordo_apps::airlock::decode_event(bytes).map(|e| format!("{e:?}")),
+        _ => Err(String::new()),
+    };
+    text.unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
+}

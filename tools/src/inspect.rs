@@ -238,3 +238,127 @@ pub fn describe(dir: &Path, json: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `ordo snapshot list|inspect|verify`: a member's snapshots, offline.
+pub fn snapshot(dir: &Path, action: &str, position: Option<u64>, json: bool) -> Result<bool, Failure> {
+    let node = member_config(dir)?;
+    let store = ordo_service::snapshot::SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
+    let files = store.list()?;
+    let chosen: Vec<_> = match position {
+        Some(p) => files.into_iter().filter(|(at, _)| at.0 == p).collect(),
+        None if action == "list" => files,
+        None => files.into_iter().last().into_iter().collect(),
+    };
+    if chosen.is_empty() {
+        return Err(Failure(format!(
+            "{} holds no such snapshot; `ordo snapshot list` shows them",
+            node.data_dir.display()
+        )));
+    }
+    let mut all_good = true;
+    for (at, path) in chosen {
+        let snapshot = match store.read(&path) {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                all_good = false;
+                println!(
+                    "{}",
+                    if json {
+                        serde_json::json!({"position": at.0, "error": error.to_string()}).to_string()
+                    } else {
+                        format!("{at}: {error}")
+                    }
+                );
+                continue;
+            }
+        };
+        let info = &snapshot.info;
+        let mut object = serde_json::json!({
+            "position": info.position().0,
+            "term": info.base.term.0,
+            "app": info.app,
+            "state_hash": format!("{:#018x}", info.state_hash),
+            "body_bytes": info.body_bytes,
+            "events_position": info.events.position.0,
+            "path": path.display().to_string(),
+        });
+        if action == "verify" {
+            // Its state hash must be what replaying the log to its position gives.
+            let options = ordo_service::replay::ReplayOptions { to: Some(info.position()), no_snapshot: true };
+            let verdict = match crate::apps::replay_report(&node, &options) {
+                Ok(report) if report.position == info.position() && report.state_hash == info.state_hash => {
+                    "matches a replay".to_string()
+                }
+                Ok(report) => {
+                    all_good = false;
+                    format!("DIFFERS from a replay to {}: {:#018x}", report.position, report.state_hash)
+                }
+                Err(error) => format!("checksums good; not replayed ({})", error.0),
+            };
+            object["verify"] = verdict.into();
+        }
+        if json {
+            println!("{object}");
+        } else {
+            let verify = object.get("verify").and_then(|v| v.as_str()).map_or(String::new(), |v| format!(", {v}"));
+            println!(
+                "{at}: term {}, app {}, state hash {:#018x}, {} bytes, events at {}{verify}",
+                info.base.term.0, info.app, info.state_hash, info.body_bytes, info.events.position
+            );
+        }
+    }
+    Ok(all_good)
+}
+
+/// `ordo events tail`: the event stream of a member's folder from a position, following it.
+pub fn events_tail(
+    dir: &Path,
+    from: Option<u64>,
+    json: bool,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), Failure> {
+    let node = member_config(dir)?;
+    let events_config = ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..node.log.clone() };
+    let mut reader = ordo_log::LogReader::open(&node.data_dir.join("events"), &events_config)?;
+    let mut position = from.map_or(reader.position_start(), Position);
+    let mut out = std::io::stdout().lock();
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let mut progressed = false;
+        for entry in reader.entries(position) {
+            let Ok(entry) = entry else { break }; // being written: read again shortly
+            position = entry.next_position();
+            progressed = true;
+            if entry.kind() != ordo_core::EntryKind::Event {
+                continue;
+            }
+            let header = entry.header;
+            let text = crate::apps::describe_event(&node.app, entry.payload);
+            let line = if json {
+                serde_json::json!({
+                    "position": entry.position().0,
+                    "source": header.correlation_id.get(),
+                    "session": header.session().0,
+                    "time": header.timestamp().0,
+                    "event": text,
+                })
+                .to_string()
+            } else {
+                format!(
+                    "{:>12} from {} session {}: {text}",
+                    entry.position().0,
+                    header.correlation_id.get(),
+                    header.session().0
+                )
+            };
+            if writeln!(out, "{line}").is_err() {
+                return Ok(());
+            }
+        }
+        let _ = out.flush();
+        if !progressed {
+            reader.refresh()?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}

@@ -83,6 +83,29 @@ enum Command {
         #[arg(long, default_value_t = 9000)]
         base_port: u16,
     },
+    /// A member's snapshots: list them, inspect one, verify one (checksums, and its state
+    /// hash against a replay of the log to its position).
+    Snapshot {
+        /// list, inspect or verify.
+        action: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// The snapshot's position (default: the newest).
+        position: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event stream of a member's folder from a position, following it live.
+    Events {
+        /// tail
+        action: String,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Live counters of a running member, read from its counters file.
     Stat {
         #[arg(long)]
@@ -196,6 +219,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Stat { dir, json } => inspect::stat(&dir, json)?,
         Command::Describe { dir, json } => inspect::describe(&dir, json)?,
+        Command::Snapshot { action, dir, position, json } => {
+            if !["list", "inspect", "verify"].contains(&action.as_str()) {
+                return Err(Failure(format!("snapshot takes list, inspect or verify here, not {action:?}")));
+            }
+            if !inspect::snapshot(&dir, &action, position, json)? {
+                return Err(Failure("a snapshot is corrupt or differs from a replay: see above".into()));
+            }
+        }
+        Command::Events { action, dir, from, json } => {
+            if action != "tail" {
+                return Err(Failure(format!("events takes tail, not {action:?}")));
+            }
+            let stop = stop_flag()?;
+            inspect::events_tail(&dir, from, json, &stop)?;
+        }
         Command::Cluster { dir, members, app, base_port } => {
             let stop = stop_flag()?;
             let configs: Vec<PathBuf> = if init::config_path(&dir, 1).exists() {

@@ -164,7 +164,14 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     let init =
         ordo(&["init", "--dir", cluster.to_str().unwrap(), "--base-port", &base.to_string()], Duration::from_secs(20));
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let _nodes = Nodes(
+    // Snapshots every few entries, so the session leaves some to look at.
+    for id in 1..=3 {
+        let config = cluster.join(format!("node-{id}/ordo.toml"));
+        let text =
+            std::fs::read_to_string(&config).unwrap().replace("interval_bytes = 4194304", "interval_bytes = 512");
+        std::fs::write(&config, text).unwrap();
+    }
+    let nodes = Nodes(
         (1..=3)
             .map(|id| {
                 let config = cluster.join(format!("node-{id}/ordo.toml"));
@@ -201,6 +208,30 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(members.len(), 3);
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
     assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
+
+    // Offline: the snapshots, each checked against a replay of the log; the event stream.
+    drop(nodes);
+    let member = format!("{c}/node-1");
+    let list = ordo(&["snapshot", "list", "--dir", &member, "--json"], Duration::from_secs(20));
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(!list.stdout.is_empty(), "snapshots were taken");
+    let verify = ordo(&["snapshot", "verify", "--dir", &member], Duration::from_secs(20));
+    let verdict = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && verdict.contains("matches a replay"), "{verdict}");
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(["events", "tail", "--dir", &member, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill").arg(tail.id().to_string()).status(); // SIGTERM: it stops following
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tail.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "events tail did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let events = String::from_utf8_lossy(&tail.wait_with_output().unwrap().stdout).into_owned();
+    assert!(events.contains("TransferPosted") && events.contains("AccountOpened"), "{events}");
 }
 
 #[test]
