@@ -86,10 +86,13 @@ enum Command {
     /// A member's snapshots: list them, inspect one, verify one (checksums, and its state
     /// hash against a replay of the log to its position).
     Snapshot {
-        /// list, inspect or verify.
+        /// list, inspect, verify or restore.
         action: String,
         #[arg(long)]
         dir: PathBuf,
+        /// The snapshot file to restore from.
+        #[arg(long)]
+        from: Option<PathBuf>,
         /// The snapshot's position (default: the newest).
         position: Option<u64>,
         #[arg(long)]
@@ -219,9 +222,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Stat { dir, json } => inspect::stat(&dir, json)?,
         Command::Describe { dir, json } => inspect::describe(&dir, json)?,
-        Command::Snapshot { action, dir, position, json } => {
+        Command::Snapshot { action, dir, from, position, json } => {
+            if action == "restore" {
+                let from = from.ok_or_else(|| Failure("snapshot restore needs --from FILE".into()))?;
+                return inspect::snapshot_restore(&from, &dir);
+            }
             if !["list", "inspect", "verify"].contains(&action.as_str()) {
-                return Err(Failure(format!("snapshot takes list, inspect or verify here, not {action:?}")));
+                return Err(Failure(format!("snapshot takes list, inspect, verify or restore, not {action:?}")));
             }
             if !inspect::snapshot(&dir, &action, position, json)? {
                 return Err(Failure("a snapshot is corrupt or differs from a replay: see above".into()));

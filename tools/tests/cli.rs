@@ -232,6 +232,40 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     }
     let events = String::from_utf8_lossy(&tail.wait_with_output().unwrap().stdout).into_owned();
     assert!(events.contains("TransferPosted") && events.contains("AccountOpened"), "{events}");
+
+    // The newest snapshot seeds a fresh one-member cluster, which answers from its state.
+    let newest: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&list.stdout).lines().last().unwrap()).unwrap();
+    let fresh = dir.path().join("fresh");
+    let f = fresh.to_str().unwrap();
+    let fresh_port = (base + 100).to_string();
+    assert!(
+        ordo(&["init", "--dir", f, "--members", "1", "--base-port", &fresh_port], Duration::from_secs(20))
+            .status
+            .success()
+    );
+    let member = format!("{f}/node-1");
+    let restore = ordo(
+        &["snapshot", "restore", "--from", newest["path"].as_str().unwrap(), "--dir", &member],
+        Duration::from_secs(20),
+    );
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let _fresh_node = Nodes(vec![
+        Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["node", "--config", &format!("{member}/ordo.toml")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ]);
+    let balance = ordo(&["client", "--dir", f, "balance", "alice"], Duration::from_secs(60));
+    let reply: serde_json::Value = serde_json::from_slice(&balance.stdout).unwrap();
+    assert!(reply["reply"]["Balance"].is_object(), "the restored state knows alice: {reply}");
+    let again = ordo(
+        &["snapshot", "restore", "--from", newest["path"].as_str().unwrap(), "--dir", &member],
+        Duration::from_secs(20),
+    );
+    assert!(!again.status.success(), "a member with a log is not restored over");
 }
 
 #[test]
