@@ -380,6 +380,47 @@ impl Client {
         }
     }
 
+    /// Asks the cluster to snapshot (following redirects to the leader); returns the position
+    /// every member snapshots at.
+    pub fn request_snapshot(&mut self, timeout: Duration) -> Result<Position, ClientError> {
+        let nonce = self.nonce ^ 0x5A5A_5A5A;
+        let deadline = Instant::now() + timeout;
+        let mut sent: Option<Instant> = None;
+        loop {
+            if Instant::now() >= deadline {
+                let tried = self.config.members.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ");
+                return Err(ClientError::Timeout(timeout, tried));
+            }
+            if sent.is_none_or(|at| at.elapsed() >= Duration::from_nanos(self.config.retry_interval_ns)) {
+                if sent.is_some() && !std::mem::take(&mut self.heard) {
+                    self.next_target();
+                }
+                sent = Some(Instant::now());
+                let to = self.config.members[self.target];
+                self.endpoint.queue(to, Term::ZERO, &Body::SnapshotTake { nonce })?;
+                self.endpoint.flush()?;
+            }
+            let mut answer = None;
+            let (members, target, heard) = (&self.config.members, &mut self.target, &mut self.heard);
+            self.endpoint.poll(&mut |_, frame| match frame.body {
+                Body::ClientResponse { session: SessionId(0), sequence, position, .. } if sequence == nonce => {
+                    answer = Some(position);
+                }
+                Body::Redirect { leader } => {
+                    *heard = true;
+                    if let Some(index) = (leader.0 as usize).checked_sub(1).filter(|&i| i < members.len()) {
+                        *target = index;
+                    }
+                }
+                _ => {}
+            })?;
+            if let Some(position) = answer {
+                return Ok(position);
+            }
+            self.endpoint.net_mut().wait_readable(Duration::from_millis(1))?;
+        }
+    }
+
     /// Sends one command and waits for its reply.
     pub fn call(&mut self, command: &[u8], timeout: Duration) -> Result<Reply, ClientError> {
         let mut replies = self.call_all(std::iter::once(command), timeout)?;

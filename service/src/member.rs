@@ -33,7 +33,7 @@ use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 use crossbeam_channel::{Receiver, Sender};
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, MemberId, Position, SessionId, Term};
-use ordo_transport::{Body, Chunk, Endpoint, FrameType};
+use ordo_transport::{Body, Chunk, Endpoint, FrameType, ResponseStatus};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
@@ -430,6 +430,7 @@ impl<M: StateMachine> Member<M> {
         } = self;
         let mut sync = std::mem::take(sync_pending);
         let mut failure = None;
+        let mut snapshot_taken = None;
         let mut work = endpoint.poll(&mut |source, frame| {
             if failure.is_some() {
                 return;
@@ -462,11 +463,26 @@ impl<M: StateMachine> Member<M> {
                 }
                 Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
                 Body::EventData { from_position, bytes: [] } => event_feed.on_request(source, from_position, now_ns),
+                Body::SnapshotTake { nonce } => {
+                    let request = EntryKind::SnapshotRequest;
+                    match consensus.propose_entry(now_ns, request, SessionId(0), 0, &[], &mut out) {
+                        Ok(()) => snapshot_taken = Some((source, nonce)),
+                        Err(NotLeader::Redirect(leader)) => redirects.push((source, Body::Redirect { leader })),
+                        Err(NotLeader::Unknown) => redirects.push((source, Body::Redirect { leader: MemberId(0) })),
+                    }
+                }
                 body => consensus.on_message(now_ns, sender, term, body, &storage.log, &mut out),
             }
             match effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check) {
                 Ok(asked) => sync |= asked,
                 Err(error) => failure = Some(storage_error(error)),
+            }
+            if let Some((source, nonce)) = snapshot_taken.take() {
+                // Every member snapshots right after the request entry just appended.
+                let (position, status) = (storage.log.position_append(), ResponseStatus::Applied);
+                let answer =
+                    Body::ClientResponse { session: SessionId(0), sequence: nonce, position, status, reply: &[] };
+                redirects.push((source, answer));
             }
             *buffer = effects::recycle(out);
         })?;

@@ -72,3 +72,37 @@ pub fn run(dir: &Path, words: &[String], stdin: bool) -> Result<bool, Failure> {
     }
     Ok(all_ok)
 }
+
+/// `ordo snapshot take`: asks the running cluster to snapshot and waits until every member
+/// has, at the same position; prints it.
+pub fn snapshot_take(dir: &Path) -> Result<(), Failure> {
+    let node = cluster_config(dir)?;
+    let key = ordo_service::node::load_key(&node.key_file)?;
+    let addresses = node.members.iter().map(|m| m.address).collect();
+    let mut client = Client::new(ClientConfig::new(addresses, node.cluster_id(), key))?;
+    let position = client.request_snapshot(Duration::from_secs(30))?;
+    println!("snapshot requested at {position}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for member in &node.members {
+        let member_dir = dir.join(format!("node-{}", member.id.0));
+        let data_dir = crate::inspect::data_dir(&member_dir)?;
+        loop {
+            let taken = ordo_log::counters::CountersReader::open(&data_dir.join("counters"))
+                .ok()
+                .and_then(|c| c.value("snapshot_position"))
+                .is_some_and(|at| at >= position.0);
+            if taken {
+                println!("member {} has snapshotted at {position}", member.id.0);
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Failure(format!(
+                    "member {} has not snapshotted at {position} within 30 s; is it running?",
+                    member.id.0
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}

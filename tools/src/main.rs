@@ -86,7 +86,7 @@ enum Command {
     /// A member's snapshots: list them, inspect one, verify one (checksums, and its state
     /// hash against a replay of the log to its position).
     Snapshot {
-        /// list, inspect, verify or restore.
+        /// take (a running cluster), or list, inspect, verify or restore (a member's folder).
         action: String,
         #[arg(long)]
         dir: PathBuf,
@@ -223,6 +223,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stat { dir, json } => inspect::stat(&dir, json)?,
         Command::Describe { dir, json } => inspect::describe(&dir, json)?,
         Command::Snapshot { action, dir, from, position, json } => {
+            if action == "take" {
+                return ordo_tools::client::snapshot_take(&dir);
+            }
             if action == "restore" {
                 let from = from.ok_or_else(|| Failure("snapshot restore needs --from FILE".into()))?;
                 return inspect::snapshot_restore(&from, &dir);

@@ -209,6 +209,12 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
     assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
 
+    // An operator's snapshot: every member takes it at the same position.
+    let take = ordo(&["snapshot", "take", "--dir", c], Duration::from_secs(60));
+    let said = String::from_utf8_lossy(&take.stdout);
+    assert!(take.status.success(), "{said}{}", String::from_utf8_lossy(&take.stderr));
+    assert_eq!(said.matches("has snapshotted at").count(), 3, "{said}");
+
     // Offline: the snapshots, each checked against a replay of the log; the event stream.
     drop(nodes);
     let member = format!("{c}/node-1");

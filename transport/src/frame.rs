@@ -83,6 +83,7 @@ fixed_body!(SnapshotChunkFixed { snapshot_position: U64, offset: U64, total_byte
 fixed_body!(EventDataFixed { from_position: U64 });
 fixed_body!(SnapshotAckFixed { snapshot_position: U64, offset: U64 });
 fixed_body!(StateHashFixed { position: U64, state_hash: U64 });
+fixed_body!(SnapshotTakeFixed { nonce: U64 });
 
 /// How the cluster took a client's frame (what a `ClientResponse` says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +185,11 @@ pub enum Body<'a> {
         position: Position,
         state_hash: u64,
     },
+    /// An operator asks the cluster to snapshot (`ordo snapshot take`); the leader answers
+    /// with a `ClientResponse` of session 0, sequence `nonce` and the snapshot's position.
+    SnapshotTake {
+        nonce: u64,
+    },
 }
 
 /// Frame type numbers on the wire.
@@ -205,10 +211,11 @@ pub enum FrameType {
     EventData = 13,
     SnapshotAck = 14,
     StateHash = 15,
+    SnapshotTake = 16,
 }
 
 impl FrameType {
-    pub const ALL: [FrameType; 15] = [
+    pub const ALL: [FrameType; 16] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
         FrameType::Redirect,
@@ -224,6 +231,7 @@ impl FrameType {
         FrameType::EventData,
         FrameType::SnapshotAck,
         FrameType::StateHash,
+        FrameType::SnapshotTake,
     ];
 
     pub fn from_u8(value: u8) -> Option<FrameType> {
@@ -248,6 +256,7 @@ impl FrameType {
             FrameType::EventData => size_of::<EventDataFixed>(),
             FrameType::SnapshotAck => size_of::<SnapshotAckFixed>(),
             FrameType::StateHash => size_of::<StateHashFixed>(),
+            FrameType::SnapshotTake => size_of::<SnapshotTakeFixed>(),
         }
     }
 
@@ -282,6 +291,7 @@ impl Body<'_> {
             Body::EventData { .. } => FrameType::EventData,
             Body::SnapshotAck { .. } => FrameType::SnapshotAck,
             Body::StateHash { .. } => FrameType::StateHash,
+            Body::SnapshotTake { .. } => FrameType::SnapshotTake,
         }
     }
 
@@ -370,6 +380,7 @@ impl Body<'_> {
             Body::StateHash { position, state_hash } => {
                 write(out, &StateHashFixed { position: u64le(position.0), state_hash: u64le(state_hash) })
             }
+            Body::SnapshotTake { nonce } => write(out, &SnapshotTakeFixed { nonce: u64le(nonce) }),
         }
     }
 }
@@ -477,6 +488,7 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
             let f: &StateHashFixed = read(fixed);
             Body::StateHash { position: Position(f.position.get()), state_hash: f.state_hash.get() }
         }
+        FrameType::SnapshotTake => Body::SnapshotTake { nonce: read::<SnapshotTakeFixed>(fixed).nonce.get() },
     })
 }
 
@@ -729,6 +741,7 @@ mod tests {
             Body::EventData { from_position: Position(12), bytes },
             Body::SnapshotAck { snapshot_position: Position(13), offset: 14 },
             Body::StateHash { position: Position(15), state_hash: 16 },
+            Body::SnapshotTake { nonce: 17 },
         ]
     }
 
@@ -738,7 +751,7 @@ mod tests {
             assert_eq!(*frame_type as u8, i as u8 + 1);
         }
         assert_eq!(FrameType::from_u8(0), None);
-        assert_eq!(FrameType::from_u8(16), None);
+        assert_eq!(FrameType::from_u8(17), None);
     }
 
     #[test]
