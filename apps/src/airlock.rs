@@ -360,13 +360,11 @@ impl StateMachine for Airlock {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&codec::encode(self));
+        codec::snapshot(self, out);
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let airlock: Airlock = codec::decode(bytes, "airlock")?;
-        airlock.check_invariants()?;
-        Ok(airlock)
+        codec::restore(bytes, "airlock")
     }
 
     fn check_invariants(&self) -> Result<(), String> {

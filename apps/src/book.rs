@@ -221,13 +221,11 @@ impl StateMachine for Book {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&codec::encode(self));
+        codec::snapshot(self, out);
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let book: Book = codec::decode(bytes, "order book")?;
-        book.check_invariants()?;
-        Ok(book)
+        codec::restore(bytes, "order book")
     }
 
     fn check_invariants(&self) -> Result<(), String> {

@@ -85,3 +85,23 @@ pub(crate) fn number(word: Option<&&str>, what: &str) -> Result<u64, String> {
     let word = word.ok_or_else(|| format!("{what} is missing"))?;
     word.parse().map_err(|_| format!("{what} must be a whole number, not {word:?}"))
 }
+
+/// An app's snapshot: its whole state's archive.
+pub fn snapshot<T>(state: &T, out: &mut Vec<u8>)
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, Error>>,
+{
+    out.extend_from_slice(&encode(state));
+}
+
+/// An app's state back from its snapshot, validated, and refused unless its invariants hold.
+pub fn restore<T>(bytes: &[u8], what: &str) -> Result<T, String>
+where
+    T: rkyv::Archive + ordo_core::machine::StateMachine,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<Error>>,
+{
+    let state: T = decode(bytes, what)?;
+    state.check_invariants()?;
+    Ok(state)
+}

@@ -155,13 +155,11 @@ impl StateMachine for Kv {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&codec::encode(self));
+        codec::snapshot(self, out);
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let kv: Kv = codec::decode(bytes, "kv store")?;
-        kv.check_invariants()?;
-        Ok(kv)
+        codec::restore(bytes, "kv store")
     }
 
     fn check_invariants(&self) -> Result<(), String> {

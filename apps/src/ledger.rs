@@ -295,13 +295,11 @@ impl StateMachine for Ledger {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&codec::encode(self));
+        codec::snapshot(self, out);
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let ledger: Ledger = codec::decode(bytes, "ledger")?;
-        ledger.check_invariants()?;
-        Ok(ledger)
+        codec::restore(bytes, "ledger")
     }
 
     fn check_invariants(&self) -> Result<(), String> {

@@ -201,13 +201,11 @@ impl StateMachine for Mutex {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&codec::encode(self));
+        codec::snapshot(self, out);
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, String> {
-        let mutex: Mutex = codec::decode(bytes, "mutex")?;
-        mutex.check_invariants()?;
-        Ok(mutex)
+        codec::restore(bytes, "mutex")
     }
 
     fn check_invariants(&self) -> Result<(), String> {
