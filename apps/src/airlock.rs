@@ -487,13 +487,9 @@ mod tests {
         assert!(states.iter().all(|s| s.locks.iter().all(|&l| ![3, 5, 7].contains(&l)) && s.bay != 2));
     }
 
-    fn run(airlock: &mut Airlock, command: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        use ordo_core::{ClusterTimeNs, Position, SessionId};
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut ctx =
-            Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
-        airlock.apply(&mut ctx, command);
-        (reply_bytes, events)
+    fn run(airlock: &mut Airlock, command: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let applied = crate::testing::apply(airlock, 1, 0, command);
+        (applied.reply, applied.events)
     }
 
     #[test]

@@ -216,16 +216,12 @@ impl Reply<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordo_core::{ClusterTimeNs, Position, SessionId};
     use proptest::prelude::*;
 
     fn run(kv: &mut Kv, command: &Command) -> (Reply<'static>, Vec<Event<'static>>) {
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut ctx =
-            Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
-        kv.apply(&mut ctx, &encode(command));
-        let events = ordo_core::machine::events(&events).map(|e| decode_event(e).unwrap()).collect();
-        (decode_reply(&reply_bytes).unwrap(), events)
+        let applied = crate::testing::apply(kv, 1, 0, &encode(command));
+        let events = applied.events.iter().map(|e| decode_event(e).unwrap()).collect();
+        (decode_reply(&applied.reply).unwrap(), events)
     }
 
     fn any_command() -> impl Strategy<Value = Command> {

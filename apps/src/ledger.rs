@@ -408,18 +408,13 @@ impl Reply<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordo_core::machine::TimerRequest;
-    use ordo_core::{ClusterTimeNs, Position, SessionId};
     use proptest::prelude::*;
 
     /// Applies `command`, returns the decoded reply and the decoded events.
     fn run(ledger: &mut Ledger, command: &Command) -> (Reply<'static>, Vec<Event<'static>>) {
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::<TimerRequest>::new());
-        let mut ctx =
-            Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
-        ledger.apply(&mut ctx, &encode(command));
-        let events = ordo_core::machine::events(&events).map(|e| decode_event(e).unwrap()).collect();
-        (decode_reply(&reply_bytes).unwrap(), events)
+        let applied = crate::testing::apply(ledger, 1, 0, &encode(command));
+        let events = applied.events.iter().map(|e| decode_event(e).unwrap()).collect();
+        (decode_reply(&applied.reply).unwrap(), events)
     }
 
     fn open(name: &str, limit: u64) -> Command {
@@ -475,11 +470,8 @@ mod tests {
     #[test]
     fn a_malformed_command_is_answered_and_changes_nothing() {
         let mut ledger = Ledger::default();
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut ctx =
-            Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
-        ledger.apply(&mut ctx, b"not an archive at all, certainly");
-        assert_eq!(decode_reply(&reply_bytes).unwrap(), Reply::Rejected { reason: Reason::Malformed });
+        let applied = crate::testing::apply(&mut ledger, 1, 0, b"not an archive at all, certainly");
+        assert_eq!(decode_reply(&applied.reply).unwrap(), Reply::Rejected { reason: Reason::Malformed });
         assert_eq!(ledger, Ledger::default());
     }
 
@@ -548,12 +540,8 @@ mod tests {
     #[test]
     fn the_workload_opens_funds_and_transfers() {
         let mut ledger = Ledger::default();
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..2000 {
-            reply_bytes.clear();
-            let mut ctx =
-                Context::new(Position(0), ClusterTimeNs(0), SessionId(1), &mut reply_bytes, &mut events, &mut timers);
-            ledger.apply(&mut ctx, &workload_command(k % 2, k / 2));
+            crate::testing::apply(&mut ledger, 1, 0, &workload_command(k % 2, k / 2));
         }
         assert_eq!(ledger.accounts(), 8);
         assert!(ledger.transfers() > 500, "{} transfers posted", ledger.transfers());

@@ -13,3 +13,5 @@ pub mod codec;
 pub mod kv;
 pub mod ledger;
 pub mod mutex;
+#[cfg(test)]
+mod testing;

@@ -270,8 +270,8 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ordo_core::ClusterTimeNs;
     use ordo_core::machine::TimerRequest;
-    use ordo_core::{ClusterTimeNs, Position, SessionId};
     use proptest::prelude::*;
 
     struct Run {
@@ -281,20 +281,13 @@ mod tests {
     }
 
     fn run(mutex: &mut Mutex, session: u64, time_ms: u64, command: &Command) -> Run {
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-        let time = ClusterTimeNs(time_ms * 1_000_000);
-        let mut ctx = Context::new(Position(0), time, SessionId(session), &mut reply_bytes, &mut events, &mut timers);
-        mutex.apply(&mut ctx, &encode(command));
-        let events = ordo_core::machine::events(&events).map(|e| decode_event(e).unwrap()).collect();
-        Run { reply: decode_reply(&reply_bytes).unwrap(), events, timers }
+        let applied = crate::testing::apply(mutex, session, time_ms, &encode(command));
+        let events = applied.events.iter().map(|e| decode_event(e).unwrap()).collect();
+        Run { reply: decode_reply(&applied.reply).unwrap(), events, timers: applied.timers }
     }
 
     fn fire(mutex: &mut Mutex, timer_id: u64) -> Vec<Event<'static>> {
-        let (mut reply_bytes, mut events, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut ctx =
-            Context::new(Position(0), ClusterTimeNs(0), SessionId(0), &mut reply_bytes, &mut events, &mut timers);
-        mutex.on_timer(&mut ctx, timer_id);
-        ordo_core::machine::events(&events).map(|e| decode_event(e).unwrap()).collect()
+        crate::testing::fire(mutex, timer_id).events.iter().map(|e| decode_event(e).unwrap()).collect()
     }
 
     fn acquire(name: &str, lease_ms: u64) -> Command {
