@@ -7,6 +7,8 @@
 
 pub mod args;
 pub mod cluster;
+pub mod hgrm;
 pub mod latency;
 pub mod pingpong;
+pub mod plot;
 pub mod stream;

@@ -7,6 +7,7 @@
 //! at a time, the classic RTT.
 
 use crate::latency::{LatencyReport, histogram};
+use hdrhistogram::Histogram;
 use ordo_core::{IdleStrategy, Idler};
 use ordo_transport::backend::{self, BackendKind, Datagrams, Outgoing};
 use std::io;
@@ -77,6 +78,12 @@ impl Waiter {
 
 /// Runs one ping-pong and reports its latency percentiles.
 pub fn run(config: PingPong) -> io::Result<LatencyReport> {
+    let (latencies, sent) = run_recorded(config)?;
+    Ok(LatencyReport::from_histogram(&latencies, sent))
+}
+
+/// Runs one ping-pong; returns its round trips (nanoseconds) and the datagrams measured.
+pub fn run_recorded(config: PingPong) -> io::Result<(Histogram<u64>, u64)> {
     let size = config.size_bytes.max(HEADER_BYTES);
     let loopback = "127.0.0.1:0".parse().unwrap();
     let (mut echo, _) = backend::open(config.backend, loopback, size)?;
@@ -179,7 +186,7 @@ pub fn run(config: PingPong) -> io::Result<LatencyReport> {
     }
     stop.store(true, Ordering::Relaxed);
     echo_thread.join().expect("echo thread")?;
-    Ok(LatencyReport::from_histogram(&latencies, sent_measured))
+    Ok((latencies, sent_measured))
 }
 
 #[cfg(test)]

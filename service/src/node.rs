@@ -81,6 +81,13 @@ pub fn write_key_bytes(path: &Path, key: &[u8; KEY_BYTES]) -> Result<(), NodeErr
     writeln!(file, "{hex}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))
 }
 
+/// The cluster id `ordo init` gives a cluster with this key: the key's BLAKE3 hash, so a
+/// client given only addresses and the key file (`--cluster … --key-file`) knows it too.
+pub fn cluster_id_of_key(key: &[u8; KEY_BYTES]) -> ordo_core::ClusterId {
+    let hash = blake3::derive_key("ordo cluster id v1", key);
+    ordo_core::ClusterId(u64::from_le_bytes(hash[..8].try_into().expect("8 bytes")) >> 1)
+}
+
 /// The member's configuration from its `ordo.toml`.
 pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
     let mut seed = [0u8; 8];

@@ -52,20 +52,23 @@ fn run_with<M: StateMachine>(node: &NodeConfig, machine: M, stop: &AtomicBool) -
     Ok(())
 }
 
-/// Command `k` of the demo's load for `app`, of `bytes` where the app lets the size vary.
-pub fn workload(app: &str, k: u64, bytes: usize) -> Vec<u8> {
-    match app {
+/// Writes command `k` of the demo's and the benchmark's load for `app` into `command`, of
+/// `bytes` where the app lets the size vary (echo: `k`, then zeros).
+pub fn workload_into(app: &str, k: u64, bytes: usize, command: &mut Vec<u8>) {
+    let made = match app {
         "ledger" => ledger::workload_command(0, k),
         "kv" => ordo_apps::kv::workload_command(0, k),
         "mutex" => ordo_apps::mutex::workload_command(0, k),
         "airlock" => ordo_apps::airlock::workload_command(0, k),
         "book" => ordo_apps::book::workload_command(0, k),
         _ => {
-            let mut command = vec![0u8; bytes.max(8)];
+            command.clear();
+            command.resize(bytes.max(8), 0);
             command[..8].copy_from_slice(&k.to_le_bytes());
-            command
+            return;
         }
-    }
+    };
+    *command = made;
 }
 
 /// A member's state rebuilt offline from its folder.

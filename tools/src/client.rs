@@ -4,25 +4,11 @@
 //! `{"line": N, "ok": true|false, "position": P, "reply": …, "error": "…"}`.
 
 use crate::Failure;
-use ordo_core::NodeConfig;
+use crate::target::Target;
 use ordo_service::client::{Client, ClientConfig};
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
-
-/// The cluster a `--dir` names: a cluster folder (its `node-1/ordo.toml`) or a member's.
-pub fn cluster_config(dir: &Path) -> Result<NodeConfig, Failure> {
-    let member = dir.join("ordo.toml");
-    let first = dir.join("node-1").join("ordo.toml");
-    let path = if member.exists() { member } else { first };
-    if !path.exists() {
-        return Err(Failure(format!(
-            "{} holds no cluster (no node-1/ordo.toml): run `ordo init` first",
-            dir.display()
-        )));
-    }
-    Ok(NodeConfig::load(&path)?)
-}
 
 fn line(number: usize, ok: bool, position: Option<u64>, reply: serde_json::Value, error: Option<String>) -> String {
     serde_json::json!({
@@ -37,18 +23,16 @@ fn line(number: usize, ok: bool, position: Option<u64>, reply: serde_json::Value
 
 /// Sends `commands` (one per line, `words` each) and prints a JSON line for each; returns
 /// whether every one succeeded.
-pub fn run(dir: &Path, words: &[String], stdin: bool) -> Result<bool, Failure> {
-    let node = cluster_config(dir)?;
-    let key = ordo_service::node::load_key(&node.key_file)?;
-    let addresses = node.members.iter().map(|m| m.address).collect();
-    let mut client = Client::new(ClientConfig::new(addresses, node.cluster_id(), key))?;
+pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<bool, Failure> {
+    crate::apps::check(app)?;
+    let mut client = target.client()?;
     let lines: Vec<String> =
         if stdin { std::io::stdin().lock().lines().collect::<Result<_, _>>()? } else { vec![words.join(" ")] };
     // Parse every line first; the ones that parse are sent together.
     let mut parsed = Vec::with_capacity(lines.len());
     for text in &lines {
         let words: Vec<&str> = text.split_whitespace().collect();
-        parsed.push(if words.is_empty() { None } else { Some(crate::apps::encode_words(&node.app, &words)) });
+        parsed.push(if words.is_empty() { None } else { Some(crate::apps::encode_words(app, &words)) });
     }
     let commands: Vec<&[u8]> = parsed.iter().filter_map(|p| p.as_ref()?.as_ref().ok().map(Vec::as_slice)).collect();
     let timeout = Duration::from_secs(30 + commands.len() as u64 / 100);
@@ -61,7 +45,7 @@ pub fn run(dir: &Path, words: &[String], stdin: bool) -> Result<bool, Failure> {
             Some(Err(error)) => line(number, false, None, serde_json::Value::Null, Some(error)),
             Some(Ok(_)) => {
                 let reply = replies.next().expect("a reply for each command sent");
-                let (rendered, error) = crate::apps::render_reply(&node.app, &reply.reply);
+                let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
                 let ok = reply.status.is_ok() && error.is_none();
                 let error = error.or_else(|| (!reply.status.is_ok()).then(|| format!("{:?}", reply.status)));
                 line(number, ok, Some(reply.position.0), rendered, error)
@@ -76,7 +60,7 @@ pub fn run(dir: &Path, words: &[String], stdin: bool) -> Result<bool, Failure> {
 /// `ordo snapshot take`: asks the running cluster to snapshot and waits until every member
 /// has, at the same position; prints it.
 pub fn snapshot_take(dir: &Path) -> Result<(), Failure> {
-    let node = cluster_config(dir)?;
+    let node = crate::target::cluster_config(dir)?;
     let key = ordo_service::node::load_key(&node.key_file)?;
     let addresses = node.members.iter().map(|m| m.address).collect();
     let mut client = Client::new(ClientConfig::new(addresses, node.cluster_id(), key))?;

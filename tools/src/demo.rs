@@ -8,11 +8,11 @@
 use crate::Failure;
 use crate::children::Members;
 use crate::init::{Init, config_path, init};
+use crate::load::OpenLoop;
 use indicatif::{ProgressBar, ProgressStyle};
-use ordo_bench::latency::{LatencyReport, histogram};
-use ordo_core::{Durability, NodeConfig, Position};
+use ordo_bench::latency::LatencyReport;
+use ordo_core::{Durability, NodeConfig};
 use ordo_service::client::{Client, ClientConfig};
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -50,20 +50,6 @@ impl Summary {
     }
 }
 
-/// Three ports in a row free on loopback, from a random base.
-fn free_base_port() -> Result<u16, Failure> {
-    for _ in 0..100 {
-        let mut bytes = [0u8; 2];
-        getrandom::fill(&mut bytes).map_err(|e| Failure(format!("no randomness: {e}")))?;
-        let base = 20_000 + u16::from_le_bytes(bytes) % 30_000;
-        let free = (1..=3).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return Ok(base);
-        }
-    }
-    Err(Failure("found no three free UDP ports on loopback; pass --dir of an initialised cluster".into()))
-}
-
 pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     let temp = match &demo.dir {
         Some(_) => None,
@@ -74,7 +60,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     let configs: Vec<PathBuf> = if reused {
         (1..=3).map(|id| config_path(&dir, id)).collect()
     } else {
-        let base_port = free_base_port()?;
+        let base_port = crate::init::free_base_port()?;
         let settings =
             Init { dir: dir.clone(), members: 3, base_port, app: demo.app.clone(), durability: Durability::Fsync };
         init(&settings)?
@@ -95,21 +81,18 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     let key = ordo_service::node::load_key(&nodes[0].key_file)?;
     let addresses = nodes[0].members.iter().map(|m| m.address).collect();
     let mut client = Client::new(ClientConfig::new(addresses, nodes[0].cluster_id(), key))?;
-    let mut latencies = histogram();
     let bar = ProgressBar::new(demo.seconds * 10);
     bar.set_style(
         ProgressStyle::with_template("  [{bar:40}] {elapsed:>3} {msg}")
             .map_err(|e| Failure(e.to_string()))?
             .progress_chars("=> "),
     );
-    let interval_ns = 1_000_000_000 / demo.rate_per_s.max(1);
-    let started = Instant::now();
-    let run_ns = demo.seconds * 1_000_000_000;
-    let (mut sent, mut answered) = (0u64, 0u64);
-    let mut intended: VecDeque<u64> = VecDeque::new(); // by ticket, from `first_ticket`
-    let mut first_ticket = 1u64;
-    let mut answered_at: VecDeque<bool> = VecDeque::new();
-    let mut last_position = Position::ZERO;
+    let mut load = OpenLoop::new(demo.rate_per_s, Duration::ZERO, Duration::from_secs(demo.seconds));
+    let run_ns = load.end_ns();
+    let app = nodes[0].app.clone();
+    let mut fill = |k: u64, command: &mut Vec<u8>| {
+        crate::apps::workload_into(&app, applied_before + k, demo.command_bytes, command)
+    };
     let mut killed: Option<(usize, Instant)> = None;
     let mut failover_ms = None;
 
@@ -121,30 +104,8 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
             members.stop_all(Duration::from_secs(10));
             return Err(Failure("interrupted; the members were stopped".into()));
         }
-        let now_ns = started.elapsed().as_nanos() as u64;
-        let sending = now_ns < run_ns;
-        while sending && sent * interval_ns <= now_ns {
-            client.submit(&crate::apps::workload(&nodes[0].app, applied_before + sent, demo.command_bytes));
-            intended.push_back(sent * interval_ns);
-            answered_at.push_back(false);
-            sent += 1;
-        }
-        client.poll(client.now_ns())?;
-        let now_ns = started.elapsed().as_nanos() as u64;
-        while let Some(reply) = client.take_reply() {
-            let index = (reply.ticket - first_ticket) as usize;
-            if !answered_at[index] {
-                answered_at[index] = true;
-                answered += 1;
-                let _ = latencies.record(now_ns.saturating_sub(intended[index]).max(1));
-                last_position = last_position.max(reply.position);
-            }
-        }
-        while answered_at.front() == Some(&true) {
-            answered_at.pop_front();
-            intended.pop_front();
-            first_ticket += 1;
-        }
+        load.step(&mut client, &mut fill)?;
+        let now_ns = load.elapsed_ns();
         if let Some((index, status)) = members.exited() {
             bar.abandon();
             return Err(members.died(index, status));
@@ -168,11 +129,11 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
             say(&bar, format!("  member {} restarted: it recovers its log and catches up", old + 1));
         }
         bar.set_position((now_ns / 100_000_000).min(demo.seconds * 10));
-        bar.set_message(format!("{answered} committed"));
-        if !sending && client.outstanding() == 0 {
+        bar.set_message(format!("{} committed", load.answered()));
+        if !load.sending() && client.outstanding() == 0 {
             break;
         }
-        if !sending && now_ns > run_ns + 20_000_000_000 {
+        if now_ns > run_ns + 20_000_000_000 {
             bar.abandon();
             return Err(Failure(format!(
                 "{} commands still unanswered 20 s after the load stopped",
@@ -181,7 +142,8 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    bar.finish_with_message(format!("{answered} committed"));
+    bar.finish_with_message(format!("{} committed", load.answered()));
+    let last_position = load.last_position();
 
     // Every member applies everything, then stops cleanly; each folder is replayed offline.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -197,8 +159,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
     }
     let states = nodes.iter().map(crate::apps::replay_state).collect::<Result<Vec<_>, _>>()?;
-    let latency = LatencyReport::from_histogram(&latencies, sent);
-    Ok(Summary { sent, latency, failover_ms, applied_before, states })
+    Ok(Summary { sent: load.sent(), latency: load.report(), failover_ms, applied_before, states })
 }
 
 /// Prints the summary the way `ordo demo` shows it.

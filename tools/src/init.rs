@@ -1,7 +1,7 @@
 //! `ordo init`: a local cluster's folders, one `ordo.toml` and key file per member.
 
 use crate::Failure;
-use ordo_core::{ClusterId, Durability, LogConfig, MemberId, NodeConfig};
+use ordo_core::{Durability, LogConfig, MemberId, NodeConfig};
 use std::path::{Path, PathBuf};
 
 pub struct Init {
@@ -30,8 +30,6 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
             init.dir.display()
         )));
     }
-    let mut cluster_id = [0u8; 8];
-    getrandom::fill(&mut cluster_id).map_err(|e| Failure(format!("no randomness for a cluster id: {e}")))?;
     let addresses: Vec<std::net::SocketAddr> =
         (1..=init.members).map(|id| ([127, 0, 0, 1], init.base_port + id).into()).collect();
     let members = NodeConfig::members_at(&addresses);
@@ -42,12 +40,15 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         std::fs::create_dir_all(&node_dir)
             .map_err(|e| Failure(format!("cannot create {}: {e}", node_dir.display())))?;
         let key_path = node_dir.join("cluster.key");
-        match key {
-            None => key = Some(ordo_service::node::write_key(&key_path)?),
-            Some(key) => ordo_service::node::write_key_bytes(&key_path, &key)?,
-        }
+        let key = match key {
+            None => *key.insert(ordo_service::node::write_key(&key_path)?),
+            Some(key) => {
+                ordo_service::node::write_key_bytes(&key_path, &key)?;
+                key
+            }
+        };
         let log = LogConfig {
-            cluster_id: ClusterId(u64::from_le_bytes(cluster_id) >> 1),
+            cluster_id: ordo_service::node::cluster_id_of_key(&key),
             segment_bytes: 16 << 20,
             durability: init.durability,
             ..LogConfig::default()
@@ -62,6 +63,21 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// A base port whose next three ports are free on loopback, from a random start (for a
+/// cluster made for one run: `ordo demo`, `ordo bench --members 3`).
+pub fn free_base_port() -> Result<u16, Failure> {
+    for _ in 0..100 {
+        let mut bytes = [0u8; 2];
+        getrandom::fill(&mut bytes).map_err(|e| Failure(format!("no randomness: {e}")))?;
+        let base = 20_000 + u16::from_le_bytes(bytes) % 30_000;
+        let free = (1..=3).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    Err(Failure("found no three free UDP ports on loopback; pass --dir of an initialised cluster".into()))
 }
 
 #[cfg(test)]
@@ -84,6 +100,7 @@ mod tests {
         let keys: Vec<_> = configs.iter().map(|c| ordo_service::node::load_key(&c.key_file).unwrap()).collect();
         assert!(keys.windows(2).all(|w| w[0] == w[1]), "one cluster key");
         assert_eq!(configs[0].cluster_id(), configs[1].cluster_id());
+        assert_eq!(configs[0].cluster_id(), ordo_service::node::cluster_id_of_key(&keys[0]), "known from the key");
         let again = super::init(&init).expect_err("an existing cluster is refused");
         assert!(again.0.contains("already holds a cluster"), "{}", again.0);
         let bad = super::init(&Init { app: "chess".into(), ..init }).expect_err("an unknown app is refused");

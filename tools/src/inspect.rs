@@ -205,7 +205,7 @@ pub fn data_dir(dir: &Path) -> Result<PathBuf, Failure> {
 
 /// `ordo describe`: each member of a cluster folder, from its config and live counters.
 pub fn describe(dir: &Path, json: bool) -> Result<(), Failure> {
-    let cluster = crate::client::cluster_config(dir)?;
+    let cluster = crate::target::cluster_config(dir)?;
     for member in &cluster.members {
         let node_dir = dir.join(format!("node-{}", member.id.0));
         let node = member_config(&node_dir).ok();

@@ -5,11 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod apps;
+pub mod bench;
 pub mod children;
 pub mod client;
 pub mod demo;
 pub mod init;
 pub mod inspect;
+pub mod load;
+pub mod target;
 
 /// A command's failure: one sentence (what, where, what to do), printed by `main`.
 #[derive(Debug)]

@@ -3,8 +3,9 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ordo_core::{Durability, NodeConfig};
-use ordo_tools::{Failure, demo, init, inspect};
+use ordo_core::{Durability, IdleStrategy, NodeConfig, Threading, TransportBackend};
+use ordo_tools::target::TargetArgs;
+use ordo_tools::{Failure, bench, demo, init, inspect};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -54,9 +55,11 @@ enum Command {
     /// Sends one app command (or one a line from stdin, pipelined) and prints each reply as
     /// a JSON line once it is committed and applied.
     Client {
-        /// The cluster folder `ordo init` made (or a member's folder).
-        #[arg(long)]
-        dir: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The cluster's app, with --cluster (with --dir it is read from the members' config).
+        #[arg(long, default_value = "ledger")]
+        app: String,
         /// Read one command a line from stdin.
         #[arg(long)]
         stdin: bool,
@@ -151,6 +154,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open-loop latency and throughput: a running cluster, one started for the run
+    /// (--members 3), or the UDP ping-pong floor (--baseline udp).
+    Bench(Box<BenchArgs>),
     /// A local 3-member cluster under load, its leader killed half way, then a summary.
     Demo {
         /// The cluster folder (default: a temporary one, removed afterwards).
@@ -164,6 +170,64 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         rate: u64,
     },
+}
+
+/// `ordo bench`'s flags.
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Start a local cluster of this many members for the run (instead of --dir).
+    #[arg(long, conflicts_with_all = ["dir", "cluster"])]
+    members: Option<u16>,
+    /// `udp`: measure a plain UDP ping-pong through the same harness, the floor.
+    #[arg(long, conflicts_with_all = ["dir", "cluster", "members"])]
+    baseline: Option<String>,
+    /// The app of a cluster started with --members, or of one named by --cluster.
+    #[arg(long, default_value = "echo")]
+    app: String,
+    /// Commands a second, sent at their due times whatever is unanswered.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// A sweep: these rates in increasing order (instead of --rate).
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<u64>,
+    /// In a sweep, stop at the first rate whose p99 is over this and report the last under it.
+    #[arg(long)]
+    p99_max_us: Option<f64>,
+    /// Command size in bytes (echo and the baseline; the other apps' commands are their own).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds sent before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Durability of a cluster started with --members.
+    #[arg(long, value_enum, default_value = "fsync")]
+    durability: DurabilityArg,
+    /// Idle strategy of the load generator (and of members started with --members):
+    /// busy-spin, yield, backoff or sleep.
+    #[arg(long, default_value = "backoff")]
+    idle: String,
+    /// Threading of members started with --members: shared or dedicated.
+    #[arg(long, default_value = "shared")]
+    threading: String,
+    /// UDP backend of members started with --members, and of the baseline: std or io_uring.
+    #[arg(long, default_value = "std")]
+    backend: String,
+    #[arg(long)]
+    json: bool,
+    /// Write the latency distribution (HdrHistogram's .hgrm text; one file a rate in a sweep).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Draw latency by percentile as SVG: this run's rates, or the --inputs files.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Saved .hgrm files to draw on one --plot chart, without running anything.
+    #[arg(long, value_delimiter = ',', requires = "plot")]
+    inputs: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -212,11 +276,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ordo_tools::apps::run_node(&node, &stop)?;
             tracing::info!("member {} stopped cleanly", node.member_id.0);
         }
-        Command::Client { dir, stdin, command } => {
+        Command::Client { target, app, stdin, command } => {
             if !stdin && command.is_empty() {
                 return Err(Failure("give an app command, or --stdin to read one a line".into()));
             }
-            if !ordo_tools::client::run(&dir, &command, stdin)? {
+            let target = ordo_tools::target::resolve(&target)?;
+            let app = target.app.clone().unwrap_or(app);
+            if !ordo_tools::client::run(&target, &app, &command, stdin)? {
                 return Err(Failure("a command was refused or failed: see its line's error".into()));
             }
         }
@@ -283,6 +349,84 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if !inspect::sim(&inspect::Sim { seeds, first, members, app, faults, json })? {
                 return Err(Failure(
                     "the simulation failed: see the seeds and the command to reproduce each above".into(),
+                ));
+            }
+        }
+        Command::Bench(args) => {
+            let BenchArgs {
+                target,
+                members,
+                baseline,
+                app,
+                rate,
+                rates,
+                p99_max_us,
+                size,
+                duration,
+                warmup,
+                durability,
+                idle,
+                threading,
+                backend,
+                json,
+                out,
+                plot,
+                inputs,
+            } = *args;
+            if let Some(plot) = plot.as_ref().filter(|_| !inputs.is_empty()) {
+                return bench::plot_files(plot, &inputs, size);
+            }
+            let idle = IdleStrategy::parse(&idle)
+                .ok_or_else(|| Failure(format!("--idle is busy-spin, yield, backoff or sleep, not {idle:?}")))?;
+            let backend = match backend.as_str() {
+                "std" => TransportBackend::Std,
+                "io_uring" => TransportBackend::IoUring,
+                other => return Err(Failure(format!("--backend is std or io_uring, not {other:?}"))),
+            };
+            let threading = match threading.as_str() {
+                "shared" => Threading::Shared,
+                "dedicated" => Threading::Dedicated,
+                other => return Err(Failure(format!("--threading is shared or dedicated, not {other:?}"))),
+            };
+            let seconds = |name: &str, value: f64| {
+                (value.is_finite() && value >= 0.0)
+                    .then(|| std::time::Duration::from_secs_f64(value))
+                    .ok_or_else(|| Failure(format!("--{name} takes seconds, not {value}")))
+            };
+            let subject = match (baseline.as_deref(), members) {
+                (Some("udp"), _) => bench::Subject::Udp { backend },
+                (Some(other), _) => return Err(Failure(format!("--baseline takes udp, not {other:?}"))),
+                (None, Some(members)) => bench::Subject::Spawned(bench::Spawned {
+                    members,
+                    app,
+                    durability: durability.into(),
+                    idle,
+                    threading,
+                    backend,
+                }),
+                (None, None) => {
+                    let mut resolved = ordo_tools::target::resolve(&target)?;
+                    resolved.app.get_or_insert(app);
+                    bench::Subject::Cluster(resolved)
+                }
+            };
+            let settings = bench::Bench {
+                subject,
+                rates: if rates.is_empty() { vec![rate] } else { rates },
+                p99_max_us,
+                size_bytes: size,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?.max(std::time::Duration::from_millis(100)),
+                idle,
+                json,
+                out,
+                plot,
+            };
+            let stop = stop_flag()?;
+            let runs = bench::run(&settings, &stop)?;
+            if runs.iter().any(|r| r.report.completed < r.report.sent) {
+                return Err(Failure(
+                    "some commands were not answered within 10 s of the end: see completed < sent".into(),
                 ));
             }
         }

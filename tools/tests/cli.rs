@@ -119,6 +119,18 @@ fn bad_input_gets_one_sentence_and_a_failing_exit() {
     assert!(!node.status.success());
     let stderr = String::from_utf8_lossy(&node.stderr);
     assert!(stderr.contains("ordo.toml") && stderr.contains("member_id 9"), "{stderr}");
+
+    for (args, said) in [
+        (&["bench", "--baseline", "tcp"][..], "--baseline takes udp"),
+        (&["bench", "--baseline", "udp", "--idle", "fast"], "--idle is busy-spin"),
+        (&["bench"], "name the cluster"),
+        (&["bench", "--cluster", "127.0.0.1:1"], "--key-file"),
+        (&["bench", "--plot", "/nonexistent/x.svg", "--inputs", "/nonexistent/a.hgrm"], "/nonexistent/a.hgrm"),
+    ] {
+        let output = ordo(args, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(said), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -201,6 +213,14 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(lines[6]["reply"], serde_json::json!({"Balance": {"balance": 70, "limit": 50}}));
     assert_eq!(lines[7]["reply"], serde_json::json!({"Total": {"total": 100, "deposits": 100}}));
     assert!(lines[7]["position"].as_u64().unwrap() > lines[0]["position"].as_u64().unwrap());
+
+    // The same cluster named by its addresses and key file, as from another host.
+    let addresses = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
+    let key = format!("{c}/node-3/cluster.key");
+    let by_address =
+        ordo(&["client", "--cluster", &addresses, "--key-file", &key, "balance", "bob"], Duration::from_secs(60));
+    let reply: serde_json::Value = serde_json::from_slice(&by_address.stdout).unwrap();
+    assert_eq!(reply["reply"], serde_json::json!({"Balance": {"balance": 70, "limit": 50}}));
 
     let describe = ordo(&["describe", "--dir", c, "--json"], Duration::from_secs(20));
     let members: Vec<serde_json::Value> =
@@ -309,4 +329,60 @@ fn ordo_cluster_runs_every_member_and_stops_them_all_on_sigterm() {
     let describe = ordo(&["describe", "--dir", &c, "--json"], Duration::from_secs(20));
     let stopped = String::from_utf8_lossy(&describe.stdout).matches("\"stopped\"").count();
     assert_eq!(stopped, 3, "every member stopped: {}", String::from_utf8_lossy(&describe.stdout));
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect()
+}
+
+/// The CI smoke of `ordo bench`: a short run against a 3-member cluster it starts, and the
+/// UDP floor, each one JSON object with the contract's fields, every command answered; the
+/// distribution and the chart are written.
+#[test]
+fn ordo_bench_measures_a_cluster_it_starts_and_the_udp_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let hgrm = dir.path().join("ordo.hgrm");
+    let svg = dir.path().join("ordo.svg");
+    let short = ["--duration", "2", "--warmup", "0.5", "--rate", "2000", "--json"];
+    let mut args = vec!["bench", "--members", "3", "--durability", "replicated"];
+    args.extend(short);
+    args.extend(["--out", hgrm.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    let cluster = json_lines(&ordo(&args, Duration::from_secs(60)));
+    let floor = json_lines(&ordo(&[&["bench", "--baseline", "udp"], &short[..]].concat(), Duration::from_secs(30)));
+    for run in [&cluster[0], &floor[0]] {
+        for field in [
+            "rate",
+            "size",
+            "sent",
+            "completed",
+            "p50_us",
+            "p90_us",
+            "p99_us",
+            "p999_us",
+            "p9999_us",
+            "max_us",
+            "throughput",
+        ] {
+            assert!(run[field].is_number(), "{field} in {run}");
+        }
+        assert_eq!(run["sent"], run["completed"], "every command answered: {run}");
+        assert!(run["sent"].as_u64().unwrap() >= 3900, "2 s at 2000/s: {run}");
+        assert!(run["p50_us"].as_f64().unwrap() <= run["max_us"].as_f64().unwrap());
+    }
+    assert_eq!(cluster[0]["bench"], "ordo echo replicated");
+    assert!(std::fs::read_to_string(&hgrm).unwrap().contains("#[Max"));
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+
+    let both = dir.path().join("both.svg");
+    let floor_file = dir.path().join("floor.hgrm");
+    let mut args = vec!["bench", "--baseline", "udp", "--out", floor_file.to_str().unwrap()];
+    args.extend(short);
+    json_lines(&ordo(&args, Duration::from_secs(30)));
+    let inputs = format!("{},{}", hgrm.display(), floor_file.display());
+    let plotted = ordo(&["bench", "--plot", both.to_str().unwrap(), "--inputs", &inputs], Duration::from_secs(20));
+    assert!(plotted.status.success(), "{}", String::from_utf8_lossy(&plotted.stderr));
+    let chart = std::fs::read_to_string(&both).unwrap();
+    assert!(chart.contains("\nordo\n</text>") && chart.contains("\nfloor\n</text>"), "both runs are labelled");
 }

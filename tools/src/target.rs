@@ -1,0 +1,123 @@
+//! The cluster a client-side command (`client`, `describe`, `bench`) talks to: named by the
+//! folder `ordo init` wrote (`--dir`), or by its addresses and key file
+//! (`--cluster HOST:PORT,… --key-file FILE`, for a cluster on other hosts). The cluster id
+//! comes from the key (`ordo_service::node::cluster_id_of_key`), so nothing else is needed.
+
+use crate::Failure;
+use ordo_core::{ClusterId, NodeConfig};
+use ordo_service::client::{Client, ClientConfig};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// The `--dir | --cluster --key-file [--app]` flags, as clap fills them.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TargetArgs {
+    /// The cluster folder `ordo init` made (or one member's folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The members' addresses, HOST:PORT,HOST:PORT,… (instead of --dir).
+    #[arg(long, value_delimiter = ',', requires = "key_file", conflicts_with = "dir")]
+    pub cluster: Vec<String>,
+    /// The cluster key file, with --cluster.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addresses: Vec<SocketAddr>,
+    pub cluster_id: ClusterId,
+    pub key: [u8; 32],
+    /// The app, from the members' config (`--dir`), else as the caller was told.
+    pub app: Option<String>,
+    /// The cluster folder, when named by one.
+    pub dir: Option<PathBuf>,
+}
+
+impl Target {
+    pub fn client(&self) -> Result<Client, Failure> {
+        Ok(Client::new(ClientConfig::new(self.addresses.clone(), self.cluster_id, self.key))?)
+    }
+}
+
+/// The cluster a `--dir` names: a cluster folder (its `node-1/ordo.toml`) or a member's.
+pub fn cluster_config(dir: &Path) -> Result<NodeConfig, Failure> {
+    let member = dir.join("ordo.toml");
+    let first = dir.join("node-1").join("ordo.toml");
+    let path = if member.exists() { member } else { first };
+    if !path.exists() {
+        return Err(Failure(format!(
+            "{} holds no cluster (no node-1/ordo.toml): run `ordo init` first",
+            dir.display()
+        )));
+    }
+    Ok(NodeConfig::load(&path)?)
+}
+
+fn address(text: &str) -> Result<SocketAddr, Failure> {
+    let bad = |why: String| Failure(format!("--cluster address {text:?} {why}; give HOST:PORT,HOST:PORT,…"));
+    let mut found = text.to_socket_addrs().map_err(|e| bad(format!("does not resolve ({e})")))?;
+    found.next().ok_or_else(|| bad("resolves to no address".into()))
+}
+
+/// Resolves the flags to a cluster; exactly one of `--dir` and `--cluster` must be given.
+pub fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
+    match (&args.dir, args.cluster.is_empty()) {
+        (Some(dir), true) => {
+            let node = cluster_config(dir)?;
+            Ok(Target {
+                addresses: node.members.iter().map(|m| m.address).collect(),
+                cluster_id: node.cluster_id(),
+                key: ordo_service::node::load_key(&node.key_file)?,
+                app: Some(node.app),
+                dir: Some(dir.clone()),
+            })
+        }
+        (None, false) => {
+            let key_file = args.key_file.as_ref().ok_or_else(|| Failure("--cluster needs --key-file".into()))?;
+            let key = ordo_service::node::load_key(key_file)?;
+            let addresses = args.cluster.iter().map(|a| address(a)).collect::<Result<Vec<_>, _>>()?;
+            Ok(Target { addresses, cluster_id: ordo_service::node::cluster_id_of_key(&key), key, app: None, dir: None })
+        }
+        (Some(_), false) => Err(Failure("give --dir or --cluster, not both".into())),
+        (None, true) => Err(Failure("name the cluster: --dir DIR, or --cluster HOST:PORT,… with --key-file".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_named_by_its_folder_or_by_addresses_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = crate::init::Init {
+            dir: dir.path().into(),
+            members: 3,
+            base_port: 19100,
+            app: "kv".into(),
+            durability: ordo_core::Durability::Fsync,
+        };
+        crate::init::init(&init).unwrap();
+        let by_dir = resolve(&TargetArgs { dir: Some(dir.path().into()), ..Default::default() }).unwrap();
+        assert_eq!(by_dir.app.as_deref(), Some("kv"));
+        let by_addresses = resolve(&TargetArgs {
+            cluster: vec!["127.0.0.1:19101".into(), "127.0.0.1:19102".into(), "localhost:19103".into()],
+            key_file: Some(dir.path().join("node-2/cluster.key")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((by_addresses.cluster_id, by_addresses.key), (by_dir.cluster_id, by_dir.key));
+        assert_eq!(by_addresses.addresses, by_dir.addresses);
+
+        let no_key = resolve(&TargetArgs { cluster: vec!["127.0.0.1:1".into()], ..Default::default() });
+        assert!(no_key.unwrap_err().0.contains("--key-file"));
+        let bad = resolve(&TargetArgs {
+            cluster: vec!["127.0.0.1".into()],
+            key_file: Some(dir.path().join("node-1/cluster.key")),
+            ..Default::default()
+        });
+        assert!(bad.unwrap_err().0.contains("\"127.0.0.1\""));
+        assert!(resolve(&TargetArgs::default()).unwrap_err().0.contains("--dir"));
+    }
+}
