@@ -263,6 +263,9 @@ pub struct NodeConfig {
     /// File holding the cluster key (hex), relative like `data_dir`.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
+    /// Where to serve the counters as Prometheus text (`GET /metrics`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Every member, this one included; 1, 3 or 5 members.
     pub members: Vec<MemberConfig>,
     #[serde(default)]
@@ -294,6 +297,7 @@ impl NodeConfig {
             data_dir,
             app: app.to_string(),
             key_file: default_key_file(),
+            metrics_addr: None,
             members,
             log,
             transport: TransportConfig::default(),

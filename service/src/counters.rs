@@ -90,6 +90,21 @@ impl Counter {
         }
     }
 
+    /// A running total (a Prometheus counter), not a level (a gauge).
+    pub const fn is_total(self) -> bool {
+        matches!(
+            self,
+            Counter::FramesSent
+                | Counter::FramesReceived
+                | Counter::FramesDropped
+                | Counter::MacFailures
+                | Counter::RoleChanges
+                | Counter::Divergences
+                | Counter::AppliedEntries
+                | Counter::ApplyNsTotal
+        )
+    }
+
     pub fn names() -> Vec<&'static str> {
         Counter::ALL.iter().map(|c| c.name()).collect()
     }

@@ -18,6 +18,7 @@ pub mod event_feed;
 pub mod events;
 pub mod mem_log;
 pub mod member;
+pub mod metrics;
 pub mod node;
 pub mod records;
 pub mod replay;

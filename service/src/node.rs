@@ -37,6 +37,14 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot serve metrics on {address}: {source}; change metrics_addr in ordo.toml, or remove it to serve none"
+    )]
+    Metrics {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Member(#[from] MemberError),
     #[error("no randomness for the election timeouts: {0}")]
@@ -156,6 +164,13 @@ pub fn run<M: StateMachine>(
     }
     let started = Instant::now();
     let (mut member, opened) = open(node, machine)?;
+    let _metrics = match node.metrics_addr {
+        Some(address) => Some(
+            crate::metrics::MetricsServer::start(address, node.data_dir.join("counters"), node.member_id.0)
+                .map_err(|source| NodeError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
     ready(&member, &opened);
     let mut idler = Idler::new(node.runtime.idle);
     while !stop.load(Ordering::Acquire) {

@@ -75,4 +75,11 @@ fn nodes_run_from_their_config_files_serve_a_client_and_stop_cleanly() {
     let config = NodeConfig { key_file: wrong_key, ..configs[0].clone() };
     let error = node::open(&config, Echo::default()).err().expect("a bad key is refused");
     assert!(error.to_string().contains("wrong.key"), "{error}");
+
+    // A metrics address another process holds: the member says which and stops.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let config = NodeConfig { metrics_addr: Some(address), ..configs[0].clone() };
+    let error = node::run(&config, Echo::default(), &AtomicBool::new(false), &mut |_, _| {}).unwrap_err().to_string();
+    assert!(error.contains(&format!("cannot serve metrics on {address}")) && error.contains("metrics_addr"), "{error}");
 }

@@ -7,6 +7,7 @@ use ordo_core::{NodeConfig, Position};
 use ordo_log::counters::CountersReader;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 /// The member a `--dir` names: a member folder holding `ordo.toml` (what `init` writes).
 pub fn member_config(dir: &Path) -> Result<NodeConfig, Failure> {
@@ -26,23 +27,51 @@ fn json_string(text: &str) -> String {
 }
 
 /// `ordo stat`: the member's live counters.
-pub fn stat(dir: &Path, json: bool) -> Result<(), Failure> {
+pub fn stat(dir: &Path, json: bool, watch: Option<&AtomicBool>) -> Result<(), Failure> {
     let node = member_config(dir)?;
     let path = node.data_dir.join("counters");
     let counters = CountersReader::open(&path)
         .map_err(|e| Failure(format!("{e}; has member {} run since its folder was made?", node.member_id.0)))?;
-    if json {
-        let fields: Vec<String> = counters.all().iter().map(|(name, value)| format!("\"{name}\": {value}")).collect();
-        println!("{{\"member\": {}, \"pid\": {}, {}}}", node.member_id.0, counters.pid(), fields.join(", "));
-    } else {
-        let running = Path::new(&format!("/proc/{}", counters.pid())).exists();
-        let state = if running { "running" } else { "not running: the last values it wrote" };
-        println!("member {} (pid {}, {state}), {}", node.member_id.0, counters.pid(), path.display());
-        for (name, value) in counters.all() {
-            println!("  {name:<22} {value}");
+    let mut previous: Option<(std::time::Instant, Vec<u64>)> = None;
+    loop {
+        let values: Vec<(&str, u64)> = counters.all();
+        let now = std::time::Instant::now();
+        if json {
+            let mut object = serde_json::json!({"member": node.member_id.0, "pid": counters.pid()});
+            for (name, value) in &values {
+                object[*name] = (*value).into();
+            }
+            println!("{object}");
+        } else {
+            let running = Path::new(&format!("/proc/{}", counters.pid())).exists();
+            let state = if running { "running" } else { "not running: the last values it wrote" };
+            println!("member {} (pid {}, {state}), {}", node.member_id.0, counters.pid(), path.display());
+            for (index, (name, value)) in values.iter().enumerate() {
+                // Watching: the change a second beside each running total.
+                let rate = previous.as_ref().filter(|_| is_total(name)).map(|(at, before)| {
+                    let seconds = now.duration_since(*at).as_secs_f64().max(1e-9);
+                    format!("  ({:+.0}/s)", value.saturating_sub(before[index]) as f64 / seconds)
+                });
+                println!("  {name:<22} {value}{}", rate.unwrap_or_default());
+            }
+        }
+        let Some(stop) = watch else { return Ok(()) };
+        previous = Some((now, values.iter().map(|(_, v)| *v).collect()));
+        let until = now + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < until {
+            if stop.load(std::sync::atomic::Ordering::Acquire) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !json {
+            println!();
         }
     }
-    Ok(())
+}
+
+fn is_total(name: &str) -> bool {
+    ordo_service::counters::Counter::ALL.iter().any(|c| c.name() == name && c.is_total())
 }
 
 /// `ordo log verify`: every checksum and the chain; exit 1 naming the first bad entry.

@@ -118,6 +118,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Print them again every second (with each running total's rate) until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
     /// A member's log: verify it, or dump its entries.
     Log {
@@ -286,7 +289,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure("a command was refused or failed: see its line's error".into()));
             }
         }
-        Command::Stat { dir, json } => inspect::stat(&dir, json)?,
+        Command::Stat { dir, json, watch } => {
+            let stop = if watch { Some(stop_flag()?) } else { None };
+            inspect::stat(&dir, json, stop.as_deref())?
+        }
         Command::Describe { dir, json } => inspect::describe(&dir, json)?,
         Command::Snapshot { action, dir, from, position, json } => {
             if action == "take" {

@@ -181,7 +181,9 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         let config = cluster.join(format!("node-{id}/ordo.toml"));
         let text =
             std::fs::read_to_string(&config).unwrap().replace("interval_bytes = 4194304", "interval_bytes = 512");
-        std::fs::write(&config, text).unwrap();
+        // Member 1 serves its counters to Prometheus.
+        let metrics = if id == 1 { format!("metrics_addr = \"127.0.0.1:{}\"\n", base + 50) } else { String::new() };
+        std::fs::write(&config, metrics + &text).unwrap();
     }
     let nodes = Nodes(
         (1..=3)
@@ -228,6 +230,21 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(members.len(), 3);
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
     assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
+
+    // The counters, from the file and over HTTP.
+    let stat = ordo(&["stat", "--dir", &format!("{c}/node-1"), "--json"], Duration::from_secs(20));
+    let counters: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
+    assert!(counters["applied_position"].as_u64().unwrap() > 0, "{counters}");
+    let scrape = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", base + 50)).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(scrape.starts_with("HTTP/1.1 200") && scrape.contains("ordo_commit_position{member=\"1\"} "), "{scrape}");
+    assert!(scrape.contains("# TYPE ordo_frames_sent_total counter"), "{scrape}");
 
     // An operator's snapshot: every member takes it at the same position.
     let take = ordo(&["snapshot", "take", "--dir", c], Duration::from_secs(60));
