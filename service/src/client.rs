@@ -105,6 +105,20 @@ struct InFlight {
     sent_ns: u64,
 }
 
+/// A member's answer to [`Client::status_of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub member: MemberId,
+    /// 0 follower, 1 candidate, 2 leader.
+    pub role: u8,
+    pub term: Term,
+    pub leader: Option<MemberId>,
+    pub append_position: Position,
+    pub commit_position: Position,
+    pub applied_position: Position,
+    pub snapshot_position: Position,
+}
+
 pub struct Client {
     endpoint: Endpoint,
     config: ClientConfig,
@@ -419,6 +433,54 @@ impl Client {
             }
             self.endpoint.net_mut().wait_readable(Duration::from_millis(1))?;
         }
+    }
+
+    /// Asks member `index` (of the configured addresses) how it is; `None` if it does not
+    /// answer within `timeout` (down, partitioned, or not of this cluster).
+    pub fn status_of(&mut self, index: usize, timeout: Duration) -> io::Result<Option<MemberStatus>> {
+        let to = self.config.members[index];
+        let nonce = self.nonce.wrapping_add(index as u64 + 1) ^ 0x5A7A_7A5A;
+        let deadline = Instant::now() + timeout;
+        let mut sent: Option<Instant> = None;
+        while Instant::now() < deadline {
+            if sent.is_none_or(|at| at.elapsed() >= Duration::from_nanos(self.config.retry_interval_ns)) {
+                sent = Some(Instant::now());
+                self.endpoint.queue(to, Term::ZERO, &Body::StatusRequest { nonce })?;
+                self.endpoint.flush()?;
+            }
+            let mut answer = None;
+            self.endpoint.poll(&mut |source, frame| {
+                if let Body::Status {
+                    nonce: n,
+                    role,
+                    term,
+                    leader,
+                    append_position,
+                    commit_position,
+                    applied_position,
+                    snapshot_position,
+                } = frame.body
+                    && n == nonce
+                    && source == to
+                {
+                    answer = Some(MemberStatus {
+                        member: frame.header.sender(),
+                        role,
+                        term,
+                        leader: (leader.0 != 0).then_some(leader),
+                        append_position,
+                        commit_position,
+                        applied_position,
+                        snapshot_position,
+                    });
+                }
+            })?;
+            if answer.is_some() {
+                return Ok(answer);
+            }
+            self.endpoint.net_mut().wait_readable(Duration::from_millis(1))?;
+        }
+        Ok(None)
     }
 
     /// Sends one command and waits for its reply.

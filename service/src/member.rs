@@ -431,6 +431,7 @@ impl<M: StateMachine> Member<M> {
         let mut sync = std::mem::take(sync_pending);
         let mut failure = None;
         let mut snapshot_taken = None;
+        let mut status_asked = None;
         let mut work = endpoint.poll(&mut |source, frame| {
             if failure.is_some() {
                 return;
@@ -463,6 +464,7 @@ impl<M: StateMachine> Member<M> {
                 }
                 Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
                 Body::EventData { from_position, bytes: [] } => event_feed.on_request(source, from_position, now_ns),
+                Body::StatusRequest { nonce } => status_asked = Some((source, nonce)),
                 Body::SnapshotTake { nonce } => {
                     let request = EntryKind::SnapshotRequest;
                     match consensus.propose_entry(now_ns, request, SessionId(0), 0, &[], &mut out) {
@@ -506,6 +508,10 @@ impl<M: StateMachine> Member<M> {
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
         work += self.serve(now_ns)?;
+        if let Some((source, nonce)) = status_asked {
+            let status = self.status(nonce);
+            self.redirects.push((source, status));
+        }
         work += self.send(now_ns)?;
         self.publish_counters();
         Ok(work)
@@ -640,6 +646,20 @@ impl<M: StateMachine> Member<M> {
         ];
         for (counter, value) in values {
             counters.set(counter, value);
+        }
+    }
+
+    /// What this member answers a `StatusRequest` with (`ordo describe --cluster`).
+    fn status(&self, nonce: u64) -> Body<'static> {
+        Body::Status {
+            nonce,
+            role: self.consensus.role() as u8,
+            term: self.consensus.term(),
+            leader: self.consensus.leader().unwrap_or(MemberId(0)),
+            append_position: self.storage.log.position_append(),
+            commit_position: self.consensus.commit_position(),
+            applied_position: Position(self.links.shared.applied.load(Ordering::Relaxed)),
+            snapshot_position: self.storage.newest_snapshot().map_or(Position::ZERO, |s| s.info.position()),
         }
     }
 

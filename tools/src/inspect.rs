@@ -232,37 +232,64 @@ pub fn data_dir(dir: &Path) -> Result<PathBuf, Failure> {
     Ok(member_config(dir)?.data_dir)
 }
 
-/// `ordo describe`: each member of a cluster folder, from its config and live counters.
-pub fn describe(dir: &Path, json: bool) -> Result<(), Failure> {
-    let cluster = crate::target::cluster_config(dir)?;
-    for member in &cluster.members {
-        let node_dir = dir.join(format!("node-{}", member.id.0));
-        let node = member_config(&node_dir).ok();
-        let counters = node.as_ref().and_then(|n| CountersReader::open(&n.data_dir.join("counters")).ok());
-        let running = counters.as_ref().is_some_and(|c| Path::new(&format!("/proc/{}", c.pid())).exists());
-        let value = |name: &str| counters.as_ref().and_then(|c| c.value(name));
-        let role = match value("role") {
-            Some(0) => "follower",
-            Some(1) => "candidate",
-            Some(2) => "leader",
-            _ => "unknown",
-        };
-        let role = if running { role } else { "stopped" };
-        let fields = ["term", "leader", "append_position", "commit_position", "applied_position", "snapshot_position"]
-            .map(|name| (name, value(name)));
+/// `ordo describe`: each member of a cluster, from its counters file (`--dir`: also says
+/// which are stopped) or from its answer to a status request (`--cluster`).
+pub fn describe(target: &crate::target::Target, json: bool) -> Result<(), Failure> {
+    const FIELDS: [&str; 6] =
+        ["term", "leader", "append_position", "commit_position", "applied_position", "snapshot_position"];
+    let role_name = |role: Option<u64>| match role {
+        Some(0) => "follower",
+        Some(1) => "candidate",
+        Some(2) => "leader",
+        _ => "unknown",
+    };
+    // (id, address, role, the FIELDS' values)
+    let mut rows: Vec<(u16, std::net::SocketAddr, &str, [Option<u64>; 6])> = Vec::new();
+    if let Some(dir) = &target.dir {
+        // From each member's counters file: also says which are stopped.
+        let cluster = crate::target::cluster_config(dir)?;
+        for member in &cluster.members {
+            let node = member_config(&dir.join(format!("node-{}", member.id.0))).ok();
+            let counters = node.as_ref().and_then(|n| CountersReader::open(&n.data_dir.join("counters")).ok());
+            let running = counters.as_ref().is_some_and(|c| Path::new(&format!("/proc/{}", c.pid())).exists());
+            let value = |name: &str| counters.as_ref().and_then(|c| c.value(name));
+            let role = if running { role_name(value("role")) } else { "stopped" };
+            rows.push((member.id.0, member.address, role, FIELDS.map(value)));
+        }
+    } else {
+        // Over the network: each member answers a status request, or is unreachable.
+        let mut client = target.client()?;
+        for (index, &address) in target.addresses.iter().enumerate() {
+            match client.status_of(index, std::time::Duration::from_secs(1))? {
+                Some(s) => {
+                    let values = [
+                        s.term.0,
+                        s.leader.map_or(0, |m| u64::from(m.0)),
+                        s.append_position.0,
+                        s.commit_position.0,
+                        s.applied_position.0,
+                        s.snapshot_position.0,
+                    ];
+                    rows.push((s.member.0, address, role_name(Some(u64::from(s.role))), values.map(Some)));
+                }
+                None => rows.push((index as u16 + 1, address, "unreachable", [None; 6])),
+            }
+        }
+    }
+    for (id, address, role, values) in rows {
         if json {
-            let mut object =
-                serde_json::json!({"id": member.id.0, "address": member.address.to_string(), "role": role});
-            for (name, value) in fields {
-                object[name] = value.map_or(serde_json::Value::Null, Into::into);
+            let mut object = serde_json::json!({"id": id, "address": address.to_string(), "role": role});
+            for (name, value) in FIELDS.iter().zip(values) {
+                object[*name] = value.map_or(serde_json::Value::Null, Into::into);
             }
             println!("{object}");
         } else {
-            let shown: Vec<String> = fields
+            let shown: Vec<String> = FIELDS
                 .iter()
+                .zip(values)
                 .map(|(name, value)| format!("{name} {}", value.map_or("-".into(), |v| v.to_string())))
                 .collect();
-            println!("member {} at {}: {role}, {}", member.id.0, member.address, shown.join(", "));
+            println!("member {id} at {address}: {role}, {}", shown.join(", "));
         }
     }
     Ok(())

@@ -69,8 +69,8 @@ enum Command {
     },
     /// Each member of a cluster folder: address, role, term, leader, positions, snapshot.
     Describe {
-        #[arg(long)]
-        dir: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
         #[arg(long)]
         json: bool,
     },
@@ -293,7 +293,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let stop = if watch { Some(stop_flag()?) } else { None };
             inspect::stat(&dir, json, stop.as_deref())?
         }
-        Command::Describe { dir, json } => inspect::describe(&dir, json)?,
+        Command::Describe { target, json } => inspect::describe(&ordo_tools::target::resolve(&target)?, json)?,
         Command::Snapshot { action, dir, from, position, json } => {
             if action == "take" {
                 return ordo_tools::client::snapshot_take(&dir);

@@ -230,6 +230,17 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert_eq!(members.len(), 3);
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
     assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
+    // The same over the network, as from another host.
+    let remote = ordo(&["describe", "--cluster", &addresses, "--key-file", &key, "--json"], Duration::from_secs(20));
+    let remote: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&remote.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(remote.iter().map(|m| m["id"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3], "{remote:?}");
+    assert_eq!(remote.iter().filter(|m| m["role"] == "leader").count(), 1, "{remote:?}");
+    let leader_id = remote.iter().find(|m| m["role"] == "leader").unwrap()["id"].clone();
+    assert!(
+        remote.iter().all(|m| m["leader"] == leader_id && m["commit_position"].as_u64().unwrap() > 0),
+        "{remote:?}"
+    );
 
     // The counters, from the file and over HTTP.
     let stat = ordo(&["stat", "--dir", &format!("{c}/node-1"), "--json"], Duration::from_secs(20));

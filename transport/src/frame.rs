@@ -84,6 +84,18 @@ fixed_body!(EventDataFixed { from_position: U64 });
 fixed_body!(SnapshotAckFixed { snapshot_position: U64, offset: U64 });
 fixed_body!(StateHashFixed { position: U64, state_hash: U64 });
 fixed_body!(SnapshotTakeFixed { nonce: U64 });
+fixed_body!(StatusRequestFixed { nonce: U64 });
+fixed_body!(StatusFixed {
+    nonce: U64,
+    term: U64,
+    append_position: U64,
+    commit_position: U64,
+    applied_position: U64,
+    snapshot_position: U64,
+    leader: U16,
+    role: u8,
+    reserved: [u8; 5]
+});
 
 /// How the cluster took a client's frame (what a `ClientResponse` says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +202,22 @@ pub enum Body<'a> {
     SnapshotTake {
         nonce: u64,
     },
+    /// An operator asks one member how it is (`ordo describe --cluster`).
+    StatusRequest {
+        nonce: u64,
+    },
+    /// A member's answer to a `StatusRequest`: its role (0 follower, 1 candidate, 2
+    /// leader), term, the leader it knows (0: none) and its positions.
+    Status {
+        nonce: u64,
+        role: u8,
+        term: Term,
+        leader: MemberId,
+        append_position: Position,
+        commit_position: Position,
+        applied_position: Position,
+        snapshot_position: Position,
+    },
 }
 
 /// Frame type numbers on the wire.
@@ -212,10 +240,12 @@ pub enum FrameType {
     SnapshotAck = 14,
     StateHash = 15,
     SnapshotTake = 16,
+    StatusRequest = 17,
+    Status = 18,
 }
 
 impl FrameType {
-    pub const ALL: [FrameType; 16] = [
+    pub const ALL: [FrameType; 18] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
         FrameType::Redirect,
@@ -232,6 +262,8 @@ impl FrameType {
         FrameType::SnapshotAck,
         FrameType::StateHash,
         FrameType::SnapshotTake,
+        FrameType::StatusRequest,
+        FrameType::Status,
     ];
 
     pub fn from_u8(value: u8) -> Option<FrameType> {
@@ -257,6 +289,8 @@ impl FrameType {
             FrameType::SnapshotAck => size_of::<SnapshotAckFixed>(),
             FrameType::StateHash => size_of::<StateHashFixed>(),
             FrameType::SnapshotTake => size_of::<SnapshotTakeFixed>(),
+            FrameType::StatusRequest => size_of::<StatusRequestFixed>(),
+            FrameType::Status => size_of::<StatusFixed>(),
         }
     }
 
@@ -292,6 +326,8 @@ impl Body<'_> {
             Body::SnapshotAck { .. } => FrameType::SnapshotAck,
             Body::StateHash { .. } => FrameType::StateHash,
             Body::SnapshotTake { .. } => FrameType::SnapshotTake,
+            Body::StatusRequest { .. } => FrameType::StatusRequest,
+            Body::Status { .. } => FrameType::Status,
         }
     }
 
@@ -381,6 +417,30 @@ impl Body<'_> {
                 write(out, &StateHashFixed { position: u64le(position.0), state_hash: u64le(state_hash) })
             }
             Body::SnapshotTake { nonce } => write(out, &SnapshotTakeFixed { nonce: u64le(nonce) }),
+            Body::StatusRequest { nonce } => write(out, &StatusRequestFixed { nonce: u64le(nonce) }),
+            Body::Status {
+                nonce,
+                role,
+                term,
+                leader,
+                append_position,
+                commit_position,
+                applied_position,
+                snapshot_position,
+            } => write(
+                out,
+                &StatusFixed {
+                    nonce: u64le(nonce),
+                    term: u64le(term.0),
+                    append_position: u64le(append_position.0),
+                    commit_position: u64le(commit_position.0),
+                    applied_position: u64le(applied_position.0),
+                    snapshot_position: u64le(snapshot_position.0),
+                    leader: U16::new(leader.0),
+                    role,
+                    reserved: [0; 5],
+                },
+            ),
         }
     }
 }
@@ -489,6 +549,20 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
             Body::StateHash { position: Position(f.position.get()), state_hash: f.state_hash.get() }
         }
         FrameType::SnapshotTake => Body::SnapshotTake { nonce: read::<SnapshotTakeFixed>(fixed).nonce.get() },
+        FrameType::StatusRequest => Body::StatusRequest { nonce: read::<StatusRequestFixed>(fixed).nonce.get() },
+        FrameType::Status => {
+            let f: &StatusFixed = read(fixed);
+            Body::Status {
+                nonce: f.nonce.get(),
+                role: f.role,
+                term: Term(f.term.get()),
+                leader: MemberId(f.leader.get()),
+                append_position: Position(f.append_position.get()),
+                commit_position: Position(f.commit_position.get()),
+                applied_position: Position(f.applied_position.get()),
+                snapshot_position: Position(f.snapshot_position.get()),
+            }
+        }
     })
 }
 
@@ -742,6 +816,17 @@ mod tests {
             Body::SnapshotAck { snapshot_position: Position(13), offset: 14 },
             Body::StateHash { position: Position(15), state_hash: 16 },
             Body::SnapshotTake { nonce: 17 },
+            Body::StatusRequest { nonce: 18 },
+            Body::Status {
+                nonce: 19,
+                role: 2,
+                term: Term(20),
+                leader: MemberId(3),
+                append_position: Position(21),
+                commit_position: Position(22),
+                applied_position: Position(23),
+                snapshot_position: Position(24),
+            },
         ]
     }
 
@@ -751,7 +836,7 @@ mod tests {
             assert_eq!(*frame_type as u8, i as u8 + 1);
         }
         assert_eq!(FrameType::from_u8(0), None);
-        assert_eq!(FrameType::from_u8(17), None);
+        assert_eq!(FrameType::from_u8(FrameType::ALL.len() as u8 + 1), None);
     }
 
     #[test]
