@@ -9,6 +9,8 @@ pub mod args;
 pub mod cluster;
 pub mod hgrm;
 pub mod latency;
+pub mod open_loop;
+pub mod peers;
 pub mod pingpong;
 pub mod plot;
 pub mod stream;

@@ -20,11 +20,21 @@ pub enum IdleStrategy {
     Backoff,
     /// Sleep a fixed 1 ms every idle cycle: least CPU, most latency.
     Sleep,
+    /// Spin a little, then block in the kernel on the loop's socket until a datagram
+    /// arrives or at most [`BLOCK_MAX`] passes (timers are due at millisecond grain): little
+    /// CPU, and a wake-up in microseconds rather than a back-off sleep's tens of them. For
+    /// loops with a socket (a member in `shared` threading, a client); others back off.
+    Block,
 }
 
+/// The longest a blocking loop waits on its socket before running its timers.
+pub const BLOCK_MAX: Duration = Duration::from_millis(1);
+
+const BLOCK_SPINS: u32 = 100;
+
 impl IdleStrategy {
-    pub const ALL: [IdleStrategy; 4] =
-        [IdleStrategy::BusySpin, IdleStrategy::Yield, IdleStrategy::Backoff, IdleStrategy::Sleep];
+    pub const ALL: [IdleStrategy; 5] =
+        [IdleStrategy::BusySpin, IdleStrategy::Yield, IdleStrategy::Backoff, IdleStrategy::Sleep, IdleStrategy::Block];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +42,7 @@ impl IdleStrategy {
             IdleStrategy::Yield => "yield",
             IdleStrategy::Backoff => "backoff",
             IdleStrategy::Sleep => "sleep",
+            IdleStrategy::Block => "block",
         }
     }
 
@@ -81,7 +92,7 @@ impl Idler {
             IdleStrategy::BusySpin => std::hint::spin_loop(),
             IdleStrategy::Yield => std::thread::yield_now(),
             IdleStrategy::Sleep => std::thread::sleep(Duration::from_nanos(cap(1_000_000))),
-            IdleStrategy::Backoff => {
+            IdleStrategy::Backoff | IdleStrategy::Block => {
                 self.idle_cycles = self.idle_cycles.saturating_add(1);
                 if self.idle_cycles <= BACKOFF_SPINS {
                     std::hint::spin_loop();
@@ -93,6 +104,27 @@ impl Idler {
                 }
             }
         }
+    }
+
+    /// For a loop that can block on a socket: after a cycle with `work_count`, either idles
+    /// as its strategy says and returns false, or (`Block`, past a short spin) returns true:
+    /// the caller should now wait on its socket for at most [`BLOCK_MAX`].
+    #[inline]
+    pub fn idle_or_block(&mut self, work_count: usize) -> bool {
+        if work_count > 0 {
+            self.reset();
+            return false;
+        }
+        if self.strategy == IdleStrategy::Block {
+            self.idle_cycles = self.idle_cycles.saturating_add(1);
+            if self.idle_cycles > BLOCK_SPINS {
+                return true;
+            }
+            std::hint::spin_loop();
+            return false;
+        }
+        self.idle_once(None);
+        false
     }
 
     #[inline]
@@ -123,5 +155,16 @@ mod tests {
         assert_eq!(idler.sleep_ns, BACKOFF_SLEEP_NS_MAX);
         idler.idle(1);
         assert_eq!((idler.idle_cycles, idler.sleep_ns), (0, BACKOFF_SLEEP_NS_MIN));
+    }
+
+    #[test]
+    fn block_spins_then_asks_its_loop_to_block_and_others_never_do() {
+        let mut idler = Idler::new(IdleStrategy::Block);
+        let asked = (0..BLOCK_SPINS + 5).filter(|_| idler.idle_or_block(0)).count();
+        assert_eq!(asked, 5, "every idle cycle after the spins blocks");
+        assert!(!idler.idle_or_block(1), "work resets it");
+        assert!(!idler.idle_or_block(0));
+        let mut backoff = Idler::new(IdleStrategy::Backoff);
+        assert!((0..BLOCK_SPINS + 5).all(|_| !backoff.idle_or_block(0)));
     }
 }

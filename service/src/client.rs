@@ -199,6 +199,11 @@ impl Client {
         self.config.members[self.target]
     }
 
+    /// Waits until a datagram arrives or `timeout` passes (a loop's `block` idle strategy).
+    pub fn wait_readable(&mut self, timeout: Duration) -> io::Result<()> {
+        self.endpoint.net_mut().wait_readable(timeout)
+    }
+
     /// Commands submitted and not yet answered.
     pub fn outstanding(&self) -> usize {
         self.in_flight.len() + self.waiting.len()

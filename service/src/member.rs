@@ -412,6 +412,11 @@ impl<M: StateMachine> Member<M> {
         self.peers.iter().find(|(id, _)| *id == member).map(|&(_, address)| address)
     }
 
+    /// Waits until a datagram arrives or `timeout` passes (the `block` idle strategy).
+    pub fn wait_readable(&mut self, timeout: std::time::Duration) -> Result<(), MemberError> {
+        Ok(self.endpoint.net_mut().wait_readable(timeout)?)
+    }
+
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
         let Member {

@@ -14,10 +14,10 @@
 
 use crate::consensus::ConsensusConfig;
 use crate::member::{Member, MemberConfig, MemberError, Opened};
-use ordo_core::NodeConfig;
 use ordo_core::entry::entry_span_bytes;
 use ordo_core::idle::Idler;
 use ordo_core::machine::StateMachine;
+use ordo_core::{IdleStrategy, NodeConfig, Threading};
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,10 +172,19 @@ pub fn run<M: StateMachine>(
         None => None,
     };
     ready(&member, &opened);
-    let mut idler = Idler::new(node.runtime.idle);
+    let mut idle = node.runtime.idle;
+    if idle == IdleStrategy::Block && node.runtime.threading == Threading::Dedicated {
+        // The service thread's output would wait for the socket's timeout: back off instead.
+        tracing::warn!("idle = \"block\" needs threading = \"shared\"; backing off instead");
+        idle = IdleStrategy::Backoff;
+    }
+    crate::runtime::prepare_thread(idle);
+    let mut idler = Idler::new(idle);
     while !stop.load(Ordering::Acquire) {
         let work = member.do_work(started.elapsed().as_nanos() as u64)?;
-        idler.idle(work);
+        if idler.idle_or_block(work) {
+            member.wait_readable(ordo_core::idle::BLOCK_MAX)?;
+        }
     }
     member.close()?;
     Ok(())

@@ -55,6 +55,7 @@ impl<A: Agent> Runner<A> {
             {
                 tracing::warn!("could not pin {} to core {core}: {error}; running unpinned", agent.role_name());
             }
+            prepare_thread(config.idle);
             let mut idler = Idler::new(config.idle);
             while !flag.load(Ordering::Acquire) {
                 let now_ns = started.elapsed().as_nanos() as u64;
@@ -86,6 +87,18 @@ impl<A: Agent> Drop for Runner<A> {
         if let Some(handle) = self.handle.take() {
             self.stop.store(true, Ordering::Release);
             let _ = handle.join();
+        }
+    }
+}
+
+/// Readies the calling thread to run a duty-cycle loop with `idle`: a sleeping strategy
+/// gets a 1 µs timer slack instead of Linux's 50 µs default, so a 2 µs back-off sleep does
+/// not oversleep by 50 µs (measured: it doubled a 3-member commit's median at low rates).
+pub fn prepare_thread(idle: ordo_core::IdleStrategy) {
+    if matches!(idle, ordo_core::IdleStrategy::Backoff | ordo_core::IdleStrategy::Sleep) {
+        let slack_ns = std::num::NonZeroU64::new(1_000);
+        if let Err(error) = rustix::thread::set_current_timer_slack(slack_ns) {
+            tracing::debug!("could not lower the timer slack: {error}");
         }
     }
 }

@@ -8,11 +8,11 @@
 
 use crate::Failure;
 use crate::children::Members;
-use crate::load::OpenLoop;
 use crate::target::{self, Target, TargetArgs};
 use hdrhistogram::Histogram;
 use ordo_bench::hgrm;
 use ordo_bench::latency::LatencyReport;
+use ordo_bench::open_loop::{OpenLoop, Requests};
 use ordo_bench::pingpong::{self, Load, PingPong, Wait};
 use ordo_core::idle::Idler;
 use ordo_core::{Durability, IdleStrategy, NodeConfig, Threading, TransportBackend};
@@ -28,6 +28,16 @@ pub enum Subject {
     Cluster(Target),
     /// A local cluster started for the run (child processes) and stopped after it.
     Spawned(Spawned),
+    /// A peer's 3-member cluster started on loopback for the run (`ordo_bench::peers`).
+    Peer(Peer),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// etcd puts (fsync'd before acknowledged).
+    Etcd,
+    /// NATS JetStream publishes to an R3 file stream (acknowledged when replicated).
+    Nats,
 }
 
 /// How `--members N` starts its cluster.
@@ -90,6 +100,7 @@ pub fn run(bench: &Bench, stop: &AtomicBool) -> Result<Vec<Run>, Failure> {
             }
         }
         Subject::Cluster(target) => cluster_runs(bench, target, &rates, stop, &mut runs)?,
+        Subject::Peer(peer) => peer_runs(bench, *peer, &rates, stop, &mut runs)?,
         Subject::Spawned(spawned) => {
             let dir = tempfile::Builder::new().prefix("ordo-bench-").tempdir()?;
             let configs = init_cluster(dir.path(), spawned)?;
@@ -206,7 +217,7 @@ fn report(bench: &Bench, run: Run, runs: &mut Vec<Run>) -> bool {
 fn udp_run(bench: &Bench, backend: TransportBackend, rate: u64) -> Result<Run, Failure> {
     let (histogram, sent) = pingpong::run_recorded(PingPong {
         backend,
-        wait: Wait::Idle(bench.idle),
+        wait: if bench.idle == IdleStrategy::Block { Wait::Blocking } else { Wait::Idle(bench.idle) },
         load: Load::OpenLoop { rate_per_s: rate },
         size_bytes: bench.size_bytes,
         warmup: bench.warmup,
@@ -260,31 +271,88 @@ fn cluster_run(
     stop: &AtomicBool,
 ) -> Result<Run, Failure> {
     let mut client = target.client()?;
+    let mut fill = |k: u64, command: &mut Vec<u8>| crate::apps::workload_into(app, k, bench.size_bytes, command);
+    let run = open_loop_run(bench, &mut client, label, rate, &mut fill, stop)?;
+    if run.report.completed == 0 {
+        return Err(Failure(format!(
+            "no command was answered by the cluster at {}; is it running, and is the key file its own?",
+            target.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+        )));
+    }
+    Ok(run)
+}
+
+fn peer_runs(bench: &Bench, peer: Peer, rates: &[u64], stop: &AtomicBool, runs: &mut Vec<Run>) -> Result<(), Failure> {
+    use ordo_bench::peers::{etcd, nats};
+    let dir = tempfile::Builder::new().prefix("ordo-bench-peer-").tempdir()?;
+    let base_port = crate::init::free_base_port()?;
+    let failed = |what: &str, e: std::io::Error| Failure(format!("{what}: {e} (logs in {})", dir.path().display()));
+    let mut fill = |_: u64, value: &mut Vec<u8>| {
+        value.clear();
+        value.resize(bench.size_bytes, b'x');
+    };
+    match peer {
+        Peer::Etcd => {
+            let cluster = etcd::EtcdCluster::start(dir.path().into(), base_port)
+                .map_err(|e| failed("the etcd cluster did not start", e))?;
+            for &rate in rates {
+                let leader = cluster.leader().map_err(|e| failed("etcd", e))?;
+                let mut puts = etcd::EtcdPuts::connect(leader, ETCD_CONNECTIONS).map_err(|e| failed("etcd", e))?;
+                let run = open_loop_run(bench, &mut puts, "etcd put", rate, &mut fill, stop)?;
+                if report(bench, run, runs) {
+                    break;
+                }
+            }
+        }
+        Peer::Nats => {
+            let cluster = nats::NatsCluster::start(dir.path().into(), base_port)
+                .map_err(|e| failed("the NATS cluster did not start", e))?;
+            for &rate in rates {
+                let leader = cluster.stream_leader().map_err(|e| failed("NATS", e))?;
+                let mut publishes = nats::NatsPublishes::connect(leader).map_err(|e| failed("NATS", e))?;
+                let run = open_loop_run(bench, &mut publishes, "nats jetstream R3", rate, &mut fill, stop)?;
+                if report(bench, run, runs) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Connections etcd's puts are spread over: it answers one request a connection at a time.
+const ETCD_CONNECTIONS: usize = 64;
+
+/// One rate of open-loop load on `service`, until every request is answered or
+/// [`DRAIN_LIMIT`] after the last was sent.
+fn open_loop_run(
+    bench: &Bench,
+    service: &mut dyn Requests,
+    label: &str,
+    rate: u64,
+    fill: &mut dyn FnMut(u64, &mut Vec<u8>),
+    stop: &AtomicBool,
+) -> Result<Run, Failure> {
+    ordo_service::runtime::prepare_thread(bench.idle);
     let mut load = OpenLoop::new(rate, bench.warmup, bench.duration);
     let mut idler = Idler::new(bench.idle);
-    let mut fill = |k: u64, command: &mut Vec<u8>| crate::apps::workload_into(app, k, bench.size_bytes, command);
     let drain_end_ns = load.end_ns() + DRAIN_LIMIT.as_nanos() as u64;
     loop {
         if stop.load(Ordering::Acquire) {
             return Err(Failure("interrupted".into()));
         }
-        let work = load.step(&mut client, &mut fill)?;
-        if !load.sending() && (client.outstanding() == 0 || load.elapsed_ns() > drain_end_ns) {
+        let work = load.step(service, fill)?;
+        if !load.sending() && (service.outstanding() == 0 || load.elapsed_ns() > drain_end_ns) {
             break;
         }
+        let until = if load.sending() { load.until_next_due() } else { Duration::from_millis(1) };
         if work > 0 {
             idler.reset();
-        } else if load.sending() {
-            idler.idle_once(Some(load.until_next_due()));
-        } else {
-            idler.idle_once(Some(Duration::from_millis(1)));
+        } else if bench.idle != IdleStrategy::Block {
+            idler.idle_once(Some(until)); // never past the next send
+        } else if idler.idle_or_block(0) && !service.block(until.min(ordo_core::idle::BLOCK_MAX))? {
+            idler.idle_once(Some(until));
         }
-    }
-    if load.answered() == 0 {
-        return Err(Failure(format!(
-            "no command was answered by the cluster at {}; is it running, and is the key file its own?",
-            target.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
-        )));
     }
     let report = load.report();
     let throughput = report.completed as f64 / bench.duration.as_secs_f64();

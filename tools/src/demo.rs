@@ -8,9 +8,9 @@
 use crate::Failure;
 use crate::children::Members;
 use crate::init::{Init, config_path, init};
-use crate::load::OpenLoop;
 use indicatif::{ProgressBar, ProgressStyle};
 use ordo_bench::latency::LatencyReport;
+use ordo_bench::open_loop::OpenLoop;
 use ordo_core::{Durability, NodeConfig};
 use ordo_service::client::{Client, ClientConfig};
 use std::path::PathBuf;

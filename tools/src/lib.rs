@@ -11,7 +11,6 @@ pub mod client;
 pub mod demo;
 pub mod init;
 pub mod inspect;
-pub mod load;
 pub mod target;
 
 /// A command's failure: one sentence (what, where, what to do), printed by `main`.

@@ -186,6 +186,10 @@ struct BenchArgs {
     /// `udp`: measure a plain UDP ping-pong through the same harness, the floor.
     #[arg(long, conflicts_with_all = ["dir", "cluster", "members"])]
     baseline: Option<String>,
+    /// `etcd` or `nats`: start that peer's 3-member cluster on loopback and measure it through
+    /// the same harness (needs Debian's etcd-server or nats-server).
+    #[arg(long, conflicts_with_all = ["dir", "cluster", "members", "baseline"])]
+    peer: Option<String>,
     /// The app of a cluster started with --members, or of one named by --cluster.
     #[arg(long, default_value = "echo")]
     app: String,
@@ -363,6 +367,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 target,
                 members,
                 baseline,
+                peer,
                 app,
                 rate,
                 rates,
@@ -400,6 +405,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .ok_or_else(|| Failure(format!("--{name} takes seconds, not {value}")))
             };
             let subject = match (baseline.as_deref(), members) {
+                _ if peer.is_some() => match peer.as_deref() {
+                    Some("etcd") => bench::Subject::Peer(bench::Peer::Etcd),
+                    Some("nats") => bench::Subject::Peer(bench::Peer::Nats),
+                    other => return Err(Failure(format!("--peer takes etcd or nats, not {other:?}"))),
+                },
                 (Some("udp"), _) => bench::Subject::Udp { backend },
                 (Some(other), _) => return Err(Failure(format!("--baseline takes udp, not {other:?}"))),
                 (None, Some(members)) => bench::Subject::Spawned(bench::Spawned {

@@ -374,7 +374,7 @@ fn ordo_bench_measures_a_cluster_it_starts_and_the_udp_floor() {
     let hgrm = dir.path().join("ordo.hgrm");
     let svg = dir.path().join("ordo.svg");
     let short = ["--duration", "2", "--warmup", "0.5", "--rate", "2000", "--json"];
-    let mut args = vec!["bench", "--members", "3", "--durability", "replicated"];
+    let mut args = vec!["bench", "--members", "3", "--durability", "replicated", "--idle", "block"];
     args.extend(short);
     args.extend(["--out", hgrm.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
     let cluster = json_lines(&ordo(&args, Duration::from_secs(60)));
@@ -413,4 +413,23 @@ fn ordo_bench_measures_a_cluster_it_starts_and_the_udp_floor() {
     assert!(plotted.status.success(), "{}", String::from_utf8_lossy(&plotted.stderr));
     let chart = std::fs::read_to_string(&both).unwrap();
     assert!(chart.contains("\nordo\n</text>") && chart.contains("\nfloor\n</text>"), "both runs are labelled");
+}
+
+/// The peers through the same harness: a short run against etcd and NATS JetStream clusters
+/// the command starts on loopback. Needs Debian's etcd-server and nats-server (`.ci/run`
+/// installs them and sets ORDO_REQUIRE_PEERS=1, so there a missing one fails the test).
+#[test]
+fn ordo_bench_measures_etcd_and_nats_jetstream_through_the_same_harness() {
+    let have = |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("etcd") || !have("nats-server") {
+        assert!(std::env::var_os("ORDO_REQUIRE_PEERS").is_none(), "etcd and nats-server must be installed here");
+        eprintln!("skipped: etcd or nats-server is not installed (apt-get install etcd-server nats-server)");
+        return;
+    }
+    for peer in ["etcd", "nats"] {
+        let args = ["bench", "--peer", peer, "--duration", "1", "--warmup", "0.5", "--rate", "200", "--json"];
+        let run = json_lines(&ordo(&args, Duration::from_secs(90)));
+        assert_eq!(run[0]["sent"], run[0]["completed"], "{peer}: every request answered: {}", run[0]);
+        assert!(run[0]["sent"].as_u64().unwrap() >= 190, "{}", run[0]);
+    }
 }

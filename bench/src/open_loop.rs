@@ -1,16 +1,57 @@
-//! The open-loop load `ordo demo` and `ordo bench` put on a cluster. Command `k` is due at
-//! `start + k / rate` and is submitted when due, however many are still unanswered; its
-//! latency runs from that due time to its reply, so a stall counts against every command due
-//! during it (coordinated omission corrected). Commands due in the warm-up are sent but not
-//! measured.
+//! The open-loop load `ordo demo` and `ordo bench` put on a cluster, and the peer runner on
+//! etcd and NATS: request `k` is due at `start + k / rate` and is sent when due, however
+//! many are still unanswered; its latency runs from that due time to its answer, so a stall
+//! counts against every request due during it (coordinated omission corrected). Requests due
+//! in the warm-up are sent but not measured.
 
+use crate::latency::{LatencyReport, histogram};
 use hdrhistogram::Histogram;
-use ordo_bench::latency::{LatencyReport, histogram};
 use ordo_core::Position;
 use ordo_service::client::Client;
 use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
+
+/// Something that takes requests and answers them: ordo's client, or a peer's.
+pub trait Requests {
+    /// Queues or sends one request; returns its id (ids are consecutive).
+    fn send(&mut self, request: &[u8]) -> io::Result<u64>;
+    /// Does the I/O due; calls `answered(id, position)` for each request answered (position:
+    /// where the service put it in its log, 0 where it says nothing). Returns the work done.
+    fn poll(&mut self, answered: &mut dyn FnMut(u64, Position)) -> io::Result<usize>;
+    /// Requests sent and not yet answered.
+    fn outstanding(&self) -> usize;
+    /// Waits on the socket up to `timeout` (the `block` idle strategy); false if it has no
+    /// one socket to wait on, and the caller should idle its own way.
+    fn block(&mut self, timeout: Duration) -> io::Result<bool> {
+        let _ = timeout;
+        Ok(false)
+    }
+}
+
+impl Requests for Client {
+    fn send(&mut self, request: &[u8]) -> io::Result<u64> {
+        Ok(self.submit(request))
+    }
+
+    fn poll(&mut self, answered: &mut dyn FnMut(u64, Position)) -> io::Result<usize> {
+        let mut work = Client::poll(self, self.now_ns())?;
+        while let Some(reply) = self.take_reply() {
+            answered(reply.ticket, reply.position);
+            work += 1;
+        }
+        Ok(work)
+    }
+
+    fn outstanding(&self) -> usize {
+        Client::outstanding(self)
+    }
+
+    fn block(&mut self, timeout: Duration) -> io::Result<bool> {
+        self.wait_readable(timeout)?;
+        Ok(true)
+    }
+}
 
 pub struct OpenLoop {
     started: Instant,
@@ -82,15 +123,16 @@ impl OpenLoop {
         Duration::from_nanos(due.saturating_sub(self.elapsed_ns()))
     }
 
-    /// One turn: submits every command now due (`fill(k, buffer)` writes command `k`), lets
-    /// the client send and receive, and records each reply's latency. Returns the work done.
-    pub fn step(&mut self, client: &mut Client, fill: &mut dyn FnMut(u64, &mut Vec<u8>)) -> io::Result<usize> {
+    /// One turn: sends every request now due (`fill(k, buffer)` writes request `k`), lets
+    /// the service's client do its I/O, and records each answer's latency. Returns the work
+    /// done.
+    pub fn step(&mut self, service: &mut dyn Requests, fill: &mut dyn FnMut(u64, &mut Vec<u8>)) -> io::Result<usize> {
         let mut work = 0;
         let now_ns = self.elapsed_ns();
         while now_ns < self.end_ns && self.sent * self.interval_ns <= now_ns {
             let due_ns = self.sent * self.interval_ns;
             fill(self.sent, &mut self.command);
-            let ticket = client.submit(&self.command);
+            let ticket = service.send(&self.command)?;
             let first = *self.first_pending_ticket.get_or_insert(ticket);
             debug_assert_eq!(ticket, first + self.pending.len() as u64, "tickets are consecutive");
             self.pending.push_back((due_ns, false));
@@ -98,25 +140,23 @@ impl OpenLoop {
             self.sent_measured += u64::from(due_ns >= self.warmup_ns);
             work += 1;
         }
-        work += client.poll(client.now_ns())?;
-        let now_ns = self.elapsed_ns();
-        while let Some(reply) = client.take_reply() {
-            let first = self.first_pending_ticket.expect("a reply to a command sent");
-            let Some((due_ns, answered)) =
-                reply.ticket.checked_sub(first).and_then(|i| self.pending.get_mut(i as usize))
-            else {
-                continue; // a second reply to a command already answered
+        let OpenLoop { started, first_pending_ticket, pending, answered, last_position, latencies, warmup_ns, .. } =
+            self;
+        work += service.poll(&mut |ticket, position| {
+            let now_ns = started.elapsed().as_nanos() as u64;
+            let first = first_pending_ticket.expect("an answer to a request sent");
+            let Some((due_ns, done)) = ticket.checked_sub(first).and_then(|i| pending.get_mut(i as usize)) else {
+                return; // a second answer to a request already answered
             };
-            if !*answered {
-                *answered = true;
-                self.answered += 1;
-                self.last_position = self.last_position.max(reply.position);
-                if *due_ns >= self.warmup_ns {
-                    let _ = self.latencies.record(now_ns.saturating_sub(*due_ns).max(1));
+            if !*done {
+                *done = true;
+                *answered += 1;
+                *last_position = (*last_position).max(position);
+                if *due_ns >= *warmup_ns {
+                    let _ = latencies.record(now_ns.saturating_sub(*due_ns).max(1));
                 }
-                work += 1;
             }
-        }
+        })?;
         while self.pending.front().is_some_and(|&(_, answered)| answered) {
             self.pending.pop_front();
             *self.first_pending_ticket.as_mut().expect("pending commands have tickets") += 1;
