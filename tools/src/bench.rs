@@ -66,6 +66,8 @@ pub struct Bench {
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// What to call the runs in the output and the chart (default: what was measured).
+    pub label: Option<String>,
 }
 
 /// One measured rate.
@@ -120,7 +122,8 @@ pub fn run(bench: &Bench, stop: &AtomicBool) -> Result<Vec<Run>, Failure> {
     if let (Some(limit), true) = (bench.p99_max_us, rates.len() > 1) {
         let best = runs.iter().filter(|r| under(r, limit)).map(|r| r.rate).max();
         if bench.json {
-            println!("{}", serde_json::json!({"max_rate": best, "p99_max_us": limit}));
+            let label = runs.first().map(|r| r.label.clone());
+            println!("{}", serde_json::json!({"bench": label, "max_rate": best, "p99_max_us": limit}));
         } else {
             match best {
                 Some(rate) => println!("highest rate with p99 under {limit} µs and every command answered: {rate}/s"),
@@ -180,7 +183,10 @@ fn under(run: &Run, p99_max_us: f64) -> bool {
 }
 
 /// Prints a run and keeps it; returns whether a sweep should stop (p99 over the limit).
-fn report(bench: &Bench, run: Run, runs: &mut Vec<Run>) -> bool {
+fn report(bench: &Bench, mut run: Run, runs: &mut Vec<Run>) -> bool {
+    if let Some(label) = &bench.label {
+        run.label.clone_from(label);
+    }
     let r = &run.report;
     if bench.json {
         println!(
@@ -398,6 +404,7 @@ mod tests {
             json: true,
             out: Some(dir.path().join("udp.hgrm")),
             plot: Some(dir.path().join("udp.svg")),
+            label: None,
         };
         let runs = run(&bench, &AtomicBool::new(false)).unwrap();
         assert_eq!(runs.iter().map(|r| r.rate).collect::<Vec<_>>(), [1000, 2000], "in increasing order");

@@ -30,6 +30,8 @@ pub struct Summary {
     pub sent: u64,
     pub latency: LatencyReport,
     pub failover_ms: Option<f64>,
+    /// From the SIGKILL to the client's first reply committed by the next leader.
+    pub first_commit_ms: Option<f64>,
     /// Commands the cluster had applied before this run (a reused cluster folder).
     pub applied_before: u64,
     /// Each member's state, rebuilt offline from its folder.
@@ -95,6 +97,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     };
     let mut killed: Option<(usize, Instant)> = None;
     let mut failover_ms = None;
+    let mut first_commit_ms = None;
 
     // Progress lines: above the bar on a terminal, plain lines otherwise.
     let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { println!("{line}") } else { bar.println(line) };
@@ -104,8 +107,17 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
             members.stop_all(Duration::from_secs(10));
             return Err(Failure("interrupted; the members were stopped".into()));
         }
+        let answered_before = load.answered();
         load.step(&mut client, &mut fill)?;
         let now_ns = load.elapsed_ns();
+        // The first reply once another member leads: the next leader's first commit.
+        if let (Some((_, at)), Some(_), None) = (killed, failover_ms, first_commit_ms)
+            && load.answered() > answered_before
+        {
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            first_commit_ms = Some(ms);
+            say(&bar, format!("  the client's first reply from the new leader came {ms:.0} ms after the kill"));
+        }
         if let Some((index, status)) = members.exited() {
             bar.abandon();
             return Err(members.died(index, status));
@@ -159,7 +171,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
     }
     let states = nodes.iter().map(crate::apps::replay_state).collect::<Result<Vec<_>, _>>()?;
-    Ok(Summary { sent: load.sent(), latency: load.report(), failover_ms, applied_before, states })
+    Ok(Summary { sent: load.sent(), latency: load.report(), failover_ms, first_commit_ms, applied_before, states })
 }
 
 /// Prints the summary the way `ordo demo` shows it.
@@ -177,7 +189,8 @@ pub fn print(summary: &Summary) {
         l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
     );
     if let Some(ms) = summary.failover_ms {
-        println!("  failover: a new leader {ms:.0} ms after the old one was killed");
+        let commit = summary.first_commit_ms.map_or(String::new(), |c| format!(", its first commit seen at {c:.0} ms"));
+        println!("  failover: a new leader {ms:.0} ms after the old one was killed{commit}");
     }
     for (i, state) in summary.states.iter().enumerate() {
         println!(

@@ -232,6 +232,9 @@ struct BenchArgs {
     /// Draw latency by percentile as SVG: this run's rates, or the --inputs files.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// What to call this run in the JSON ("bench") and on the chart.
+    #[arg(long)]
+    label: Option<String>,
     /// Saved .hgrm files to draw on one --plot chart, without running anything.
     #[arg(long, value_delimiter = ',', requires = "plot")]
     inputs: Vec<PathBuf>,
@@ -382,6 +385,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 json,
                 out,
                 plot,
+                label,
                 inputs,
             } = *args;
             if let Some(plot) = plot.as_ref().filter(|_| !inputs.is_empty()) {
@@ -437,6 +441,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 json,
                 out,
                 plot,
+                label,
             };
             let stop = stop_flag()?;
             let runs = bench::run(&settings, &stop)?;

@@ -158,6 +158,11 @@ impl Requests for EtcdPuts {
     fn outstanding(&self) -> usize {
         self.outstanding
     }
+
+    fn block(&mut self, timeout: Duration) -> io::Result<bool> {
+        super::wait_readable(self.connections.iter().map(|(c, _)| c), timeout)?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,18 @@ impl Connection {
     }
 }
 
+/// Waits until one of `connections` has bytes to read, or `timeout` passes (a load
+/// generator's `block` idle strategy).
+pub fn wait_readable<'a>(connections: impl Iterator<Item = &'a Connection>, timeout: Duration) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = connections.map(|c| PollFd::new(&c.stream, PollFlags::IN)).collect();
+    let timeout = Timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The index just past the first `\r\n\r\n` (or `\r\n` when `line`) in `bytes`.
 pub fn find(bytes: &[u8], needle: &[u8]) -> Option<usize> {
     bytes.windows(needle.len()).position(|w| w == needle).map(|i| i + needle.len())

@@ -193,6 +193,11 @@ impl Requests for NatsPublishes {
     fn outstanding(&self) -> usize {
         self.outstanding
     }
+
+    fn block(&mut self, timeout: Duration) -> io::Result<bool> {
+        super::wait_readable(std::iter::once(&self.connection), timeout)?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
