@@ -187,6 +187,13 @@ impl Ledger {
         self.transfers.len()
     }
 
+    /// A posted transfer: (from, to, amount).
+    pub fn posted(&self, id: u64) -> Option<(&str, &str, u64)> {
+        let posted = self.transfers.get(&id)?;
+        let name = |index: u32| self.names[index as usize].as_str();
+        Some((name(posted.from), name(posted.to), posted.amount))
+    }
+
     fn open(&mut self, account: &str, limit: u64) -> Result<Reply<'static>, Reason> {
         if account.len() > ACCOUNT_NAME_BYTES_MAX {
             return Err(Reason::NameTooLong);

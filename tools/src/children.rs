@@ -15,11 +15,24 @@ pub struct Members {
     data_dirs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
     log_dir: PathBuf,
+    /// Per member, the words to run `ordo node` under (`ip netns exec NAME`), or none.
+    wrappers: Vec<Vec<String>>,
 }
 
 impl Members {
     /// Starts one `ordo node` child per config; each child's stderr goes to `log_dir`.
     pub fn start(configs: &[PathBuf], data_dirs: &[PathBuf], log_dir: &Path) -> Result<Members, Failure> {
+        Members::start_wrapped(configs, data_dirs, log_dir, &vec![Vec::new(); configs.len()])
+    }
+
+    /// Like `start`, each member run under its wrapper's words (a network namespace).
+    pub fn start_wrapped(
+        configs: &[PathBuf],
+        data_dirs: &[PathBuf],
+        log_dir: &Path,
+        wrappers: &[Vec<String>],
+    ) -> Result<Members, Failure> {
+        debug_assert_eq!(configs.len(), wrappers.len());
         let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot find the ordo executable: {e}")))?;
         let mut members = Members {
             exe,
@@ -27,6 +40,7 @@ impl Members {
             data_dirs: data_dirs.to_vec(),
             children: configs.iter().map(|_| None).collect(),
             log_dir: log_dir.to_path_buf(),
+            wrappers: wrappers.to_vec(),
         };
         for index in 0..configs.len() {
             members.spawn(index)?;
@@ -50,7 +64,15 @@ impl Members {
             .append(true)
             .open(&log)
             .map_err(|e| Failure(format!("cannot open {}: {e}", log.display())))?;
-        let child = Command::new(&self.exe)
+        let mut command = match self.wrappers[index].split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.exe);
+                command
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = command
             .arg("node")
             .arg("--config")
             .arg(&self.configs[index])
@@ -61,6 +83,11 @@ impl Members {
             .map_err(|e| Failure(format!("cannot start member {}: {e}", index + 1)))?;
         self.children[index] = Some(child);
         Ok(())
+    }
+
+    /// Whether member `index` has a process (started and not killed or exited).
+    pub fn is_running(&self, index: usize) -> bool {
+        self.children[index].is_some()
     }
 
     pub fn pid(&self, index: usize) -> Option<u32> {

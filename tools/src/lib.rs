@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod apps;
+pub mod bank;
 pub mod bench;
 pub mod children;
 pub mod client;
 pub mod demo;
 pub mod init;
 pub mod inspect;
+pub mod netns;
 pub mod target;
 
 /// A command's failure: one sentence (what, where, what to do), printed by `main`.

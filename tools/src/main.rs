@@ -160,6 +160,34 @@ enum Command {
     /// Open-loop latency and throughput: a running cluster, one started for the run
     /// (--members 3), or the UDP ping-pong floor (--baseline udp).
     Bench(Box<BenchArgs>),
+    /// The Jepsen-style bank test: transfers under SIGKILLs (and, as root, partitions), then
+    /// every member's folder checked: nothing acknowledged lost, nothing applied twice, the
+    /// same state everywhere, replies linearizable.
+    Bank {
+        /// Seconds of load (or --minutes).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long)]
+        minutes: Option<u64>,
+        /// Transfers a second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        #[arg(long, default_value_t = 8)]
+        accounts: u32,
+        /// Seconds between faults.
+        #[arg(long, default_value_t = 2.0)]
+        fault_interval: f64,
+        /// Also partition members in network namespaces (needs root).
+        #[arg(long)]
+        partitions: bool,
+        /// Keep the cluster's folders here (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// A local 3-member cluster under load, its leader killed half way, then a summary.
     Demo {
         /// The cluster folder (default: a temporary one, removed afterwards).
@@ -449,6 +477,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure(
                     "some commands were not answered within 10 s of the end: see completed < sent".into(),
                 ));
+            }
+        }
+        Command::Bank { seconds, minutes, rate, accounts, fault_interval, partitions, dir, seed, json } => {
+            if accounts < 2 {
+                return Err(Failure("--accounts must be at least 2: a transfer needs two".into()));
+            }
+            let stop = stop_flag()?;
+            let settings = ordo_tools::bank::Bank {
+                seconds: minutes.map_or(seconds, |m| m * 60),
+                accounts,
+                rate_per_s: rate,
+                fault_interval_s: fault_interval,
+                partitions,
+                dir,
+                seed,
+            };
+            let report = ordo_tools::bank::run(&settings, &stop)?;
+            if json {
+                println!("{}", serde_json::to_string(&report).map_err(|e| Failure(e.to_string()))?);
+            } else {
+                ordo_tools::bank::print(&report);
+            }
+            if !report.passed() {
+                return Err(Failure("the bank test failed: see the checks above and the errors logged".into()));
             }
         }
         Command::Demo { dir, app, seconds, rate } => {

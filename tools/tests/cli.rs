@@ -433,3 +433,33 @@ fn ordo_bench_measures_etcd_and_nats_jetstream_through_the_same_harness() {
         assert!(run[0]["sent"].as_u64().unwrap() >= 190, "{}", run[0]);
     }
 }
+
+/// The CI version of the Jepsen-style bank test: real members SIGKILLed (the leader, a
+/// follower, all three) under a stream of transfers; every check must find nothing.
+#[test]
+fn the_bank_test_loses_nothing_through_kills() {
+    let args = ["bank", "--seconds", "10", "--rate", "300", "--fault-interval", "1.5", "--json"];
+    let report = &json_lines(&ordo(&args, Duration::from_secs(180)))[0];
+    assert!(report["kills"].as_u64().unwrap() >= 4, "{report}");
+    assert_eq!(report["acknowledged"], report["transfers"], "{report}");
+    for check in ["lost", "unexplained", "divergences", "not_linearizable", "corrupt"] {
+        assert_eq!(report[check], 0, "{check}: {report}");
+    }
+    assert!(report["posted"].as_u64().unwrap() > 1000, "{report}");
+}
+
+/// The same with partitions between members in network namespaces (root only).
+#[test]
+fn the_bank_test_loses_nothing_through_partitions() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let args = ["bank", "--partitions", "--seconds", "12", "--rate", "300", "--fault-interval", "2", "--json"];
+    let report = &json_lines(&ordo(&args, Duration::from_secs(180)))[0];
+    assert!(report["partitions"].as_u64().unwrap() >= 3, "{report}");
+    assert_eq!(report["acknowledged"], report["transfers"], "{report}");
+    for check in ["lost", "unexplained", "divergences", "not_linearizable", "corrupt", "stale_leaders"] {
+        assert_eq!(report[check], 0, "{check}: {report}");
+    }
+}
