@@ -1,7 +1,9 @@
-//! `ordo-bench`: the latency/throughput harness and its baselines. Today: the transport's
-//! UDP ping-pong (the floor the cluster's latency is read against; it becomes
-//! `ordo bench --baseline udp`) and log-stream throughput. Figures are printed, never
-//! asserted: this machine is noisy, so read ratios against the baseline of the same run.
+//! `ordo-bench`: the latency/throughput harness `ordo bench` drives (the open-loop load,
+//! coordinated omission corrected), its floor (the UDP ping-pong), its peers (etcd and NATS
+//! JetStream clusters and their clients), `.hgrm` files and SVG charts; and the benchmark
+//! binaries (transport, in-process cluster, snapshot, the BENCHMARKS.md report). Figures are
+//! printed, never asserted: this machine is noisy, so read ratios against the baseline of
+//! the same run.
 
 #![forbid(unsafe_code)]
 

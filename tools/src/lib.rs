@@ -1,6 +1,5 @@
-//! `ordo-tools`: the `ordo` command-line program (see `shared/CLI.md`): `init`, `node`,
-//! `demo`, `stat`, `log verify|dump`, `replay` and `sim` so far; the rest of the contract
-//! (`cluster`, `client`, `describe`, `snapshot`, `events`, `bench`) lands with issue #8.
+//! `ordo-tools`: the `ordo` command-line program, every command of `shared/CLI.md`, and
+//! `ordo bank`, the Jepsen-style bank test against real member processes.
 
 #![forbid(unsafe_code)]
 
