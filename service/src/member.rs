@@ -43,7 +43,7 @@ use std::sync::atomic::Ordering;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
-    #[error("the member's storage failed: {0}; stop it and let it recover from its log and its peers")]
+    #[error("the member's storage failed: {0}")]
     Storage(#[from] StorageError),
     #[error("the member's network endpoint failed: {0}")]
     Io(#[from] io::Error),

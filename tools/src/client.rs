@@ -6,7 +6,7 @@
 use crate::Failure;
 use crate::target::Target;
 use ordo_service::client::{Client, ClientConfig};
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,34 +28,69 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
     let mut client = target.client()?;
     let lines: Vec<String> =
         if stdin { std::io::stdin().lock().lines().collect::<Result<_, _>>()? } else { vec![words.join(" ")] };
-    // Parse every line first; the ones that parse are sent together.
+    // Parse every line first; the ones that parse are sent together (pipelined), and each
+    // line is printed as soon as it and every line before it are answered.
     let mut parsed = Vec::with_capacity(lines.len());
     for text in &lines {
         let words: Vec<&str> = text.split_whitespace().collect();
         parsed.push(if words.is_empty() { None } else { Some(crate::apps::encode_words(app, &words)) });
     }
-    let commands: Vec<&[u8]> = parsed.iter().filter_map(|p| p.as_ref()?.as_ref().ok().map(Vec::as_slice)).collect();
-    let timeout = Duration::from_secs(30 + commands.len() as u64 / 100);
-    let mut replies = client.call_all(commands, timeout)?.into_iter();
+    let mut ticket_of_line: Vec<Option<u64>> = Vec::with_capacity(parsed.len());
+    for parse in &parsed {
+        ticket_of_line.push(parse.as_ref().and_then(|p| p.as_ref().ok()).map(|command| client.submit(command)));
+    }
+    let mut answered: std::collections::BTreeMap<u64, ordo_service::client::Reply> = Default::default();
+    let mut next_line = 0;
     let mut all_ok = true;
-    for (index, parse) in parsed.into_iter().enumerate() {
-        let number = index + 1;
-        let printed = match parse {
-            None => continue, // a blank line
-            Some(Err(error)) => line(number, false, None, serde_json::Value::Null, Some(error)),
-            Some(Ok(_)) => {
-                let reply = replies.next().expect("a reply for each command sent");
-                let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
-                let ok = reply.status.is_ok() && error.is_none();
-                let error = error.or_else(|| (!reply.status.is_ok()).then(|| format!("{:?}", reply.status)));
-                line(number, ok, Some(reply.position.0), rendered, error)
+    let mut progress_at = std::time::Instant::now();
+    let mut out = std::io::stdout().lock();
+    while next_line < parsed.len() {
+        client.poll(client.now_ns())?;
+        while let Some(reply) = client.take_reply() {
+            answered.insert(reply.ticket, reply);
+            progress_at = std::time::Instant::now();
+        }
+        let silent = progress_at.elapsed() > SILENCE_LIMIT;
+        while next_line < parsed.len() {
+            let number = next_line + 1;
+            let printed = match (&parsed[next_line], ticket_of_line[next_line]) {
+                (None, _) => None, // a blank line
+                (Some(Err(error)), _) => Some(line(number, false, None, serde_json::Value::Null, Some(error.clone()))),
+                (Some(Ok(_)), Some(ticket)) => match answered.remove(&ticket) {
+                    Some(reply) => {
+                        let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
+                        let ok = reply.status.is_ok() && error.is_none();
+                        let error = error.or_else(|| (!reply.status.is_ok()).then(|| format!("{:?}", reply.status)));
+                        Some(line(number, ok, Some(reply.position.0), rendered, error))
+                    }
+                    None if silent => {
+                        let error = format!(
+                            "no reply: the cluster at {} answered nothing for {} s; the command may or may not have been applied",
+                            client.target(),
+                            SILENCE_LIMIT.as_secs()
+                        );
+                        Some(line(number, false, None, serde_json::Value::Null, Some(error)))
+                    }
+                    None => break,
+                },
+                (Some(Ok(_)), None) => unreachable!("every parsed command was submitted"),
+            };
+            if let Some(printed) = printed {
+                all_ok &= printed.contains("\"ok\":true");
+                writeln!(out, "{printed}")?;
             }
-        };
-        all_ok &= printed.contains("\"ok\":true");
-        println!("{printed}");
+            next_line += 1;
+        }
+        out.flush()?;
+        if next_line < parsed.len() {
+            client.wait_readable(Duration::from_millis(1))?;
+        }
     }
     Ok(all_ok)
 }
+
+/// How long `ordo client` waits without any reply before it gives up on the rest.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// `ordo snapshot take`: asks the running cluster to snapshot and waits until every member
 /// has, at the same position; prints it.

@@ -71,13 +71,19 @@ pub fn free_base_port() -> Result<u16, Failure> {
     for _ in 0..100 {
         let mut bytes = [0u8; 2];
         getrandom::fill(&mut bytes).map_err(|e| Failure(format!("no randomness: {e}")))?;
-        let base = 20_000 + u16::from_le_bytes(bytes) % 30_000;
-        let free = (1..=3).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        // Below 20 000: clear of the kernel's ephemeral ports (32 768 up) and of the fixed
+        // bases tests choose (20 000 to 32 000).
+        let base = 10_000 + u16::from_le_bytes(bytes) % 10_000;
+        // The members' ports (UDP, +1..=3) and the peers' (TCP, +1..=3 and +11..=13).
+        let free = (1..=13).all(|i| {
+            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+        });
         if free {
             return Ok(base);
         }
     }
-    Err(Failure("found no three free UDP ports on loopback; pass --dir of an initialised cluster".into()))
+    Err(Failure("found no free ports on loopback; pass --dir of an initialised cluster".into()))
 }
 
 #[cfg(test)]

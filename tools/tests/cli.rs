@@ -2,29 +2,11 @@
 //! restarted, always cleaned up (the demo kills its children on every exit path; these
 //! tests bound every run with a timeout).
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod common;
 
-fn ordo(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("ordo starts");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            // SIGTERM lets the demo stop its members; then make sure.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            std::thread::sleep(Duration::from_secs(5));
-            let _ = child.kill();
-            panic!("ordo {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{Nodes, json_lines, ordo, ordo_with_stdin};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_demo_survives_its_leader_being_killed_and_every_member_ends_alike() {
@@ -106,7 +88,8 @@ fn the_default_demo_runs_the_ledger_and_money_is_conserved_on_every_member() {
 fn bad_input_gets_one_sentence_and_a_failing_exit() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("c");
-    let init = ["init", "--dir", cluster.to_str().unwrap(), "--base-port", "29000"];
+    let base = common::base_port(0).to_string();
+    let init = ["init", "--dir", cluster.to_str().unwrap(), "--base-port", &base];
     assert!(ordo(&init, Duration::from_secs(20)).status.success());
     let again = ordo(&init, Duration::from_secs(20));
     assert!(!again.status.success());
@@ -143,36 +126,11 @@ fn the_simulator_runs_each_app_from_the_command_line() {
     }
 }
 
-/// Member processes started by a test, killed (SIGKILL, by pid) when it ends however it ends.
-struct Nodes(Vec<std::process::Child>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn ordo_with_stdin(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("c");
-    let base = (30_000 + std::process::id() % 20_000) as u16;
+    let base = common::base_port(1);
     let init =
         ordo(&["init", "--dir", cluster.to_str().unwrap(), "--base-port", &base.to_string()], Duration::from_secs(20));
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
@@ -182,7 +140,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         let text =
             std::fs::read_to_string(&config).unwrap().replace("interval_bytes = 4194304", "interval_bytes = 512");
         // Member 1 serves its counters to Prometheus.
-        let metrics = if id == 1 { format!("metrics_addr = \"127.0.0.1:{}\"\n", base + 50) } else { String::new() };
+        let metrics = if id == 1 { format!("metrics_addr = \"127.0.0.1:{}\"\n", base + 20) } else { String::new() };
         std::fs::write(&config, metrics + &text).unwrap();
     }
     let nodes = Nodes(
@@ -229,7 +187,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         String::from_utf8_lossy(&describe.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(members.len(), 3);
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
-    assert!(members.iter().all(|m| m["commit_position"].as_u64().unwrap() > 0), "{members:?}");
+    assert!(members.iter().all(|m| m["commit_position"].as_u64().is_some_and(|p| p > 0)), "{members:?}");
     // The same over the network, as from another host.
     let remote = ordo(&["describe", "--cluster", &addresses, "--key-file", &key, "--json"], Duration::from_secs(20));
     let remote: Vec<serde_json::Value> =
@@ -248,7 +206,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     assert!(counters["applied_position"].as_u64().unwrap() > 0, "{counters}");
     let scrape = {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", base + 50)).unwrap();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", base + 20)).unwrap();
         stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
@@ -292,7 +250,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         serde_json::from_str(String::from_utf8_lossy(&list.stdout).lines().last().unwrap()).unwrap();
     let fresh = dir.path().join("fresh");
     let f = fresh.to_str().unwrap();
-    let fresh_port = (base + 100).to_string();
+    let fresh_port = (base + 30).to_string();
     assert!(
         ordo(&["init", "--dir", f, "--members", "1", "--base-port", &fresh_port], Duration::from_secs(20))
             .status
@@ -327,7 +285,7 @@ fn ordo_cluster_runs_every_member_and_stops_them_all_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("c");
     let c = cluster.to_str().unwrap().to_string();
-    let base = (31_000 + std::process::id() % 19_000) as u16;
+    let base = common::base_port(2);
     let mut running = Command::new(env!("CARGO_BIN_EXE_ordo"))
         .args(["cluster", "--dir", &c, "--base-port", &base.to_string()])
         .stdout(std::process::Stdio::piped())
@@ -357,12 +315,6 @@ fn ordo_cluster_runs_every_member_and_stops_them_all_on_sigterm() {
     let describe = ordo(&["describe", "--dir", &c, "--json"], Duration::from_secs(20));
     let stopped = String::from_utf8_lossy(&describe.stdout).matches("\"stopped\"").count();
     assert_eq!(stopped, 3, "every member stopped: {}", String::from_utf8_lossy(&describe.stdout));
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect()
 }
 
 /// The CI smoke of `ordo bench`: a short run against a 3-member cluster it starts, and the

@@ -1,0 +1,214 @@
+//! Disk faults with real member processes: a byte flipped in a sealed segment, a full disk,
+//! a folder that cannot be written. Each is a clear error naming the file, and nothing
+//! acknowledged is lost. The mounts (a small tmpfs, a read-only one) need root; without it
+//! those tests say so and pass.
+
+mod common;
+
+use common::{Nodes, json_lines, ordo, ordo_with_stdin, start_node, start_nodes};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// `ordo init` of a cluster with 1 MiB segments, so a few thousand commands seal some.
+fn init_small_segments(dir: &Path, members: u16, base_port: u16, app: &str) -> Vec<PathBuf> {
+    let d = dir.to_str().unwrap();
+    let args = ["init", "--dir", d, "--members", &members.to_string(), "--base-port", &base_port.to_string()];
+    let init = ordo(&[&args[..], &["--app", app]].concat(), Duration::from_secs(20));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    (1..=members)
+        .map(|id| {
+            let config = dir.join(format!("node-{id}/ordo.toml"));
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace("segment_bytes = 16777216", "segment_bytes = 1048576")
+                .replace("entry_payload_bytes_max = 1048576", "entry_payload_bytes_max = 65536")
+                .replace("interval_bytes = 4194304", "interval_bytes = 524288");
+            std::fs::write(&config, text).unwrap();
+            config
+        })
+        .collect()
+}
+
+/// `put keyN VALUE` lines, 600-byte values.
+fn puts(count: usize) -> String {
+    let value = "x".repeat(600);
+    (1..=count).map(|i| format!("put key{i} {value}\n")).collect()
+}
+
+/// Waits for a child to exit within `limit`; its status.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_damaged_sealed_segment_stops_the_member_and_a_peers_snapshot_reseeds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap();
+    let configs = init_small_segments(&cluster, 3, common::base_port(3), "kv");
+    let mut nodes = start_nodes(&configs);
+    let written = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &puts(3000));
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    // Member 3 stops; a byte of its oldest sealed segment is flipped.
+    let _ = Command::new("kill").arg(nodes.0[2].id().to_string()).status();
+    assert!(wait_exit(&mut nodes.0[2], Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let log_dir = cluster.join("node-3/data/log");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "a sealed segment: {segments:?}");
+    let damaged = segments[0].clone();
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[4096 + 3000] ^= 0x04;
+    std::fs::write(&damaged, bytes).unwrap();
+    let name = damaged.file_name().unwrap().to_str().unwrap().to_string();
+
+    // It refuses to start, naming the file and the position; log verify says the same.
+    let started = ordo(&["node", "--config", configs[2].to_str().unwrap()], Duration::from_secs(30));
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "{said}");
+    assert!(said.contains("refuses to start on a damaged log") && said.contains(&name), "{said}");
+    assert!(said.contains("position"), "{said}");
+    let verify = ordo(&["log", "verify", "--dir", &format!("{c}/node-3")], Duration::from_secs(30));
+    assert!(!verify.status.success() && String::from_utf8_lossy(&verify.stderr).contains(&name));
+
+    // Re-seeded from member 1's newest snapshot, it starts, catches up and agrees.
+    let snapshots =
+        json_lines(&ordo(&["snapshot", "list", "--dir", &format!("{c}/node-1"), "--json"], Duration::from_secs(20)));
+    let newest = snapshots.last().expect("member 1 has snapshots")["path"].as_str().unwrap().to_string();
+    std::fs::rename(cluster.join("node-3/data"), dir.path().join("damaged-data")).unwrap();
+    let restore =
+        ordo(&["snapshot", "restore", "--from", &newest, "--dir", &format!("{c}/node-3")], Duration::from_secs(20));
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    nodes.0[2] = start_node(&configs[2]);
+    let more = ordo_with_stdin(&["client", "--dir", c, "--stdin"], "put after reseed\nget key1\n");
+    assert!(more.status.success(), "{}", String::from_utf8_lossy(&more.stderr));
+    let last = json_lines(&more)[0]["position"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stat = ordo(&["stat", "--dir", &format!("{c}/node-3"), "--json"], Duration::from_secs(20));
+        let applied =
+            serde_json::from_slice::<serde_json::Value>(&stat.stdout).ok().and_then(|s| s["applied_position"].as_u64());
+        if applied.is_some_and(|a| a > last) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "member 3 did not catch up: {applied:?} <= {last}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(nodes);
+    let hashes: Vec<String> = (1..=3)
+        .map(|id| {
+            let replay =
+                json_lines(&ordo(&["replay", "--dir", &format!("{c}/node-{id}"), "--json"], Duration::from_secs(60)));
+            replay[0]["state_hash"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs", at.to_str().unwrap()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "mount a tmpfs at {}", at.display());
+        Mount(at.to_path_buf())
+    }
+
+    fn remount(&self, options: &str) {
+        let status =
+            Command::new("mount").args(["-o", &format!("remount,{options}"), self.0.to_str().unwrap()]).status();
+        assert!(status.is_ok_and(|s| s.success()));
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_member_with_a_clear_error_and_loses_nothing_acknowledged() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap();
+    let configs = init_small_segments(&cluster, 1, common::base_port(4), "kv");
+    let disk = Mount::tmpfs(&cluster.join("node-1/data"), "size=3m");
+    let mut nodes = Nodes(vec![
+        Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["node", "--config", configs[0].to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ]);
+    // More than fits: the member stops on the full disk; the client reports what was not
+    // answered and exits non-zero.
+    let written = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &puts(6000));
+    assert!(!written.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&written.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6000, "a line for every command");
+    let acknowledged: Vec<u64> =
+        lines.iter().filter(|l| l["ok"] == true).map(|l| l["line"].as_u64().unwrap()).collect();
+    assert!(acknowledged.len() > 500, "some fit: {}", acknowledged.len());
+    assert!(lines.last().unwrap()["error"].as_str().unwrap().contains("no reply"));
+    let mut node = nodes.0.pop().unwrap();
+    let status = wait_exit(&mut node, Duration::from_secs(10)).expect("the member stops on a full disk");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(node.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("disk full") && stderr.contains("data/log/"), "{stderr}");
+
+    // With room again: the log is intact, and every acknowledged put is there.
+    disk.remount("size=64m");
+    let verify = ordo(&["log", "verify", "--dir", &format!("{c}/node-1")], Duration::from_secs(30));
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let _node = Nodes(vec![start_node(&configs[0])]);
+    let gets: String = acknowledged.iter().map(|n| format!("get key{n}\n")).collect();
+    let read = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &gets);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let found = json_lines(&read);
+    assert_eq!(found.len(), acknowledged.len());
+    assert!(found.iter().all(|l| l["reply"]["Value"].is_object()), "every acknowledged put survived");
+}
+
+#[test]
+fn a_folder_that_cannot_be_written_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let configs = init_small_segments(&cluster, 1, common::base_port(5), "kv");
+    let data = cluster.join("node-1/data");
+    // As root a read-only mount (permissions do not stop root); else a file where the folder goes.
+    let _mount = if is_root() { Some(Mount::tmpfs(&data, "size=1m,ro")) } else { None };
+    if !is_root() {
+        std::fs::write(&data, "not a folder").unwrap();
+    }
+    let started = ordo(&["node", "--config", configs[0].to_str().unwrap()], Duration::from_secs(20));
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success());
+    assert!(said.contains(data.to_str().unwrap()), "names the folder: {said}");
+    assert!(said.contains("Read-only file system") || said.contains("Not a directory"), "{said}");
+}
