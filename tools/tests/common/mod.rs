@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Runs `ordo ARGS`; past `limit` it is stopped (SIGTERM, then SIGKILL) and the test fails.
+/// Its output is read as it comes (a full pipe would stall it).
 pub fn ordo(args: &[&str], limit: Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
         .args(args)
@@ -14,8 +15,20 @@ pub fn ordo(args: &[&str], limit: Duration) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("ordo starts");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             // SIGTERM lets the demo stop its members; then make sure.
             let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -23,9 +36,9 @@ pub fn ordo(args: &[&str], limit: Duration) -> Output {
             let _ = child.kill();
             panic!("ordo {args:?} did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().expect("reader"), stderr: stderr.join().expect("reader") }
 }
 
 /// Member processes started by a test, killed (SIGKILL, by pid) when it ends however it ends.
