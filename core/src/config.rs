@@ -120,6 +120,25 @@ pub struct TransportConfig {
     pub retransmit_timeout_ms: u64,
     /// The same NAK is not repeated more often than this.
     pub nak_interval_us: u64,
+    /// Testing only: this member's outgoing datagrams are lost, duplicated, reordered and
+    /// delayed on purpose (ordo's `FaultyNet`), for fault tests without root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<NetFaults>,
+}
+
+/// Deliberate network faults (`[transport.faults]`), per thousand datagrams.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetFaults {
+    pub loss_per_mille: u32,
+    pub duplicate_per_mille: u32,
+    pub reorder_per_mille: u32,
+    /// A reordered datagram is held back up to this long.
+    pub reorder_delay_us: u64,
+    /// Every datagram is held back up to this long.
+    pub jitter_us: u64,
+    /// The fault dice's seed (each member mixes in its id).
+    pub seed: u64,
 }
 
 impl Default for TransportConfig {
@@ -131,6 +150,7 @@ impl Default for TransportConfig {
             window_bytes: 4 << 20,
             retransmit_timeout_ms: 20,
             nak_interval_us: 2000,
+            faults: None,
         }
     }
 }
@@ -149,6 +169,12 @@ impl TransportConfig {
         }
         if self.retransmit_timeout_ms == 0 {
             return Err("transport.retransmit_timeout_ms must be at least 1".to_string());
+        }
+        if let Some(faults) = &self.faults {
+            let rates = [faults.loss_per_mille, faults.duplicate_per_mille, faults.reorder_per_mille];
+            if rates.iter().any(|&rate| rate > 1000) {
+                return Err("transport.faults rates are per thousand: 0 to 1000".to_string());
+            }
         }
         Ok(())
     }

@@ -19,8 +19,8 @@ pub mod source;
 
 pub use checksum::entry_checksum;
 pub use config::{
-    ConsensusSettings, Durability, LogConfig, MemberConfig, NodeConfig, RuntimeSettings, Security, SnapshotSettings,
-    Threading, TransportBackend, TransportConfig,
+    ConsensusSettings, Durability, LogConfig, MemberConfig, NetFaults, NodeConfig, RuntimeSettings, Security,
+    SnapshotSettings, Threading, TransportBackend, TransportConfig,
 };
 pub use entry::{EntryHeader, EntryKind, EntryMeta, EntryView, HEADER_BYTES};
 pub use error::Error;

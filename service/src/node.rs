@@ -141,10 +141,24 @@ pub fn own_address(node: &NodeConfig) -> std::net::SocketAddr {
 pub fn endpoint(node: &NodeConfig, key: &[u8; KEY_BYTES]) -> Result<Endpoint, NodeError> {
     let address = own_address(node);
     let transport = &node.transport;
-    let (net, fallback) = ordo_transport::backend::open(transport.backend, address, transport.mtu_bytes)
+    let (mut net, fallback) = ordo_transport::backend::open(transport.backend, address, transport.mtu_bytes)
         .map_err(|source| NodeError::Bind { address, source })?;
     if let Some(message) = fallback {
         tracing::warn!("{message}");
+    }
+    if let Some(faults) = &transport.faults {
+        tracing::warn!("member {}: transport.faults is set: it mistreats its datagrams on purpose", node.member_id.0);
+        let per_mille = |n: u32| f64::from(n) / 1000.0;
+        let config = ordo_transport::FaultConfig {
+            loss: per_mille(faults.loss_per_mille),
+            duplicate: per_mille(faults.duplicate_per_mille),
+            reorder: per_mille(faults.reorder_per_mille),
+            reorder_delay_ns: faults.reorder_delay_us * 1000,
+            latency_ns: 0,
+            jitter_ns: faults.jitter_us * 1000,
+        };
+        let seed = faults.seed ^ u64::from(node.member_id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        net = Box::new(ordo_transport::FaultyNet::new(net, seed, config));
     }
     let keys = KeyRing::new(FrameKey::new(key));
     let codec = FrameCodec::new(node.cluster_id(), node.member_id, transport.security, keys, transport.mtu_bytes);

@@ -32,6 +32,8 @@ pub struct Bank {
     pub fault_interval_s: f64,
     /// Also partition members from each other (network namespaces; needs root).
     pub partitions: bool,
+    /// Every member loses, duplicates and reorders datagrams (`[transport.faults]`).
+    pub lossy: bool,
     /// Keep the cluster folder here (default: a temporary one).
     pub dir: Option<PathBuf>,
     pub seed: u64,
@@ -130,6 +132,16 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
         }
         node.snapshot.interval_bytes = 256 << 10; // snapshots and log deletion during the run
         node.runtime.idle = ordo_core::IdleStrategy::Backoff;
+        if bank.lossy {
+            node.transport.faults = Some(ordo_core::NetFaults {
+                loss_per_mille: 50,
+                duplicate_per_mille: 20,
+                reorder_per_mille: 50,
+                reorder_delay_us: 2_000,
+                jitter_us: 300,
+                seed: bank.seed,
+            });
+        }
         std::fs::write(path, node.to_toml()).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
         nodes.push(NodeConfig::load(path)?);
         debug_assert_eq!(nodes[index].member_id.0 as usize, index + 1);

@@ -180,6 +180,9 @@ enum Command {
         /// Also partition members in network namespaces (needs root).
         #[arg(long)]
         partitions: bool,
+        /// Members lose 5%, duplicate 2% and reorder 5% of their datagrams (no root needed).
+        #[arg(long)]
+        lossy: bool,
         /// Keep the cluster's folders here (default: a temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -479,7 +482,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             }
         }
-        Command::Bank { seconds, minutes, rate, accounts, fault_interval, partitions, dir, seed, json } => {
+        Command::Bank { seconds, minutes, rate, accounts, fault_interval, partitions, lossy, dir, seed, json } => {
             if accounts < 2 {
                 return Err(Failure("--accounts must be at least 2: a transfer needs two".into()));
             }
@@ -490,6 +493,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 rate_per_s: rate,
                 fault_interval_s: fault_interval,
                 partitions,
+                lossy,
                 dir,
                 seed,
             };

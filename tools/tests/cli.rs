@@ -400,6 +400,17 @@ fn the_bank_test_loses_nothing_through_kills() {
     assert!(report["posted"].as_u64().unwrap() > 1000, "{report}");
 }
 
+/// The same through a lossy network: every member loses, duplicates and reorders datagrams.
+#[test]
+fn the_bank_test_loses_nothing_through_kills_on_a_lossy_network() {
+    let args = ["bank", "--lossy", "--seconds", "8", "--rate", "300", "--fault-interval", "2", "--json"];
+    let report = &json_lines(&ordo(&args, Duration::from_secs(180)))[0];
+    assert_eq!(report["acknowledged"], report["transfers"], "{report}");
+    for check in ["lost", "unexplained", "divergences", "not_linearizable", "corrupt"] {
+        assert_eq!(report[check], 0, "{check}: {report}");
+    }
+}
+
 /// The same with partitions between members in network namespaces (root only).
 #[test]
 fn the_bank_test_loses_nothing_through_partitions() {
