@@ -353,7 +353,15 @@ impl NodeConfig {
     /// Parses and validates TOML text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, Error> {
         let bad = |message: String| Error::Config { path: path.to_path_buf(), message };
-        let config: NodeConfig = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        let config: NodeConfig = toml::from_str(text).map_err(|e| {
+            // Name the line, and show it: "line 12 (`segment_bytes = "big"`): invalid type …".
+            let line = e.span().map(|span| {
+                let number = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let shown = text.lines().nth(number - 1).unwrap_or("").trim();
+                format!("line {number} (`{shown}`): ")
+            });
+            bad(format!("{}{}", line.unwrap_or_default(), e.message()))
+        })?;
         config.validate().map_err(bad)?;
         Ok(config)
     }
@@ -470,6 +478,12 @@ core = 1
 
         let message = parse(&format!("{GOOD}\nsegmnet_bytes = 4")).unwrap_err().to_string();
         assert!(message.contains("segmnet_bytes"), "a misspelt field is refused: {message}");
+
+        // A parse error names the line and shows it.
+        let bad = GOOD.replace("4194304", "\"big\"");
+        let line = bad.lines().position(|l| l.contains("\"big\"")).unwrap() + 1;
+        let message = parse(&bad).unwrap_err().to_string();
+        assert!(message.contains(&format!("line {line} (`segment_bytes = \"big\"`)")), "{message}");
     }
 
     #[test]
