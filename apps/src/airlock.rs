@@ -167,10 +167,40 @@ pub enum Reply {
     Malformed,
 }
 
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status {
     pub locks: [u8; LOCKS],
     pub bay: u8,
+}
+
+/// An airlock's states by number (the rows of `LOCK_MATRIX`).
+pub const LOCK_STATE_NAMES: [&str; 8] = [
+    "closed, pressurized",
+    "inner open, pressurized",
+    "outer open, pressurized",
+    "both open, pressurized",
+    "closed, depressurized",
+    "inner open, depressurized",
+    "outer open, depressurized",
+    "both open, depressurized",
+];
+
+/// The bay's states by number (the rows of `BAY_MATRIX`).
+pub const BAY_STATE_NAMES: [&str; 4] =
+    ["pressurized, door closed", "depressurized, door closed", "pressurized, door open", "depressurized, door open"];
+
+/// Shown by name: `{"locks": {"A": "closed, pressurized", …}, "bay": "…"}`.
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let name = |names: &[&'static str], state: u8| names.get(state as usize).copied().unwrap_or("unknown");
+        let locks: std::collections::BTreeMap<char, &str> =
+            LOCK_NAMES.iter().zip(self.locks).map(|(&lock, state)| (lock, name(&LOCK_STATE_NAMES, state))).collect();
+        let mut status = serializer.serialize_struct("Status", 2)?;
+        status.serialize_field("locks", &locks)?;
+        status.serialize_field("bay", name(&BAY_STATE_NAMES, self.bay))?;
+        status.end()
+    }
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -36,11 +36,22 @@ pub enum Command {
 
 /// Values in replies and keys and values in events borrow from the state or the command
 /// while they are encoded (no copy per command), and are owned once decoded.
+/// A value as JSON: text when it is UTF-8 (what `ordo client put KEY VALUE` stores), else
+/// its bytes.
+fn text_or_bytes<S: serde::Serializer>(value: &Option<Cow<'_, [u8]>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value.as_deref().map(std::str::from_utf8) {
+        None => serializer.serialize_none(),
+        Some(Ok(text)) => serializer.serialize_some(text),
+        Some(Err(_)) => serializer.serialize_some(value.as_deref().expect("some")),
+    }
+}
+
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Reply<'a> {
     Stored,
     Value {
         #[rkyv(with = Map<AsOwned>)]
+        #[serde(serialize_with = "text_or_bytes")]
         value: Option<Cow<'a, [u8]>>,
     },
     Deleted {

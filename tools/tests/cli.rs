@@ -182,12 +182,21 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
     let reply: serde_json::Value = serde_json::from_slice(&by_address.stdout).unwrap();
     assert_eq!(reply["reply"], serde_json::json!({"Balance": {"balance": 70, "limit": 50}}));
 
-    let describe = ordo(&["describe", "--dir", c, "--json"], Duration::from_secs(20));
-    let members: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&describe.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // One leader, and (once the followers hear the last commit) equal commit positions.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let members = loop {
+        let describe = ordo(&["describe", "--dir", c, "--json"], Duration::from_secs(20));
+        let members = json_lines(&describe);
+        let commits: Vec<_> = members.iter().map(|m| m["commit_position"].as_u64()).collect();
+        if commits.iter().all(|p| p.is_some_and(|p| p > 0) && *p == commits[0]) || Instant::now() > deadline {
+            break members;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(members.len(), 3);
     assert_eq!(members.iter().filter(|m| m["role"] == "leader").count(), 1, "{members:?}");
-    assert!(members.iter().all(|m| m["commit_position"].as_u64().is_some_and(|p| p > 0)), "{members:?}");
+    let commit = &members[0]["commit_position"];
+    assert!(members.iter().all(|m| &m["commit_position"] == commit && commit.as_u64() > Some(0)), "{members:?}");
     // The same over the network, as from another host.
     let remote = ordo(&["describe", "--cluster", &addresses, "--key-file", &key, "--json"], Duration::from_secs(20));
     let remote: Vec<serde_json::Value> =
@@ -424,5 +433,78 @@ fn the_bank_test_loses_nothing_through_partitions() {
     assert_eq!(report["acknowledged"], report["transfers"], "{report}");
     for check in ["lost", "unexplained", "divergences", "not_linearizable", "corrupt", "stale_leaders"] {
         assert_eq!(report[check], 0, "{check}: {report}");
+    }
+}
+
+/// Every app through `ordo client`, each on a one-member cluster of its own: its commands
+/// parsed from words, applied, and answered in JSON.
+#[test]
+fn every_app_answers_its_commands_through_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &[serde_json::Value]); 4] = [
+        (
+            "kv",
+            "put colour blue\nget colour\ncas colour blue green\nget colour\ndelete colour\nget colour\n",
+            &[
+                serde_json::json!("Stored"),
+                serde_json::json!({"Value": {"value": "blue"}}),
+                serde_json::json!("Stored"),
+                serde_json::json!({"Value": {"value": "green"}}),
+                serde_json::json!({"Deleted": {"existed": true}}),
+                serde_json::json!({"Value": {"value": null}}),
+            ],
+        ),
+        (
+            "mutex",
+            "acquire printer\nholder printer\nrelease printer\nholder printer\n",
+            &[
+                serde_json::json!("Granted"),
+                serde_json::Value::Null, // the holder is this client's session
+                serde_json::json!("Released"),
+                serde_json::json!({"Holder": {"holder": null, "queue": []}}),
+            ],
+        ),
+        (
+            "airlock",
+            "status\nbay depressurize\ncycle A\nopen A outer\ndoor open\n",
+            &[
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::json!({"Done": {"status": {
+                    "locks": {"A": "outer open, depressurized", "B": "closed, pressurized",
+                              "C": "closed, pressurized", "D": "closed, pressurized"},
+                    "bay": "depressurized, door open"}}}),
+            ],
+        ),
+        (
+            "book",
+            "order 1 buy 100 5\norder 2 sell 101 3\norder 3 sell 100 2\ndepth\ncancel 1\n",
+            &[
+                serde_json::json!({"Accepted": {"filled": 0, "resting": 5}}),
+                serde_json::json!({"Accepted": {"filled": 0, "resting": 3}}),
+                serde_json::json!({"Accepted": {"filled": 2, "resting": 0}}),
+                serde_json::json!({"Depth": {"bids": [[100, 3]], "asks": [[101, 3]]}}),
+                serde_json::json!({"Cancelled": {"remaining": 3}}),
+            ],
+        ),
+    ];
+    for (index, (app, input, expected)) in cases.iter().enumerate() {
+        let cluster = dir.path().join(app);
+        let c = cluster.to_str().unwrap();
+        let base = (common::base_port(0) + 10 + 2 * index as u16).to_string();
+        let init =
+            ordo(&["init", "--dir", c, "--members", "1", "--app", app, "--base-port", &base], Duration::from_secs(20));
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let _node = Nodes(vec![common::start_node(&cluster.join("node-1/ordo.toml"))]);
+        let replies = json_lines(&ordo_with_stdin(&["client", "--dir", c, "--stdin"], input));
+        assert_eq!(replies.len(), expected.len(), "{app}: {replies:?}");
+        for (reply, expected) in replies.iter().zip(expected.iter()) {
+            assert_eq!(reply["ok"], true, "{app}: {reply}");
+            if !expected.is_null() {
+                assert_eq!(&reply["reply"], expected, "{app}");
+            }
+        }
     }
 }
