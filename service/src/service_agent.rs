@@ -275,6 +275,7 @@ impl<M: StateMachine> ServiceAgent<M> {
     /// durable first: the snapshot says where they stood) and tells consensus.
     fn take_snapshot(&mut self, position: Position) -> Result<(), ServiceError> {
         debug_assert_eq!(position, self.container.applied_position());
+        let started = std::time::Instant::now();
         self.events.sync().map_err(StorageError::from)?;
         let mut body = Vec::new();
         self.container.encode(&mut body);
@@ -284,7 +285,13 @@ impl<M: StateMachine> ServiceAgent<M> {
             .map_err(StorageError::from)?;
         let snapshot = self.snapshots.read(&path).map_err(StorageError::from)?;
         let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept).map_err(StorageError::from)?;
-        tracing::info!("member {} snapshot at {position}, state hash {:#018x}", self.id.0, snapshot.info.state_hash);
+        tracing::info!(
+            "member {} snapshot at {position}, state hash {:#018x}, {} bytes in {:.1} ms",
+            self.id.0,
+            snapshot.info.state_hash,
+            snapshot.bytes().len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
         // The consensus agent outlives the service: a send only fails while stopping.
         let _ = self.notices.send(FromService::SnapshotTaken { snapshot, oldest_kept });
         Ok(())
