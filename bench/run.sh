@@ -88,7 +88,17 @@ trap - EXIT
 echo "snapshot" >&2
 target/release/ordo-bench-snapshot --accounts 1000000 > "$out/snapshot.md"
 
-# 7. Failover as a client sees it: the demo kills the leader half way.
+# 7. Instruction counts of the hot paths (callgrind), where gungraun-runner is installed.
+echo "instructions" >&2
+if command -v gungraun-runner >/dev/null; then
+  cargo bench -q -p ordo-bench --bench instructions 2>/dev/null \
+    | awk '/^instructions::/ {name=$0; sub(/^instructions::hot_paths::/, "", name)} /Instructions:/ {split($2, n, "|"); print "| " name " | " n[1] " |"}' \
+    > "$out/instructions.md"
+else
+  echo "| (gungraun-runner not installed: cargo install gungraun-runner --version 0.20.0) | |" > "$out/instructions.md"
+fi
+
+# 8. Failover as a client sees it: the demo kills the leader half way.
 echo "failover" >&2
 "$ordo" demo --seconds 10 > "$out/demo.txt" 2>&1
 
@@ -149,6 +159,14 @@ $replay_line
 ## Snapshot and restore, 1 M ledger accounts
 
 $(cat "$out/snapshot.md")
+
+## Instructions per operation (callgrind)
+
+Stable whatever the machine is doing: \`cargo bench -p ordo-bench --bench instructions\`.
+
+| operation | instructions |
+| --- | --- |
+$(cat "$out/instructions.md")
 
 ## Failover
 
