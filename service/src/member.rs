@@ -16,8 +16,11 @@
 //!
 //! Events go to the member's event log ([`crate::events`]), the same on every member.
 //!
+//! The apply loop is the service agent ([`crate::service_agent`]), inline or on a thread of
+//! its own (`threading`).
+//!
 //! Folder layout: `log/` (segments, checkpoint, lock), `events/` (the same), `vote`,
-//! `snapshots/`. Still to come (issue #6): the apply loop on its own thread, `ordo node`.
+//! `snapshots/`, `counters`.
 
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
 use crate::container::Container;
@@ -296,7 +299,10 @@ impl<M: StateMachine> Member<M> {
     ) -> Result<(Member<M>, Opened), MemberError> {
         let (dir, log) = (config.dir.as_path(), config.log.clone());
         let cluster_id = log.cluster_id;
-        let snapshots = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
+        let mut snapshots = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
+        if log.durability == ordo_core::Durability::Replicated {
+            snapshots = snapshots.without_sync();
+        }
         let loaded = snapshots.load_newest()?;
         for rejected in &loaded.rejected {
             tracing::error!("{rejected}; starting from an older snapshot");

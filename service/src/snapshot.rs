@@ -258,6 +258,10 @@ fn parse_file_name(name: &str) -> Option<Position> {
 pub struct SnapshotStore {
     dir: PathBuf,
     cluster_id: ClusterId,
+    /// Whether a write is fsynced (file and folder) before it counts: under `fsync`
+    /// durability, yes; under `replicated` the log itself is not synced either, and a member
+    /// that loses both after a power cut recovers from its peers.
+    sync: bool,
 }
 
 /// The newest valid snapshot, and every newer one that was not (each reported).
@@ -270,14 +274,21 @@ pub struct Loaded {
 impl SnapshotStore {
     pub fn open(dir: &Path, cluster_id: ClusterId) -> Result<SnapshotStore, SnapshotError> {
         std::fs::create_dir_all(dir).map_err(io("create snapshot folder", dir))?;
-        Ok(SnapshotStore { dir: dir.to_path_buf(), cluster_id })
+        Ok(SnapshotStore { dir: dir.to_path_buf(), cluster_id, sync: true })
+    }
+
+    /// Writes are not fsynced (the store of a member whose durability is `replicated`).
+    pub fn without_sync(mut self) -> SnapshotStore {
+        self.sync = false;
+        self
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Writes a snapshot atomically (temp file, fsync, rename, fsync the folder).
+    /// Writes a snapshot atomically (temp file, fsync, rename, fsync the folder; the fsyncs
+    /// only if the store syncs).
     pub fn write(&self, base: &LogBase, events: &LogBase, app: &str, body: &[u8]) -> Result<PathBuf, SnapshotError> {
         let mut bytes = Vec::new();
         Snapshot::encode(self.cluster_id, base, events, app, body, &mut bytes);
@@ -295,9 +306,13 @@ impl SnapshotStore {
             .open(&temp)
             .map_err(io("create snapshot file", &temp))?;
         file.write_all(bytes).map_err(io("write snapshot file", &temp))?;
-        file.sync_all().map_err(io("fsync snapshot file", &temp))?;
+        if self.sync {
+            file.sync_all().map_err(io("fsync snapshot file", &temp))?;
+        }
         std::fs::rename(&temp, &path).map_err(io("rename snapshot into place", &path))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("fsync snapshot folder", &self.dir))?;
+        if self.sync {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("fsync snapshot folder", &self.dir))?;
+        }
         Ok(path)
     }
 
