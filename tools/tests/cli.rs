@@ -143,19 +143,8 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         let metrics = if id == 1 { format!("metrics_addr = \"127.0.0.1:{}\"\n", base + 20) } else { String::new() };
         std::fs::write(&config, metrics + &text).unwrap();
     }
-    let nodes = Nodes(
-        (1..=3)
-            .map(|id| {
-                let config = cluster.join(format!("node-{id}/ordo.toml"));
-                Command::new(env!("CARGO_BIN_EXE_ordo"))
-                    .args(["node", "--config", config.to_str().unwrap()])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-    );
+    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let nodes = common::start_nodes(&configs);
     let c = cluster.to_str().unwrap();
     let opened = ordo(&["client", "--dir", c, "open", "alice"], Duration::from_secs(60));
     assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
@@ -271,14 +260,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
         Duration::from_secs(20),
     );
     assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
-    let _fresh_node = Nodes(vec![
-        Command::new(env!("CARGO_BIN_EXE_ordo"))
-            .args(["node", "--config", &format!("{member}/ordo.toml")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    ]);
+    let _fresh_node = Nodes(vec![common::start_node(std::path::Path::new(&format!("{member}/ordo.toml")))]);
     let balance = ordo(&["client", "--dir", f, "balance", "alice"], Duration::from_secs(60));
     let reply: serde_json::Value = serde_json::from_slice(&balance.stdout).unwrap();
     assert!(reply["reply"]["Balance"].is_object(), "the restored state knows alice: {reply}");
