@@ -57,6 +57,14 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Member(#[from] MemberError),
+    #[error("cannot start member {member}'s thread: {source}")]
+    Thread {
+        member: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("member {member}'s thread panicked; see the log above")]
+    Panicked { member: u16 },
     #[error("no randomness for the election timeouts: {0}")]
     Random(String),
 }
@@ -224,6 +232,108 @@ pub fn run<M: StateMachine>(
     }
     member.close()?;
     Ok(())
+}
+
+/// A member running on a thread of its own: what a service embedding ordo holds (see
+/// [`start`]). Dropping it stops the member cleanly, as [`Running::stop`] does.
+pub struct Running {
+    member_id: ordo_core::MemberId,
+    address: std::net::SocketAddr,
+    counters_path: PathBuf,
+    stop: std::sync::Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
+}
+
+/// Opens the member `node` describes, with `machine` as its empty state, and runs it on a
+/// thread of its own (its agents as `node.runtime` says: idle strategy, threading, cores).
+/// Returns once the member is open, so a bad key, a damaged log or an address in use is an
+/// error here, not later.
+///
+/// ```no_run
+/// use ordo_core::NodeConfig;
+/// use ordo_service::echo::Echo;
+///
+/// let config = NodeConfig::load("cluster/node-1/ordo.toml".as_ref())?;
+/// let member = ordo_service::node::start(config, Echo::default())?;
+/// println!("member listening on {}", member.address());
+/// // … serve until told to stop …
+/// member.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn start<M: StateMachine>(node: NodeConfig, machine: M) -> Result<Running, NodeError> {
+    let member = node.member_id.0;
+    let counters_path = node.data_dir.join("counters");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (opened, open) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("ordo-member-{member}"))
+        .spawn(move || {
+            run(&node, machine, &flag, &mut |m, _| {
+                let _ = opened.send(m.local_addr());
+            })
+        })
+        .map_err(|source| NodeError::Thread { member, source })?;
+    match open.recv() {
+        Ok(address) => {
+            Ok(Running { member_id: ordo_core::MemberId(member), address, counters_path, stop, thread: Some(thread) })
+        }
+        // It ended before it was open: its error says why.
+        Err(_) => Err(thread
+            .join()
+            .map_err(|_| NodeError::Panicked { member })?
+            .err()
+            .unwrap_or(NodeError::Panicked { member })),
+    }
+}
+
+impl Running {
+    pub fn member_id(&self) -> ordo_core::MemberId {
+        self.member_id
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// One live counter by name (`role`, `commit_position`, … as `ordo stat` shows them).
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        ordo_log::counters::CountersReader::open(&self.counters_path).ok()?.value(name)
+    }
+
+    /// Every live counter, by name.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        ordo_log::counters::CountersReader::open(&self.counters_path)
+            .map(|c| c.all().into_iter().map(|(name, value)| (name.to_string(), value)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether it is still running (it stops by itself only on an error).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops it cleanly (log and event log synced) and says how it ended.
+    pub fn stop(mut self) -> Result<(), NodeError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), NodeError> {
+        self.stop.store(true, Ordering::Release);
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| NodeError::Panicked { member: self.member_id.0 })?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(error) = self.finish() {
+            tracing::error!("member {} stopped with an error: {error}", self.member_id.0);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -83,3 +83,28 @@ fn nodes_run_from_their_config_files_serve_a_client_and_stop_cleanly() {
     let error = node::run(&config, Echo::default(), &AtomicBool::new(false), &mut |_, _| {}).unwrap_err().to_string();
     assert!(error.contains(&format!("cannot serve metrics on {address}")) && error.contains("metrics_addr"), "{error}");
 }
+
+/// The embedding API: a member started from code runs on its own thread, serves a client,
+/// shows its counters through the handle, and stops cleanly with it; a member that cannot
+/// open is an error from `start` itself.
+#[test]
+fn a_member_started_from_code_serves_and_stops_through_its_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = NodeConfig::load(&write_configs(dir.path(), &[port, port + 1, port + 2])[0]).unwrap();
+    let config = NodeConfig { members: config.members[..1].to_vec(), ..config }; // a cluster of one
+    let member = node::start(config.clone(), Echo::default()).unwrap();
+    assert_eq!(member.address().port(), port);
+    let key = node::load_key(&config.key_file).unwrap();
+    let mut client = Client::new(ClientConfig::new(vec![member.address()], config.cluster_id(), key)).unwrap();
+    let reply = client.call(b"hello", Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.reply, b"hello");
+    assert!(member.is_running());
+    assert!(member.counter("applied_position").is_some_and(|p| p >= reply.position.0));
+    assert!(member.counters().iter().any(|(name, _)| name == "commit_position"));
+    member.stop().unwrap();
+
+    let broken = NodeConfig { key_file: dir.path().join("missing.key"), ..config };
+    let error = node::start(broken, Echo::default()).err().expect("a missing key stops start");
+    assert!(error.to_string().contains("missing.key"), "{error}");
+}
