@@ -86,7 +86,8 @@ impl Checkpoint {
         }))
     }
 
-    pub fn store(&self, dir: &Path, cluster_id: ClusterId) -> Result<()> {
+    /// Replaces the checkpoint file; durably (fsyncs) if `durable` (the log's `fsync`).
+    pub fn store(&self, dir: &Path, cluster_id: ClusterId, durable: bool) -> Result<()> {
         debug_assert!(self.position_start <= self.position_scan);
         let rows = self.terms.rows();
         let mut body = Vec::with_capacity(32 + rows.len() * 16);
@@ -101,7 +102,7 @@ impl Checkpoint {
             body.extend_from_slice(&term.0.to_le_bytes());
             body.extend_from_slice(&position.0.to_le_bytes());
         }
-        small_file::write_atomically(dir, CHECKPOINT_FILE, CHECKPOINT_MAGIC, &body)
+        small_file::write_replacing(dir, CHECKPOINT_FILE, CHECKPOINT_MAGIC, &body, durable)
     }
 }
 
@@ -123,7 +124,7 @@ mod tests {
             terms,
             reset: true,
         };
-        checkpoint.store(dir.path(), ClusterId(3)).unwrap();
+        checkpoint.store(dir.path(), ClusterId(3), true).unwrap();
         assert_eq!(Checkpoint::load(dir.path(), ClusterId(3)).unwrap(), Some(checkpoint));
         assert!(matches!(Checkpoint::load(dir.path(), ClusterId(2)), Err(LogError::WrongCluster { .. })));
     }

@@ -129,7 +129,7 @@ impl Log {
             None if segments.is_empty() => {
                 segments.push(Segment::create(dir, &config, Position::ZERO)?);
                 let genesis = Checkpoint::genesis();
-                genesis.store(dir, config.cluster_id)?;
+                genesis.store(dir, config.cluster_id, config.durability == Durability::Fsync)?;
                 (genesis, false)
             }
             // A crash between creating the first segment and its checkpoint, or a
@@ -407,7 +407,7 @@ impl Log {
             terms,
             reset: false,
         };
-        checkpoint.store(&self.dir, self.config.cluster_id)?;
+        checkpoint.store(&self.dir, self.config.cluster_id, self.config.durability == Durability::Fsync)?;
         self.checkpoint = checkpoint;
         Ok(())
     }
@@ -576,7 +576,7 @@ impl Log {
     /// first, and an interrupted reset is finished by the next open.
     pub fn reset_to(&mut self, base: &LogBase) -> Result<()> {
         let mut checkpoint = base.checkpoint(true);
-        checkpoint.store(&self.dir, self.config.cluster_id)?;
+        checkpoint.store(&self.dir, self.config.cluster_id, self.config.durability == Durability::Fsync)?;
         let files: Vec<(Position, PathBuf)> =
             self.set.segments.iter().map(|s| (s.base(), s.path().to_path_buf())).collect();
         self.set.segments.clear(); // unmapped before their files go
@@ -646,7 +646,7 @@ fn finish_reset(
     let segment_base = Position(start.0 - offset_in_segment(start, config.segment_bytes));
     drop(Segment::create(dir, config, segment_base)?);
     checkpoint.reset = false;
-    checkpoint.store(dir, config.cluster_id)
+    checkpoint.store(dir, config.cluster_id, config.durability == Durability::Fsync)
 }
 
 impl ordo_core::LogSource for Log {

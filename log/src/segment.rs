@@ -7,7 +7,7 @@ use crate::error::{LogError, Result, io};
 use crate::small_file::sync_dir;
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use ordo_core::checksum::crc32c;
-use ordo_core::{ClusterId, LogConfig, Position};
+use ordo_core::{ClusterId, Durability, LogConfig, Position};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -89,8 +89,8 @@ impl std::fmt::Debug for Segment {
 
 impl Segment {
     /// Creates, preallocates and maps a new segment. It appears under its real name only
-    /// once complete (temp file, fsync, rename, fsync folder), so a crash never leaves a
-    /// half-made segment that looks real.
+    /// once complete (temp file, fsync, rename, fsync folder; the fsyncs under `fsync`
+    /// durability only), so a crash never leaves a half-made segment that looks real.
     pub fn create(dir: &Path, config: &LogConfig, base: Position) -> Result<Segment> {
         debug_assert_eq!(base.0 % config.segment_bytes, 0);
         let path = dir.join(segment_file_name(base));
@@ -106,9 +106,15 @@ impl Segment {
         preallocate(&file, &temp, total_bytes)?;
         let header = SegmentHeader::new(config.cluster_id, config.segment_bytes, base);
         file.write_all(header.as_bytes()).map_err(io("write segment header", &temp))?;
-        file.sync_all().map_err(io("fsync segment", &temp))?;
+        // Under `replicated` nothing is synced (a power cut's damage is repaired from peers).
+        let durable = config.durability == Durability::Fsync;
+        if durable {
+            file.sync_all().map_err(io("fsync segment", &temp))?;
+        }
         std::fs::rename(&temp, &path).map_err(io("rename segment into place", &path))?;
-        sync_dir(dir)?;
+        if durable {
+            sync_dir(dir)?;
+        }
         let map = map_data(&file, &path, config.segment_bytes, true)?;
         Ok(Segment { base, path, file, map })
     }

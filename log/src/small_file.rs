@@ -15,6 +15,13 @@ const PREFIX_BYTES: usize = 16;
 
 /// Replaces `dir/name` with `magic ++ body` atomically and durably.
 pub(crate) fn write_atomically(dir: &Path, name: &str, magic: &[u8; 8], body: &[u8]) -> Result<()> {
+    write_replacing(dir, name, magic, body, true)
+}
+
+/// Replaces `dir/name` atomically; durably (the fsyncs) only if `durable`. Atomic either way
+/// against a process crash (the rename); without the fsyncs a power cut may leave the old
+/// file, or a damaged new one that its checksum then refuses.
+pub(crate) fn write_replacing(dir: &Path, name: &str, magic: &[u8; 8], body: &[u8], durable: bool) -> Result<()> {
     let path = dir.join(name);
     let temp = dir.join(format!("{name}.tmp"));
     let mut bytes = Vec::with_capacity(PREFIX_BYTES + body.len());
@@ -25,9 +32,11 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, magic: &[u8; 8], body: &[
     let mut file =
         OpenOptions::new().write(true).create(true).truncate(true).open(&temp).map_err(io("create", &temp))?;
     file.write_all(&bytes).map_err(io("write", &temp))?;
-    file.sync_all().map_err(io("fsync", &temp))?;
+    if durable {
+        file.sync_all().map_err(io("fsync", &temp))?;
+    }
     std::fs::rename(&temp, &path).map_err(io("rename into place", &path))?;
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// Reads `dir/name`; `Ok(None)` if it does not exist.

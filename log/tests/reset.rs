@@ -85,7 +85,7 @@ fn a_reset_cut_short_by_a_crash_is_finished_on_open() {
         terms,
         reset: true,
     };
-    marked.store(dir.path(), config(ordo_core::Durability::Fsync).cluster_id).unwrap();
+    marked.store(dir.path(), config(ordo_core::Durability::Fsync).cluster_id, true).unwrap();
 
     let (mut log, recovery) = open(dir.path());
     assert_eq!(recovery.segments_removed.len(), 2, "every old segment is gone: {recovery:?}");
