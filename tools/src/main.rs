@@ -306,6 +306,9 @@ fn stop_flag() -> Result<Arc<AtomicBool>, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init { dir, members, base_port, app, durability } => {
+            if ordo_tools::apps::check(&app).is_err() {
+                eprintln!("note: app {app:?} is not built into ordo: run its members with your own program");
+            }
             let settings = init::Init { dir, members, base_port, app, durability: durability.into() };
             for path in init::init(&settings)? {
                 println!("{}", path.display());
