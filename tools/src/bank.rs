@@ -17,7 +17,6 @@ use crate::children::Members;
 use crate::netns::Network;
 use ordo_apps::ledger::{self, Command, Ledger, Reason, Reply};
 use ordo_core::{NodeConfig, Position};
-use ordo_service::client::{Client, ClientConfig};
 use ordo_service::replay::{ReplayOptions, replay};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -156,9 +155,7 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
     if let Some(network) = &network {
         network.enter_hub()?; // the client talks to the members from the hub namespace
     }
-    let key = ordo_service::node::load_key(&nodes[0].key_file)?;
-    let addresses = nodes[0].members.iter().map(|m| m.address).collect();
-    let mut client = Client::new(ClientConfig::new(addresses, nodes[0].cluster_id(), key))?;
+    let mut client = crate::target::Target::of_node(&nodes[0], None)?.client()?;
 
     // Fund the accounts.
     let mut report = BankReport::default();
@@ -191,7 +188,6 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
     let mut next_fault = started + interval;
     let mut heal_at: Option<(Instant, Vec<usize>)> = None;
     let mut cut_leader: Option<usize> = None;
-    let role = |members: &Members, index: usize| members.counters(index).and_then(|c| c.value("role"));
     let mut faults = 0usize;
     let mut leader_seen = members.leader();
     let mut next_id = 1u64;
@@ -229,8 +225,8 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
             // A leader cut off from its majority must have stepped down, and the majority
             // elected another, before the cut heals.
             if let Some(old) = cut_leader.take() {
-                let new_elected = (0..3).any(|i| i != old && role(&members, i) == Some(2));
-                if role(&members, old) == Some(2) || !new_elected {
+                let new_elected = (0..3).any(|i| i != old && members.role(i) == Some(2));
+                if members.role(old) == Some(2) || !new_elected {
                     tracing::error!("member {} still leads, or no other does, after being cut off", old + 1);
                     report.stale_leaders += 1;
                 }

@@ -113,8 +113,13 @@ impl Members {
     }
 
     /// The member that leads now, by its counters.
+    /// Member `index`'s role from its counters (0 follower, 1 candidate, 2 leader), if it runs.
+    pub fn role(&self, index: usize) -> Option<u64> {
+        self.counters(index).and_then(|c| c.value("role"))
+    }
+
     pub fn leader(&self) -> Option<usize> {
-        (0..self.len()).find(|&i| self.counters(i).and_then(|c| c.value("role")) == Some(2))
+        (0..self.len()).find(|&i| self.role(i) == Some(2))
     }
 
     /// Waits up to `limit` for a leader.

@@ -5,7 +5,6 @@
 
 use crate::Failure;
 use crate::target::Target;
-use ordo_service::client::{Client, ClientConfig};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -96,9 +95,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// has, at the same position; prints it.
 pub fn snapshot_take(dir: &Path) -> Result<(), Failure> {
     let node = crate::target::cluster_config(dir)?;
-    let key = ordo_service::node::load_key(&node.key_file)?;
-    let addresses = node.members.iter().map(|m| m.address).collect();
-    let mut client = Client::new(ClientConfig::new(addresses, node.cluster_id(), key))?;
+    let mut client = Target::of_node(&node, None)?.client()?;
     let position = client.request_snapshot(Duration::from_secs(30))?;
     println!("snapshot requested at {position}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -12,7 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ordo_bench::latency::LatencyReport;
 use ordo_bench::open_loop::OpenLoop;
 use ordo_core::{Durability, NodeConfig};
-use ordo_service::client::{Client, ClientConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -80,9 +79,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     println!("  members on {}", nodes[0].members.iter().map(|m| m.address.to_string()).collect::<Vec<_>>().join(", "));
     println!("  member {} was elected leader", leader + 1);
 
-    let key = ordo_service::node::load_key(&nodes[0].key_file)?;
-    let addresses = nodes[0].members.iter().map(|m| m.address).collect();
-    let mut client = Client::new(ClientConfig::new(addresses, nodes[0].cluster_id(), key))?;
+    let mut client = crate::target::Target::of_node(&nodes[0], None)?.client()?;
     let bar = ProgressBar::new(demo.seconds * 10);
     bar.set_style(
         ProgressStyle::with_template("  [{bar:40}] {elapsed:>3} {msg}")

@@ -35,6 +35,17 @@ pub struct Target {
 }
 
 impl Target {
+    /// The cluster a member's config names: its members' addresses, its key, its app.
+    pub fn of_node(node: &NodeConfig, dir: Option<PathBuf>) -> Result<Target, Failure> {
+        Ok(Target {
+            addresses: node.members.iter().map(|m| m.address).collect(),
+            cluster_id: node.cluster_id(),
+            key: ordo_service::node::load_key(&node.key_file)?,
+            app: Some(node.app.clone()),
+            dir,
+        })
+    }
+
     pub fn client(&self) -> Result<Client, Failure> {
         Ok(Client::new(ClientConfig::new(self.addresses.clone(), self.cluster_id, self.key))?)
     }
@@ -63,16 +74,7 @@ fn address(text: &str) -> Result<SocketAddr, Failure> {
 /// Resolves the flags to a cluster; exactly one of `--dir` and `--cluster` must be given.
 pub fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
     match (&args.dir, args.cluster.is_empty()) {
-        (Some(dir), true) => {
-            let node = cluster_config(dir)?;
-            Ok(Target {
-                addresses: node.members.iter().map(|m| m.address).collect(),
-                cluster_id: node.cluster_id(),
-                key: ordo_service::node::load_key(&node.key_file)?,
-                app: Some(node.app),
-                dir: Some(dir.clone()),
-            })
-        }
+        (Some(dir), true) => Target::of_node(&cluster_config(dir)?, Some(dir.clone())),
         (None, false) => {
             let key_file = args.key_file.as_ref().ok_or_else(|| Failure("--cluster needs --key-file".into()))?;
             let key = ordo_service::node::load_key(key_file)?;
