@@ -104,7 +104,7 @@ echo "failover" >&2
 
 # The page.
 report=target/release/ordo-bench-report
-machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(uname -r)"
+machine="$(lscpu | sed -n 's/^Model name: *//p' | sed -n 1p), $(nproc) cores, $(uname -r)"
 replay_line=$(cat "$out/replay.json")
 {
   cat <<PAGE
