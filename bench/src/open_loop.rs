@@ -7,7 +7,7 @@
 use crate::latency::{LatencyReport, histogram};
 use hdrhistogram::Histogram;
 use ordo_core::Position;
-use ordo_service::client::Client;
+use ordo_service::Client;
 use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};

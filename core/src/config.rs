@@ -23,6 +23,7 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// Its name in `ordo.toml`.
     pub const fn name(self) -> &'static str {
         match self {
             Durability::Fsync => "fsync",
@@ -31,9 +32,13 @@ impl Durability {
     }
 }
 
+/// `log.segment_bytes` unless set.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// The smallest `log.segment_bytes`.
 pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+/// The largest `log.segment_bytes`.
 pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// `log.entry_payload_bytes_max` unless set.
 pub const ENTRY_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
 
 /// The log's part of the configuration.
@@ -110,7 +115,9 @@ pub enum TransportBackend {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransportConfig {
+    /// Which datagram backend carries the frames.
     pub backend: TransportBackend,
+    /// How frames are protected: the same on every member and client.
     pub security: Security,
     /// UDP payload bytes per datagram, frame header and tag included.
     pub mtu_bytes: usize,
@@ -130,8 +137,11 @@ pub struct TransportConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetFaults {
+    /// Datagrams dropped.
     pub loss_per_mille: u32,
+    /// Datagrams sent twice.
     pub duplicate_per_mille: u32,
+    /// Datagrams held back behind later ones.
     pub reorder_per_mille: u32,
     /// A reordered datagram is held back up to this long.
     pub reorder_delay_us: u64,
@@ -156,6 +166,7 @@ impl Default for TransportConfig {
 }
 
 impl TransportConfig {
+    /// Checks the limits; the message names the field and the allowed range.
     pub fn validate(&self, entry_payload_bytes_max: u32) -> Result<(), String> {
         if !(256..=65000).contains(&self.mtu_bytes) {
             return Err(format!("transport.mtu_bytes is {}, it must be between 256 and 65000", self.mtu_bytes));
@@ -207,6 +218,7 @@ impl Default for ConsensusSettings {
 }
 
 impl ConsensusSettings {
+    /// Checks the limits; the message names the field and the allowed range.
     pub fn validate(&self) -> Result<(), String> {
         if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms * 3 > self.election_timeout_ms {
             return Err(format!(
@@ -256,6 +268,7 @@ pub enum Threading {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSettings {
+    /// How the member's agents are put on threads.
     pub threading: Threading,
     /// What an idle duty cycle does: `busy-spin`, `yield`, `backoff` or `sleep`.
     pub idle: crate::idle::IdleStrategy,
@@ -269,6 +282,7 @@ pub struct RuntimeSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberConfig {
+    /// Its id, 1 or more, unique in the cluster.
     pub id: MemberId,
     /// UDP address the member's consensus and client traffic arrives on.
     pub address: SocketAddr,
@@ -294,14 +308,19 @@ pub struct NodeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Every member, this one included; 1, 3 or 5 members.
     pub members: Vec<MemberConfig>,
+    /// `[log]`: cluster id, segment size, durability, largest entry.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[transport]`: backend, security, MTU, flow control.
     #[serde(default)]
     pub transport: TransportConfig,
+    /// `[consensus]`: election and heartbeat timing, sessions.
     #[serde(default)]
     pub consensus: ConsensusSettings,
+    /// `[snapshot]`: how often, how many kept.
     #[serde(default)]
     pub snapshot: SnapshotSettings,
+    /// `[runtime]`: threads, idle strategy, cores.
     #[serde(default)]
     pub runtime: RuntimeSettings,
 }
@@ -366,6 +385,7 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// The config as `ordo.toml` text (what `ordo init` writes).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a NodeConfig always serializes")
     }
@@ -391,6 +411,7 @@ impl NodeConfig {
         self.transport.validate(self.log.entry_payload_bytes_max)
     }
 
+    /// The cluster's id (`log.cluster_id`).
     pub fn cluster_id(&self) -> ClusterId {
         self.log.cluster_id
     }

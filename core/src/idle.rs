@@ -33,9 +33,11 @@ pub const BLOCK_MAX: Duration = Duration::from_millis(1);
 const BLOCK_SPINS: u32 = 100;
 
 impl IdleStrategy {
+    /// Every strategy, in the order `--help` lists them.
     pub const ALL: [IdleStrategy; 5] =
         [IdleStrategy::BusySpin, IdleStrategy::Yield, IdleStrategy::Backoff, IdleStrategy::Sleep, IdleStrategy::Block];
 
+    /// Its name in `ordo.toml` and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             IdleStrategy::BusySpin => "busy-spin",
@@ -46,6 +48,7 @@ impl IdleStrategy {
         }
     }
 
+    /// The strategy of this name, if there is one.
     pub fn parse(name: &str) -> Option<IdleStrategy> {
         IdleStrategy::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -65,10 +68,12 @@ pub struct Idler {
 }
 
 impl Idler {
+    /// A loop about to start, idling as `strategy` says.
     pub fn new(strategy: IdleStrategy) -> Self {
         Idler { strategy, idle_cycles: 0, sleep_ns: BACKOFF_SLEEP_NS_MIN }
     }
 
+    /// Its strategy.
     pub fn strategy(&self) -> IdleStrategy {
         self.strategy
     }
@@ -127,6 +132,7 @@ impl Idler {
         false
     }
 
+    /// Work was done: the next idle starts from the shortest wait again.
     #[inline]
     pub fn reset(&mut self) {
         self.idle_cycles = 0;

@@ -23,8 +23,10 @@ macro_rules! newtype {
         pub struct $name(pub $inner);
 
         impl $name {
+            /// Zero: the first position, no term, no member, no session.
             pub const ZERO: Self = Self(0);
 
+            /// The number inside.
             #[inline]
             pub const fn get(self) -> $inner {
                 self.0
@@ -86,6 +88,7 @@ impl Position {
         Self(self.0 + align32(length_bytes as u64))
     }
 
+    /// Whether it is on an entry boundary (a multiple of the entry alignment).
     #[inline]
     pub const fn is_aligned(self) -> bool {
         self.0.is_multiple_of(ALIGNMENT_BYTES)

@@ -65,8 +65,18 @@ pub trait StateMachine: Send + 'static {
 /// A timer change a state machine asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimerRequest {
-    Schedule { timer_id: u64, deadline: ClusterTimeNs },
-    Cancel { timer_id: u64 },
+    /// Fire `timer_id` once the cluster time reaches `deadline` (replacing one of that id).
+    Schedule {
+        /// The app's id for the timer.
+        timer_id: u64,
+        /// When it fires, in cluster time.
+        deadline: ClusterTimeNs,
+    },
+    /// Forget `timer_id` if it has not fired.
+    Cancel {
+        /// The app's id for the timer.
+        timer_id: u64,
+    },
 }
 
 /// What a state machine sees while it applies one entry, and where it says things.
@@ -125,6 +135,7 @@ impl<'a> Context<'a> {
         self.timers.push(TimerRequest::Schedule { timer_id, deadline: ClusterTimeNs(deadline_ns) });
     }
 
+    /// Cancels timer `timer_id` if it has not fired yet.
     pub fn cancel_timer(&mut self, timer_id: u64) {
         self.timers.push(TimerRequest::Cancel { timer_id });
     }

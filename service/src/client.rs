@@ -25,7 +25,9 @@
 
 use crate::container::SEQUENCE_WINDOW;
 use ordo_core::entry::decode_entry;
-use ordo_core::{ClusterId, ClusterTimeNs, EntryKind, HEADER_BYTES, MemberId, Position, Security, SessionId, Term};
+use ordo_core::{
+    ClusterId, ClusterTimeNs, EntryKind, HEADER_BYTES, MemberId, NodeConfig, Position, Security, SessionId, Term,
+};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, ResponseStatus};
 use std::collections::{BTreeMap, VecDeque};
@@ -33,14 +35,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How a [`Client`] reaches a cluster: [`ClientConfig::new`] for the essentials, the other
+/// fields at their defaults; or [`Client::connect`] from a member's `ordo.toml`.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Every member's address; the client finds the leader among them.
     pub members: Vec<SocketAddr>,
+    /// The cluster's id (`log.cluster_id` in the members' `ordo.toml`): frames of another
+    /// cluster are refused both ways.
     pub cluster_id: ClusterId,
     /// The cluster key's secret (the members' `key_file`).
     pub key: [u8; 32],
+    /// How frames are protected: the members' `transport.security`.
     pub security: Security,
+    /// Largest datagram, frame header and tag included: the members' `transport.mtu_bytes`.
     pub mtu_bytes: usize,
     /// Resend what is unanswered after this long.
     pub retry_interval_ns: u64,
@@ -49,6 +57,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// A client of the cluster at `members` with this id and key; the other settings at
+    /// their defaults (the members' too).
     pub fn new(members: Vec<SocketAddr>, cluster_id: ClusterId, key: [u8; 32]) -> Self {
         ClientConfig {
             members,
@@ -69,34 +79,70 @@ pub struct Reply {
     pub ticket: u64,
     /// The command's log position.
     pub position: Position,
-    /// `Applied` (or `Duplicate`: a retry of one applied before, with the first reply);
-    /// `TooOld` only if the client waited past its session's window (it cannot here).
-    pub status: ResponseStatus,
+    /// Whether the command took effect.
+    pub status: ReplyStatus,
     /// The app's reply.
     pub reply: Vec<u8>,
+}
+
+/// Whether a command took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// Applied now; the reply is the app's.
+    Applied,
+    /// A resend of a command applied before: not applied again; the reply is the first one's.
+    Duplicate,
+    /// Older than the session's window: the cluster cannot tell whether it was applied.
+    /// (This client never waits that long; a client that did gets this.)
+    TooOld,
+}
+
+impl ReplyStatus {
+    /// Whether the command took effect (now or before).
+    pub fn is_ok(self) -> bool {
+        matches!(self, ReplyStatus::Applied | ReplyStatus::Duplicate)
+    }
+
+    fn of(status: ResponseStatus) -> ReplyStatus {
+        match status {
+            ResponseStatus::Applied | ResponseStatus::SessionOpened => ReplyStatus::Applied,
+            ResponseStatus::Duplicate => ReplyStatus::Duplicate,
+            ResponseStatus::TooOld | ResponseStatus::UnknownSession => ReplyStatus::TooOld,
+        }
+    }
 }
 
 /// An event from the cluster's event log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// Its position in the event log (subscribe from `next` to go on after it).
+    /// Its position in the event log.
     pub position: Position,
+    /// The position after it: subscribe from here to go on after it.
     pub next: Position,
-    /// The log position of the command (or timer) that emitted it, its session and time.
+    /// The log position of the command (or timer) that emitted it.
     pub source: Position,
+    /// The session of the command that emitted it (0 for a timer).
     pub session: SessionId,
+    /// The cluster time of the command that emitted it.
     pub time: ClusterTimeNs,
+    /// What the state machine emitted.
     pub bytes: Vec<u8>,
 }
 
+/// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The client's own socket failed.
     #[error("the client's socket failed: {0}")]
     Io(#[from] io::Error),
+    /// No member answered in time; the text lists the addresses tried.
     #[error(
         "no reply from the cluster within {0:?} (tried {1}); check that the members run and the addresses and key are right"
     )]
     Timeout(Duration, String),
+    /// The cluster key file could not be read.
+    #[error("{0}")]
+    Key(String),
 }
 
 struct InFlight {
@@ -105,20 +151,40 @@ struct InFlight {
     sent_ns: u64,
 }
 
-/// A member's answer to [`Client::status_of`].
+/// A member's answer to [`Client::status_of`] (`ordo describe --cluster`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberStatus {
+    /// The member that answered.
     pub member: MemberId,
     /// 0 follower, 1 candidate, 2 leader.
     pub role: u8,
+    /// Its current term.
     pub term: Term,
+    /// The leader it knows of.
     pub leader: Option<MemberId>,
+    /// End of its log.
     pub append_position: Position,
+    /// What it knows to be committed.
     pub commit_position: Position,
+    /// What its state machine has applied.
     pub applied_position: Position,
+    /// Its newest snapshot's position.
     pub snapshot_position: Position,
 }
 
+/// A connection to a cluster: sessions, pipelined exactly-once commands, replies, events.
+/// See the [module documentation](self) for how it behaves across a failover.
+///
+/// ```no_run
+/// use ordo_service::{Client, NodeConfig};
+/// use std::time::Duration;
+///
+/// let config = NodeConfig::load("cluster/node-1/ordo.toml".as_ref())?;
+/// let mut client = Client::connect(&config)?;
+/// let reply = client.call(b"bid lamp 120", Duration::from_secs(5))?;
+/// println!("{}", String::from_utf8_lossy(&reply.reply));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Client {
     endpoint: Endpoint,
     config: ClientConfig,
@@ -185,11 +251,22 @@ impl Client {
         })
     }
 
+    /// A client of the cluster a member's config describes (its members, cluster id, key
+    /// file, security and MTU): the usual way in for a program beside the cluster's files.
+    pub fn connect(node: &NodeConfig) -> Result<Client, ClientError> {
+        let key = crate::node::load_key(&node.key_file).map_err(|error| ClientError::Key(error.to_string()))?;
+        let mut config = ClientConfig::new(node.members.iter().map(|m| m.address).collect(), node.cluster_id(), key);
+        config.security = node.transport.security;
+        config.mtu_bytes = node.transport.mtu_bytes;
+        Ok(Client::new(config)?)
+    }
+
     /// Nanoseconds since the client was made: the clock `poll` takes in `call`.
     pub fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
 
+    /// The session the cluster opened for it, once open.
     pub fn session(&self) -> Option<SessionId> {
         self.session
     }
@@ -376,6 +453,7 @@ impl Client {
                     return;
                 }
                 if let Some(flight) = in_flight.remove(&sequence) {
+                    let status = ReplyStatus::of(status);
                     replies.push_back(Reply { ticket: flight.ticket, position, status, reply: reply.to_vec() });
                     spare.push(flight.command);
                 }
@@ -442,6 +520,7 @@ impl Client {
 
     /// Asks member `index` (of the configured addresses) how it is; `None` if it does not
     /// answer within `timeout` (down, partitioned, or not of this cluster).
+    #[doc(hidden)]
     pub fn status_of(&mut self, index: usize, timeout: Duration) -> io::Result<Option<MemberStatus>> {
         let to = self.config.members[index];
         let nonce = self.nonce.wrapping_add(index as u64 + 1) ^ 0x5A7A_7A5A;

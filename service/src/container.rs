@@ -252,12 +252,19 @@ impl<M: StateMachine> Container<M> {
             Context::new(position, time, session_id, &mut self.reply, &mut self.events, &mut self.timer_requests);
         self.machine.apply(&mut ctx, entry.payload);
         let session = self.sessions.get_mut(&session_id).expect("looked up above");
-        // The oldest kept reply's buffer is reused: no allocation once a session is warm.
-        let mut kept = if session.replies.len() == REPLIES_KEPT {
-            session.replies.pop_front().map(|(_, buffer)| buffer).unwrap_or_default()
-        } else {
-            Vec::with_capacity(self.reply.len())
-        };
+        // Keep the reply of every sequence in the window, where a retry is answered
+        // `Duplicate`: a reply is dropped when its sequence leaves the window, not by apply
+        // order (out-of-order applies would drop one still in it). The window holds 64
+        // sequences, this one among them, so at most 63 others are kept. A dropped reply's
+        // buffer is reused: no allocation once a session is warm.
+        let oldest_in_window = session.max_sequence.saturating_sub(SEQUENCE_WINDOW - 1);
+        let mut spare = None;
+        while let Some(index) = session.replies.iter().position(|&(kept, _)| kept < oldest_in_window) {
+            let (_, buffer) = session.replies.remove(index).expect("found above");
+            spare.get_or_insert(buffer);
+        }
+        debug_assert!(session.replies.len() < REPLIES_KEPT, "more replies kept than the window holds");
+        let mut kept = spare.unwrap_or_else(|| Vec::with_capacity(self.reply.len()));
         kept.clear();
         kept.extend_from_slice(&self.reply);
         session.replies.push_back((sequence, kept));
@@ -415,6 +422,33 @@ impl<M: StateMachine> Container<M> {
     }
 }
 
+impl<M: StateMachine> Container<M> {
+    /// Checks that `body`, this container's [`encode`](Container::encode), restores to a
+    /// state that encodes to the same bytes. A machine whose `snapshot` and `restore` disagree
+    /// (a field left out, a `HashMap` written in its own order) would otherwise show up only
+    /// as a state-hash divergence after some member restarts from its snapshot. The member
+    /// runs it at its first snapshot in debug builds; the simulator at every snapshot.
+    pub fn check_round_trip(body: &[u8]) -> Result<(), String> {
+        let restored = Container::<M>::restore(body)?;
+        let mut again = Vec::with_capacity(body.len());
+        restored.encode(&mut again);
+        if again == body {
+            return Ok(());
+        }
+        let first_difference = body.iter().zip(&again).position(|(a, b)| a != b).unwrap_or(body.len().min(again.len()));
+        Err(format!(
+            "the app's snapshot does not restore to the same state: snapshot() wrote {} bytes (hash {:#018x}), \
+             restore() then snapshot() gives {} bytes (hash {:#018x}), first different at byte {first_difference}; \
+             snapshot() must write every field restore() reads, in a deterministic order (docs/state-machines.md, \
+             \"Snapshots\")",
+            body.len(),
+            crc64(body),
+            again.len(),
+            crc64(&again),
+        ))
+    }
+}
+
 /// Reads the little-endian fields of [`Container::encode`].
 struct Reader<'a>(&'a [u8]);
 
@@ -504,6 +538,41 @@ mod tests {
         (container, outputs)
     }
 
+    /// A machine whose `restore` forgets a field its `snapshot` wrote: the mistake the round
+    /// trip check is for.
+    #[derive(Default)]
+    struct Forgetful(Sum);
+
+    impl StateMachine for Forgetful {
+        fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
+            self.0.apply(ctx, command);
+        }
+        fn snapshot(&self, out: &mut Vec<u8>) {
+            self.0.snapshot(out);
+        }
+        fn restore(bytes: &[u8]) -> Result<Self, String> {
+            let total = Sum::restore(bytes)?.total;
+            Ok(Forgetful(Sum { total, fired: 0 }))
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_restores_to_another_state_is_caught_by_the_round_trip_check() {
+        let (container, _) = run(&[
+            (entry(EntryKind::SessionOpen, 0, 77, 1), b""),
+            (entry(EntryKind::Command, 0, 1, 2), &[9]),
+            (entry(EntryKind::Timer, 0, 9, 500), b""),
+        ]);
+        assert_eq!(container.machine().fired, 9);
+        let mut body = Vec::new();
+        container.encode(&mut body);
+        Container::<Sum>::check_round_trip(&body).expect("Sum's snapshot and restore agree");
+        let message = Container::<Forgetful>::check_round_trip(&body).unwrap_err();
+        assert!(message.contains("does not restore to the same state") && message.contains("first different at byte"));
+        let message = Container::<Sum>::check_round_trip(&body[..body.len() - 1]).unwrap_err();
+        assert!(message.contains("the app's state does not restore"), "{message}");
+    }
+
     #[test]
     fn a_session_opens_at_its_entrys_position_and_commands_apply_once() {
         let open = entry(EntryKind::SessionOpen, 0, 77, 1);
@@ -517,6 +586,28 @@ mod tests {
         assert!(outputs[0].contains("SessionOpened { session: SessionId(0), client_nonce: 77"), "{outputs:?}");
         assert!(outputs.last().unwrap().contains("outcome: Duplicate"), "{outputs:?}");
         assert!(outputs.last().unwrap().contains("reply: [5, 0, 0, 0, 0, 0, 0, 0]"), "a retry gets its original reply");
+    }
+
+    #[test]
+    fn a_retry_anywhere_in_the_window_gets_its_reply_even_after_out_of_order_applies() {
+        // 2 applies before 1 (a reordered retry), then 3..=65: 65 replies were made, and the
+        // window (2..=65) still holds 2, so a late retry of 2 must get 2's reply. (Keeping
+        // the last 64 replies in apply order dropped 2's and answered it with none: the bank
+        // test on a lossy network read an empty ledger reply.)
+        let mut entries = vec![(entry(EntryKind::SessionOpen, 0, 77, 1), vec![])];
+        entries.push((entry(EntryKind::Command, 0, 2, 2), vec![7]));
+        entries.push((entry(EntryKind::Command, 0, 1, 3), vec![1]));
+        for sequence in 3..=65 {
+            entries.push((entry(EntryKind::Command, 0, sequence, 3 + sequence), vec![1]));
+        }
+        entries.push((entry(EntryKind::Command, 0, 2, 100), vec![7]));
+        let borrowed: Vec<(EntryMeta, &[u8])> = entries.iter().map(|(meta, p)| (*meta, &p[..])).collect();
+        let (container, outputs) = run(&borrowed);
+        assert_eq!(container.machine().total, 7 + 1 + 63, "the retry was not applied again");
+        let last = outputs.last().unwrap();
+        assert!(last.contains("outcome: Duplicate") && last.contains("reply: [7, 0, 0, 0, 0, 0, 0, 0]"), "{last}");
+        let kept = container.sessions.values().map(|s| s.replies.len()).max().unwrap();
+        assert!(kept <= REPLIES_KEPT, "{kept}");
     }
 
     #[test]

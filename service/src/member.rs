@@ -28,6 +28,7 @@ use crate::counters::{Counter, Counters};
 use crate::divergence::{Divergence, StateHashes};
 use crate::effects::{self, CarryError, DiskStorage, Outbox, Storage, StorageError};
 use crate::events;
+use crate::peer_watch::PeerWatch;
 use crate::records::{self, Record, RecordReader};
 use crate::runtime::{Runner, Stopped};
 use crate::service_agent::{FromService, ServiceAgent, ServiceError, ServiceParts, Shared, ToService};
@@ -194,6 +195,8 @@ pub struct Member<M: StateMachine> {
     role_changes: u64,
     /// Clients subscribed to the event log.
     event_feed: crate::event_feed::EventFeed,
+    /// Reports peers silent for long: a wrong or unreachable address says so.
+    peer_watch: PeerWatch,
 }
 
 /// The event log's configuration: the command log's, without an fsync per append (events
@@ -286,6 +289,7 @@ impl<M: StateMachine> Member<M> {
             role_seen: Role::Follower,
             role_changes: 0,
             event_feed: crate::event_feed::EventFeed::new(config.dir.join("events"), events_config(&config.log)),
+            peer_watch: PeerWatch::new(&config.peers, now_ns, crate::peer_watch::SILENCE_REPORTED_NS),
         })
     }
 
@@ -437,6 +441,7 @@ impl<M: StateMachine> Member<M> {
             redirects,
             state_hashes,
             event_feed,
+            peer_watch,
             ..
         } = self;
         let mut sync = std::mem::take(sync_pending);
@@ -448,6 +453,9 @@ impl<M: StateMachine> Member<M> {
                 return;
             }
             let (sender, term) = (frame.header.sender(), frame.header.term());
+            if let Some(line) = peer_watch.heard(sender, now_ns) {
+                tracing::info!("{line}");
+            }
             let mut out = effects::recycle(std::mem::take(buffer));
             match frame.body {
                 Body::Append { commit_position, .. } => {
@@ -502,6 +510,7 @@ impl<M: StateMachine> Member<M> {
         if let Some(failure) = failure {
             return Err(failure);
         }
+        peer_watch.check(consensus.member(), now_ns, &mut |line| tracing::warn!("{line}"));
         if sync {
             let mut out = effects::recycle(std::mem::take(buffer));
             effects::sync_and_report(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;

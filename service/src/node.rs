@@ -13,76 +13,20 @@
 //! on this 2-core machine costs more than it frees (see ARCHITECTURE.md).
 
 use crate::consensus::ConsensusConfig;
-use crate::member::{Member, MemberConfig, MemberError, Opened};
+use crate::member::{Member, MemberConfig, Opened};
 use ordo_core::entry::entry_span_bytes;
 use ordo_core::idle::Idler;
 use ordo_core::machine::StateMachine;
 use ordo_core::{IdleStrategy, NodeConfig, Threading};
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// A cluster key's length.
 pub const KEY_BYTES: usize = 32;
 
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error("cluster key {}: {reason}; every member needs the same key file (`ordo init` writes one)", path.display())]
-    Key { path: PathBuf, reason: String },
-    #[error(
-        "cannot listen on {address}: {source}; another process may be using it: stop it or change this member's address in ordo.toml"
-    )]
-    Bind {
-        address: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot serve metrics on {address}: {source}; change metrics_addr in ordo.toml, or remove it to serve none"
-    )]
-    Metrics {
-        address: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "member {member} refuses to start on a damaged log: {source} (move {} aside first; `ordo snapshot restore --from FILE --dir MEMBER-DIR` seeds it from a peer's snapshot)",
-        data_dir.display()
-    )]
-    Damaged {
-        member: u16,
-        data_dir: PathBuf,
-        #[source]
-        source: ordo_log::LogError,
-    },
-    #[error(transparent)]
-    Member(#[from] MemberError),
-    #[error("cannot start member {member}'s thread: {source}")]
-    Thread {
-        member: u16,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("member {member}'s thread panicked; see the log above")]
-    Panicked { member: u16 },
-    #[error("no randomness for the election timeouts: {0}")]
-    Random(String),
-}
-
-/// Reads a cluster key: 64 hex digits (whitespace around them ignored).
-pub fn load_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
-    let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
-    let hex = text.trim();
-    if hex.len() != KEY_BYTES * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad(format!("must be {} hex digits, it holds {} characters", KEY_BYTES * 2, hex.len())));
-    }
-    let mut key = [0u8; KEY_BYTES];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).expect("checked hex");
-    }
-    Ok(key)
-}
+pub use crate::embed::{NodeError, Running, load_key, start};
 
 /// Writes a fresh random cluster key (hex), readable by its owner only.
 pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
@@ -150,7 +94,7 @@ pub fn endpoint(node: &NodeConfig, key: &[u8; KEY_BYTES]) -> Result<Endpoint, No
     let address = own_address(node);
     let transport = &node.transport;
     let (mut net, fallback) = ordo_transport::backend::open(transport.backend, address, transport.mtu_bytes)
-        .map_err(|source| NodeError::Bind { address, source })?;
+        .map_err(|source| NodeError::Bind { member: node.member_id.0, address, source })?;
     if let Some(message) = fallback {
         tracing::warn!("{message}");
     }
@@ -234,111 +178,34 @@ pub fn run<M: StateMachine>(
     Ok(())
 }
 
-/// A member running on a thread of its own: what a service embedding ordo holds (see
-/// [`start`]). Dropping it stops the member cleanly, as [`Running::stop`] does.
-pub struct Running {
-    member_id: ordo_core::MemberId,
-    address: std::net::SocketAddr,
-    counters_path: PathBuf,
-    stop: std::sync::Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
-}
-
-/// Opens the member `node` describes, with `machine` as its empty state, and runs it on a
-/// thread of its own (its agents as `node.runtime` says: idle strategy, threading, cores).
-/// Returns once the member is open, so a bad key, a damaged log or an address in use is an
-/// error here, not later.
-///
-/// ```no_run
-/// use ordo_core::NodeConfig;
-/// use ordo_service::echo::Echo;
-///
-/// let config = NodeConfig::load("cluster/node-1/ordo.toml".as_ref())?;
-/// let member = ordo_service::node::start(config, Echo::default())?;
-/// println!("member listening on {}", member.address());
-/// // … serve until told to stop …
-/// member.stop()?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn start<M: StateMachine>(node: NodeConfig, machine: M) -> Result<Running, NodeError> {
-    let member = node.member_id.0;
-    let counters_path = node.data_dir.join("counters");
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let (opened, open) = std::sync::mpsc::channel();
-    let flag = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("ordo-member-{member}"))
-        .spawn(move || {
-            run(&node, machine, &flag, &mut |m, _| {
-                let _ = opened.send(m.local_addr());
-            })
-        })
-        .map_err(|source| NodeError::Thread { member, source })?;
-    match open.recv() {
-        Ok(address) => {
-            Ok(Running { member_id: ordo_core::MemberId(member), address, counters_path, stop, thread: Some(thread) })
-        }
-        // It ended before it was open: its error says why.
-        Err(_) => Err(thread
-            .join()
-            .map_err(|_| NodeError::Panicked { member })?
-            .err()
-            .unwrap_or(NodeError::Panicked { member })),
-    }
-}
-
-impl Running {
-    pub fn member_id(&self) -> ordo_core::MemberId {
-        self.member_id
-    }
-
-    /// The address it listens on.
-    pub fn address(&self) -> std::net::SocketAddr {
-        self.address
-    }
-
-    /// One live counter by name (`role`, `commit_position`, … as `ordo stat` shows them).
-    pub fn counter(&self, name: &str) -> Option<u64> {
-        ordo_log::counters::CountersReader::open(&self.counters_path).ok()?.value(name)
-    }
-
-    /// Every live counter, by name.
-    pub fn counters(&self) -> Vec<(String, u64)> {
-        ordo_log::counters::CountersReader::open(&self.counters_path)
-            .map(|c| c.all().into_iter().map(|(name, value)| (name.to_string(), value)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Whether it is still running (it stops by itself only on an error).
-    pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
-    }
-
-    /// Stops it cleanly (log and event log synced) and says how it ended.
-    pub fn stop(mut self) -> Result<(), NodeError> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<(), NodeError> {
-        self.stop.store(true, Ordering::Release);
-        match self.thread.take() {
-            Some(thread) => thread.join().map_err(|_| NodeError::Panicked { member: self.member_id.0 })?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Err(error) = self.finish() {
-            tracing::error!("member {} stopped with an error: {error}", self.member_id.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-member cluster at `address` in a fresh folder, with its key written.
+    fn one_member(dir: &Path, address: std::net::SocketAddr) -> NodeConfig {
+        let members = NodeConfig::members_at(&[address]);
+        let mut node = NodeConfig::new(ordo_core::MemberId(1), dir.join("data"), "echo", members, Default::default());
+        node.key_file = dir.join("cluster.key");
+        write_key(&node.key_file).unwrap();
+        node
+    }
+
+    #[test]
+    fn an_address_that_cannot_be_bound_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let node = one_member(dir.path(), taken.local_addr().unwrap());
+        let message = start(node, crate::echo::Echo::default()).err().expect("the port is taken").to_string();
+        let address = taken.local_addr().unwrap().to_string();
+        assert!(message.contains(&address) && message.contains("another process is using it"), "{message}");
+
+        // 192.0.2.1 is TEST-NET-1: on no interface of this host (binding sends nothing).
+        let elsewhere = tempfile::tempdir().unwrap();
+        let node = one_member(elsewhere.path(), "192.0.2.1:9000".parse().unwrap());
+        let message = start(node, crate::echo::Echo::default()).err().expect("not this host's address").to_string();
+        assert!(message.contains("192.0.2.1:9000") && message.contains("no interface of this host"), "{message}");
+    }
 
     #[test]
     fn a_written_key_reads_back_and_a_bad_one_says_what_is_wrong() {

@@ -79,6 +79,8 @@ pub enum ServiceError {
     Restore { position: Position, reason: String },
     #[error("a committed entry at {0} cannot be read from the log")]
     Unreadable(Position),
+    #[error("app `{app}`, snapshot at {position}: {reason}")]
+    RoundTrip { app: String, position: Position, reason: String },
 }
 
 pub struct ServiceAgent<M: StateMachine> {
@@ -103,6 +105,8 @@ pub struct ServiceAgent<M: StateMachine> {
     /// Per-entry apply time, ns (allocated once: recording never allocates).
     apply_ns: hdrhistogram::Histogram<u64>,
     batches: u64,
+    /// Whether the snapshot round trip was checked (debug builds, first snapshot).
+    round_trip_checked: bool,
 }
 
 /// Apply batches between publications of the apply-time percentiles.
@@ -155,6 +159,7 @@ impl<M: StateMachine> ServiceAgent<M> {
             no_duties: std::collections::BTreeSet::new(),
             apply_ns: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("valid bounds"),
             batches: 0,
+            round_trip_checked: false,
         })
     }
 
@@ -279,6 +284,14 @@ impl<M: StateMachine> ServiceAgent<M> {
         self.events.sync().map_err(StorageError::from)?;
         let mut body = Vec::new();
         self.container.encode(&mut body);
+        if cfg!(debug_assertions) && !self.round_trip_checked {
+            self.round_trip_checked = true;
+            Container::<M>::check_round_trip(&body).map_err(|reason| ServiceError::RoundTrip {
+                app: self.app.clone(),
+                position,
+                reason,
+            })?;
+        }
         let path = self
             .snapshots
             .write(&self.container.log_base(), &self.events.events_base(), &self.app, &body)

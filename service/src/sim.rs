@@ -853,6 +853,9 @@ impl<M: StateMachine + Default> Sim<M> {
             let Some(position) = node.container.take_snapshot_due() else { return Ok(()) };
             let mut body = Vec::new();
             node.container.encode(&mut body);
+            if let Err(reason) = Container::<M>::check_round_trip(&body) {
+                return Err(self.checks.fail("snapshot", format!("member {} at {position}: {reason}", index + 1)));
+            }
             node.storage.events.sync();
             let events = node.storage.events.events_base();
             if let Err(error) = node.storage.store_snapshot(&node.container.log_base(), &events, &body) {

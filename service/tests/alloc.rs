@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use ordo_service::client::{Client, ClientConfig};
 use ordo_service::echo::Echo;
 use ordo_service::member::Member;
+use ordo_service::{Client, ClientConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Mutex;

@@ -10,10 +10,10 @@ use ordo_core::Position;
 use ordo_core::Threading;
 use ordo_core::idle::IdleStrategy;
 use ordo_log::counters::CountersReader;
-use ordo_service::client::{Client, ClientConfig};
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig};
 use ordo_service::runtime::{Runner, RunnerConfig, Stopped};
+use ordo_service::{Client, ClientConfig};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

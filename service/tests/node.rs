@@ -4,10 +4,10 @@
 //! cleanly, a member's folder replays to the state it had.
 
 use ordo_core::NodeConfig;
-use ordo_service::client::{Client, ClientConfig};
 use ordo_service::echo::Echo;
 use ordo_service::node;
 use ordo_service::replay::{ReplayOptions, replay};
+use ordo_service::{Client, ClientConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

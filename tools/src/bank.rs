@@ -119,6 +119,7 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
         base_port,
         app: "ledger".into(),
         durability: ordo_core::Durability::Fsync,
+        hosts: Vec::new(),
     };
     let configs = crate::init::init(&settings)?;
     let mut nodes = Vec::new();

@@ -373,6 +373,7 @@ fn init_cluster(dir: &Path, spawned: &Spawned) -> Result<Vec<(PathBuf, NodeConfi
         base_port: crate::init::free_base_port()?,
         app: spawned.app.clone(),
         durability: spawned.durability,
+        hosts: Vec::new(),
     };
     let mut configs = Vec::new();
     for path in crate::init::init(&settings)? {

@@ -38,7 +38,7 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
     for parse in &parsed {
         ticket_of_line.push(parse.as_ref().and_then(|p| p.as_ref().ok()).map(|command| client.submit(command)));
     }
-    let mut answered: std::collections::BTreeMap<u64, ordo_service::client::Reply> = Default::default();
+    let mut answered: std::collections::BTreeMap<u64, ordo_service::Reply> = Default::default();
     let mut next_line = 0;
     let mut all_ok = true;
     let mut progress_at = std::time::Instant::now();

@@ -62,8 +62,14 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         (1..=3).map(|id| config_path(&dir, id)).collect()
     } else {
         let base_port = crate::init::free_base_port()?;
-        let settings =
-            Init { dir: dir.clone(), members: 3, base_port, app: demo.app.clone(), durability: Durability::Fsync };
+        let settings = Init {
+            dir: dir.clone(),
+            members: 3,
+            base_port,
+            app: demo.app.clone(),
+            durability: Durability::Fsync,
+            hosts: Vec::new(),
+        };
         init(&settings)?
     };
     let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;

@@ -1,15 +1,19 @@
-//! `ordo init`: a local cluster's folders, one `ordo.toml` and key file per member.
+//! `ordo init`: a cluster's folders, one `ordo.toml` and key file per member; on loopback,
+//! or on the hosts given (`--hosts`: copy `node-I` to host I).
 
 use crate::Failure;
 use ordo_core::{Durability, LogConfig, MemberId, NodeConfig};
 use std::path::{Path, PathBuf};
 
+#[derive(Clone, Debug)]
 pub struct Init {
     pub dir: PathBuf,
     pub members: u16,
     pub base_port: u16,
     pub app: String,
     pub durability: Durability,
+    /// Member I's IP address is the I-th; none: every member on loopback.
+    pub hosts: Vec<std::net::IpAddr>,
 }
 
 /// The config file of member `id` in a cluster folder.
@@ -34,8 +38,16 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
             init.dir.display()
         )));
     }
+    if !init.hosts.is_empty() && init.hosts.len() != init.members as usize {
+        return Err(Failure(format!(
+            "--hosts lists {} addresses for {} members: give one IP address a member, in member order",
+            init.hosts.len(),
+            init.members
+        )));
+    }
+    let host = |id: u16| init.hosts.get(id as usize - 1).copied().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     let addresses: Vec<std::net::SocketAddr> =
-        (1..=init.members).map(|id| ([127, 0, 0, 1], init.base_port + id).into()).collect();
+        (1..=init.members).map(|id| (host(id), init.base_port + id).into()).collect();
     let members = NodeConfig::members_at(&addresses);
     let mut key = None;
     let mut paths = Vec::new();
@@ -103,6 +115,7 @@ mod tests {
             base_port: 19000,
             app: "echo".into(),
             durability: Durability::Fsync,
+            hosts: Vec::new(),
         };
         let paths = super::init(&init).unwrap();
         let configs: Vec<NodeConfig> = paths.iter().map(|p| NodeConfig::load(p).unwrap()).collect();
@@ -113,6 +126,9 @@ mod tests {
         assert_eq!(configs[0].cluster_id(), ordo_service::node::cluster_id_of_key(&keys[0]), "known from the key");
         let again = super::init(&init).expect_err("an existing cluster is refused");
         assert!(again.0.contains("already holds a cluster"), "{}", again.0);
+        let hosts = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let bad = super::init(&Init { hosts, ..init.clone() }).expect_err("2 hosts, 3 members");
+        assert!(bad.0.contains("--hosts lists 2 addresses for 3 members"), "{}", bad.0);
         let bad = super::init(&Init { app: "chess!".into(), ..init }).expect_err("a bad app name is refused");
         assert!(bad.0.contains("chess!"), "{}", bad.0);
     }

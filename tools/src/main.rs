@@ -46,6 +46,10 @@ enum Command {
         app: String,
         #[arg(long, value_enum, default_value = "fsync")]
         durability: DurabilityArg,
+        /// Member I's IP address is the I-th (e.g. 10.0.0.1,10.0.0.2,10.0.0.3); then copy
+        /// node-I to host I. Without it every member is on loopback.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<std::net::IpAddr>,
     },
     /// Runs one member in the foreground; SIGINT/SIGTERM stop it cleanly.
     Node {
@@ -305,11 +309,11 @@ fn stop_flag() -> Result<Arc<AtomicBool>, Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Init { dir, members, base_port, app, durability } => {
+        Command::Init { dir, members, base_port, app, durability, hosts } => {
             if ordo_tools::apps::check(&app).is_err() {
                 eprintln!("note: app {app:?} is not built into ordo: run its members with your own program");
             }
-            let settings = init::Init { dir, members, base_port, app, durability: durability.into() };
+            let settings = init::Init { dir, members, base_port, app, durability: durability.into(), hosts };
             for path in init::init(&settings)? {
                 println!("{}", path.display());
             }
@@ -362,7 +366,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let configs: Vec<PathBuf> = if init::config_path(&dir, 1).exists() {
                 (1..).map(|id| init::config_path(&dir, id)).take_while(|p| p.exists()).collect()
             } else {
-                init::init(&init::Init { dir: dir.clone(), members, base_port, app, durability: Durability::Fsync })?
+                init::init(&init::Init {
+                    dir: dir.clone(),
+                    members,
+                    base_port,
+                    app,
+                    durability: Durability::Fsync,
+                    hosts: Vec::new(),
+                })?
             };
             let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
             let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();

@@ -5,7 +5,7 @@
 
 use crate::Failure;
 use ordo_core::{ClusterId, NodeConfig};
-use ordo_service::client::{Client, ClientConfig};
+use ordo_service::{Client, ClientConfig};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
@@ -99,6 +99,7 @@ mod tests {
             base_port: 19100,
             app: "kv".into(),
             durability: ordo_core::Durability::Fsync,
+            hosts: Vec::new(),
         };
         crate::init::init(&init).unwrap();
         let by_dir = resolve(&TargetArgs { dir: Some(dir.path().into()), ..Default::default() }).unwrap();

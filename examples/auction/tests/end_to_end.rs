@@ -1,5 +1,6 @@
 //! The README's steps with real processes: a 3-member cluster of the auction, a lamp put on
-//! sale for 2 s, bids through the client, and the timer's sale in every member's event log.
+//! sale for 2 s, bids through the client, the timer's sale in every member's event log and
+//! in the event stream `auction watch` reads over the network.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,14 +16,30 @@ impl Drop for Members {
     }
 }
 
-fn client(config: &std::path::Path, command: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_auction"))
-        .args(["client", "--config", config.to_str().unwrap()])
-        .args(command.split(' '))
-        .output()
+/// Runs `auction WHAT --config CONFIG ARGS…` to its end (killed after 30 s) and returns
+/// what it printed.
+fn auction(what: &str, config: &std::path::Path, args: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auction"))
+        .args([what, "--config", config.to_str().unwrap()])
+        .args(args.split(' '))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "auction {what} {args}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+fn client(config: &std::path::Path, command: &str) -> String {
+    auction("client", config, command)
 }
 
 #[test]
@@ -36,6 +53,7 @@ fn a_lamp_is_sold_by_its_timer_on_every_member() {
         base_port,
         app: "auction".into(),
         durability: ordo_core::Durability::Fsync,
+        hosts: Vec::new(),
     };
     let configs = ordo_tools::init::init(&init).unwrap();
     let _members = Members(
@@ -84,4 +102,8 @@ fn a_lamp_is_sold_by_its_timer_on_every_member() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    // The same stream over the network, from its start: the sale is its first event.
+    let watched = auction("watch", &configs[2], "--count 1");
+    assert!(watched.contains("sold lamp to session"), "{watched}");
 }
