@@ -66,6 +66,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Test a machine before it runs anywhere with [`simulation::run`]: seeded clusters of it
+//! through crashes, partitions and loss, checked at every step.
+//!
 //! `examples/auction` in the repository is a whole service built this way (an auction
 //! house whose lots close on timers), with a README that runs it as three processes.
 //!
@@ -79,6 +82,7 @@
 
 mod client;
 mod embed;
+pub mod simulation;
 
 pub use client::{Client, ClientConfig, ClientError, Event, Reply, ReplyStatus};
 pub use embed::{Node, NodeError, Running, load_key};

@@ -13,7 +13,7 @@
 //! Not yet here (issue #5 continues): client sessions and timers, the service container's
 //! state hashes, snapshots and catch-up from a snapshot.
 
-use crate::consensus::{Append, Consensus, ConsensusConfig, DeliberateBug, Effect, LogView, Role};
+use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, Role};
 use crate::container::{Container, Outcome, Output};
 use crate::divergence::StateHashes;
 use crate::effects::{self, CarryError, Outbox, Storage};
@@ -27,7 +27,6 @@ use ordo_transport::{
     Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, ResponseStatus, SimNet, StreamConfig,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
 
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
@@ -106,94 +105,7 @@ struct Client {
     open_sent_ns: Option<u64>,
 }
 
-/// Which faults a run injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Faults {
-    /// Crashes and restarts: the unsynced tail lost, partly kept, torn or bit-flipped.
-    pub crashes: bool,
-    /// Symmetric (a member isolated) and asymmetric (one link cut) partitions.
-    pub partitions: bool,
-    /// Loss, duplication, reordering and delay.
-    pub network: bool,
-    /// Members' clocks run up to 2% fast or slow.
-    pub clock_drift: bool,
-}
-
-impl Faults {
-    pub const ALL: Faults = Faults { crashes: true, partitions: true, network: true, clock_drift: true };
-    pub const NONE: Faults = Faults { crashes: false, partitions: false, network: false, clock_drift: false };
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct SimConfig {
-    pub seed: u64,
-    pub members: u16,
-    /// Virtual time the run lasts; faults stop at 70% of it.
-    pub duration_ns: u64,
-    pub faults: Faults,
-    /// Clients send (and resend) this often.
-    pub client_interval_ns: u64,
-    /// A consensus rule broken on purpose (the simulator's own tests).
-    pub deliberate_bug: Option<DeliberateBug>,
-}
-
-impl SimConfig {
-    pub fn new(seed: u64) -> Self {
-        SimConfig {
-            seed,
-            members: 3,
-            duration_ns: 4_000_000_000,
-            faults: Faults::ALL,
-            client_interval_ns: 2_000_000,
-            deliberate_bug: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SimStats {
-    pub ticks: u64,
-    pub messages: u64,
-    pub elections: u64,
-    pub crashes: u64,
-    pub commit_position: u64,
-    /// Client commands acknowledged.
-    pub acked: u64,
-    /// Sessions still open at the end on the member that applied the most.
-    pub sessions_open: u64,
-    /// Timers fired (on the member that applied the most).
-    pub timers_fired: u64,
-    /// Snapshots taken (all members) and installed from a leader.
-    pub snapshots: u64,
-    /// Bytes in the longest event log at the end.
-    pub events_bytes: u64,
-    pub snapshots_installed: u64,
-}
-
-/// A checker failed: which, why, and the last events before it.
-#[derive(Clone, Debug)]
-pub struct SimFailure {
-    pub seed: u64,
-    pub members: u16,
-    pub checker: &'static str,
-    pub message: String,
-    pub trace: Vec<String>,
-}
-
-impl fmt::Display for SimFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "simulation failed: seed {} — {}: {}", self.seed, self.checker, self.message)?;
-        writeln!(f, "last events:")?;
-        for line in &self.trace {
-            writeln!(f, "  {line}")?;
-        }
-        write!(f, "reproduce: cargo run --release -p ordo-service --bin ordo-sim -- --seed {}", self.seed)?;
-        if self.members != 3 {
-            write!(f, " --members {}", self.members)?;
-        }
-        Ok(())
-    }
-}
+pub use crate::simulation::{Faults, SimConfig, SimFailure, SimStats};
 
 struct Node<M: StateMachine> {
     id: MemberId,
@@ -398,7 +310,9 @@ impl Outbox for SimOutbox<'_> {
 impl Checks {
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
         let trace = self.trace.iter().cloned().collect();
-        SimFailure { seed: self.seed, members: self.members, checker, message, trace }
+        let members = if self.members == 3 { String::new() } else { format!(" --members {}", self.members) };
+        let reproduce = format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}", self.seed);
+        SimFailure { seed: self.seed, checker, message, trace, reproduce }
     }
 
     fn note(&mut self, event: String) {
@@ -1095,6 +1009,7 @@ impl<M: StateMachine + Default> Sim<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::DeliberateBug;
 
     #[test]
     fn a_run_elects_commits_and_survives_faults() {

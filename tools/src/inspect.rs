@@ -202,13 +202,10 @@ pub fn sim(settings: &Sim) -> Result<bool, Failure> {
                 ticks += stats.ticks;
                 commits += stats.acked;
             }
-            Err(failure) => {
+            Err(mut failure) => {
                 failures += 1;
-                let reproduce = format!("ordo sim --seed {seed} --app {}", settings.app);
-                eprintln!(
-                    "{}\nreproduce: {reproduce}\n",
-                    failure.to_string().lines().filter(|l| !l.starts_with("reproduce:")).collect::<Vec<_>>().join("\n")
-                );
+                failure.reproduce = format!("ordo sim --seed {seed} --app {}", settings.app);
+                eprintln!("{failure}\n");
             }
         }
     }
