@@ -173,7 +173,20 @@ pub struct MemberStatus {
 }
 
 /// A connection to a cluster: sessions, pipelined exactly-once commands, replies, events.
-/// See the [module documentation](self) for how it behaves across a failover.
+///
+/// It opens a session with whichever member it reaches (a follower redirects it to the
+/// leader), then sends commands pipelined, each under (session, sequence). What is not
+/// answered in time is resent with the same (session, sequence), to the same member or,
+/// after silence or a redirect, to another; the cluster applies a (session, sequence) at
+/// most once and answers a repeat with the first reply, so a failover never applies a
+/// command twice. At most 64 commands are in flight; more wait in the client. A session the
+/// cluster closed (idle past `consensus.session_timeout_ms`) is reopened and what was in
+/// flight resent under the new one (none of it was applied under the old).
+///
+/// Two ways to drive it: blocking [`Client::call`] / [`Client::call_all`], or, in your own
+/// loop, [`Client::submit`], [`Client::poll`] with the time and [`Client::take_reply`].
+/// Events: [`Client::subscribe_events`], then [`Client::take_event`] as `poll` receives
+/// them, in order, each once, following the client to another member after a failover.
 ///
 /// ```no_run
 /// use ordo_service::{Client, NodeConfig};
