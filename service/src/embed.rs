@@ -151,11 +151,12 @@ pub enum NodeError {
         data_dir: PathBuf,
         /// What verification found, with file and position.
         #[source]
-        source: ordo_log::LogError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The member failed while opening or running: storage, snapshot, service errors.
+    /// The member failed while opening or running: its storage, a snapshot, the service.
+    /// The message names the file or position and what to do.
     #[error(transparent)]
-    Member(#[from] MemberError),
+    Failed(Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot start member {member}'s thread: {source}")]
     /// The member's thread could not be started.
     Thread {
@@ -174,6 +175,12 @@ pub enum NodeError {
     /// The operating system gave no randomness (for election timeouts, keys).
     #[error("no randomness for the election timeouts: {0}")]
     Random(String),
+}
+
+impl From<MemberError> for NodeError {
+    fn from(error: MemberError) -> Self {
+        NodeError::Failed(Box::new(error))
+    }
 }
 
 /// What to do about a socket that would not bind, by the reason the kernel gave.

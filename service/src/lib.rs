@@ -94,43 +94,36 @@ pub use ordo_core::{
 #[doc(hidden)]
 pub use client::MemberStatus;
 
-#[doc(hidden)]
-pub mod consensus;
-#[doc(hidden)]
-pub mod container;
-#[doc(hidden)]
-pub mod counters;
-#[doc(hidden)]
-pub mod divergence;
-#[doc(hidden)]
-pub mod echo;
-#[doc(hidden)]
-pub mod effects;
-#[doc(hidden)]
-pub mod event_feed;
-#[doc(hidden)]
-pub mod events;
-#[doc(hidden)]
-pub mod mem_log;
-#[doc(hidden)]
-pub mod member;
-#[doc(hidden)]
-pub mod metrics;
-#[doc(hidden)]
-pub mod node;
-#[doc(hidden)]
-pub mod peer_watch;
-#[doc(hidden)]
-pub mod records;
-#[doc(hidden)]
-pub mod replay;
-#[doc(hidden)]
-pub mod runtime;
-#[doc(hidden)]
-pub mod service_agent;
-#[doc(hidden)]
-pub mod serving;
-#[doc(hidden)]
-pub mod sim;
-#[doc(hidden)]
-pub mod snapshot;
+/// The member's machinery: public for the `ordo` program and the benchmarks in this
+/// workspace, hidden from the documentation, no stability promised.
+macro_rules! machinery {
+    ($($module:ident),* $(,)?) => {
+        $(
+            #[doc(hidden)]
+            pub mod $module;
+        )*
+    };
+}
+
+machinery!(
+    consensus,
+    container,
+    counters,
+    divergence,
+    echo,
+    effects,
+    event_feed,
+    events,
+    mem_log,
+    member,
+    metrics,
+    node,
+    peer_watch,
+    records,
+    replay,
+    runtime,
+    service_agent,
+    serving,
+    sim,
+    snapshot,
+);

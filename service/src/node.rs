@@ -128,7 +128,7 @@ pub fn open<M: StateMachine>(node: &NodeConfig, machine: M) -> Result<(Member<M>
         ordo_log::verify(&log_dir, &node.log).map_err(|source| NodeError::Damaged {
             member: node.member_id.0,
             data_dir: node.data_dir.clone(),
-            source,
+            source: Box::new(source),
         })?;
     }
     let key = load_key(&node.key_file)?;

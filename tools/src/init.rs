@@ -32,17 +32,17 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
     if ![1, 3, 5].contains(&init.members) {
         return Err(Failure(format!("--members is {}, a cluster has 1, 3 or 5 members", init.members)));
     }
-    if init.dir.join("node-1").exists() {
-        return Err(Failure(format!(
-            "{} already holds a cluster (node-1 exists); use another --dir or delete it first",
-            init.dir.display()
-        )));
-    }
     if !init.hosts.is_empty() && init.hosts.len() != init.members as usize {
         return Err(Failure(format!(
             "--hosts lists {} addresses for {} members: give one IP address a member, in member order",
             init.hosts.len(),
             init.members
+        )));
+    }
+    if init.dir.join("node-1").exists() {
+        return Err(Failure(format!(
+            "{} already holds a cluster (node-1 exists); use another --dir or delete it first",
+            init.dir.display()
         )));
     }
     let host = |id: u16| init.hosts.get(id as usize - 1).copied().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
