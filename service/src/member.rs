@@ -197,7 +197,13 @@ pub struct Member<M: StateMachine> {
     event_feed: crate::event_feed::EventFeed,
     /// Reports peers silent for long: a wrong or unreachable address says so.
     peer_watch: PeerWatch,
+    /// When the counters were last published (idle cycles publish at most every
+    /// `COUNTERS_IDLE_INTERVAL_NS`).
+    counters_published_ns: u64,
 }
+
+/// How stale an idle member's counters may be.
+const COUNTERS_IDLE_INTERVAL_NS: u64 = 1_000_000;
 
 /// The event log's configuration: the command log's, without an fsync per append (events
 /// are derived state, synced before each snapshot).
@@ -290,6 +296,7 @@ impl<M: StateMachine> Member<M> {
             role_changes: 0,
             event_feed: crate::event_feed::EventFeed::new(config.dir.join("events"), events_config(&config.log)),
             peer_watch: PeerWatch::new(&config.peers, now_ns, crate::peer_watch::SILENCE_REPORTED_NS),
+            counters_published_ns: 0,
         })
     }
 
@@ -533,7 +540,12 @@ impl<M: StateMachine> Member<M> {
             self.redirects.push((source, status));
         }
         work += self.send(now_ns)?;
-        self.publish_counters();
+        // An idle cycle changes nothing worth publishing at once: the spinning phase of an
+        // idle strategy would store 21 counters per spin (3% of a leader's CPU under load).
+        if work > 0 || now_ns >= self.counters_published_ns + COUNTERS_IDLE_INTERVAL_NS {
+            self.counters_published_ns = now_ns;
+            self.publish_counters();
+        }
         Ok(work)
     }
 
