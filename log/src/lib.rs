@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod counters;
 pub mod error;
 pub mod log;
+mod reaper;
 pub mod segment;
 pub mod segments;
 mod small_file;

@@ -557,8 +557,14 @@ impl Log {
             let segment = self.set.segments.pop_front().expect("counted");
             segment.remove_file()?;
             deleted.push(segment.path().to_path_buf());
+            // Unmapping and the last close cost milliseconds: not on this thread.
+            crate::reaper::drop_later(segment);
         }
-        sync_dir(&self.dir)?;
+        // Not needed for safety (an unlink a crash undoes leaves a segment below the start,
+        // which open removes), only to make the space's return durable: under `fsync` only.
+        if self.config.durability == Durability::Fsync {
+            sync_dir(&self.dir)?;
+        }
         self.position_start = start;
         if self.position_synced < start {
             self.position_synced = start;
@@ -715,7 +721,7 @@ impl LogReader {
         while self.set.segments.len() > 1
             && self.set.segments.front().is_some_and(|s| s.base().0 + segment_bytes <= position.0)
         {
-            self.set.segments.pop_front();
+            crate::reaper::drop_later(self.set.segments.pop_front().expect("checked"));
         }
         self.start = self.start.max(self.set.start());
     }
