@@ -770,6 +770,53 @@ fn nonce(header: &FrameHeader) -> [u8; 12] {
     nonce
 }
 
+/// One body of every frame type, in `FrameType` order, carrying `bytes` where a type carries
+/// bytes: the frame tests' cases and the fuzz targets' seeds.
+#[doc(hidden)]
+pub fn example_bodies(bytes: &[u8]) -> Vec<Body<'_>> {
+    vec![
+        Body::ClientRequest { session: SessionId(3), sequence: 9, command: bytes },
+        Body::ClientResponse {
+            session: SessionId(3),
+            sequence: 9,
+            position: Position(4096),
+            status: ResponseStatus::Applied,
+            reply: bytes,
+        },
+        Body::Redirect { leader: MemberId(2) },
+        Body::SessionOpen { client_nonce: 77 },
+        Body::SessionClose { session: SessionId(3) },
+        Body::Append {
+            from_position: Position(64),
+            commit_position: Position(32),
+            checksum_prev: 0xabcd,
+            fragment_offset: 0,
+            bytes,
+        },
+        Body::AppendAck { position_append: Position(96), position_durable: Position(64) },
+        Body::Nak { position: Position(128) },
+        Body::Heartbeat { position_commit: Position(1), position_append: Position(2) },
+        Body::VoteRequest { pre_vote: true, last_term: Term(4), last_position: Position(8) },
+        Body::VoteResponse { pre_vote: false, granted: true },
+        Body::SnapshotChunk { snapshot_position: Position(9), offset: 10, total_bytes: 11, bytes },
+        Body::EventData { from_position: Position(12), bytes },
+        Body::SnapshotAck { snapshot_position: Position(13), offset: 14 },
+        Body::StateHash { position: Position(15), state_hash: 16 },
+        Body::SnapshotTake { nonce: 17 },
+        Body::StatusRequest { nonce: 18 },
+        Body::Status {
+            nonce: 19,
+            role: 2,
+            term: Term(20),
+            leader: MemberId(3),
+            append_position: Position(21),
+            commit_position: Position(22),
+            applied_position: Position(23),
+            snapshot_position: Position(24),
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,50 +833,6 @@ mod tests {
         )
     }
 
-    fn bodies(bytes: &[u8]) -> Vec<Body<'_>> {
-        vec![
-            Body::ClientRequest { session: SessionId(3), sequence: 9, command: bytes },
-            Body::ClientResponse {
-                session: SessionId(3),
-                sequence: 9,
-                position: Position(4096),
-                status: ResponseStatus::Applied,
-                reply: bytes,
-            },
-            Body::Redirect { leader: MemberId(2) },
-            Body::SessionOpen { client_nonce: 77 },
-            Body::SessionClose { session: SessionId(3) },
-            Body::Append {
-                from_position: Position(64),
-                commit_position: Position(32),
-                checksum_prev: 0xabcd,
-                fragment_offset: 0,
-                bytes,
-            },
-            Body::AppendAck { position_append: Position(96), position_durable: Position(64) },
-            Body::Nak { position: Position(128) },
-            Body::Heartbeat { position_commit: Position(1), position_append: Position(2) },
-            Body::VoteRequest { pre_vote: true, last_term: Term(4), last_position: Position(8) },
-            Body::VoteResponse { pre_vote: false, granted: true },
-            Body::SnapshotChunk { snapshot_position: Position(9), offset: 10, total_bytes: 11, bytes },
-            Body::EventData { from_position: Position(12), bytes },
-            Body::SnapshotAck { snapshot_position: Position(13), offset: 14 },
-            Body::StateHash { position: Position(15), state_hash: 16 },
-            Body::SnapshotTake { nonce: 17 },
-            Body::StatusRequest { nonce: 18 },
-            Body::Status {
-                nonce: 19,
-                role: 2,
-                term: Term(20),
-                leader: MemberId(3),
-                append_position: Position(21),
-                commit_position: Position(22),
-                applied_position: Position(23),
-                snapshot_position: Position(24),
-            },
-        ]
-    }
-
     #[test]
     fn frame_types_are_numbered_from_one_in_order() {
         for (i, frame_type) in FrameType::ALL.iter().enumerate() {
@@ -844,7 +847,7 @@ mod tests {
         for security in [Security::Mac, Security::Aead] {
             let mut sender = codec(security, 1);
             let receiver = codec(security, 2);
-            for body in bodies(b"some log bytes") {
+            for body in example_bodies(b"some log bytes") {
                 let mut buf = [0u8; MTU_BYTES_DEFAULT];
                 let length = sender.encode(&mut buf, Term(6), &body).unwrap();
                 let frame = receiver.decode(&mut buf[..length]).unwrap();
@@ -987,7 +990,7 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..1200),
             security in prop_oneof![Just(Security::Mac), Just(Security::Aead)],
         ) {
-            let body = bodies(&bytes)[kind];
+            let body = example_bodies(&bytes)[kind];
             let mut buf = [0u8; MTU_BYTES_DEFAULT];
             let length = codec(security, 1).encode(&mut buf, Term(2), &body).unwrap();
             let frame = codec(security, 3).decode(&mut buf[..length]).unwrap();

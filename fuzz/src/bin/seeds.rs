@@ -6,7 +6,6 @@ use ordo_core::entry::{EntryMeta, encode_entry, entry_span_bytes};
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterTimeNs, MemberId, NodeConfig, Position, Security, SessionId, Term};
 use ordo_log::LogBase;
-use ordo_transport::{Body, ResponseStatus};
 use std::path::Path;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -33,31 +32,7 @@ fn state<M: StateMachine + Default>(workload: fn(u64, u64) -> Vec<u8>) -> (Vec<V
 
 fn main() {
     let bytes = b"a command, or a reply";
-    let bodies = [
-        Body::ClientRequest { session: SessionId(3), sequence: 9, command: bytes },
-        Body::ClientResponse {
-            session: SessionId(3),
-            sequence: 9,
-            position: Position(4096),
-            status: ResponseStatus::Applied,
-            reply: bytes,
-        },
-        Body::Redirect { leader: MemberId(2) },
-        Body::SessionOpen { client_nonce: 77 },
-        Body::Append {
-            from_position: Position(64),
-            commit_position: Position(32),
-            checksum_prev: 1,
-            fragment_offset: 0,
-            bytes,
-        },
-        Body::AppendAck { position_append: Position(96), position_durable: Position(64) },
-        Body::Heartbeat { position_commit: Position(1), position_append: Position(2) },
-        Body::VoteRequest { pre_vote: true, last_term: Term(4), last_position: Position(8) },
-        Body::SnapshotChunk { snapshot_position: Position(9), offset: 10, total_bytes: 11, bytes },
-        Body::EventData { from_position: Position(12), bytes },
-        Body::StatusRequest { nonce: 5 },
-    ];
+    let bodies = ordo_transport::frame::example_bodies(bytes);
     for security in [Security::Mac, Security::Aead] {
         let mut codec = ordo_fuzz::codec(security, 1);
         for (i, body) in bodies.iter().enumerate() {
