@@ -70,6 +70,16 @@ impl ClientConfig {
             in_flight_max: SEQUENCE_WINDOW as usize,
         }
     }
+
+    /// The cluster a member's config describes: its members' addresses, cluster id, key
+    /// file, and the transport's security and MTU (a client must use the members' own).
+    pub fn of_node(node: &NodeConfig) -> Result<ClientConfig, ClientError> {
+        let key = crate::node::load_key(&node.key_file).map_err(|error| ClientError::Key(error.to_string()))?;
+        let mut config = ClientConfig::new(node.members.iter().map(|m| m.address).collect(), node.cluster_id(), key);
+        config.security = node.transport.security;
+        config.mtu_bytes = node.transport.mtu_bytes;
+        Ok(config)
+    }
 }
 
 /// The cluster's answer to one command.
@@ -267,11 +277,7 @@ impl Client {
     /// A client of the cluster a member's config describes (its members, cluster id, key
     /// file, security and MTU): the usual way in for a program beside the cluster's files.
     pub fn connect(node: &NodeConfig) -> Result<Client, ClientError> {
-        let key = crate::node::load_key(&node.key_file).map_err(|error| ClientError::Key(error.to_string()))?;
-        let mut config = ClientConfig::new(node.members.iter().map(|m| m.address).collect(), node.cluster_id(), key);
-        config.security = node.transport.security;
-        config.mtu_bytes = node.transport.mtu_bytes;
-        Ok(Client::new(config)?)
+        Ok(Client::new(ClientConfig::of_node(node)?)?)
     }
 
     /// Nanoseconds since the client was made: the clock `poll` takes in `call`.

@@ -282,7 +282,7 @@ fn cluster_run(
     if run.report.completed == 0 {
         return Err(Failure(format!(
             "no command was answered by the cluster at {}; is it running, and is the key file its own?",
-            target.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+            target.addresses().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
         )));
     }
     Ok(run)

@@ -256,7 +256,7 @@ pub fn describe(target: &crate::target::Target, json: bool) -> Result<(), Failur
     } else {
         // Over the network: each member answers a status request, or is unreachable.
         let mut client = target.client()?;
-        for (index, &address) in target.addresses.iter().enumerate() {
+        for (index, &address) in target.addresses().iter().enumerate() {
             match client.status_of(index, std::time::Duration::from_secs(1))? {
                 Some(s) => {
                     let values = [

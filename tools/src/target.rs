@@ -4,7 +4,7 @@
 //! comes from the key (`ordo_service::node::cluster_id_of_key`), so nothing else is needed.
 
 use crate::Failure;
-use ordo_core::{ClusterId, NodeConfig};
+use ordo_core::NodeConfig;
 use ordo_service::{Client, ClientConfig};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -25,9 +25,8 @@ pub struct TargetArgs {
 
 #[derive(Clone, Debug)]
 pub struct Target {
-    pub addresses: Vec<SocketAddr>,
-    pub cluster_id: ClusterId,
-    pub key: [u8; 32],
+    /// Addresses, cluster id, key, and (from the members' config) security and MTU.
+    pub config: ClientConfig,
     /// The app, from the members' config (`--dir`), else as the caller was told.
     pub app: Option<String>,
     /// The cluster folder, when named by one.
@@ -35,19 +34,18 @@ pub struct Target {
 }
 
 impl Target {
-    /// The cluster a member's config names: its members' addresses, its key, its app.
+    /// The cluster a member's config names: what its clients need, and its app.
     pub fn of_node(node: &NodeConfig, dir: Option<PathBuf>) -> Result<Target, Failure> {
-        Ok(Target {
-            addresses: node.members.iter().map(|m| m.address).collect(),
-            cluster_id: node.cluster_id(),
-            key: ordo_service::node::load_key(&node.key_file)?,
-            app: Some(node.app.clone()),
-            dir,
-        })
+        Ok(Target { config: ClientConfig::of_node(node)?, app: Some(node.app.clone()), dir })
+    }
+
+    /// The members' addresses.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.config.members
     }
 
     pub fn client(&self) -> Result<Client, Failure> {
-        Ok(Client::new(ClientConfig::new(self.addresses.clone(), self.cluster_id, self.key))?)
+        Ok(Client::new(self.config.clone())?)
     }
 }
 
@@ -79,7 +77,8 @@ pub fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
             let key_file = args.key_file.as_ref().ok_or_else(|| Failure("--cluster needs --key-file".into()))?;
             let key = ordo_service::node::load_key(key_file)?;
             let addresses = args.cluster.iter().map(|a| address(a)).collect::<Result<Vec<_>, _>>()?;
-            Ok(Target { addresses, cluster_id: ordo_service::node::cluster_id_of_key(&key), key, app: None, dir: None })
+            let config = ClientConfig::new(addresses, ordo_service::node::cluster_id_of_key(&key), key);
+            Ok(Target { config, app: None, dir: None })
         }
         (Some(_), false) => Err(Failure("give --dir or --cluster, not both".into())),
         (None, true) => Err(Failure("name the cluster: --dir DIR, or --cluster HOST:PORT,… with --key-file".into())),
@@ -110,8 +109,17 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!((by_addresses.cluster_id, by_addresses.key), (by_dir.cluster_id, by_dir.key));
-        assert_eq!(by_addresses.addresses, by_dir.addresses);
+        assert_eq!(
+            (by_addresses.config.cluster_id, by_addresses.config.key),
+            (by_dir.config.cluster_id, by_dir.config.key)
+        );
+        assert_eq!(by_addresses.addresses(), by_dir.addresses());
+        // The members' transport settings reach their clients (an `aead` cluster refuses `mac`).
+        let mut node = cluster_config(dir.path()).unwrap();
+        node.transport.security = ordo_core::Security::Aead;
+        node.transport.mtu_bytes = 1200;
+        let target = Target::of_node(&node, None).unwrap();
+        assert_eq!((target.config.security, target.config.mtu_bytes), (ordo_core::Security::Aead, 1200));
 
         let no_key = resolve(&TargetArgs { cluster: vec!["127.0.0.1:1".into()], ..Default::default() });
         assert!(no_key.unwrap_err().0.contains("--key-file"));
