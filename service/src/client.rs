@@ -1,27 +1,12 @@
-//! The client library: talk to a cluster over UDP with sessions and exactly-once commands.
+//! The client library. What it promises a user is on [`Client`] (the module is private;
+//! its types are re-exported at the crate root). Here, the reasons behind two choices:
 //!
-//! A [`Client`] opens a session with whichever member it reaches (a follower redirects it
-//! to the leader), then sends commands pipelined, each under (session, sequence). What is
-//! not answered in time is resent with the same (session, sequence) — to the same member, or
-//! after silence or a redirect to another — so a failover never applies a command twice:
-//! the cluster applies a (session, sequence) at most once and answers a repeat with the
-//! first reply. Replies are handed out as they come, each under the ticket [`Client::submit`]
-//! returned.
-//!
-//! Two ways to drive it: the non-blocking [`Client::poll`] (benchmarks, event loops: call it
-//! with the time, take replies with [`Client::take_reply`]), and the blocking
-//! [`Client::call`] / [`Client::call_all`].
-//!
-//! Events: [`Client::subscribe_events`] asks the member it talks to for the event log from a
-//! position ([`crate::event_feed`]); events come in order, each once, through
-//! [`Client::take_event`], and follow the client to another member after a failover (every
-//! member's event log is the same).
-//!
-//! At most [`crate::container::SEQUENCE_WINDOW`] commands are in flight at once, so a
-//! retry is never older than the window the cluster remembers (which would leave it unsure
-//! whether the command was applied). A session the cluster closed (idle past its timeout)
-//! answers `ok = false` with no reply: the client opens a new session and resends what it
-//! had in flight under it (none of it was applied under the closed one).
+//! - At most [`crate::container::SEQUENCE_WINDOW`] commands are in flight at once, so a
+//!   retry is never older than the window the cluster remembers (which would leave it unsure
+//!   whether the command was applied).
+//! - Events come from whichever member the client talks to ([`crate::event_feed`]): every
+//!   member's event log is the same, so after a failover the client asks the next member from
+//!   the position it reached.
 
 use crate::container::SEQUENCE_WINDOW;
 use ordo_core::entry::decode_entry;
