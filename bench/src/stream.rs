@@ -93,7 +93,7 @@ pub fn run(config: StreamRun) -> io::Result<StreamReport> {
                         fragment_offset: *fragment_offset,
                         bytes,
                     };
-                    match receiver.on_append(log.position_append(), chunk, now_ns) {
+                    match receiver.on_append(log.position_append(), chunk, Term(1), now_ns) {
                         Received::Entries { position, bytes } => {
                             log.append_raw(position, bytes).map_err(io::Error::other)?;
                             ack = true;

@@ -337,6 +337,8 @@ impl Consensus {
         self.peers.clear();
         if changed {
             self.matched = Position::ZERO;
+            // Fragments of the old leader's entry are not the new leader's entry.
+            self.receiver.reset();
             out.push(Effect::RoleChanged { role: Role::Follower, term: self.term, leader });
         }
     }
@@ -498,7 +500,12 @@ impl Consensus {
                 let log_ok = Self::up_to_date(log, last_term, last_position)
                     || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
                 let granted = term > self.term && !leader_fresh && log_ok;
-                out.push(Effect::Send { to: from, term, message: Body::VoteResponse { pre_vote: true, granted } });
+                // A refusal carries this member's term: a candidate behind it adopts it
+                // (etcd's rule), or two members, one with the newer term and one with the
+                // longer log, would refuse each other forever.
+                let answer_term = if granted { term } else { self.term };
+                let message = Body::VoteResponse { pre_vote: true, granted };
+                out.push(Effect::Send { to: from, term: answer_term, message });
             }
             Body::VoteRequest { pre_vote: false, last_term, last_position } => {
                 if term > self.term {
@@ -529,10 +536,18 @@ impl Consensus {
                     self.start_election(now_ns, log, out);
                 }
             }
+            Body::VoteResponse { pre_vote: true, granted: false } if term > self.term => {
+                // The voter is in a newer term: catch up with it, then stand again from there.
+                self.become_follower(term, None, out);
+            }
             Body::VoteResponse { pre_vote: false, granted } => {
                 if term > self.term {
                     self.become_follower(term, None, out);
-                } else if self.role == Role::Candidate && term == self.term && granted && !self.granted.contains(&from)
+                } else if self.role == Role::Candidate
+                    && !self.pre_voting // `granted` holds the pre-votes of the next round
+                    && term == self.term
+                    && granted
+                    && !self.granted.contains(&from)
                 {
                     self.granted.push(from);
                     if self.granted.len() >= self.majority() {
@@ -716,7 +731,7 @@ impl Consensus {
                 .is_some_and(|h| h.kind() != Some(EntryKind::Padding) && h.length_bytes() as usize > rest.len());
             if first_is_partial {
                 let first = Chunk { from_position: position, checksum_prev: 0, fragment_offset: 0, bytes: rest };
-                let _ = self.receiver.on_append(position, first, now_ns); // kept until whole
+                let _ = self.receiver.on_append(position, first, self.term, now_ns); // kept until whole
             } else {
                 out.push(Effect::AppendRaw { position, bytes: AppendBytes::Frame(rest) });
                 self.matched = self.matched.max(Position(position.0 + whole_entries_span(rest)));
@@ -724,7 +739,7 @@ impl Consensus {
             }
             return self.follow_commit(append.commit_position, out);
         }
-        let outcome = match self.receiver.on_append(end, chunk, now_ns) {
+        let outcome = match self.receiver.on_append(end, chunk, self.term, now_ns) {
             Received::Entries { position, bytes } => Ok(Some((position, whole_entries_span(bytes)))),
             Received::Gap { nak } => Err(nak),
             Received::Duplicate => Ok(None),
@@ -966,6 +981,10 @@ mod tests {
             seed: 1,
             deliberate_bug: None,
         }
+    }
+
+    fn config_of(member: u16, members: u16) -> ConsensusConfig {
+        ConsensusConfig { members: (1..=members).map(MemberId).collect(), ..config(member) }
     }
 
     fn follower(member: u16) -> Consensus {
@@ -1333,5 +1352,63 @@ mod tests {
         let heartbeat = Body::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
         node.on_message(1, MemberId(3), Term(1), heartbeat, &log, &mut out);
         assert_eq!(node.propose(2, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Redirect(MemberId(3))));
+    }
+
+    #[test]
+    fn a_late_vote_of_an_old_round_is_not_counted_with_pre_votes_of_the_next() {
+        // Five members: member 1 wins a pre-vote and stands in term 1.
+        let log = MemLog::new();
+        let mut node = Consensus::new(config_of(1, 5), Term::ZERO, None, 0);
+        let mut out = Vec::new();
+        let now = 2 * TIMEOUT;
+        node.on_tick(now, &log, &mut out);
+        let pre_vote = Body::VoteResponse { pre_vote: true, granted: true };
+        for voter in [2, 3] {
+            node.on_message(now, MemberId(voter), Term(1), pre_vote, &log, &mut out);
+        }
+        assert_eq!((node.role(), node.term()), (Role::Candidate, Term(1)));
+        // Its election times out unanswered: a pre-vote round for term 2 begins.
+        let later = now + 3 * TIMEOUT;
+        node.on_tick(later, &log, &mut out);
+        // One pre-vote for term 2, then a late real vote for term 1.
+        node.on_message(later, MemberId(2), Term(2), pre_vote, &log, &mut out);
+        let vote = Body::VoteResponse { pre_vote: false, granted: true };
+        node.on_message(later, MemberId(3), Term(1), vote, &log, &mut out);
+        // Two real votes of five (its own and member 3's): another candidate may hold three.
+        assert_ne!(node.role(), Role::Leader, "led term {} on two real votes of five", node.term().0);
+    }
+
+    /// Delivers every message among `nodes` (index i is member i + 1) at each step of
+    /// `TIMEOUT / 10` until one leads; its index, or `None` after `steps` steps.
+    fn elect(nodes: &mut [Consensus], logs: &[MemLog], steps: u64) -> Option<usize> {
+        for step in 1..=steps {
+            let now = step * TIMEOUT / 10;
+            let mut queue = Vec::new();
+            for (i, node) in nodes.iter_mut().enumerate() {
+                let mut out = Vec::new();
+                node.on_tick(now, &logs[i], &mut out);
+                queue.extend(sends(&out).into_iter().map(|send| (MemberId(i as u16 + 1), send)));
+            }
+            while let Some((from, (to, term, message))) = queue.pop() {
+                let Some(i) = (to.0 as usize).checked_sub(1).filter(|&i| i < nodes.len()) else { continue };
+                let mut out = Vec::new();
+                nodes[i].on_message(now, from, term, message, &logs[i], &mut out);
+                queue.extend(sends(&out).into_iter().map(|send| (to, send)));
+            }
+            if let Some(leader) = nodes.iter().position(|n| n.role() == Role::Leader) {
+                return Some(leader);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_longer_log_with_an_older_term_and_a_newer_term_with_a_shorter_log_elect_a_leader() {
+        // After a partition heals, with member 3 down: member 1 holds the longer log but
+        // stored term 3; member 2 stood in elections up to term 5 but its log is shorter.
+        let logs = [log_of(&[1, 1, 3]), log_of(&[1, 1])];
+        let mut nodes = [Consensus::new(config(1), Term(3), None, 0), Consensus::new(config(2), Term(5), None, 0)];
+        let leader = elect(&mut nodes, &logs, 500);
+        assert_eq!(leader, Some(0), "no leader in 50 election timeouts: terms {}, {}", nodes[0].term().0, nodes[1].term().0);
     }
 }

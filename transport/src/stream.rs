@@ -15,7 +15,7 @@
 //! 64 frames a poll, one `sendmmsg` moves ~85 KB of log.
 
 use ordo_core::entry::read_header;
-use ordo_core::{EntryKind, HEADER_BYTES, Position};
+use ordo_core::{EntryKind, HEADER_BYTES, Position, Term};
 
 pub use ordo_core::LogSource;
 
@@ -240,7 +240,10 @@ pub enum Received<'a> {
 pub struct StreamReceiver {
     config: StreamConfig,
     fragments: Vec<u8>,
-    fragment_position: Option<Position>,
+    /// Where the entry being reassembled starts, and the term of the leader sending it: a
+    /// fragment joins only an entry of its own term (another leader's entry at the same
+    /// position is another entry).
+    fragment_position: Option<(Position, Term)>,
     fragments_bytes_max: usize,
     nak_last: Option<(Position, u64)>,
 }
@@ -262,12 +265,22 @@ impl StreamReceiver {
         &self.fragments
     }
 
-    /// Classifies an Append frame against the follower's log end `log_end`.
-    pub fn on_append<'a>(&'a mut self, log_end: Position, chunk: Chunk<'a>, now_ns: u64) -> Received<'a> {
+    /// Forgets a partly reassembled entry: the leader changed.
+    pub fn reset(&mut self) {
+        self.fragment_position = None;
+        self.fragments.clear();
+    }
+
+    /// Classifies an Append frame of the leader of `term` against the follower's log end
+    /// `log_end`.
+    pub fn on_append<'a>(&'a mut self, log_end: Position, chunk: Chunk<'a>, term: Term, now_ns: u64) -> Received<'a> {
         let Chunk { from_position: from, fragment_offset, bytes, .. } = chunk;
         if fragment_offset > 0 {
-            let continues = self.fragment_position == Some(from) && self.fragments.len() == fragment_offset as usize;
-            if from < log_end || (from == log_end && self.fragments.len() > fragment_offset as usize) {
+            let continues =
+                self.fragment_position == Some((from, term)) && self.fragments.len() == fragment_offset as usize;
+            let resent =
+                self.fragment_position == Some((from, term)) && self.fragments.len() > fragment_offset as usize;
+            if from < log_end || (from == log_end && resent) {
                 return Received::Duplicate;
             }
             if !continues || from != log_end || self.fragments.len() + bytes.len() > self.fragments_bytes_max {
@@ -295,7 +308,7 @@ impl StreamReceiver {
                 }
                 self.fragments.clear();
                 self.fragments.extend_from_slice(bytes);
-                self.fragment_position = Some(from);
+                self.fragment_position = Some((from, term));
                 return Received::Fragment;
             }
             return Received::Entries { position: from, bytes };
@@ -331,12 +344,17 @@ impl StreamReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordo_core::{ClusterId, ClusterTimeNs, Durability, EntryMeta, LogConfig, SessionId, Term};
+    use ordo_core::{ClusterId, ClusterTimeNs, Durability, EntryMeta, LogConfig, SessionId};
     use ordo_log::Log;
 
     const CAPACITY: usize = 1328;
 
     fn log_with(dir: &std::path::Path, payloads: &[usize]) -> Log {
+        log_in_term(dir, Term(1), payloads)
+    }
+
+    /// A log of commands of `term`, one of each payload size, the bytes of command k `k | term`.
+    fn log_in_term(dir: &std::path::Path, term: Term, payloads: &[usize]) -> Log {
         let config = LogConfig {
             cluster_id: ClusterId(1),
             segment_bytes: 64 * 1024,
@@ -345,8 +363,8 @@ mod tests {
         };
         let (mut log, _) = Log::open(dir, config).unwrap();
         for (k, &size) in payloads.iter().enumerate() {
-            let meta = EntryMeta::command(Term(1), ClusterTimeNs(0), SessionId(1), k as u64);
-            log.append(&meta, &vec![k as u8 | 1; size]).unwrap();
+            let meta = EntryMeta::command(term, ClusterTimeNs(0), SessionId(1), k as u64);
+            log.append(&meta, &vec![k as u8 | term.0 as u8; size]).unwrap();
         }
         log
     }
@@ -367,7 +385,8 @@ mod tests {
         let mut log = log_with(dir.path(), &[]);
         let mut receiver = StreamReceiver::new(config(), 8192 + 64);
         for chunk in chunks {
-            if let Received::Entries { position, bytes } = receiver.on_append(log.position_append(), *chunk, 0) {
+            if let Received::Entries { position, bytes } = receiver.on_append(log.position_append(), *chunk, Term(1), 0)
+            {
                 log.append_raw(position, bytes).unwrap();
             }
         }
@@ -431,6 +450,34 @@ mod tests {
     }
 
     #[test]
+    fn fragments_of_another_leaders_entry_at_the_same_position_are_never_joined() {
+        // The leader of term 1 sends the first fragment of its entry at 96 and fails; the
+        // leader of term 2 has another 5000-byte entry at 96, and its later fragments arrive.
+        let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let old = log_in_term(old_dir.path(), Term(1), &[10, 5000]);
+        let new = log_in_term(new_dir.path(), Term(2), &[10, 5000]);
+        let old_sent = chunks(&mut PeerStream::new(Position(96), 0, config()), &old, 64);
+        let new_sent = chunks(&mut PeerStream::new(Position(96), 0, config()), &new, 64);
+        assert_eq!((old_sent.len(), new_sent.len()), (4, 4), "an entry in four fragments each");
+        let end = Position(96);
+        let mut receiver = StreamReceiver::new(config(), 8192 + 64);
+        assert_eq!(receiver.on_append(end, old_sent[0], Term(1), 0), Received::Fragment);
+        for (k, chunk) in new_sent[1..].iter().enumerate() {
+            let received = receiver.on_append(end, *chunk, Term(2), 1 + k as u64);
+            assert!(!matches!(received, Received::Entries { .. }), "fragment {} joined the old leader's entry", k + 1);
+        }
+        // The new leader's whole entry, resent from its first fragment, is taken.
+        assert_eq!(receiver.on_append(end, new_sent[0], Term(2), 10), Received::Fragment);
+        for chunk in &new_sent[1..3] {
+            assert_eq!(receiver.on_append(end, *chunk, Term(2), 10), Received::Fragment);
+        }
+        let Received::Entries { bytes, .. } = receiver.on_append(end, new_sent[3], Term(2), 10) else {
+            panic!("the new leader's entry is reassembled")
+        };
+        assert_eq!(bytes, new.read(end, bytes.len()).unwrap().1);
+    }
+
+    #[test]
     fn the_sender_stops_at_the_window_and_goes_on_after_an_ack() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(dir.path(), &[64; 200]); // 25600 bytes
@@ -468,11 +515,13 @@ mod tests {
         let sent = chunks(&mut stream, &log, 64);
         let mut receiver = StreamReceiver::new(config(), 8192);
         let end = Position(1280);
-        assert_eq!(receiver.on_append(end, sent[0], 0), Received::Duplicate, "old bytes");
-        assert_eq!(receiver.on_append(end, sent[2], 0), Received::Gap { nak: Some(end) });
-        assert_eq!(receiver.on_append(end, sent[2], 50), Received::Gap { nak: None }, "not again so soon");
-        assert_eq!(receiver.on_append(end, sent[2], 150), Received::Gap { nak: Some(end) });
-        assert!(matches!(receiver.on_append(end, sent[1], 200), Received::Entries { position, .. } if position == end));
+        assert_eq!(receiver.on_append(end, sent[0], Term(1), 0), Received::Duplicate, "old bytes");
+        assert_eq!(receiver.on_append(end, sent[2], Term(1), 0), Received::Gap { nak: Some(end) });
+        assert_eq!(receiver.on_append(end, sent[2], Term(1), 50), Received::Gap { nak: None }, "not again so soon");
+        assert_eq!(receiver.on_append(end, sent[2], Term(1), 150), Received::Gap { nak: Some(end) });
+        assert!(
+            matches!(receiver.on_append(end, sent[1], Term(1), 200), Received::Entries { position, .. } if position == end)
+        );
         // A resend that starts before the end delivers the part after it.
         let late = Chunk {
             from_position: Position::ZERO,
@@ -481,7 +530,7 @@ mod tests {
             bytes: log.read(Position::ZERO, 2560).unwrap().1,
         };
         assert!(
-            matches!(receiver.on_append(end, late, 300), Received::Entries { position, bytes } if position == end && bytes.len() == 1280)
+            matches!(receiver.on_append(end, late, Term(1), 300), Received::Entries { position, bytes } if position == end && bytes.len() == 1280)
         );
     }
 
@@ -512,7 +561,7 @@ mod tests {
             let mut copy = datagram;
             let frame = follower_codec.decode(&mut copy[..length]).unwrap(); // a replay authenticates
             let chunk = Chunk::from_body(&frame.body).expect("an Append frame");
-            match receiver.on_append(follower.position_append(), chunk, replay) {
+            match receiver.on_append(follower.position_append(), chunk, Term(1), replay) {
                 Received::Entries { position, bytes } => {
                     assert_eq!(replay, 0);
                     follower.append_raw(position, bytes).unwrap();

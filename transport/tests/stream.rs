@@ -78,7 +78,7 @@ impl Follower {
             .unwrap();
         for (from_position, fragment_offset, bytes) in appends {
             let chunk = Chunk { from_position, checksum_prev: 0, fragment_offset, bytes: &bytes };
-            let reply = match self.receiver.on_append(self.log.position_append(), chunk, now_ns) {
+            let reply = match self.receiver.on_append(self.log.position_append(), chunk, Term(1), now_ns) {
                 Received::Entries { position, bytes } => {
                     self.log.append_raw(position, bytes).expect("the leader's bytes check out");
                     Some(self.ack())
