@@ -286,6 +286,12 @@ impl Consensus {
         consensus
     }
 
+    /// Everything below `position` is known committed: this member applied it before it
+    /// restarted (its newest snapshot stands there).
+    pub fn note_committed(&mut self, position: Position) {
+        self.commit = self.commit.max(position);
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
@@ -704,7 +710,9 @@ impl Consensus {
                     // It diverges earlier: hint where this log's last term before the chunk began.
                     let before = Position(chunk.from_position.0.saturating_sub(1));
                     let hint = log.term_at(before).and_then(|t| log.term_start(t)).unwrap_or(Position::ZERO);
-                    return nak(hint.min(end), out, self.term);
+                    // Never below this log's start: what lies below it was committed and
+                    // snapshotted here, and pointing there would make the leader send a snapshot.
+                    return nak(hint.max(log.log_start()).min(end), out, self.term);
                 }
             }
             self.matched = self.matched.max(chunk.from_position);
@@ -773,8 +781,10 @@ impl Consensus {
             let message = Body::SnapshotAck { snapshot_position: position, offset };
             out.push(Effect::Send { to: leader, term, message });
         };
-        if self.matched >= position {
-            return ack(total_bytes, out, self.term); // this log already matches past it
+        if self.matched >= position || position <= self.commit {
+            // This log already matches past it, or this member committed past it: an older
+            // snapshot must not reset a log holding committed entries after it.
+            return ack(total_bytes, out, self.term);
         }
         if total_bytes > self.config.snapshot_bytes_max {
             return; // refused: larger than this member accepts (a config mismatch to fix)
@@ -1410,5 +1420,55 @@ mod tests {
         let mut nodes = [Consensus::new(config(1), Term(3), None, 0), Consensus::new(config(2), Term(5), None, 0)];
         let leader = elect(&mut nodes, &logs, 500);
         assert_eq!(leader, Some(0), "no leader in 50 election timeouts: terms {}, {}", nodes[0].term().0, nodes[1].term().0);
+    }
+
+    /// A follower that committed the six entries of `log` under member 1 in term 1.
+    fn follower_that_committed(log: &MemLog) -> Consensus {
+        let mut node = follower(2);
+        let chunk = Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
+        let mut out = Vec::new();
+        node.on_append(1, MemberId(1), Term(1), Append { chunk, commit_position: log.end() }, log, &mut out);
+        assert_eq!(node.commit_position(), log.end());
+        node
+    }
+
+    #[test]
+    fn a_snapshot_at_or_below_the_followers_commit_is_never_installed() {
+        let mut log = log_of(&[1, 1, 1, 1, 1, 1]);
+        let mut node = follower_that_committed(&log);
+        log.delete_below(Position(4 * 96)); // it snapshotted 4 entries in
+        // Member 3 leads term 2 and sends its own, older snapshot, 2 entries in.
+        let mut out = Vec::new();
+        let heartbeat = Body::Heartbeat { position_commit: log.end(), position_append: log.end() };
+        node.on_message(2, MemberId(3), Term(2), heartbeat, &log, &mut out);
+        out.clear();
+        let old = Position(2 * 96);
+        let chunk = Body::SnapshotChunk { snapshot_position: old, offset: 0, total_bytes: 100, bytes: &[7; 100] };
+        node.on_message(3, MemberId(3), Term(2), chunk, &log, &mut out);
+        assert!(!out.iter().any(|e| matches!(e, Effect::InstallSnapshot { .. })), "installed: {out:?}");
+        let done = Body::SnapshotAck { snapshot_position: old, offset: 100 };
+        assert_eq!(sends(&out), vec![(MemberId(3), Term(2), done)], "the leader is told it has it");
+    }
+
+    #[test]
+    fn a_restarted_member_ignores_a_snapshot_below_its_own() {
+        let mut log = log_of(&[1, 1, 1, 1, 1, 1]);
+        log.delete_below(Position(4 * 96));
+        let mut node = Consensus::new(config(2), Term(1), None, 0);
+        node.note_committed(Position(4 * 96)); // its newest snapshot
+        let mut out = Vec::new();
+        let old = Position(2 * 96);
+        let chunk = Body::SnapshotChunk { snapshot_position: old, offset: 0, total_bytes: 100, bytes: &[7; 100] };
+        node.on_message(3, MemberId(3), Term(2), chunk, &log, &mut out);
+        assert!(!out.iter().any(|e| matches!(e, Effect::InstallSnapshot { .. })), "installed: {out:?}");
+    }
+
+    #[test]
+    fn a_follower_asked_to_agree_below_its_log_start_naks_at_its_log_start() {
+        let mut log = log_of(&[1, 1, 1, 1, 1, 1]);
+        log.delete_below(Position(4 * 96)); // it snapshotted 4 entries in
+        let chunk = Chunk { from_position: Position(2 * 96), checksum_prev: 0x1234, fragment_offset: 0, bytes: &[] };
+        let out = append_from_leader(chunk, &log);
+        assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: Position(4 * 96) })]);
     }
 }

@@ -268,8 +268,10 @@ impl<M: StateMachine> Member<M> {
                 ServiceSlot::Dedicated(Runner::spawn(agent, config.service_runner, std::time::Instant::now())?)
             }
         };
+        let mut consensus = Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns);
+        consensus.note_committed(applied); // its snapshot holds only what was committed
         Ok(Member {
-            consensus: Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns),
+            consensus,
             snapshot_requested_at: applied,
             service,
             links: Links { shared, records: reader, control, notices },
