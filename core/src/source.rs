@@ -14,4 +14,12 @@ pub trait LogSource {
 
     /// Where the next entry will be appended.
     fn log_end(&self) -> Position;
+
+    /// Where an entry at or after `position` starts: `position` itself, or the next
+    /// segment's start when `position` lies in a segment's last bytes, where no header fits
+    /// (the log's canonical form of a position). Positions a member records (what it applied,
+    /// where a snapshot stands) go through it, so that the log finds an entry at each.
+    fn entry_start(&self, position: Position) -> Position {
+        position
+    }
 }

@@ -663,6 +663,10 @@ impl ordo_core::LogSource for Log {
     fn log_end(&self) -> Position {
         self.position_append
     }
+
+    fn entry_start(&self, position: Position) -> Position {
+        entry_start(position, self.config.segment_bytes)
+    }
 }
 
 /// A read-only view of a log folder, for readers beside (or after) the member that writes
@@ -758,6 +762,10 @@ impl ordo_core::LogSource for LogReader {
     /// The end of the mapped segments (not of the written entries).
     fn log_end(&self) -> Position {
         self.set.end()
+    }
+
+    fn entry_start(&self, position: Position) -> Position {
+        entry_start(position, self.config.segment_bytes)
     }
 }
 

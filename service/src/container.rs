@@ -164,8 +164,11 @@ impl<M: StateMachine> Container<M> {
         self.sessions.get(&session).map(|s| s.client_nonce)
     }
 
-    /// Applies one committed entry (the next one: entries are applied in log order).
-    pub fn apply(&mut self, entry: &EntryView<'_>, out: &mut dyn FnMut(Output<'_>)) {
+    /// Applies one committed entry (the next one: entries are applied in log order); `next`
+    /// is where the log puts the entry after it (`LogSource::entry_start` of its end), the
+    /// position recorded as applied.
+    pub fn apply(&mut self, entry: &EntryView<'_>, next: Position, out: &mut dyn FnMut(Output<'_>)) {
+        debug_assert!(next >= entry.next_position(), "the next entry starts after this one");
         let position = entry.position();
         debug_assert!(position >= self.applied, "entries are applied in order");
         let header = entry.header;
@@ -205,14 +208,14 @@ impl<M: StateMachine> Container<M> {
                     self.after_apply(position, SessionId(0), time, out);
                 }
             }
-            EntryKind::SnapshotRequest => self.snapshot_due = Some(entry.next_position()),
+            EntryKind::SnapshotRequest => self.snapshot_due = Some(next),
             EntryKind::NewLeadershipTerm
             | EntryKind::MembershipChange
             | EntryKind::NoOp
             | EntryKind::Padding
             | EntryKind::Event => {}
         }
-        self.applied = entry.next_position();
+        self.applied = next;
         self.last_entry = (header.term(), position, entry.checksum());
         self.time_max = self.time_max.max(time);
     }
@@ -532,7 +535,7 @@ mod tests {
         while position < log.log_end() {
             let bytes = &log.read_log(position).unwrap().1;
             let view = ordo_core::entry::decode_entry(bytes, position).unwrap();
-            container.apply(&view, &mut |output| outputs.push(format!("{output:?}")));
+            container.apply(&view, view.next_position(), &mut |output| outputs.push(format!("{output:?}")));
             position = view.next_position();
         }
         (container, outputs)
@@ -706,7 +709,7 @@ mod tests {
                 let mut outputs = Vec::new();
                 for &position in &positions[from..to] {
                     let view = log.entry(position).unwrap();
-                    container.apply(&view, &mut |output| outputs.push(format!("{output:?}")));
+                    container.apply(&view, view.next_position(), &mut |output| outputs.push(format!("{output:?}")));
                 }
                 outputs
             };
@@ -735,7 +738,8 @@ mod tests {
         let request = log.append(&entry(EntryKind::SnapshotRequest, 0, 0, 5), b"").unwrap();
         let mut container = Container::new(Sum::default());
         for position in [Position::ZERO, request] {
-            container.apply(&log.entry(position).unwrap(), &mut |_| {});
+            let entry = log.entry(position).unwrap();
+            container.apply(&entry, entry.next_position(), &mut |_| {});
         }
         let after = log.entry(request).unwrap().next_position();
         assert_eq!(container.take_snapshot_due(), Some(after));

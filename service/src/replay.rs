@@ -10,7 +10,7 @@
 use crate::container::Container;
 use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 use ordo_core::machine::StateMachine;
-use ordo_core::{LogConfig, Position};
+use ordo_core::{LogConfig, LogSource, Position};
 use ordo_log::{LogError, LogReader};
 use std::path::Path;
 use std::time::Instant;
@@ -99,7 +99,7 @@ pub fn replay<M: StateMachine>(
         if entry.position() >= to {
             break;
         }
-        container.apply(&entry, &mut |_| {});
+        container.apply(&entry, reader.entry_start(entry.next_position()), &mut |_| {});
         container.take_snapshot_due();
         entries += 1;
         if entries.is_multiple_of(1 << 16) {

@@ -91,7 +91,7 @@ pub fn apply_committed_up_to<M: StateMachine>(
             break;
         }
         let entry = decode_entry(bytes, start).map_err(|_| start)?;
-        container.apply(&entry, out);
+        container.apply(&entry, log.entry_start(entry.next_position()), out);
         applied += 1;
     }
     Ok(applied)

@@ -451,3 +451,81 @@ fn the_replica_whose_state_hash_disagrees_is_named_by_the_other_two() {
         assert_eq!(divergence.position, member.snapshot().unwrap().position());
     }
 }
+
+/// Member `id` with 64 KiB segments and no snapshot but those asked for.
+fn small_segments(config: &mut MemberConfig) {
+    config.log.segment_bytes = 64 * 1024;
+    config.snapshot_interval_bytes = None;
+}
+
+#[test]
+fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
+    // Fewer than a header's 64 bytes are left at a segment's end: the next entry starts the
+    // next segment. A snapshot-request entry ending 32 bytes short puts the snapshot there.
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses = reserve_addresses();
+    let open = |id: u16, now: u64| {
+        open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Echo::default(), small_segments).0
+    };
+    let members = (1..=3u16).map(|id| Some(open(id, 0))).collect();
+    let mut cluster = Cluster { start: Instant::now(), members };
+    cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+    let leader = cluster.leader().unwrap();
+    let snapshot_request_at = Position(64 * 1024 - 96); // a header alone: 64 bytes, ending 32 short
+    let mut k = 0;
+    loop {
+        let now = cluster.now_ns();
+        let member = cluster.members[leader].as_mut().unwrap();
+        let end = member.storage().log.position_append();
+        let remaining = (snapshot_request_at.0 - end.0) as usize;
+        if remaining == 0 {
+            member.request_snapshot(now).unwrap().unwrap();
+            break;
+        }
+        let payload_bytes = if remaining <= 64 + 8000 { remaining - 64 } else { 4000 };
+        member.propose(now, SessionId(1), k, &vec![7; payload_bytes]).unwrap().unwrap();
+        k += 1;
+        cluster.step();
+    }
+    cluster.until("every member has snapshotted", Duration::from_secs(10), |c| {
+        c.members.iter().flatten().all(|m| m.snapshot().is_some())
+    });
+    let snapshot = cluster.members[leader].as_ref().unwrap().snapshot().unwrap().position();
+    // The request's entry ended 32 bytes short; the snapshot stands where the log goes on.
+    assert_eq!(snapshot, Position(64 * 1024), "the snapshot is at the next segment's start");
+
+    // The log below it is deleted: a follower wiped clean is sent it, and its log starts there.
+    let wiped = (leader + 1) % 3;
+    drop(cluster.members[wiped].take());
+    std::fs::remove_dir_all(dirs[wiped].path()).unwrap();
+    std::fs::create_dir_all(dirs[wiped].path()).unwrap();
+    cluster.members[wiped] = Some(open(wiped as u16 + 1, cluster.now_ns()));
+    cluster.propose(500, 20);
+    let end = cluster.members[leader].as_ref().unwrap().storage().log.position_append();
+    cluster.until("the wiped member catches up", Duration::from_secs(10), |c| {
+        c.members[wiped].as_ref().unwrap().applied_position() >= end
+    });
+    drop(cluster.members[wiped].take());
+    cluster.members[wiped] = Some(open(wiped as u16 + 1, cluster.now_ns()));
+
+    // A later snapshot makes that one the oldest kept.
+    let now = cluster.now_ns();
+    cluster.members[leader].as_mut().unwrap().request_snapshot(now).unwrap().unwrap();
+    cluster.until("every member has snapshotted again", Duration::from_secs(10), |c| {
+        c.members.iter().flatten().all(|m| m.snapshot().is_some_and(|s| s.position() > snapshot))
+    });
+
+    // Every member restarts from its snapshots, and the cluster goes on.
+    let now = cluster.now_ns();
+    for index in 0..3 {
+        drop(cluster.members[index].take());
+        cluster.members[index] = Some(open(index as u16 + 1, now));
+    }
+    cluster.until("a leader is elected again", Duration::from_secs(10), |c| c.leader().is_some());
+    cluster.propose(1000, 20);
+    let leader = cluster.leader().unwrap();
+    let end = cluster.members[leader].as_ref().unwrap().storage().log.position_append();
+    cluster.until("every member applies the new commands", Duration::from_secs(10), |c| {
+        c.members.iter().flatten().all(|m| m.applied_position() >= end)
+    });
+}
