@@ -235,6 +235,14 @@ impl<M: StateMachine> Member<M> {
         now_ns: u64,
     ) -> Result<Self, MemberError> {
         let vote = storage.vote();
+        // A member's term is never below its log's last term: a log reset to a snapshot
+        // (restored by an operator, or installed from the leader) carries the snapshot's
+        // term, and the vote file may be older or missing. Starting lower, it would win an
+        // election and append entries of a term older than its log's last.
+        let (term, voted_for) = match storage.log.last_term() {
+            last if last > vote.term => (last, None),
+            _ => (vote.term, vote.voted_for),
+        };
         let container = match storage.newest_snapshot() {
             Some(snapshot) => crate::service_agent::restore(snapshot)?,
             None => Container::new(machine),
@@ -268,7 +276,7 @@ impl<M: StateMachine> Member<M> {
                 ServiceSlot::Dedicated(Runner::spawn(agent, config.service_runner, std::time::Instant::now())?)
             }
         };
-        let mut consensus = Consensus::new(config.consensus.clone(), vote.term, vote.voted_for, now_ns);
+        let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
         consensus.note_committed(applied); // its snapshot holds only what was committed
         Ok(Member {
             consensus,

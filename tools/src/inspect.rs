@@ -448,6 +448,9 @@ pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
     let store = SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
     let path = store.write_bytes(info.position(), &rewritten)?;
     store.read(&path)?; // reads back whole
+    // The member's terms go on from the snapshot's, as its log's will.
+    let vote = ordo_log::Vote { term: info.base.term, voted_for: None };
+    ordo_log::VoteStore::new(&node.data_dir, node.cluster_id()).store(&vote).map_err(|e| Failure(e.to_string()))?;
     println!(
         "{}: member {} starts from the snapshot at {} (state hash {:#018x})",
         path.display(),

@@ -212,3 +212,74 @@ fn a_folder_that_cannot_be_written_is_a_clear_error() {
     assert!(said.contains(data.to_str().unwrap()), "names the folder: {said}");
     assert!(said.contains("Read-only file system") || said.contains("Not a directory"), "{said}");
 }
+
+/// Each member of the cluster in `dir`, as `ordo describe --dir` sees it.
+fn describe(dir: &str) -> Vec<serde_json::Value> {
+    json_lines(&ordo(&["describe", "--dir", dir, "--json"], Duration::from_secs(20)))
+}
+
+/// Waits until one member of `dir` leads, other than `not`; its id and term.
+fn await_leader(dir: &str, not: Option<u64>, limit: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let members = describe(dir);
+        if let Some(leader) = members.iter().find(|m| m["role"] == "leader" && m["id"].as_u64() != not) {
+            return (leader["id"].as_u64().unwrap(), leader["term"].as_u64().unwrap());
+        }
+        assert!(Instant::now() < deadline, "no leader in {dir} within {limit:?}: {members:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_whole_cluster_restored_from_a_snapshot_of_a_later_term_serves_and_takes_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, restored) = (dir.path().join("source"), dir.path().join("restored"));
+    let (s, r) = (source.to_str().unwrap(), restored.to_str().unwrap());
+    let configs = init_small_segments(&source, 3, common::base_port(3) + 10, "kv");
+    let mut nodes = start_nodes(&configs);
+    // Three failovers: the leader SIGKILLed, another elected, the killed one restarted.
+    let (mut leader, mut term) = await_leader(s, None, Duration::from_secs(30));
+    for round in 0..3 {
+        let put = ordo(&["client", "--dir", s, "put", &format!("round{round}"), "done"], Duration::from_secs(60));
+        assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+        let killed = leader as usize - 1;
+        nodes.0[killed].kill().unwrap();
+        nodes.0[killed].wait().unwrap();
+        (leader, term) = await_leader(s, Some(leader), Duration::from_secs(30));
+        nodes.0[killed] = start_node(&configs[killed]);
+    }
+    assert!(term >= 4, "three failovers: term {term}");
+    let put = ordo(&["client", "--dir", s, "put", "before", "snapshot"], Duration::from_secs(60));
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let take = ordo(&["snapshot", "take", "--dir", s], Duration::from_secs(60));
+    assert!(take.status.success(), "{}", String::from_utf8_lossy(&take.stderr));
+    drop(nodes);
+    let leader_dir = format!("{s}/node-{leader}");
+    let snapshots = json_lines(&ordo(&["snapshot", "list", "--dir", &leader_dir, "--json"], Duration::from_secs(20)));
+    let newest = snapshots.last().expect("the leader has a snapshot");
+    assert!(newest["term"].as_u64().unwrap() >= 4, "{newest}");
+    let newest = newest["path"].as_str().unwrap().to_string();
+
+    // A fresh cluster, every member restored from that snapshot.
+    let configs = init_small_segments(&restored, 3, common::base_port(3) + 20, "kv");
+    for id in 1..=3 {
+        let restore = ordo(
+            &["snapshot", "restore", "--from", &newest, "--dir", &format!("{r}/node-{id}")],
+            Duration::from_secs(20),
+        );
+        assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    }
+    let mut nodes = start_nodes(&configs);
+    let input = "get round0\nget before\nput after restore\nget after\n";
+    let output = ordo_with_stdin(&["client", "--dir", r, "--stdin"], input);
+    let lines = json_lines(&output);
+    assert_eq!(lines.iter().filter(|l| l["ok"] == true).count(), 4, "{lines:?}");
+    assert_eq!(lines[1]["reply"], serde_json::json!({"Value": {"value": "snapshot"}}), "{}", lines[1]);
+    assert_eq!(lines[3]["reply"], serde_json::json!({"Value": {"value": "restore"}}), "{}", lines[3]);
+    for (id, node) in nodes.0.iter_mut().enumerate() {
+        assert!(node.try_wait().unwrap().is_none(), "member {} stopped", id + 1);
+    }
+    let (_, term) = await_leader(r, None, Duration::from_secs(10));
+    assert!(term > 4, "the restored cluster's terms go on after the snapshot's: {term}");
+}
