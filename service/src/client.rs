@@ -90,19 +90,48 @@ pub enum ReplyStatus {
     /// Older than the session's window: the cluster cannot tell whether it was applied.
     /// (This client never waits that long; a client that did gets this.)
     TooOld,
+    /// Applied, but the app's reply (`reply_bytes` long) is over the `limit_bytes` one
+    /// response datagram holds: the reply is empty. The same on every member and on a
+    /// resend; [`ReplyStatus::describe`] says it in a sentence.
+    ReplyTooLarge {
+        /// The reply's length.
+        reply_bytes: u32,
+        /// The longest reply a response datagram holds at the cluster's MTU.
+        limit_bytes: u32,
+    },
 }
 
 impl ReplyStatus {
     /// Whether the command took effect (now or before).
     pub fn is_ok(self) -> bool {
-        matches!(self, ReplyStatus::Applied | ReplyStatus::Duplicate)
+        matches!(self, ReplyStatus::Applied | ReplyStatus::Duplicate | ReplyStatus::ReplyTooLarge { .. })
     }
 
-    fn of(status: ResponseStatus) -> ReplyStatus {
+    /// One sentence for a status that is not a plain reply, `None` for one that is.
+    pub fn describe(self) -> Option<String> {
+        match self {
+            ReplyStatus::Applied | ReplyStatus::Duplicate => None,
+            ReplyStatus::TooOld => Some(
+                "too old: the cluster no longer knows whether this command was applied; check the state before resending"
+                    .to_string(),
+            ),
+            ReplyStatus::ReplyTooLarge { reply_bytes, limit_bytes } => Some(format!(
+                "applied, but its reply of {reply_bytes} bytes is over the limit of {limit_bytes} bytes one response \
+                 datagram holds, so it was not sent; read the state with a command whose reply is smaller"
+            )),
+        }
+    }
+
+    fn of(status: ResponseStatus, reply: &[u8]) -> ReplyStatus {
         match status {
             ResponseStatus::Applied | ResponseStatus::SessionOpened => ReplyStatus::Applied,
             ResponseStatus::Duplicate => ReplyStatus::Duplicate,
             ResponseStatus::TooOld | ResponseStatus::UnknownSession => ReplyStatus::TooOld,
+            ResponseStatus::ReplyTooLarge => {
+                let word =
+                    |at: usize| reply.get(at..at + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
+                ReplyStatus::ReplyTooLarge { reply_bytes: word(0), limit_bytes: word(4) }
+            }
         }
     }
 }
@@ -457,7 +486,8 @@ impl Client {
                     return;
                 }
                 if let Some(flight) = in_flight.remove(&sequence) {
-                    let status = ReplyStatus::of(status);
+                    let status = ReplyStatus::of(status, reply);
+                    let reply = if let ReplyStatus::ReplyTooLarge { .. } = status { &[][..] } else { reply };
                     replies.push_back(Reply { ticket: flight.ticket, position, status, reply: reply.to_vec() });
                     spare.push(flight.command);
                 }

@@ -37,10 +37,15 @@ pub enum Counter {
     /// Median and 99th percentile time to apply one entry (HdrHistogram).
     ApplyNsP50,
     ApplyNsP99,
+    /// Replies withheld from clients as too large for a response frame (answered
+    /// `ReplyTooLarge`: the command took effect).
+    RepliesTooLarge,
+    /// Responses to clients that could not be queued or sent (dropped; the client retries).
+    ClientSendsFailed,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 21] = [
+    pub const ALL: [Counter; 23] = [
         Counter::Role,
         Counter::Term,
         Counter::Leader,
@@ -62,6 +67,8 @@ impl Counter {
         Counter::ApplyBatchNsMax,
         Counter::ApplyNsP50,
         Counter::ApplyNsP99,
+        Counter::RepliesTooLarge,
+        Counter::ClientSendsFailed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -87,6 +94,8 @@ impl Counter {
             Counter::ApplyBatchNsMax => "apply_batch_ns_max",
             Counter::ApplyNsP50 => "apply_ns_p50",
             Counter::ApplyNsP99 => "apply_ns_p99",
+            Counter::RepliesTooLarge => "replies_too_large",
+            Counter::ClientSendsFailed => "client_sends_failed",
         }
     }
 
@@ -102,6 +111,8 @@ impl Counter {
                 | Counter::Divergences
                 | Counter::AppliedEntries
                 | Counter::ApplyNsTotal
+                | Counter::RepliesTooLarge
+                | Counter::ClientSendsFailed
         )
     }
 

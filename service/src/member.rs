@@ -193,6 +193,8 @@ pub struct Member<M: StateMachine> {
     counters: Option<Counters>,
     role_seen: Role,
     role_changes: u64,
+    /// Responses to clients that could not be queued or sent (`Counter::ClientSendsFailed`).
+    client_sends_failed: u64,
     /// Clients subscribed to the event log.
     event_feed: crate::event_feed::EventFeed,
     /// Reports peers silent for long: a wrong or unreachable address says so.
@@ -269,6 +271,7 @@ impl<M: StateMachine> Member<M> {
             control: control_receiver,
             notices: notice_sender,
             session_timeout_ns: config.session_timeout_ns,
+            reply_bytes_max: endpoint.codec().capacity_bytes(ordo_transport::FrameType::ClientResponse),
         })?;
         let service = match config.threading {
             ordo_core::Threading::Shared => ServiceSlot::Inline(Box::new(agent)),
@@ -304,6 +307,7 @@ impl<M: StateMachine> Member<M> {
             },
             role_seen: Role::Follower,
             role_changes: 0,
+            client_sends_failed: 0,
             event_feed: crate::event_feed::EventFeed::new(config.dir.join("events"), events_config(&config.log)),
             peer_watch: PeerWatch::new(&config.peers, now_ns, crate::peer_watch::SILENCE_REPORTED_NS),
             counters_published_ns: 0,
@@ -598,7 +602,17 @@ impl<M: StateMachine> Member<M> {
         }
         let Member { consensus, storage, endpoint, routes, openings, links, pending, sync_pending, .. } = self;
         let term = consensus.term();
-        let mut failed = None;
+        let client_sends_failed = &mut self.client_sends_failed;
+        // What a client is sent never stops the member: a response that cannot go is
+        // dropped and counted (the client retries, and is answered from the kept reply).
+        let mut to_client = |address: SocketAddr, body: &Body<'_>| {
+            if let Err(error) = endpoint.queue(address, term, body) {
+                if *client_sends_failed == 0 {
+                    tracing::warn!("a response to client {address} could not be sent ({error}); dropped and counted");
+                }
+                *client_sends_failed += 1;
+            }
+        };
         let mut out = effects::recycle(std::mem::take(&mut self.effects));
         work += links.records.read(&mut |record| match record {
             Record::Opened { session, client_nonce, position } => {
@@ -607,10 +621,7 @@ impl<M: StateMachine> Member<M> {
                 if leads {
                     let nonce = client_nonce.to_le_bytes();
                     let status = ordo_transport::ResponseStatus::SessionOpened;
-                    let body = Body::ClientResponse { session, sequence: 0, position, status, reply: &nonce };
-                    if let Err(error) = endpoint.queue(address, term, &body) {
-                        failed = Some(error);
-                    }
+                    to_client(address, &Body::ClientResponse { session, sequence: 0, position, status, reply: &nonce });
                 }
             }
             Record::Closed { session } => {
@@ -618,10 +629,7 @@ impl<M: StateMachine> Member<M> {
             }
             Record::Response { session, sequence, position, status, reply } => {
                 if let Some(&address) = routes.get(&session).filter(|_| leads) {
-                    let body = Body::ClientResponse { session, sequence, position, status, reply };
-                    if let Err(error) = endpoint.queue(address, term, &body) {
-                        failed = Some(error);
-                    }
+                    to_client(address, &Body::ClientResponse { session, sequence, position, status, reply });
                 }
             }
             Record::Duty { kind, session, correlation } => {
@@ -631,9 +639,6 @@ impl<M: StateMachine> Member<M> {
         *sync_pending |= effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check)
             .map_err(storage_error)?;
         self.effects = effects::recycle(out);
-        if let Some(error) = failed {
-            return Err(error.into());
-        }
         Ok(work)
     }
 
@@ -685,6 +690,8 @@ impl<M: StateMachine> Member<M> {
             (Counter::ApplyBatchNsMax, load(&shared.apply_batch_ns_max)),
             (Counter::ApplyNsP50, load(&shared.apply_ns_p50)),
             (Counter::ApplyNsP99, load(&shared.apply_ns_p99)),
+            (Counter::RepliesTooLarge, load(&shared.replies_too_large)),
+            (Counter::ClientSendsFailed, self.client_sends_failed),
         ];
         for (counter, value) in values {
             counters.set(counter, value);

@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ordo_core::machine::StateMachine;
 use ordo_core::{ClusterTimeNs, EntryKind, LogConfig, LogSource, MemberId, Position, SessionId};
 use ordo_log::{Log, LogReader};
+use ordo_transport::ResponseStatus;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,8 @@ pub struct Shared {
     pub apply_ns_p50: AtomicU64,
     pub apply_ns_p99: AtomicU64,
     pub events_position: AtomicU64,
+    /// Replies withheld from clients as too large for a response frame (leader only).
+    pub replies_too_large: AtomicU64,
 }
 
 /// From consensus to the service.
@@ -98,6 +101,9 @@ pub struct ServiceAgent<M: StateMachine> {
     control: Receiver<ToService>,
     notices: Sender<FromService>,
     session_timeout_ns: u64,
+    reply_bytes_max: usize,
+    /// Where a reply too large to send is described (`serving::wire_reply`).
+    reply_scratch: [u8; 8],
     /// Duties sent to consensus and when, until applied.
     duties_sent: BTreeMap<(EntryKind, u64), u64>,
     duties: Vec<(EntryKind, SessionId, u64)>,
@@ -127,6 +133,8 @@ pub struct ServiceParts<M: StateMachine> {
     pub control: Receiver<ToService>,
     pub notices: Sender<FromService>,
     pub session_timeout_ns: u64,
+    /// The longest reply a response frame holds (`serving::wire_reply`).
+    pub reply_bytes_max: usize,
 }
 
 pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<M>, ServiceError> {
@@ -154,6 +162,8 @@ impl<M: StateMachine> ServiceAgent<M> {
             control: parts.control,
             notices: parts.notices,
             session_timeout_ns: parts.session_timeout_ns,
+            reply_bytes_max: parts.reply_bytes_max,
+            reply_scratch: [0; 8],
             duties_sent: BTreeMap::new(),
             duties: Vec::new(),
             no_duties: std::collections::BTreeSet::new(),
@@ -218,7 +228,7 @@ impl<M: StateMachine> ServiceAgent<M> {
                 self.reader.refresh_until(commit).map_err(StorageError::from)?;
             }
             let leads = self.shared.leads.load(Ordering::Acquire) == 1;
-            let ServiceAgent { container, reader, events, records, .. } = self;
+            let ServiceAgent { container, reader, events, records, shared, reply_bytes_max, reply_scratch, .. } = self;
             let mut failed = None;
             let result =
                 serving::apply_committed_up_to(container, &*reader, commit, APPLY_BATCH_ENTRIES, &mut |output| {
@@ -236,8 +246,11 @@ impl<M: StateMachine> ServiceAgent<M> {
                         Output::SessionClosed { session, .. } => Record::Closed { session },
                         Output::Reply { .. } if !leads => return,
                         Output::Reply { session, sequence, position, outcome, reply } => {
-                            let status = serving::status(outcome);
-                            let reply = &reply[..reply.len().min(REPLY_BYTES_MAX)];
+                            let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);
+                            if status == ResponseStatus::ReplyTooLarge {
+                                shared.replies_too_large.fetch_add(1, Ordering::Relaxed);
+                            }
+                            debug_assert!(reply.len() <= REPLY_BYTES_MAX, "a response frame holds less");
                             Record::Response { session, sequence, position, status, reply }
                         }
                     };

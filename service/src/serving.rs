@@ -45,17 +45,40 @@ pub fn status(outcome: Outcome) -> ResponseStatus {
     }
 }
 
+/// The status and reply bytes a client is sent for a command's outcome and the app's
+/// reply: the reply itself, or, when it is longer than a response frame holds
+/// (`reply_bytes_max`), `ReplyTooLarge` with its length and the limit (two little-endian
+/// u32s in `scratch`): the command took effect, its reply cannot travel. A function of the
+/// reply and the limit alone, so every member answers a command alike, now and on a retry.
+pub fn wire_reply<'a>(
+    outcome: Outcome,
+    reply: &'a [u8],
+    reply_bytes_max: usize,
+    scratch: &'a mut [u8; 8],
+) -> (ResponseStatus, &'a [u8]) {
+    let took_effect = matches!(outcome, Outcome::Applied | Outcome::Duplicate);
+    if !took_effect || reply.len() <= reply_bytes_max {
+        return (status(outcome), reply);
+    }
+    let clamp = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
+    scratch[..4].copy_from_slice(&clamp(reply.len()).to_le_bytes());
+    scratch[4..].copy_from_slice(&clamp(reply_bytes_max).to_le_bytes());
+    (ResponseStatus::ReplyTooLarge, scratch)
+}
+
 /// The response a client gets for an output, if it gets one. A session opening is answered
-/// with sequence 0 and the client's nonce as the reply, so the client knows it is its own.
-pub fn response<'a>(output: &Output<'a>, nonce_bytes: &'a mut [u8; 8]) -> Option<Body<'a>> {
+/// with sequence 0 and the client's nonce as the reply, so the client knows it is its own;
+/// a reply over `reply_bytes_max` as [`wire_reply`] says.
+pub fn response<'a>(output: &Output<'a>, reply_bytes_max: usize, scratch: &'a mut [u8; 8]) -> Option<Body<'a>> {
     match *output {
         Output::SessionOpened { session, client_nonce, position } => {
-            *nonce_bytes = client_nonce.to_le_bytes();
+            *scratch = client_nonce.to_le_bytes();
             let status = ResponseStatus::SessionOpened;
-            Some(Body::ClientResponse { session, sequence: 0, position, status, reply: nonce_bytes })
+            Some(Body::ClientResponse { session, sequence: 0, position, status, reply: scratch })
         }
         Output::Reply { session, sequence, position, outcome, reply } => {
-            Some(Body::ClientResponse { session, sequence, position, status: status(outcome), reply })
+            let (status, reply) = wire_reply(outcome, reply, reply_bytes_max, scratch);
+            Some(Body::ClientResponse { session, sequence, position, status, reply })
         }
         Output::SessionClosed { .. } | Output::Event { .. } => None,
     }

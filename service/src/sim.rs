@@ -791,6 +791,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let commit = node.consensus.commit_position();
         let leads = node.consensus.role() == Role::Leader;
         let term = node.consensus.term();
+        let reply_bytes_max = node.codec.capacity_bytes(ordo_transport::FrameType::ClientResponse);
         let Node { container, storage, .. } = node;
         let applied_at = &mut self.checks.applied_at;
         let events = &mut storage.events;
@@ -809,7 +810,7 @@ impl<M: StateMachine + Default> Sim<M> {
                 }
             }
             let mut nonce = [0u8; 8];
-            let Some(body) = serving::response(&output, &mut nonce).filter(|_| leads) else { return };
+            let Some(body) = serving::response(&output, reply_bytes_max, &mut nonce).filter(|_| leads) else { return };
             let opening =
                 if let Output::SessionOpened { client_nonce, .. } = output { Some(client_nonce) } else { None };
             if let Body::ClientResponse { session, sequence, position, status, reply } = body {

@@ -56,12 +56,16 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
                 (None, _) => None, // a blank line
                 (Some(Err(error)), _) => Some(line(number, false, None, serde_json::Value::Null, Some(error.clone()))),
                 (Some(Ok(_)), Some(ticket)) => match answered.remove(&ticket) {
-                    Some(reply) => {
-                        let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
-                        let ok = reply.status.is_ok() && error.is_none();
-                        let error = error.or_else(|| (!reply.status.is_ok()).then(|| format!("{:?}", reply.status)));
-                        Some(line(number, ok, Some(reply.position.0), rendered, error))
-                    }
+                    Some(reply) => match reply.status.describe() {
+                        // Not ok: no reply to show (the sentence says whether it was applied).
+                        Some(said) => {
+                            Some(line(number, false, Some(reply.position.0), serde_json::Value::Null, Some(said)))
+                        }
+                        None => {
+                            let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
+                            Some(line(number, error.is_none(), Some(reply.position.0), rendered, error))
+                        }
+                    },
                     None if silent => {
                         let error = format!(
                             "no reply: the cluster at {} answered nothing for {} s; the command may or may not have been applied",

@@ -93,3 +93,41 @@ fn garbage_at_live_members_is_dropped_counted_and_never_applied() {
         assert!(replay[0]["entries"].as_u64().unwrap() >= 3000, "{}", replay[0]);
     }
 }
+
+#[test]
+fn a_reply_too_large_for_a_datagram_is_answered_as_such_and_stops_no_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap().to_string();
+    let base = common::base_port(1);
+    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let mut nodes = start_nodes(&configs);
+    // Echo replies with the command: the largest command that fits a request frame has a
+    // reply that does not fit a response frame (whose fixed part is larger).
+    let codec = FrameCodec::new(ClusterId(1), MemberId(0), Security::Mac, KeyRing::new(FrameKey::new(&[0; 32])), 1408);
+    let largest = codec.capacity_bytes(ordo_transport::FrameType::ClientRequest);
+    let limit = codec.capacity_bytes(ordo_transport::FrameType::ClientResponse);
+    assert!(largest > limit);
+    let input = format!("{}\nsmall\n", "x".repeat(largest));
+    let output = ordo_with_stdin(&["client", "--dir", &c, "--stdin"], &input);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", String::from_utf8_lossy(&output.stderr));
+    let error = lines[0]["error"].as_str().unwrap_or_default();
+    let said = format!("reply of {largest} bytes is over the limit of {limit}");
+    assert!(error.contains(&said), "{}", lines[0]);
+    assert_eq!(lines[1]["ok"], true, "{}", lines[1]);
+    for (id, node) in nodes.0.iter_mut().enumerate() {
+        assert!(node.try_wait().unwrap().is_none(), "member {} exited", id + 1);
+    }
+    // The leader counted it.
+    let withheld: u64 = (1..=3)
+        .map(|id| {
+            let stat = ordo(&["stat", "--dir", &format!("{c}/node-{id}"), "--json"], Duration::from_secs(20));
+            json_lines(&stat)[0]["replies_too_large"].as_u64().unwrap()
+        })
+        .sum();
+    assert!(withheld >= 1, "replies_too_large counted {withheld}");
+}

@@ -111,17 +111,28 @@ pub enum ResponseStatus {
     TooOld = 4,
     /// The session is not open (never was, or the cluster closed it): nothing was applied.
     UnknownSession = 5,
+    /// Applied (now, or before for a resend), but the app's reply does not fit a response
+    /// frame: the reply bytes are its length and the limit, each a little-endian u32.
+    ReplyTooLarge = 6,
 }
 
 impl ResponseStatus {
     pub fn from_u8(value: u8) -> Option<ResponseStatus> {
         use ResponseStatus::*;
-        [Applied, Duplicate, SessionOpened, TooOld, UnknownSession].get(value.wrapping_sub(1) as usize).copied()
+        [Applied, Duplicate, SessionOpened, TooOld, UnknownSession, ReplyTooLarge]
+            .get(value.wrapping_sub(1) as usize)
+            .copied()
     }
 
     /// Whether the command took effect (now or before).
     pub fn is_ok(self) -> bool {
-        matches!(self, ResponseStatus::Applied | ResponseStatus::Duplicate | ResponseStatus::SessionOpened)
+        matches!(
+            self,
+            ResponseStatus::Applied
+                | ResponseStatus::Duplicate
+                | ResponseStatus::SessionOpened
+                | ResponseStatus::ReplyTooLarge
+        )
     }
 }
 
