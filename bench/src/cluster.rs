@@ -96,9 +96,8 @@ impl Cluster {
 
     /// Proposes to the leader; returns the position its entry ends at.
     fn propose(&mut self, sequence: u64, payload: &[u8]) -> io::Result<Position> {
-        let t = self.now();
         let leader = &mut self.members[self.leader];
-        match leader.propose(t, SessionId(1), sequence, payload).map_err(io::Error::other)? {
+        match leader.propose(SessionId(1), sequence, payload).map_err(io::Error::other)? {
             Ok(()) => Ok(leader.storage().log.position_append()),
             Err(_) => Err(io::Error::other("the leader lost its leadership during the run")),
         }

@@ -90,6 +90,10 @@ pub enum ReplyStatus {
     /// Older than the session's window: the cluster cannot tell whether it was applied.
     /// (This client never waits that long; a client that did gets this.)
     TooOld,
+    /// The cluster closed the session (idle past its timeout) before this command's answer
+    /// came: it may or may not have been applied, and it is not resent (under a new session
+    /// it could apply twice). Check the state before sending it again.
+    SessionExpired,
     /// Applied, but the app's reply (`reply_bytes` long) is over the `limit_bytes` one
     /// response datagram holds: the reply is empty. The same on every member and on a
     /// resend; [`ReplyStatus::describe`] says it in a sentence.
@@ -111,6 +115,11 @@ impl ReplyStatus {
     pub fn describe(self) -> Option<String> {
         match self {
             ReplyStatus::Applied | ReplyStatus::Duplicate => None,
+            ReplyStatus::SessionExpired => Some(
+                "outcome unknown: the session expired before this command was answered, so it may or may not have \
+                 been applied; check the state before sending it again"
+                    .to_string(),
+            ),
             ReplyStatus::TooOld => Some(
                 "too old: the cluster no longer knows whether this command was applied; check the state before resending"
                     .to_string(),
@@ -204,8 +213,10 @@ pub struct MemberStatus {
 /// after silence or a redirect, to another; the cluster applies a (session, sequence) at
 /// most once and answers a repeat with the first reply, so a failover never applies a
 /// command twice. At most 64 commands are in flight; more wait in the client. A session the
-/// cluster closed (idle past `consensus.session_timeout_ms`) is reopened and what was in
-/// flight resent under the new one (none of it was applied under the old).
+/// cluster closed (idle past `consensus.session_timeout_ms`: the client was silent that
+/// long, paused or cut off) ends exactly-once for what was in flight: each such command is
+/// answered [`ReplyStatus::SessionExpired`] (it may or may not have been applied; it is never
+/// resent), and the client goes on under a new session with the commands not yet sent.
 ///
 /// Two ways to drive it: blocking [`Client::call`] / [`Client::call_all`], or, in your own
 /// loop, [`Client::submit`], [`Client::poll`] with the time and [`Client::take_reply`].
@@ -482,7 +493,7 @@ impl Client {
             {
                 *heard = true;
                 if status == ResponseStatus::UnknownSession {
-                    reopen = true; // the cluster closed the session: nothing of it was applied
+                    reopen = true; // the cluster closed the session
                     return;
                 }
                 if let Some(flight) = in_flight.remove(&sequence) {
@@ -500,14 +511,23 @@ impl Client {
         Ok(frames)
     }
 
-    /// The session was closed by the cluster: everything in flight goes again under a new one.
+    /// The session was closed by the cluster: what was sent under it and not answered may
+    /// or may not have been applied (its reply may be what was lost), so each is answered
+    /// [`ReplyStatus::SessionExpired`], never resent; what was never sent goes under a new
+    /// session.
     fn reopen(&mut self) {
         self.session = None;
         self.opening_sent_ns = None;
         self.next_sequence = 1;
-        let in_flight = std::mem::take(&mut self.in_flight);
-        for flight in in_flight.into_values().rev() {
-            self.waiting.push_front((flight.ticket, flight.command));
+        for flight in std::mem::take(&mut self.in_flight).into_values() {
+            let reply = Reply {
+                ticket: flight.ticket,
+                position: Position::ZERO,
+                status: ReplyStatus::SessionExpired,
+                reply: Vec::new(),
+            };
+            self.replies.push_back(reply);
+            self.spare.push(flight.command);
         }
     }
 

@@ -253,6 +253,9 @@ pub struct Consensus {
     /// from the latest time in its log, so cluster time never goes backwards, not even
     /// across a failover to a member whose clock runs behind.
     time_stamped: ClusterTimeNs,
+    /// The cluster clock's last reading ([`Consensus::set_clock`]): wall-clock time in
+    /// nanoseconds since the Unix epoch in a real member, the virtual clock in the simulator.
+    clock_ns: u64,
     incoming: Option<InstallReceive>,
 }
 
@@ -279,6 +282,7 @@ impl Consensus {
             receiver,
             matched: Position::ZERO,
             time_stamped: ClusterTimeNs::ZERO,
+            clock_ns: 0,
             incoming: None,
             config,
         };
@@ -409,9 +413,23 @@ impl Consensus {
         self.send_all(self.term, message, out);
     }
 
-    /// The cluster time for an entry stamped at `now_ns`: never before an earlier stamp.
-    fn stamp(&mut self, now_ns: u64) -> ClusterTimeNs {
-        self.time_stamped = self.time_stamped.max(ClusterTimeNs(now_ns));
+    /// The cluster clock reads `epoch_ns` now. Stamps follow it, never going back; the
+    /// driver sets it every duty cycle (elections and timeouts run on `now_ns`, a monotonic
+    /// clock, so a stepped wall clock moves no deadline).
+    pub fn set_clock(&mut self, epoch_ns: u64) {
+        self.clock_ns = epoch_ns;
+    }
+
+    /// The cluster time an entry sequenced now would carry: the clock, or the latest stamp
+    /// if the clock is behind it. What the leader judges its duties by (timers due, sessions
+    /// idle), so they are judged in the time the log carries.
+    pub fn cluster_time(&self) -> ClusterTimeNs {
+        self.time_stamped.max(ClusterTimeNs(self.clock_ns))
+    }
+
+    /// The cluster time for an entry stamped now: never before an earlier stamp.
+    fn stamp(&mut self) -> ClusterTimeNs {
+        self.time_stamped = self.cluster_time();
         self.time_stamped
     }
 
@@ -437,7 +455,7 @@ impl Consensus {
             kind: EntryKind::NewLeadershipTerm,
             flags: 0,
             term: self.term,
-            timestamp: self.stamp(now_ns),
+            timestamp: self.stamp(),
             session: SessionId(0),
             correlation_id: 0,
         };
@@ -448,20 +466,18 @@ impl Consensus {
     /// A client command, sequenced if this member leads: appended with the leader's time.
     pub fn propose<'a>(
         &mut self,
-        now_ns: u64,
         session: SessionId,
         correlation_id: u64,
         payload: &'a [u8],
         out: &mut Vec<Effect<'a>>,
     ) -> Result<(), NotLeader> {
-        self.propose_entry(now_ns, EntryKind::Command, session, correlation_id, payload, out)
+        self.propose_entry(EntryKind::Command, session, correlation_id, payload, out)
     }
 
     /// Any entry the leader sequences for the service: a command, a session opening or
     /// closing, a timer firing.
     pub fn propose_entry<'a>(
         &mut self,
-        now_ns: u64,
         kind: EntryKind,
         session: SessionId,
         correlation_id: u64,
@@ -480,7 +496,7 @@ impl Consensus {
                 | EntryKind::SnapshotRequest
         ));
         let meta =
-            EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(now_ns), session, correlation_id };
+            EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(), session, correlation_id };
         out.push(Effect::Append { meta, payload });
         out.push(Effect::Sync);
         Ok(())
@@ -1316,9 +1332,9 @@ mod tests {
         let mut log = MemLog::new();
         let late = EntryMeta::command(Term(1), ClusterTimeNs(1_000_000), SessionId(1), 0);
         log.append(&late, b"from a leader with a fast clock").unwrap();
-        let (mut node, now) = leader(&log); // `now` is far below 1_000_000
+        let (mut node, _) = leader(&log); // its clock reads 0, far below 1_000_000
         let mut out = Vec::new();
-        node.propose(now, SessionId(1), 1, b"x", &mut out).unwrap();
+        node.propose(SessionId(1), 1, b"x", &mut out).unwrap();
         let stamps: Vec<_> = out
             .iter()
             .filter_map(|e| if let Effect::Append { meta, .. } = e { Some(meta.timestamp) } else { None })
@@ -1358,10 +1374,10 @@ mod tests {
         let log = MemLog::new();
         let mut node = follower(1);
         let mut out = Vec::new();
-        assert_eq!(node.propose(0, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Unknown));
+        assert_eq!(node.propose(SessionId(1), 1, b"x", &mut out), Err(NotLeader::Unknown));
         let heartbeat = Body::Heartbeat { position_commit: Position::ZERO, position_append: Position::ZERO };
         node.on_message(1, MemberId(3), Term(1), heartbeat, &log, &mut out);
-        assert_eq!(node.propose(2, SessionId(1), 1, b"x", &mut out), Err(NotLeader::Redirect(MemberId(3))));
+        assert_eq!(node.propose(SessionId(1), 1, b"x", &mut out), Err(NotLeader::Redirect(MemberId(3))));
     }
 
     #[test]

@@ -183,8 +183,12 @@ impl<M: StateMachine> Container<M> {
                 out(Output::SessionOpened { session, client_nonce, position });
             }
             EntryKind::SessionClose => {
+                // The leader proposed it for a session idle past the timeout the entry
+                // carries; it takes effect only if the session is idle still, at the
+                // entry's own time (a command of the session may have been applied since).
                 let session = header.session();
-                if self.sessions.remove(&session).is_some() {
+                if self.session_idle(session, time, header.correlation_id.get()) {
+                    self.sessions.remove(&session);
                     out(Output::SessionClosed { session, position });
                 }
             }
@@ -315,7 +319,8 @@ impl<M: StateMachine> Container<M> {
         }
         for session in self.idle_sessions(now, session_timeout_ns) {
             if !proposed.contains(&(EntryKind::SessionClose, session.0)) {
-                duties.push((EntryKind::SessionClose, session, 0));
+                // The timeout travels in the entry: its apply checks the session by it.
+                duties.push((EntryKind::SessionClose, session, session_timeout_ns));
             }
         }
     }
@@ -335,9 +340,14 @@ impl<M: StateMachine> Container<M> {
         self.timers.iter().filter(move |(_, deadline)| **deadline <= now).map(|(&id, _)| id)
     }
 
+    /// Whether `session` is open and has been idle for `timeout_ns` at `now`.
+    pub fn session_idle(&self, session: SessionId, now: ClusterTimeNs, timeout_ns: u64) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.last_active.0.saturating_add(timeout_ns) <= now.0)
+    }
+
     /// Sessions idle since before `now - timeout_ns` (the leader proposes closing them).
     pub fn idle_sessions(&self, now: ClusterTimeNs, timeout_ns: u64) -> impl Iterator<Item = SessionId> + '_ {
-        self.sessions.iter().filter(move |(_, s)| s.last_active.0 + timeout_ns <= now.0).map(|(&id, _)| id)
+        self.sessions.keys().copied().filter(move |&id| self.session_idle(id, now, timeout_ns))
     }
 
     /// A hash of everything applied: the machine's state, the sessions and the timers.
@@ -760,12 +770,33 @@ mod tests {
         container.leader_duties(ClusterTimeNs(150), 100, &proposed, &mut duties);
         assert!(duties.is_empty());
         container.leader_duties(ClusterTimeNs(250), 100, &proposed, &mut duties);
-        assert_eq!(duties, vec![(EntryKind::Timer, SessionId(0), 9), (EntryKind::SessionClose, SessionId(0), 0)]);
+        let close = (EntryKind::SessionClose, SessionId(0), 100); // the timeout travels with it
+        assert_eq!(duties, vec![(EntryKind::Timer, SessionId(0), 9), close]);
         proposed.insert((EntryKind::Timer, 9));
         proposed.insert((EntryKind::SessionClose, 0));
         duties.clear();
         container.leader_duties(ClusterTimeNs(250), 100, &proposed, &mut duties);
         assert!(duties.is_empty(), "nothing twice while in flight");
         assert!(container.duty_pending(EntryKind::Timer, 9) && container.duty_pending(EntryKind::SessionClose, 0));
+    }
+
+    #[test]
+    fn a_session_close_takes_effect_only_if_the_session_is_still_idle_at_its_time() {
+        // The leader judged session 0 idle (timeout 100) at 250 and proposed its close; a
+        // command of the session was sequenced before the close, at 240.
+        let (container, outputs) = run(&[
+            (entry(EntryKind::SessionOpen, 0, 1, 100), b""),
+            (entry(EntryKind::Command, 0, 1, 240), &[1]),
+            (entry(EntryKind::SessionClose, 0, 100, 260), b""),
+        ]);
+        assert!(container.has_session(SessionId(0)), "closed though active 20 ns before: {outputs:?}");
+        assert!(!outputs.iter().any(|o| o.contains("SessionClosed")), "{outputs:?}");
+        // Idle for the whole timeout at the close's own time: closed.
+        let (container, outputs) = run(&[
+            (entry(EntryKind::SessionOpen, 0, 1, 100), b""),
+            (entry(EntryKind::Command, 0, 1, 140), &[1]),
+            (entry(EntryKind::SessionClose, 0, 100, 240), b""),
+        ]);
+        assert!(!container.has_session(SessionId(0)), "{outputs:?}");
     }
 }

@@ -280,6 +280,7 @@ impl<M: StateMachine> Member<M> {
             }
         };
         let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
+        consensus.set_clock(wall_clock_ns());
         consensus.note_committed(applied); // its snapshot holds only what was committed
         Ok(Member {
             consensus,
@@ -358,8 +359,8 @@ impl<M: StateMachine> Member<M> {
 
     /// Asks the cluster to snapshot: a snapshot-request entry, if this member leads; every
     /// member snapshots once it applies it.
-    pub fn request_snapshot(&mut self, now_ns: u64) -> Result<Result<(), NotLeader>, MemberError> {
-        self.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[])
+    pub fn request_snapshot(&mut self) -> Result<Result<(), NotLeader>, MemberError> {
+        self.propose_entry(EntryKind::SnapshotRequest, SessionId(0), 0, &[])
     }
 
     /// Members whose state hash disagreed with the majority's at a snapshot point.
@@ -450,6 +451,7 @@ impl<M: StateMachine> Member<M> {
 
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
+        self.consensus.set_clock(wall_clock_ns());
         let Member {
             consensus,
             storage,
@@ -492,13 +494,13 @@ impl<M: StateMachine> Member<M> {
                 }
                 Body::SessionOpen { client_nonce } => {
                     openings.insert(client_nonce, source);
-                    if let Some(redirect) = serving::take_client_frame(consensus, now_ns, &frame.body, &mut out) {
+                    if let Some(redirect) = serving::take_client_frame(consensus, &frame.body, &mut out) {
                         redirects.push((source, redirect));
                     }
                 }
                 Body::ClientRequest { session, .. } => {
                     routes.insert(session, source);
-                    if let Some(redirect) = serving::take_client_frame(consensus, now_ns, &frame.body, &mut out) {
+                    if let Some(redirect) = serving::take_client_frame(consensus, &frame.body, &mut out) {
                         redirects.push((source, redirect));
                     }
                 }
@@ -507,7 +509,7 @@ impl<M: StateMachine> Member<M> {
                 Body::StatusRequest { nonce } => status_asked = Some((source, nonce)),
                 Body::SnapshotTake { nonce } => {
                     let request = EntryKind::SnapshotRequest;
-                    match consensus.propose_entry(now_ns, request, SessionId(0), 0, &[], &mut out) {
+                    match consensus.propose_entry(request, SessionId(0), 0, &[], &mut out) {
                         Ok(()) => snapshot_taken = Some((source, nonce)),
                         Err(NotLeader::Redirect(leader)) => redirects.push((source, Body::Redirect { leader })),
                         Err(NotLeader::Unknown) => redirects.push((source, Body::Redirect { leader: MemberId(0) })),
@@ -544,11 +546,11 @@ impl<M: StateMachine> Member<M> {
             && storage.log.position_append().0 >= self.snapshot_requested_at.0 + interval
         {
             self.snapshot_requested_at = storage.log.position_append();
-            let _ = consensus.propose_entry(now_ns, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
+            let _ = consensus.propose_entry(EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
         }
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
-        work += self.serve(now_ns)?;
+        work += self.serve()?;
         if let Some((source, nonce)) = status_asked {
             let status = self.status(nonce);
             self.redirects.push((source, status));
@@ -566,7 +568,7 @@ impl<M: StateMachine> Member<M> {
     /// The consensus agent's side of the service: tells it what is committed (after any
     /// snapshot installed from the leader), runs it if it is inline, and carries out what it
     /// said: responses and routes, duties to propose, snapshots taken.
-    fn serve(&mut self, now_ns: u64) -> Result<usize, MemberError> {
+    fn serve(&mut self) -> Result<usize, MemberError> {
         let shared = &self.links.shared;
         if let Some(snapshot) = self.storage.take_installed() {
             // Sent before the new commit is published: the service restores before it reads on.
@@ -574,7 +576,7 @@ impl<M: StateMachine> Member<M> {
             self.event_feed.reopen();
         }
         let leads = self.consensus.role() == Role::Leader;
-        shared.now_ns.store(now_ns, Ordering::Release);
+        shared.cluster_time_ns.store(self.consensus.cluster_time().0, Ordering::Release);
         shared.leads.store(leads as u64, Ordering::Release);
         shared.commit.store(self.consensus.commit_position().0, Ordering::Release);
         let mut work = match &mut self.service {
@@ -633,7 +635,7 @@ impl<M: StateMachine> Member<M> {
                 }
             }
             Record::Duty { kind, session, correlation } => {
-                let _ = consensus.propose_entry(now_ns, kind, session, correlation, &[], &mut out);
+                let _ = consensus.propose_entry(kind, session, correlation, &[], &mut out);
             }
         });
         *sync_pending |= effects::carry_out_deferring_sync(consensus, storage, pending, &mut out, &mut no_check)
@@ -721,24 +723,22 @@ impl<M: StateMachine> Member<M> {
     /// next duty cycle's one sync (with every other proposal since), then streamed.
     pub fn propose(
         &mut self,
-        now_ns: u64,
         session: SessionId,
         correlation_id: u64,
         payload: &[u8],
     ) -> Result<Result<(), NotLeader>, MemberError> {
-        self.propose_entry(now_ns, EntryKind::Command, session, correlation_id, payload)
+        self.propose_entry(EntryKind::Command, session, correlation_id, payload)
     }
 
     fn propose_entry(
         &mut self,
-        now_ns: u64,
         kind: EntryKind,
         session: SessionId,
         correlation_id: u64,
         payload: &[u8],
     ) -> Result<Result<(), NotLeader>, MemberError> {
         let mut out = effects::recycle(std::mem::take(&mut self.effects));
-        if let Err(not_leader) = self.consensus.propose_entry(now_ns, kind, session, correlation_id, payload, &mut out)
+        if let Err(not_leader) = self.consensus.propose_entry(kind, session, correlation_id, payload, &mut out)
         {
             self.effects = effects::recycle(out);
             return Ok(Err(not_leader));
@@ -800,4 +800,13 @@ impl<M: StateMachine> Member<M> {
         self.endpoint.flush()?;
         Ok(queued)
     }
+}
+
+/// A real member's cluster clock: wall-clock time in nanoseconds since the Unix epoch, as
+/// Aeron's cluster clock is (read through the vDSO: no system call). Cluster time is this,
+/// never going back ([`Consensus::cluster_time`]), so it goes on across restarts and
+/// failovers; elections and timeouts run on the monotonic `now_ns` instead.
+fn wall_clock_ns() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -44,8 +44,9 @@ pub struct Shared {
     pub commit: AtomicU64,
     /// 1 while this member leads (only a leader answers clients and proposes duties).
     pub leads: AtomicU64,
-    /// The consensus agent's clock, for the service's duties.
-    pub now_ns: AtomicU64,
+    /// The cluster time an entry sequenced now would carry (the leader's
+    /// `Consensus::cluster_time`): the service's duties are judged by it.
+    pub cluster_time_ns: AtomicU64,
     /// Everything below is applied (published by the service).
     pub applied: AtomicU64,
     pub applied_entries: AtomicU64,
@@ -326,7 +327,7 @@ impl<M: StateMachine> ServiceAgent<M> {
     /// The leader's duties for the service: due timers, idle sessions' closing, each sent
     /// again only after a while if its entry did not come back applied.
     fn propose_duties(&mut self) -> usize {
-        let now = self.shared.now_ns.load(Ordering::Acquire);
+        let now = self.shared.cluster_time_ns.load(Ordering::Acquire);
         let container = &self.container;
         self.duties_sent.retain(|&(kind, id), _| container.duty_pending(kind, id));
         self.duties.clear();

@@ -6,7 +6,7 @@ use crate::consensus::{Consensus, Effect, NotLeader};
 use crate::container::{Container, Outcome, Output};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
-use ordo_core::{ClusterTimeNs, EntryKind, LogSource, MemberId, Position, SessionId};
+use ordo_core::{EntryKind, LogSource, MemberId, Position, SessionId};
 use ordo_transport::{Body, ResponseStatus};
 use std::collections::BTreeSet;
 
@@ -23,12 +23,11 @@ pub fn client_entry<'a>(body: &Body<'a>) -> Option<(EntryKind, SessionId, u64, &
 /// returns the redirect to answer with (member 0: no leader known yet, retry).
 pub fn take_client_frame<'a>(
     consensus: &mut Consensus,
-    now_ns: u64,
     body: &Body<'a>,
     out: &mut Vec<Effect<'a>>,
 ) -> Option<Body<'static>> {
     let (kind, session, correlation, payload) = client_entry(body)?;
-    match consensus.propose_entry(now_ns, kind, session, correlation, payload, out) {
+    match consensus.propose_entry(kind, session, correlation, payload, out) {
         Ok(()) => None,
         Err(NotLeader::Redirect(leader)) => Some(Body::Redirect { leader }),
         Err(NotLeader::Unknown) => Some(Body::Redirect { leader: MemberId(0) }),
@@ -120,22 +119,27 @@ pub fn apply_committed_up_to<M: StateMachine>(
     Ok(applied)
 }
 
-/// The leader proposes what the service needs sequenced at `now_ns` (due timers, idle
-/// sessions' closing), once each while in flight; forgets what has been applied.
+/// The leader proposes what the service needs sequenced now, judged in cluster time (due
+/// timers, idle sessions' closing), once each while in flight; forgets what has been applied.
 pub fn propose_duties<M: StateMachine>(
     consensus: &mut Consensus,
     container: &Container<M>,
     proposed: &mut BTreeSet<(EntryKind, u64)>,
-    now_ns: u64,
     session_timeout_ns: u64,
     duties: &mut Vec<(EntryKind, SessionId, u64)>,
     out: &mut Vec<Effect<'_>>,
 ) {
-    proposed.retain(|&(kind, id)| container.duty_pending(kind, id));
+    let now = consensus.cluster_time();
+    // A close refused because the session was active again is forgotten, so it is proposed
+    // again once the session is idle again.
+    proposed.retain(|&(kind, id)| {
+        container.duty_pending(kind, id)
+            && (kind != EntryKind::SessionClose || container.session_idle(SessionId(id), now, session_timeout_ns))
+    });
     duties.clear();
-    container.leader_duties(ClusterTimeNs(now_ns), session_timeout_ns, proposed, duties);
+    container.leader_duties(now, session_timeout_ns, proposed, duties);
     for &(kind, session, correlation) in duties.iter() {
-        if consensus.propose_entry(now_ns, kind, session, correlation, &[], out).is_ok() {
+        if consensus.propose_entry(kind, session, correlation, &[], out).is_ok() {
             proposed.insert((kind, if kind == EntryKind::SessionClose { session.0 } else { correlation }));
         }
     }

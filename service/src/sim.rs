@@ -483,6 +483,8 @@ impl<M: StateMachine + Default> Sim<M> {
                         let mut out = Vec::new();
                         let now = self.local_now(index);
                         let node = &mut self.nodes[index];
+                        // One drifting clock a member, for its timeouts and its stamps alike.
+                        node.consensus.set_clock(now);
                         node.consensus.on_tick(now, &node.storage.log, &mut out);
                         self.carry_out(index, out)?;
                     }
@@ -690,10 +692,9 @@ impl<M: StateMachine + Default> Sim<M> {
 
     /// A client's frame at a member: sequenced if it leads, else answered with a redirect.
     fn member_takes_client_frame(&mut self, index: usize, from: u16, body: Body<'_>) -> Result<(), SimFailure> {
-        let now = self.local_now(index);
         let node = &mut self.nodes[index];
         let mut out = Vec::new();
-        match serving::take_client_frame(&mut node.consensus, now, &body, &mut out) {
+        match serving::take_client_frame(&mut node.consensus, &body, &mut out) {
             None => self.carry_out(index, out),
             Some(redirect) => {
                 let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
@@ -707,7 +708,6 @@ impl<M: StateMachine + Default> Sim<M> {
     fn propose_duties(&mut self) -> Result<(), SimFailure> {
         let mut duties = Vec::new();
         for index in 0..self.nodes.len() {
-            let now = self.local_now(index);
             let node = &mut self.nodes[index];
             if !node.alive || node.consensus.role() != Role::Leader {
                 continue;
@@ -716,14 +716,13 @@ impl<M: StateMachine + Default> Sim<M> {
             let end = node.storage.log.end();
             if end.0 >= node.snapshot_requested_at.0 + SNAPSHOT_INTERVAL_BYTES {
                 node.snapshot_requested_at = end;
-                let _ = node.consensus.propose_entry(now, EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
+                let _ = node.consensus.propose_entry(EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
             }
             let (consensus, container) = (&mut node.consensus, &node.container);
             serving::propose_duties(
                 consensus,
                 container,
                 &mut node.duties_proposed,
-                now,
                 SESSION_TIMEOUT_NS,
                 &mut duties,
                 &mut out,

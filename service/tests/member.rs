@@ -74,10 +74,9 @@ impl<M: StateMachine> Cluster<M> {
         let mut k = first;
         while k < first + count {
             let leader = self.leader().expect("a leader");
-            let now = self.now_ns();
             let payload = k.to_le_bytes().repeat(1 + (k % 40) as usize);
             let member = self.members[leader].as_mut().unwrap();
-            if member.propose(now, SessionId(1), k, &payload).unwrap().is_ok() {
+            if member.propose(SessionId(1), k, &payload).unwrap().is_ok() {
                 k += 1;
             }
             if k.is_multiple_of(16) {
@@ -439,8 +438,7 @@ fn the_replica_whose_state_hash_disagrees_is_named_by_the_other_two() {
     let mut client = Client::new(&addresses);
     client.run(&mut cluster, 1..=20);
     let leader = cluster.leader().unwrap();
-    let now = cluster.now_ns();
-    cluster.members[leader].as_mut().unwrap().request_snapshot(now).unwrap().unwrap();
+    cluster.members[leader].as_mut().unwrap().request_snapshot().unwrap().unwrap();
     cluster.until("every member has snapshotted and heard the others' hashes", Duration::from_secs(10), |c| {
         c.members.iter().flatten().all(|m| m.snapshot().is_some())
             && c.members.iter().flatten().take(2).all(|m| !m.divergences().is_empty())
@@ -474,16 +472,15 @@ fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     let snapshot_request_at = Position(64 * 1024 - 96); // a header alone: 64 bytes, ending 32 short
     let mut k = 0;
     loop {
-        let now = cluster.now_ns();
         let member = cluster.members[leader].as_mut().unwrap();
         let end = member.storage().log.position_append();
         let remaining = (snapshot_request_at.0 - end.0) as usize;
         if remaining == 0 {
-            member.request_snapshot(now).unwrap().unwrap();
+            member.request_snapshot().unwrap().unwrap();
             break;
         }
         let payload_bytes = if remaining <= 64 + 8000 { remaining - 64 } else { 4000 };
-        member.propose(now, SessionId(1), k, &vec![7; payload_bytes]).unwrap().unwrap();
+        member.propose(SessionId(1), k, &vec![7; payload_bytes]).unwrap().unwrap();
         k += 1;
         cluster.step();
     }
@@ -509,8 +506,7 @@ fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     cluster.members[wiped] = Some(open(wiped as u16 + 1, cluster.now_ns()));
 
     // A later snapshot makes that one the oldest kept.
-    let now = cluster.now_ns();
-    cluster.members[leader].as_mut().unwrap().request_snapshot(now).unwrap().unwrap();
+    cluster.members[leader].as_mut().unwrap().request_snapshot().unwrap().unwrap();
     cluster.until("every member has snapshotted again", Duration::from_secs(10), |c| {
         c.members.iter().flatten().all(|m| m.snapshot().is_some_and(|s| s.position() > snapshot))
     });
@@ -527,5 +523,69 @@ fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     let end = cluster.members[leader].as_ref().unwrap().storage().log.position_append();
     cluster.until("every member applies the new commands", Duration::from_secs(10), |c| {
         c.members.iter().flatten().all(|m| m.applied_position() >= end)
+    });
+}
+
+/// Each command (echoed back) schedules a timer half a second of cluster time after it;
+/// counts those fired.
+#[derive(Default)]
+struct Lease {
+    leases: u64,
+    ended: u64,
+}
+
+impl StateMachine for Lease {
+    fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
+        ctx.reply(command);
+        self.leases += 1;
+        ctx.schedule_timer(self.leases, ctx.time().0 + 500 * MS);
+    }
+    fn on_timer(&mut self, _ctx: &mut Context<'_>, _timer_id: u64) {
+        self.ended += 1;
+    }
+    fn snapshot(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.leases.to_le_bytes());
+        out.extend_from_slice(&self.ended.to_le_bytes());
+    }
+    fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let word = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        Ok(Lease { leases: word(0).ok_or("16 bytes")?, ended: word(8).ok_or("16 bytes")? })
+    }
+}
+
+#[test]
+fn cluster_time_is_wall_clock_time_and_goes_on_across_a_restart_of_every_member() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addresses = reserve_addresses();
+    let open = |id: u16| open_member_with(id, dirs[id as usize - 1].path(), &addresses, 0, Lease::default(), |_| {}).0;
+    let epoch_ns = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    // The first incarnation's processes have run for ten minutes (their monotonic clocks say).
+    let members = (1..=3u16).map(|id| Some(open(id))).collect();
+    let mut cluster = Cluster { start: Instant::now() - Duration::from_secs(600), members };
+    cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
+    let before = epoch_ns();
+    let mut client = Client::new(&addresses);
+    client.run(&mut cluster, 1..=5);
+    let leader = cluster.leader().unwrap();
+    let stamped = cluster.members[leader].as_ref().unwrap().storage().log.time_max().0;
+    assert!(stamped >= before && stamped <= epoch_ns(), "entries carry wall-clock time: {stamped} vs {before}");
+    cluster.until("every lease ends", Duration::from_secs(5), |c| {
+        c.members.iter().flatten().all(|m| m.machine().ended == 5)
+    });
+
+    // Every member stops; a second later they start again, new processes (clocks from 0).
+    drop(cluster);
+    std::thread::sleep(Duration::from_secs(1));
+    let members = (1..=3u16).map(|id| Some(open(id))).collect();
+    let mut cluster = Cluster { start: Instant::now(), members };
+    cluster.until("a leader is elected again", Duration::from_secs(10), |c| c.leader().is_some());
+    let mut client = Client::new(&addresses);
+    client.run(&mut cluster, 6..=6);
+    let leader = cluster.leader().unwrap();
+    let restamped = cluster.members[leader].as_ref().unwrap().storage().log.time_max().0;
+    assert!(restamped >= stamped + 1_000 * MS, "cluster time stood still across the restart: {restamped} vs {stamped}");
+    // The new lease ends half a second later, not when the new processes' uptime catches up.
+    cluster.until("the new lease ends", Duration::from_secs(5), |c| {
+        c.members.iter().flatten().all(|m| m.machine().ended == 6)
     });
 }
