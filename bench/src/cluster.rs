@@ -45,6 +45,8 @@ fn member(
         ..NodeConfig::new(MemberId(id), dir.to_path_buf(), "echo", members, config)
     };
     let endpoint = Endpoint::new(Box::new(net), codec);
+    // A new cluster's member (unformatted, it would wait to recover from a leader).
+    ordo_service::node::format(&node).map_err(io::Error::other)?;
     let config = ordo_service::node::member_config(&node).map_err(io::Error::other)?;
     Member::open(Echo::default(), &config, endpoint, 0).map(|(member, _)| member).map_err(io::Error::other)
 }
@@ -60,6 +62,7 @@ struct Cluster {
 impl Cluster {
     fn start(durability: Durability) -> io::Result<Cluster> {
         let dirs = [tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?];
+
         let addresses: Vec<SocketAddr> = (0..3)
             .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()))
             .collect::<Result<_, _>>()?;

@@ -1,6 +1,12 @@
 //! The vote metadata file: current term and who this member voted for in it. Consensus
 //! stores it before a vote is answered, so a member that crashes and restarts never votes
 //! twice in one term. Replaced atomically (see `small_file`).
+//!
+//! Beside it, the recovering mark: a member that starts with no vote file, no log and no
+//! snapshot has lost its state (a new member's folder is formatted, with a vote file at
+//! term 0, by `ordo init` or `format`). The mark is stored before the member does anything,
+//! so that a crash while it catches up does not make it a voter with half its log; it is
+//! removed once it holds everything committed.
 
 use crate::error::{LogError, Result};
 use crate::small_file::{self, Reader};
@@ -9,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 const VOTE_FILE: &str = "vote";
 const VOTE_MAGIC: &[u8; 8] = b"ORDOVOT1";
+const RECOVERING_FILE: &str = "recovering";
+const RECOVERING_MAGIC: &[u8; 8] = b"ORDOREC1";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vote {
@@ -31,8 +39,13 @@ impl VoteStore {
 
     /// The stored vote; term 0 and no vote when the file does not exist yet.
     pub fn load(&self) -> Result<Vote> {
+        Ok(self.load_stored()?.unwrap_or_default())
+    }
+
+    /// The stored vote, `None` when there is no vote file.
+    pub fn load_stored(&self) -> Result<Option<Vote>> {
         let Some(body) = small_file::read(&self.dir, VOTE_FILE, VOTE_MAGIC)? else {
-            return Ok(Vote::default());
+            return Ok(None);
         };
         let path = self.dir.join(VOTE_FILE);
         let mut reader = Reader::new(&body);
@@ -48,7 +61,42 @@ impl VoteStore {
             path,
             reason: format!("it names member {voted_for}, ids are 16-bit"),
         })?;
-        Ok(Vote { term: Term(term), voted_for: (voted_for != 0).then_some(MemberId(voted_for)) })
+        Ok(Some(Vote { term: Term(term), voted_for: (voted_for != 0).then_some(MemberId(voted_for)) }))
+    }
+
+    /// Formats a new member: a vote file at term 0, unless one is there. Returns whether it
+    /// wrote one.
+    pub fn format(&self) -> Result<bool> {
+        if self.load_stored()?.is_some() {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| LogError::Io {
+            action: "create the member folder",
+            path: self.dir.clone(),
+            source,
+        })?;
+        self.store(&Vote::default())?;
+        Ok(true)
+    }
+
+    /// Whether the recovering mark is set.
+    pub fn is_recovering(&self) -> Result<bool> {
+        Ok(small_file::read(&self.dir, RECOVERING_FILE, RECOVERING_MAGIC)?.is_some())
+    }
+
+    /// Sets the recovering mark durably.
+    pub fn mark_recovering(&self) -> Result<()> {
+        small_file::write_atomically(&self.dir, RECOVERING_FILE, RECOVERING_MAGIC, &self.cluster_id.0.to_le_bytes())
+    }
+
+    /// Removes the recovering mark durably (the member caught up).
+    pub fn clear_recovering(&self) -> Result<()> {
+        let path = self.dir.join(RECOVERING_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => small_file::sync_dir(&self.dir),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(LogError::Io { action: "remove", path, source }),
+        }
     }
 
     /// Stores `vote` durably; returns only once it would survive a power loss.
@@ -111,5 +159,21 @@ mod decoder_properties {
             let _ = VoteStore::new(dir.path(), ClusterId(1)).load();
             let _ = Checkpoint::load(dir.path(), ClusterId(1));
         }
+    }
+
+    #[test]
+    fn a_formatted_member_has_a_vote_file_and_the_recovering_mark_comes_and_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VoteStore::new(&dir.path().join("data"), ClusterId(4));
+        assert_eq!(store.load_stored().unwrap(), None);
+        assert!(store.format().unwrap());
+        assert_eq!(store.load_stored().unwrap(), Some(Vote::default()));
+        assert!(!store.format().unwrap(), "formatted once");
+        assert!(!store.is_recovering().unwrap());
+        store.mark_recovering().unwrap();
+        assert!(store.is_recovering().unwrap());
+        store.clear_recovering().unwrap();
+        assert!(!store.is_recovering().unwrap());
+        store.clear_recovering().unwrap();
     }
 }

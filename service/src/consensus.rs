@@ -156,6 +156,9 @@ pub enum Effect<'a> {
     InstallSnapshot {
         position: Position,
     },
+    /// A recovering member ([`Consensus::start_recovering`]) holds everything its leader has
+    /// committed: record durably that it is a full member again (it votes from now on).
+    Recovered,
 }
 
 #[derive(Clone, Debug)]
@@ -257,6 +260,10 @@ pub struct Consensus {
     /// nanoseconds since the Unix epoch in a real member, the virtual clock in the simulator.
     clock_ns: u64,
     incoming: Option<InstallReceive>,
+    /// This member lost its state (no vote, log or snapshot in a cluster that has run): it
+    /// neither stands nor votes until it holds everything committed, or its vote could elect
+    /// a member missing entries it had acknowledged before the loss.
+    recovering: bool,
 }
 
 impl Consensus {
@@ -284,10 +291,22 @@ impl Consensus {
             time_stamped: ClusterTimeNs::ZERO,
             clock_ns: 0,
             incoming: None,
+            recovering: false,
             config,
         };
         consensus.reset_election_deadline(now_ns);
         consensus
+    }
+
+    /// This member starts without its state (see `recovering`): it follows a leader and
+    /// catches up, and stands and votes only once it holds everything committed.
+    pub fn start_recovering(&mut self) {
+        self.recovering = true;
+    }
+
+    /// Whether this member is still catching up after losing its state.
+    pub fn recovering(&self) -> bool {
+        self.recovering
     }
 
     /// Everything below `position` is known committed: this member applied it before it
@@ -375,7 +394,11 @@ impl Consensus {
             }
             Role::Follower | Role::Candidate => {
                 if now_ns >= self.election_deadline_ns {
-                    self.start_pre_vote(now_ns, log, out);
+                    if self.recovering {
+                        self.reset_election_deadline(now_ns); // it waits for a leader
+                    } else {
+                        self.start_pre_vote(now_ns, log, out);
+                    }
                 }
             }
         }
@@ -521,7 +544,7 @@ impl Consensus {
                     || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
                 let log_ok = Self::up_to_date(log, last_term, last_position)
                     || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
-                let granted = term > self.term && !leader_fresh && log_ok;
+                let granted = term > self.term && !leader_fresh && log_ok && !self.recovering;
                 // A refusal carries this member's term: a candidate behind it adopts it
                 // (etcd's rule), or two members, one with the newer term and one with the
                 // longer log, would refuse each other forever.
@@ -538,7 +561,8 @@ impl Consensus {
                 let granted = term == self.term
                     && self.role == Role::Follower
                     && self.voted_for.is_none_or(|v| v == from)
-                    && log_ok;
+                    && log_ok
+                    && !self.recovering;
                 if granted {
                     self.voted_for = Some(from);
                     out.push(Effect::StoreVote { term, voted_for: Some(from) });
@@ -615,7 +639,7 @@ impl Consensus {
                 if !self.accept_leader(now_ns, from, term, out) {
                     return;
                 }
-                self.follow_commit(position_commit, out);
+                self.follow_commit(position_commit, log, out);
                 self.ack(from, log, out);
             }
             Body::SnapshotChunk { snapshot_position, offset, total_bytes, bytes } => {
@@ -683,11 +707,26 @@ impl Consensus {
         true
     }
 
-    fn follow_commit(&mut self, leader_commit: Position, out: &mut Vec<Effect<'_>>) {
+    fn follow_commit(&mut self, leader_commit: Position, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
         let commit = leader_commit.min(self.matched);
         if commit > self.commit {
             self.commit = commit;
             out.push(Effect::Commit { position: commit });
+        }
+        self.check_recovered(log, out);
+    }
+
+    /// A recovering member is caught up once it holds durably what its leader committed past
+    /// the leader's own first entry of this term: such a commit covers every earlier one, so
+    /// it holds again everything it may have acknowledged before it lost its state.
+    fn check_recovered(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        if !self.recovering {
+            return;
+        }
+        let term_start = log.term_start(self.term);
+        if term_start.is_some_and(|start| self.commit > start) && log.position_durable() >= self.commit {
+            self.recovering = false;
+            out.push(Effect::Recovered);
         }
     }
 
@@ -747,7 +786,7 @@ impl Consensus {
             }
             let rest = &chunk.bytes[offset.min(chunk.bytes.len())..];
             if rest.is_empty() {
-                self.follow_commit(append.commit_position, out);
+                self.follow_commit(append.commit_position, log, out);
                 return self.ack(from, log, out);
             }
             // `position` is where this log ends once any Truncate above is carried out.
@@ -761,7 +800,7 @@ impl Consensus {
                 self.matched = self.matched.max(Position(position.0 + whole_entries_span(rest)));
                 out.push(Effect::Sync);
             }
-            return self.follow_commit(append.commit_position, out);
+            return self.follow_commit(append.commit_position, log, out);
         }
         let outcome = match self.receiver.on_append(end, chunk, self.term, now_ns) {
             Received::Entries { position, bytes } => Ok(Some((position, whole_entries_span(bytes)))),
@@ -774,7 +813,7 @@ impl Consensus {
                 out.push(Effect::AppendRaw { position, bytes: AppendBytes::Reassembled });
                 self.matched = self.matched.max(Position(position.0 + span));
                 out.push(Effect::Sync);
-                self.follow_commit(append.commit_position, out);
+                self.follow_commit(append.commit_position, log, out);
             }
             Ok(None) => self.ack(from, log, out),
             Err(Some(position)) => nak(position, out, self.term),
@@ -853,6 +892,7 @@ impl Consensus {
         out.push(Effect::Send { to: leader, term: self.term, message });
         if installed {
             self.ack(leader, log, out);
+            self.check_recovered(log, out);
         }
     }
 
@@ -918,7 +958,10 @@ impl Consensus {
     pub fn on_durable(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
         match (self.role, self.leader) {
             (Role::Leader, _) => self.advance_commit(log, out),
-            (Role::Follower, Some(leader)) => self.ack(leader, log, out),
+            (Role::Follower, Some(leader)) => {
+                self.ack(leader, log, out);
+                self.check_recovered(log, out);
+            }
             _ => {}
         }
     }
@@ -1486,5 +1529,36 @@ mod tests {
         let chunk = Chunk { from_position: Position(2 * 96), checksum_prev: 0x1234, fragment_offset: 0, bytes: &[] };
         let out = append_from_leader(chunk, &log);
         assert_eq!(sends(&out), vec![(MemberId(1), Term(3), Body::Nak { position: Position(4 * 96) })]);
+    }
+
+    #[test]
+    fn a_recovering_member_neither_stands_nor_votes_until_it_holds_the_leaders_commit() {
+        let mut log = MemLog::new();
+        let mut node = follower(2);
+        node.start_recovering();
+        let mut out = Vec::new();
+        node.on_tick(10 * TIMEOUT, &log, &mut out);
+        assert!(sends(&out).is_empty(), "it stood: {out:?}");
+        for pre_vote in [true, false] {
+            let request = Body::VoteRequest { pre_vote, last_term: Term::ZERO, last_position: Position::ZERO };
+            out.clear();
+            node.on_message(10 * TIMEOUT, MemberId(3), Term(1), request, &log, &mut out);
+            assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote, granted: false });
+        }
+        // Member 1 leads term 2: its log is the term-1 entries, then its own first entry.
+        let leaders = log_of(&[1, 1, 2]);
+        let (start, end) = (Position::ZERO, leaders.end());
+        let chunk = Chunk { from_position: start, checksum_prev: 0, fragment_offset: 0, bytes: leaders.bytes_between(start, end) };
+        out.clear();
+        node.on_append(11 * TIMEOUT, MemberId(1), Term(2), Append { chunk, commit_position: end }, &log, &mut out);
+        assert!(node.recovering(), "nothing is written yet");
+        log.append_raw(start, leaders.bytes_between(start, end)).unwrap();
+        out.clear();
+        node.on_durable(&log, &mut out);
+        assert!(!out.contains(&Effect::Recovered), "not durable yet: {out:?}");
+        log.sync();
+        out.clear();
+        node.on_durable(&log, &mut out);
+        assert!(out.contains(&Effect::Recovered) && !node.recovering(), "{out:?}");
     }
 }

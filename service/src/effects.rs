@@ -41,6 +41,8 @@ pub trait Storage {
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
     /// The newest snapshot (sent to followers that need it; restored on start).
     fn newest_snapshot(&self) -> Option<&Snapshot>;
+    /// Records durably that this member, which had lost its state, caught up: it votes again.
+    fn store_recovered(&mut self) -> Result<(), StorageError>;
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
@@ -122,6 +124,7 @@ pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
                 sync |= carry_out_deferring_sync(consensus, storage, outbox, &mut more, check)?;
                 Ok(())
             }
+            Effect::Recovered => storage.store_recovered(),
             Effect::Commit { .. } | Effect::RoleChanged { .. } => Ok(()),
         };
         done.map_err(CarryError::Storage)?;
@@ -169,6 +172,8 @@ pub struct DiskStorage {
     app: String,
     /// A snapshot installed from the leader, for the service to restore.
     installed: Option<Snapshot>,
+    /// The member lost its state and has not caught up yet (`ordo_log::vote`'s mark).
+    recovering: bool,
 }
 
 impl DiskStorage {
@@ -183,7 +188,20 @@ impl DiskStorage {
     ) -> Result<Self, StorageError> {
         let vote = votes.load()?;
         let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
-        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app: app.to_string(), installed: None })
+        // No vote file, no log entry and no snapshot: not a formatted new member but one that
+        // lost its state. The mark goes down before anything else happens.
+        let lost = votes.load_stored()?.is_none() && log.position_append() == Position::ZERO && newest.is_none();
+        let recovering = lost || votes.is_recovering()?;
+        if lost {
+            votes.mark_recovering()?;
+        }
+        let app = app.to_string();
+        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app, installed: None, recovering })
+    }
+
+    /// Whether this member lost its state and has not caught up yet: it does not vote.
+    pub fn recovering(&self) -> bool {
+        self.recovering
     }
 
     pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
@@ -271,6 +289,15 @@ impl Storage for DiskStorage {
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.newest.as_ref()
     }
+    fn store_recovered(&mut self) -> Result<(), StorageError> {
+        // The vote file first: a member with neither vote file nor mark counts as one that
+        // lost its state again.
+        self.votes.store(&self.vote)?;
+        self.votes.clear_recovering()?;
+        self.recovering = false;
+        tracing::info!("caught up with everything committed after losing its state: this member votes again");
+        Ok(())
+    }
 }
 
 /// Snapshots kept in memory by the simulator's storage.
@@ -323,6 +350,10 @@ impl Storage for crate::mem_log::MemStorage {
     }
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.snapshots.last()
+    }
+    fn store_recovered(&mut self) -> Result<(), StorageError> {
+        self.recovering = false;
+        Ok(())
     }
 }
 

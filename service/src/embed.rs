@@ -90,6 +90,15 @@ impl Node {
         &self.config
     }
 
+    /// Marks this member's data folder as a new cluster's member (a vote file at term 0),
+    /// as `ordo init` does; returns whether it did (a folder that has one is left as it is).
+    /// Do it once, when the cluster is made: a member that starts without a vote file, a log
+    /// or a snapshot is taken to have lost its state, and does not vote until it has caught
+    /// up from a leader (so a cluster whose members all start that way never elects one).
+    pub fn format(&self) -> Result<bool, NodeError> {
+        crate::node::format(&self.config).map_err(|error| NodeError::Failed(Box::new(error)))
+    }
+
     /// Opens the member with `machine` as its empty state (its newest snapshot and log
     /// replace it if it has them) and runs it on a thread of its own. Returns once the
     /// member is open, so a bad key, a damaged log or an address that cannot be bound is an

@@ -334,4 +334,7 @@ pub struct MemStorage {
     pub vote: ordo_log::Vote,
     /// Oldest first.
     pub snapshots: Vec<crate::snapshot::Snapshot>,
+    /// The recovering mark (see `ordo_log::vote`): set when the member lost its disk,
+    /// cleared once it caught up.
+    pub recovering: bool,
 }

@@ -282,6 +282,13 @@ impl<M: StateMachine> Member<M> {
         let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
         consensus.set_clock(wall_clock_ns());
         consensus.note_committed(applied); // its snapshot holds only what was committed
+        if storage.recovering() {
+            tracing::warn!(
+                "member {} starts without its state (no vote file, log or snapshot; a new member's folder is formatted by `ordo init`): it will not vote until it has caught up from the leader; if a majority of members lost their data, the cluster waits: restore them from a snapshot (`ordo snapshot restore`)",
+                config.consensus.member.0
+            );
+            consensus.start_recovering();
+        }
         Ok(Member {
             consensus,
             snapshot_requested_at: applied,

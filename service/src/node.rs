@@ -221,3 +221,9 @@ mod tests {
         assert!(message.contains("cannot be read"), "{message}");
     }
 }
+
+/// Formats a new member's data folder (a vote file at term 0) unless it has one: see
+/// `Node::format`. Returns whether it wrote one.
+pub fn format(node: &NodeConfig) -> Result<bool, ordo_log::LogError> {
+    ordo_log::VoteStore::new(&node.data_dir, node.cluster_id()).format()
+}

@@ -60,7 +60,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn members_allocate_nothing_per_command_once_warm() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let started = Instant::now();
     let mut members: Vec<_> =

@@ -56,7 +56,7 @@ fn the_same_with_each_members_service_on_its_own_thread() {
 }
 
 fn ride_out_a_leader_crash(threading: Threading) {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let started = Instant::now();
     let open = |id: u16, now: u64| {

@@ -92,7 +92,7 @@ impl<M: StateMachine> Cluster<M> {
 
 #[test]
 fn three_members_elect_commit_fail_over_and_converge_byte_for_byte() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     // Reserve three loopback ports.
     let addresses: Vec<SocketAddr> =
         (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect();
@@ -258,7 +258,7 @@ impl Client {
 
 #[test]
 fn a_client_opens_a_session_anywhere_and_no_command_applies_twice_across_a_failover() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses: Vec<SocketAddr> =
         (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect();
     let members = (1..=3u16).map(|id| Some(open_member(id, dirs[id as usize - 1].path(), &addresses, 0))).collect();
@@ -297,7 +297,7 @@ fn snapshot_often(config: &mut MemberConfig) {
 
 #[test]
 fn a_member_restarts_from_its_snapshot_and_a_wiped_member_is_sent_the_leaders() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let open = |id: u16, now: u64| {
         open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Summer::default(), snapshot_often)
@@ -425,7 +425,7 @@ impl StateMachine for Summer {
 
 #[test]
 fn the_replica_whose_state_hash_disagrees_is_named_by_the_other_two() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let members = (1..=3u16)
         .map(|id| {
@@ -460,7 +460,7 @@ fn small_segments(config: &mut MemberConfig) {
 fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     // Fewer than a header's 64 bytes are left at a segment's end: the next entry starts the
     // next segment. A snapshot-request entry ending 32 bytes short puts the snapshot there.
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let open = |id: u16, now: u64| {
         open_member_with(id, dirs[id as usize - 1].path(), &addresses, now, Echo::default(), small_segments).0
@@ -555,7 +555,7 @@ impl StateMachine for Lease {
 
 #[test]
 fn cluster_time_is_wall_clock_time_and_goes_on_across_a_restart_of_every_member() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs = fresh_dirs();
     let addresses = reserve_addresses();
     let open = |id: u16| open_member_with(id, dirs[id as usize - 1].path(), &addresses, 0, Lease::default(), |_| {}).0;
     let epoch_ns = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;

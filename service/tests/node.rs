@@ -28,6 +28,7 @@ fn write_configs(dir: &Path, ports: &[u16]) -> Vec<std::path::PathBuf> {
             );
             let path = dir.join(format!("node-{id}.toml"));
             std::fs::write(&path, text).unwrap();
+            node::format(&NodeConfig::load(&path).unwrap()).unwrap(); // a new cluster's member
             path
         })
         .collect()

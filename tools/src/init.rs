@@ -76,6 +76,10 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         let path = config_path(&init.dir, id);
         std::fs::write(&path, config.to_toml())
             .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+        // A new member: without this, it would take itself for one that lost its state.
+        ordo_log::VoteStore::new(&node_dir.join("data"), config.log.cluster_id)
+            .format()
+            .map_err(|e| Failure(e.to_string()))?;
         paths.push(path);
     }
     Ok(paths)

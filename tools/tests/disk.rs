@@ -283,3 +283,114 @@ fn a_whole_cluster_restored_from_a_snapshot_of_a_later_term_serves_and_takes_com
     let (_, term) = await_leader(r, None, Duration::from_secs(10));
     assert!(term > 4, "the restored cluster's terms go on after the snapshot's: {term}");
 }
+
+/// SIGKILLs member `id`'s process and waits for it.
+fn kill(nodes: &mut Nodes, id: u64) {
+    let child = &mut nodes.0[id as usize - 1];
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether any member of `dir` leads within `limit`.
+fn leads_within(dir: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if describe(dir).iter().any(|m| m["role"] == "leader") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// `get key{count}` through the client: the value it reads.
+fn last_value(dir: &str, count: usize) -> serde_json::Value {
+    let got = ordo(&["client", "--dir", dir, "get", &format!("key{count}")], Duration::from_secs(60));
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    json_lines(&got)[0]["reply"].clone()
+}
+
+#[test]
+fn a_member_that_lost_its_data_does_not_vote_until_it_has_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap();
+    let configs = init_small_segments(&cluster, 3, common::base_port(3) + 30, "kv");
+    let mut nodes = start_nodes(&configs);
+    let (leader, _) = await_leader(c, None, Duration::from_secs(30));
+    // A follower stops; 500 puts are committed by the other two.
+    let stale = if leader == 1 { 2 } else { 1 };
+    let other = 6 - leader - stale;
+    kill(&mut nodes, stale);
+    let written = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &puts(500));
+    assert!(json_lines(&written).iter().all(|l| l["ok"] == true));
+    // Both stop; one of them comes back with its data folder gone, beside the stale follower.
+    kill(&mut nodes, leader);
+    kill(&mut nodes, other);
+    std::fs::remove_dir_all(cluster.join(format!("node-{leader}/data"))).unwrap();
+    nodes.0[leader as usize - 1] = start_node(&configs[leader as usize - 1]);
+    nodes.0[stale as usize - 1] = start_node(&configs[stale as usize - 1]);
+    // They must not elect a leader: together they lack what was acknowledged.
+    assert!(!leads_within(c, Duration::from_secs(3)), "the empty and the stale member elected a leader");
+    // The member that kept its data returns: a leader with every put, and the empty one catches up.
+    nodes.0[other as usize - 1] = start_node(&configs[other as usize - 1]);
+    assert!(leads_within(c, Duration::from_secs(30)), "no leader once a member with the data is back");
+    let value = "x".repeat(600);
+    assert_eq!(last_value(c, 500), serde_json::json!({"Value": {"value": value}}), "an acknowledged put was lost");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let applied = |id: u64| {
+        let stat = ordo(&["stat", "--dir", &format!("{c}/node-{id}"), "--json"], Duration::from_secs(20));
+        json_lines(&stat)[0]["applied_position"].as_u64().unwrap()
+    };
+    while applied(leader) < applied(other) {
+        assert!(Instant::now() < deadline, "the emptied member did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!cluster.join(format!("node-{leader}/data/recovering")).exists(), "caught up: it votes again");
+}
+
+#[test]
+fn a_cluster_whose_majority_lost_its_data_waits_and_a_restore_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap();
+    let configs = init_small_segments(&cluster, 3, common::base_port(4) + 10, "kv");
+    let mut nodes = start_nodes(&configs);
+    let written = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &puts(300));
+    assert!(json_lines(&written).iter().all(|l| l["ok"] == true));
+    let take = ordo(&["snapshot", "take", "--dir", c], Duration::from_secs(60));
+    assert!(take.status.success(), "{}", String::from_utf8_lossy(&take.stderr));
+    let (leader, _) = await_leader(c, None, Duration::from_secs(30));
+    // All stop; both followers' folders are deleted; all start.
+    for id in 1..=3 {
+        kill(&mut nodes, id);
+    }
+    for id in (1..=3).filter(|&id| id != leader) {
+        std::fs::remove_dir_all(cluster.join(format!("node-{id}/data"))).unwrap();
+    }
+    let leader_dir = format!("{c}/node-{leader}");
+    let end = |verify: &std::process::Output| json_lines(verify)[0]["end"].as_u64().unwrap();
+    let before = end(&ordo(&["log", "verify", "--dir", &leader_dir, "--json"], Duration::from_secs(30)));
+    let mut nodes = start_nodes(&configs);
+    // No leader: two members that lost their data must not outvote the one that has it.
+    assert!(!leads_within(c, Duration::from_secs(3)), "members without their data elected a leader");
+    kill(&mut nodes, leader);
+    let after = end(&ordo(&["log", "verify", "--dir", &leader_dir, "--json"], Duration::from_secs(30)));
+    assert!(after >= before, "the member with the data lost entries: {before} -> {after}");
+
+    // The operator seeds the two from the survivor's snapshot; the cluster serves again.
+    let snapshots = json_lines(&ordo(&["snapshot", "list", "--dir", &leader_dir, "--json"], Duration::from_secs(20)));
+    let newest = snapshots.last().expect("a snapshot")["path"].as_str().unwrap().to_string();
+    for id in (1..=3).filter(|&id| id != leader) {
+        kill(&mut nodes, id);
+        std::fs::remove_dir_all(cluster.join(format!("node-{id}/data"))).unwrap();
+        let restore = ordo(
+            &["snapshot", "restore", "--from", &newest, "--dir", &format!("{c}/node-{id}")],
+            Duration::from_secs(20),
+        );
+        assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    }
+    let _nodes = start_nodes(&configs);
+    let value = "x".repeat(600);
+    assert_eq!(last_value(c, 300), serde_json::json!({"Value": {"value": value}}));
+}

@@ -59,3 +59,15 @@ pub fn node_config(id: u16, dir: &Path, addresses: &[SocketAddr]) -> NodeConfig 
 pub fn reserve_addresses() -> Vec<SocketAddr> {
     (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect()
 }
+
+/// Three member folders of a new cluster, formatted as `ordo init` formats them (a member
+/// started on an unformatted, empty folder takes itself for one that lost its state).
+pub fn fresh_dirs() -> Vec<tempfile::TempDir> {
+    (0..3)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            ordo_log::VoteStore::new(dir.path(), CLUSTER).format().unwrap();
+            dir
+        })
+        .collect()
+}
