@@ -157,8 +157,13 @@ pub enum Effect<'a> {
         position: Position,
     },
     /// A recovering member ([`Consensus::start_recovering`]) holds everything its leader has
-    /// committed: record durably that it is a full member again (it votes from now on).
-    Recovered,
+    /// committed: store this vote (it counts as having voted for its leader in this term,
+    /// the one vote it may have given before the loss) and record durably that it is a full
+    /// member again (it votes from now on).
+    Recovered {
+        term: Term,
+        voted_for: Option<MemberId>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -190,6 +195,8 @@ pub enum DeliberateBug {
     VoteWithoutLogCheck,
     /// Commit what the leader alone has made durable.
     CommitWithoutMajority,
+    /// A member that lost its disk votes at once, without catching up first.
+    RecoveringVotes,
 }
 
 /// Why a proposal was refused.
@@ -264,6 +271,9 @@ pub struct Consensus {
     /// neither stands nor votes until it holds everything committed, or its vote could elect
     /// a member missing entries it had acknowledged before the loss.
     recovering: bool,
+    /// The highest commit position the current leader announced (a recovering member is
+    /// caught up once it holds it).
+    leader_commit: Position,
 }
 
 impl Consensus {
@@ -292,6 +302,7 @@ impl Consensus {
             clock_ns: 0,
             incoming: None,
             recovering: false,
+            leader_commit: Position::ZERO,
             config,
         };
         consensus.reset_election_deadline(now_ns);
@@ -301,7 +312,7 @@ impl Consensus {
     /// This member starts without its state (see `recovering`): it follows a leader and
     /// catches up, and stands and votes only once it holds everything committed.
     pub fn start_recovering(&mut self) {
-        self.recovering = true;
+        self.recovering = self.config.deliberate_bug != Some(DeliberateBug::RecoveringVotes);
     }
 
     /// Whether this member is still catching up after losing its state.
@@ -366,6 +377,7 @@ impl Consensus {
         self.peers.clear();
         if changed {
             self.matched = Position::ZERO;
+            self.leader_commit = Position::ZERO;
             // Fragments of the old leader's entry are not the new leader's entry.
             self.receiver.reset();
             out.push(Effect::RoleChanged { role: Role::Follower, term: self.term, leader });
@@ -708,6 +720,7 @@ impl Consensus {
     }
 
     fn follow_commit(&mut self, leader_commit: Position, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
+        self.leader_commit = self.leader_commit.max(leader_commit);
         let commit = leader_commit.min(self.matched);
         if commit > self.commit {
             self.commit = commit;
@@ -718,15 +731,22 @@ impl Consensus {
 
     /// A recovering member is caught up once it holds durably what its leader committed past
     /// the leader's own first entry of this term: such a commit covers every earlier one, so
-    /// it holds again everything it may have acknowledged before it lost its state.
+    /// it holds again everything it may have acknowledged before it lost its state. (A
+    /// snapshot from the leader is not enough by itself: it may stand below the commit.)
     fn check_recovered(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
-        if !self.recovering {
+        if !self.recovering || self.leader.is_none() {
             return;
         }
-        let term_start = log.term_start(self.term);
-        if term_start.is_some_and(|start| self.commit > start) && log.position_durable() >= self.commit {
+        let (commit, term_start) = (self.leader_commit, log.term_start(self.term));
+        let holds = self.commit >= commit && log.position_durable() >= commit;
+        if holds && term_start.is_some_and(|start| commit > start) {
             self.recovering = false;
-            out.push(Effect::Recovered);
+            // It may have voted in this term before the loss: it counts as having voted for
+            // the leader it follows, so it never votes for another in this term.
+            if self.voted_for.is_none() {
+                self.voted_for = self.leader;
+            }
+            out.push(Effect::Recovered { term: self.term, voted_for: self.voted_for });
         }
     }
 
@@ -1555,10 +1575,11 @@ mod tests {
         log.append_raw(start, leaders.bytes_between(start, end)).unwrap();
         out.clear();
         node.on_durable(&log, &mut out);
-        assert!(!out.contains(&Effect::Recovered), "not durable yet: {out:?}");
+        assert!(!out.iter().any(|e| matches!(e, Effect::Recovered { .. })), "not durable yet: {out:?}");
         log.sync();
         out.clear();
         node.on_durable(&log, &mut out);
-        assert!(out.contains(&Effect::Recovered) && !node.recovering(), "{out:?}");
+        let recovered = Effect::Recovered { term: Term(2), voted_for: Some(MemberId(1)) };
+        assert!(out.contains(&recovered) && !node.recovering(), "{out:?}");
     }
 }

@@ -41,8 +41,9 @@ pub trait Storage {
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
     /// The newest snapshot (sent to followers that need it; restored on start).
     fn newest_snapshot(&self) -> Option<&Snapshot>;
-    /// Records durably that this member, which had lost its state, caught up: it votes again.
-    fn store_recovered(&mut self) -> Result<(), StorageError>;
+    /// Records durably that this member, which had lost its state, caught up (with its
+    /// vote): it votes again.
+    fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
@@ -124,7 +125,7 @@ pub fn carry_out_deferring_sync<S: Storage + ?Sized, E>(
                 sync |= carry_out_deferring_sync(consensus, storage, outbox, &mut more, check)?;
                 Ok(())
             }
-            Effect::Recovered => storage.store_recovered(),
+            Effect::Recovered { term, voted_for } => storage.store_recovered(term, voted_for),
             Effect::Commit { .. } | Effect::RoleChanged { .. } => Ok(()),
         };
         done.map_err(CarryError::Storage)?;
@@ -289,9 +290,10 @@ impl Storage for DiskStorage {
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.newest.as_ref()
     }
-    fn store_recovered(&mut self) -> Result<(), StorageError> {
+    fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
         // The vote file first: a member with neither vote file nor mark counts as one that
         // lost its state again.
+        self.vote = Vote { term, voted_for };
         self.votes.store(&self.vote)?;
         self.votes.clear_recovering()?;
         self.recovering = false;
@@ -351,7 +353,8 @@ impl Storage for crate::mem_log::MemStorage {
     fn newest_snapshot(&self) -> Option<&Snapshot> {
         self.snapshots.last()
     }
-    fn store_recovered(&mut self) -> Result<(), StorageError> {
+    fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        self.vote = Vote { term, voted_for };
         self.recovering = false;
         Ok(())
     }

@@ -178,6 +178,12 @@ pub fn run<M: StateMachine>(
     Ok(())
 }
 
+/// Formats a new member's data folder (a vote file at term 0) unless it has one: see
+/// `Node::format`. Returns whether it wrote one.
+pub fn format(node: &NodeConfig) -> Result<bool, ordo_log::LogError> {
+    ordo_log::VoteStore::new(&node.data_dir, node.cluster_id()).format()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,10 +226,4 @@ mod tests {
         let message = load_key(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(message.contains("cannot be read"), "{message}");
     }
-}
-
-/// Formats a new member's data folder (a vote file at term 0) unless it has one: see
-/// `Node::format`. Returns whether it wrote one.
-pub fn format(node: &NodeConfig) -> Result<bool, ordo_log::LogError> {
-    ordo_log::VoteStore::new(&node.data_dir, node.cluster_id()).format()
 }

@@ -139,6 +139,9 @@ struct Checks {
     /// Each member's commit position and stored vote, as its effects said.
     commits: Vec<Position>,
     votes: Vec<Vote>,
+    /// Every vote each member granted, by term: kept when its disk is lost (what it forgot
+    /// it did, it did), so a second vote in one term is caught however it comes about.
+    granted: Vec<BTreeMap<Term, MemberId>>,
     /// The state hash every member had at each applied position seen.
     hashes: BTreeMap<Position, u64>,
     /// Where each (session, sequence) was applied (exactly once: never at two positions).
@@ -263,6 +266,7 @@ pub fn run_app<M: StateMachine + Default>(
             committed: BTreeMap::new(),
             commits: vec![Position::ZERO; members],
             votes: vec![Vote::default(); members],
+            granted: vec![BTreeMap::new(); members],
             hashes: BTreeMap::new(),
             applied_at: BTreeMap::new(),
             trace: VecDeque::with_capacity(TRACE_EVENTS),
@@ -338,6 +342,13 @@ impl Checks {
                         format!("member {member} changed its vote in {term}: {stored:?} -> {voted_for:?}"),
                     ));
                 }
+                if let Some(candidate) = voted_for {
+                    let earlier = *self.granted[index].entry(term).or_insert(candidate);
+                    if earlier != candidate {
+                        let message = format!("member {member} voted for {candidate:?} in {term}, having voted for {earlier:?}");
+                        return Err(self.fail("one vote per term", message));
+                    }
+                }
                 self.votes[index] = Vote { term, voted_for };
             }
             Effect::Truncate { position } => {
@@ -360,6 +371,11 @@ impl Checks {
             Effect::InstallSnapshot { position } => {
                 self.installs += 1;
                 self.note(format!("member {member} installs the leader's snapshot at {position}"));
+            }
+            Effect::Recovered { term, voted_for } => {
+                // Not a vote granted: the member records the leader it follows as its vote.
+                self.votes[index] = Vote { term, voted_for };
+                self.note(format!("member {member} caught up after losing its disk: it votes again"));
             }
             Effect::Append { meta, .. } if meta.timestamp < log.time_max() => {
                 let message =
@@ -543,13 +559,24 @@ impl<M: StateMachine + Default> Sim<M> {
                 let torn: Vec<u8> = (0..self.rng.usize(..100)).map(|_| self.rng.u8(..)).collect();
                 let keep_unsynced = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
                 let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                // One member at a time loses its disk: with a second, the cluster would
+                // rightly wait for an operator (a majority may be what lost the data).
+                let recovering = self.nodes.iter().any(|n| n.storage.recovering || n.consensus.recovering());
+                let lose_disk = faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
                 let node = &mut self.nodes[index];
                 node.alive = false;
                 node.storage.log.crash(keep_unsynced, flip_bit, &torn);
                 node.storage.events.crash(0, None, &[]);
+                if lose_disk {
+                    // What `DiskStorage` finds on a folder with no vote, log or snapshot.
+                    node.storage = MemStorage { recovering: true, ..MemStorage::default() };
+                    self.checks.votes[index] = Vote::default();
+                    self.stats.disks_lost += 1;
+                }
                 node.restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
                 self.stats.crashes += 1;
-                let note = format!("crash member {} (log back to {})", index + 1, self.nodes[index].storage.log.end());
+                let lost = if lose_disk { ", its disk lost" } else { "" };
+                let note = format!("crash member {}{lost} (log back to {})", index + 1, self.nodes[index].storage.log.end());
                 self.note(note);
             }
         }
@@ -596,6 +623,9 @@ impl<M: StateMachine + Default> Sim<M> {
                 let config = consensus_config(&self.config, node.id, self.stats.crashes);
                 let vote = node.storage.vote;
                 node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
+                if node.storage.recovering {
+                    node.consensus.start_recovering();
+                }
                 // A restarted member starts from its newest snapshot (or empty) and applies
                 // its log after it as the commit position comes back.
                 node.container = Container::new(M::default());
@@ -974,13 +1004,18 @@ impl<M: StateMachine + Default> Sim<M> {
     }
 
     /// Logs that agree at the highest committed position are byte-identical below it, and
-    /// a majority holds it.
+    /// a majority holds it (less those that lost their disk and have not caught up: what a
+    /// lost disk held is gone, which is why such a member does not vote).
     fn check_logs_match(&self) -> Result<(), SimFailure> {
         let Some((&position, &(checksum, _))) = self.checks.committed.iter().next_back() else { return Ok(()) };
         let holders: Vec<&Node<M>> =
             self.nodes.iter().filter(|n| n.storage.log.checksum_before(position) == Some(checksum)).collect();
-        if holders.len() < self.nodes.len() / 2 + 1 {
-            let message = format!("only {} members hold the committed prefix up to {position}", holders.len());
+        let recovering = self.nodes.iter().filter(|n| n.storage.recovering).count();
+        if holders.len() + recovering < self.nodes.len() / 2 + 1 {
+            let message = format!(
+                "only {} members hold the committed prefix up to {position} ({recovering} lost their disk)",
+                holders.len()
+            );
             return Err(self.checks.fail("committed never lost", message));
         }
         // Event logs are identical wherever two members both hold events.
@@ -1045,6 +1080,12 @@ mod tests {
         assert!(
             failure.to_string().contains("reproduce: cargo run --release -p ordo-service --bin ordo-sim -- --seed")
         );
+    }
+
+    #[test]
+    fn the_simulator_catches_a_member_that_votes_after_losing_its_disk() {
+        let failure = first_failure(DeliberateBug::RecoveringVotes, 1000).expect("caught within 1000 seeds");
+        eprintln!("{failure}");
     }
 
     #[test]

@@ -66,13 +66,18 @@ pub struct Faults {
     pub network: bool,
     /// Members' clocks run up to 2% fast or slow.
     pub clock_drift: bool,
+    /// With crashes: now and then a member comes back with its disk gone (no vote, log,
+    /// snapshot or event log), one at a time.
+    pub disk_loss: bool,
 }
 
 impl Faults {
     /// Every fault.
-    pub const ALL: Faults = Faults { crashes: true, partitions: true, network: true, clock_drift: true };
+    pub const ALL: Faults =
+        Faults { crashes: true, partitions: true, network: true, clock_drift: true, disk_loss: true };
     /// No faults: a healthy cluster.
-    pub const NONE: Faults = Faults { crashes: false, partitions: false, network: false, clock_drift: false };
+    pub const NONE: Faults =
+        Faults { crashes: false, partitions: false, network: false, clock_drift: false, disk_loss: false };
 }
 
 /// One simulated run: its seed decides everything (elections, faults, timing), so a seed that
@@ -119,6 +124,8 @@ pub struct SimStats {
     pub elections: u64,
     /// Members crashed (and restarted).
     pub crashes: u64,
+    /// Of those, members that came back with their disk gone.
+    pub disks_lost: u64,
     /// The commit position at the end.
     pub commit_position: u64,
     /// Client commands acknowledged.

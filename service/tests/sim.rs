@@ -9,23 +9,24 @@ fn a_thousand_seeds_with_every_fault_pass_every_checker() {
     let seeds: u64 = std::env::var("ORDO_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let first: u64 = std::env::var("ORDO_SIM_FIRST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let start = std::time::Instant::now();
-    let (mut ticks, mut elections, mut crashes, mut acked) = (0, 0, 0, 0);
+    let (mut ticks, mut elections, mut crashes, mut disks_lost, mut acked) = (0, 0, 0, 0, 0);
     for seed in first..first + seeds {
         match sim::run(SimConfig::new(seed)) {
             Ok(stats) => {
                 ticks += stats.ticks;
                 elections += stats.elections;
                 crashes += stats.crashes;
+                disks_lost += stats.disks_lost;
                 acked += stats.acked;
             }
             Err(failure) => panic!("\n{failure}\n"),
         }
     }
     eprintln!(
-        "{seeds} seeds: {ticks} ticks, {elections} elections, {crashes} crashes, {acked} client commands acknowledged in {:.1} s",
+        "{seeds} seeds: {ticks} ticks, {elections} elections, {crashes} crashes ({disks_lost} disks lost), {acked} client commands acknowledged in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    assert!(elections >= seeds && crashes > 0, "the faults really happened");
+    assert!(elections >= seeds && crashes > 0 && disks_lost > 0, "the faults really happened");
     assert!(acked > seeds * 1000, "clients got their commands through");
 }
 

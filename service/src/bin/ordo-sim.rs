@@ -1,7 +1,7 @@
 //! Runs the deterministic simulator (until `ordo sim` wraps it).
 //!
 //! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none] [--json]
-//! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority]`
+//! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority|recovering-votes]`
 
 use ordo_service::consensus::DeliberateBug;
 use ordo_service::sim::{self, Faults, SimConfig};
@@ -38,9 +38,10 @@ fn main() {
         Some("commit-by-count") => Some(DeliberateBug::CommitOlderTermByCount),
         Some("vote-without-log-check") => Some(DeliberateBug::VoteWithoutLogCheck),
         Some("commit-without-majority") => Some(DeliberateBug::CommitWithoutMajority),
+        Some("recovering-votes") => Some(DeliberateBug::RecoveringVotes),
         Some(other) => {
             eprintln!(
-                "ordo-sim: --deliberate-bug is commit-by-count, vote-without-log-check or commit-without-majority, not {other:?}"
+                "ordo-sim: --deliberate-bug is commit-by-count, vote-without-log-check, commit-without-majority or recovering-votes, not {other:?}"
             );
             std::process::exit(2)
         }
