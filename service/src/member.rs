@@ -164,6 +164,17 @@ struct Links {
 /// The bytes of the ring from the service to consensus.
 const RECORDS_RING_BYTES: usize = 4 << 20;
 
+/// Snapshot requests from `ordo snapshot take` a leader holds until they are committed.
+const SNAPSHOT_TAKES_MAX: usize = 16;
+
+/// One `ordo snapshot take` request in flight: who asked, its nonce, and where every member
+/// will snapshot (right after its request entry).
+struct SnapshotTake {
+    address: SocketAddr,
+    nonce: u64,
+    position: Position,
+}
+
 pub struct Member<M: StateMachine> {
     consensus: Consensus,
     service: ServiceSlot<M>,
@@ -173,6 +184,8 @@ pub struct Member<M: StateMachine> {
     openings: BTreeMap<u64, SocketAddr>,
     /// Redirects to send once the received batch is handled.
     redirects: Vec<(SocketAddr, Body<'static>)>,
+    /// `ordo snapshot take` requests sequenced by this leader, answered once committed.
+    snapshot_takes: Vec<SnapshotTake>,
     storage: DiskStorage,
     endpoint: Endpoint,
     /// Every other member's address.
@@ -297,6 +310,7 @@ impl<M: StateMachine> Member<M> {
             routes: BTreeMap::new(),
             openings: BTreeMap::new(),
             redirects: Vec::new(),
+            snapshot_takes: Vec::new(),
             storage,
             endpoint,
             peers: config.peers.clone(),
@@ -469,6 +483,7 @@ impl<M: StateMachine> Member<M> {
             routes,
             openings,
             redirects,
+            snapshot_takes,
             state_hashes,
             event_feed,
             peer_watch,
@@ -514,6 +529,10 @@ impl<M: StateMachine> Member<M> {
                 Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
                 Body::EventData { from_position, bytes: [] } => event_feed.on_request(source, from_position, now_ns),
                 Body::StatusRequest { nonce } => status_asked = Some((source, nonce)),
+                Body::SnapshotTake { nonce } if snapshot_takes.iter().any(|t| t.nonce == nonce) => {
+                    // A resend of a request in flight: the same one, answered once committed.
+                    snapshot_takes.iter_mut().filter(|t| t.nonce == nonce).for_each(|t| t.address = source);
+                }
                 Body::SnapshotTake { nonce } => {
                     let request = EntryKind::SnapshotRequest;
                     match consensus.propose_entry(request, SessionId(0), 0, &[], &mut out) {
@@ -528,12 +547,12 @@ impl<M: StateMachine> Member<M> {
                 Ok(asked) => sync |= asked,
                 Err(error) => failure = Some(storage_error(error)),
             }
-            if let Some((source, nonce)) = snapshot_taken.take() {
+            if let Some((address, nonce)) = snapshot_taken.take() {
                 // Every member snapshots right after the request entry just appended.
-                let (position, status) = (storage.log.position_append(), ResponseStatus::Applied);
-                let answer =
-                    Body::ClientResponse { session: SessionId(0), sequence: nonce, position, status, reply: &[] };
-                redirects.push((source, answer));
+                if snapshot_takes.len() == SNAPSHOT_TAKES_MAX {
+                    snapshot_takes.remove(0);
+                }
+                snapshot_takes.push(SnapshotTake { address, nonce, position: storage.log.position_append() });
             }
             *buffer = effects::recycle(out);
         })?;
@@ -558,6 +577,7 @@ impl<M: StateMachine> Member<M> {
         effects::carry_out(consensus, storage, pending, &mut out, &mut no_check).map_err(storage_error)?;
         *buffer = effects::recycle(out);
         work += self.serve()?;
+        self.answer_snapshot_takes();
         if let Some((source, nonce)) = status_asked {
             let status = self.status(nonce);
             self.redirects.push((source, status));
@@ -570,6 +590,27 @@ impl<M: StateMachine> Member<M> {
             self.publish_counters();
         }
         Ok(work)
+    }
+
+    /// Answers each `ordo snapshot take` whose request entry is committed, with the position
+    /// every member snapshots at. A member that no longer leads forgets them: the client asks
+    /// again and is redirected.
+    fn answer_snapshot_takes(&mut self) {
+        if self.consensus.role() != Role::Leader {
+            self.snapshot_takes.clear();
+            return;
+        }
+        let commit = self.consensus.commit_position();
+        let redirects = &mut self.redirects;
+        self.snapshot_takes.retain(|take| {
+            if take.position > commit {
+                return true;
+            }
+            let (position, status) = (take.position, ResponseStatus::Applied);
+            let sequence = take.nonce;
+            redirects.push((take.address, Body::ClientResponse { session: SessionId(0), sequence, position, status, reply: &[] }));
+            false
+        });
     }
 
     /// The consensus agent's side of the service: tells it what is committed (after any

@@ -109,3 +109,43 @@ fn a_member_started_from_code_serves_and_stops_through_its_handle() {
     let error = node::start(broken, Echo::default()).err().expect("a missing key stops start");
     assert!(error.to_string().contains("missing.key"), "{error}");
 }
+
+/// `ordo snapshot take` is answered with the snapshot's position only once the request entry
+/// is committed: a leader cut off from its followers never answers it.
+#[test]
+fn a_snapshot_request_is_answered_once_committed_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> =
+        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let configs: Vec<NodeConfig> =
+        write_configs(dir.path(), &ports).iter().map(|path| NodeConfig::load(path).unwrap()).collect();
+    let mut members: Vec<Option<_>> =
+        configs.iter().map(|c| Some(node::start(c.clone(), Echo::default()).unwrap())).collect();
+    let addresses: Vec<_> = configs[0].members.iter().map(|m| m.address).collect();
+    let key = node::load_key(&configs[0].key_file).unwrap();
+    let mut client = Client::new(ClientConfig::new(addresses.clone(), configs[0].cluster_id(), key)).unwrap();
+    client.call(b"first", Duration::from_secs(10)).unwrap();
+    let leads = |m: &Option<ordo_service::Running>| m.as_ref().is_some_and(|m| m.counter("role") == Some(2));
+    let leader = members.iter().position(leads).expect("a leader");
+    // The followers stop: the leader still leads for an election timeout, but commits nothing.
+    for (index, member) in members.iter_mut().enumerate() {
+        if index != leader {
+            member.take().unwrap().stop().unwrap();
+        }
+    }
+    let mut asker = Client::new(ClientConfig::new(vec![addresses[leader]], configs[0].cluster_id(), key)).unwrap();
+    let answer = asker.request_snapshot(Duration::from_millis(500));
+    assert!(answer.is_err(), "answered before the request was committed: {answer:?}");
+    // The followers return: the same request (resent) is committed and answered.
+    for (index, member) in members.iter_mut().enumerate() {
+        if index != leader {
+            *member = Some(node::start(configs[index].clone(), Echo::default()).unwrap());
+        }
+    }
+    let position = client.request_snapshot(Duration::from_secs(10)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !members.iter().flatten().all(|m| m.counter("snapshot_position").is_some_and(|p| p >= position.0)) {
+        assert!(std::time::Instant::now() < deadline, "every member snapshots at {position}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

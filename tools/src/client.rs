@@ -95,34 +95,73 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
 /// How long `ordo client` waits without any reply before it gives up on the rest.
 const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 
-/// `ordo snapshot take`: asks the running cluster to snapshot and waits until every member
-/// has, at the same position; prints it.
-pub fn snapshot_take(dir: &Path) -> Result<(), Failure> {
+/// Where one member stands after `ordo snapshot take`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Snapshotted {
+    /// It holds a snapshot at or after the position.
+    Yes,
+    /// Its process is not running: it snapshots at the position when it starts and applies
+    /// the request entry.
+    NotRunning,
+    /// It runs but had not snapshotted there within the time allowed.
+    Behind,
+}
+
+/// `ordo snapshot take`: asks the running cluster to snapshot, once the leader has
+/// committed the request (so every member will snapshot at that position), then reports
+/// each member: snapshotted, not running (it snapshots when it starts), or behind. Fails if
+/// the request is not committed within 30 s or a running member has not snapshotted within
+/// 30 s.
+pub fn snapshot_take(dir: &Path, json: bool) -> Result<(), Failure> {
     let node = crate::target::cluster_config(dir)?;
     let mut client = Target::of_node(&node, None)?.client()?;
-    let position = client.request_snapshot(Duration::from_secs(30))?;
-    println!("snapshot requested at {position}");
+    let position = client.request_snapshot(Duration::from_secs(30)).map_err(|error| {
+        Failure(format!("{error}; a snapshot request commits only where a majority of members runs"))
+    })?;
+    if !json {
+        println!("snapshot requested at {position} (committed)");
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut report = Vec::new();
     for member in &node.members {
-        let member_dir = dir.join(format!("node-{}", member.id.0));
-        let data_dir = crate::inspect::data_dir(&member_dir)?;
-        loop {
-            let taken = ordo_log::counters::CountersReader::open(&data_dir.join("counters"))
-                .ok()
-                .and_then(|c| c.value("snapshot_position"))
-                .is_some_and(|at| at >= position.0);
-            if taken {
-                println!("member {} has snapshotted at {position}", member.id.0);
-                break;
+        let data_dir = crate::inspect::data_dir(&dir.join(format!("node-{}", member.id.0)))?;
+        let state = loop {
+            let counters = ordo_log::counters::CountersReader::open(&data_dir.join("counters")).ok();
+            let running = counters.as_ref().is_some_and(|c| Path::new(&format!("/proc/{}", c.pid())).exists());
+            let at = counters.as_ref().and_then(|c| c.value("snapshot_position"));
+            match (running, at) {
+                (_, Some(at)) if at >= position.0 => break Snapshotted::Yes,
+                (false, _) => break Snapshotted::NotRunning,
+                _ if std::time::Instant::now() > deadline => break Snapshotted::Behind,
+                _ => std::thread::sleep(Duration::from_millis(20)),
             }
-            if std::time::Instant::now() > deadline {
-                return Err(Failure(format!(
-                    "member {} has not snapshotted at {position} within 30 s; is it running?",
-                    member.id.0
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !json {
+            let said = match state {
+                Snapshotted::Yes => "has snapshotted",
+                Snapshotted::NotRunning => "is not running: it snapshots when it starts and applies the request",
+                Snapshotted::Behind => "runs but has not snapshotted within 30 s",
+            };
+            println!("member {} {said} at {position}", member.id.0);
         }
+        report.push((member.id.0, state));
+    }
+    if json {
+        let members: Vec<serde_json::Value> = report
+            .iter()
+            .map(|(id, state)| {
+                let state = match state {
+                    Snapshotted::Yes => "snapshotted",
+                    Snapshotted::NotRunning => "not_running",
+                    Snapshotted::Behind => "behind",
+                };
+                serde_json::json!({"id": id, "state": state})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"position": position.0, "members": members}));
+    }
+    if let Some((id, _)) = report.iter().find(|(_, state)| *state == Snapshotted::Behind) {
+        return Err(Failure(format!("member {id} runs but has not snapshotted at {position} within 30 s")));
     }
     Ok(())
 }

@@ -341,7 +341,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Describe { target, json } => inspect::describe(&ordo_tools::target::resolve(&target)?, json)?,
         Command::Snapshot { action, dir, from, position, json } => {
             if action == "take" {
-                return ordo_tools::client::snapshot_take(&dir);
+                return ordo_tools::client::snapshot_take(&dir, json);
             }
             if action == "restore" {
                 let from = from.ok_or_else(|| Failure("snapshot restore needs --from FILE".into()))?;

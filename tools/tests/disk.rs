@@ -394,3 +394,33 @@ fn a_cluster_whose_majority_lost_its_data_waits_and_a_restore_brings_it_back() {
     let value = "x".repeat(600);
     assert_eq!(last_value(c, 300), serde_json::json!({"Value": {"value": value}}));
 }
+
+#[test]
+fn snapshot_take_reports_each_member_in_json_and_does_not_wait_for_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap();
+    let configs = init_small_segments(&cluster, 3, common::base_port(5) + 10, "kv");
+    let mut nodes = start_nodes(&configs);
+    let written = ordo_with_stdin(&["client", "--dir", c, "--stdin"], &puts(20));
+    assert!(json_lines(&written).iter().all(|l| l["ok"] == true));
+    let taken = json_lines(&ordo(&["snapshot", "take", "--dir", c, "--json"], Duration::from_secs(60)));
+    let position = taken[0]["position"].as_u64().unwrap();
+    assert!(position > 0, "{}", taken[0]);
+    let states: Vec<_> = taken[0]["members"].as_array().unwrap().iter().map(|m| m["state"].clone()).collect();
+    assert_eq!(states, ["snapshotted", "snapshotted", "snapshotted"], "{}", taken[0]);
+
+    // With a follower down, the others snapshot and the report says so, at once.
+    let (leader, _) = await_leader(c, None, Duration::from_secs(30));
+    let down = if leader == 3 { 2 } else { 3 };
+    kill(&mut nodes, down);
+    let started = Instant::now();
+    let taken = json_lines(&ordo(&["snapshot", "take", "--dir", c, "--json"], Duration::from_secs(60)));
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited for the member that is down");
+    let members = taken[0]["members"].as_array().unwrap();
+    assert!(taken[0]["position"].as_u64().unwrap() > position);
+    for member in members {
+        let expected = if member["id"] == down { "not_running" } else { "snapshotted" };
+        assert_eq!(member["state"], expected, "{}", taken[0]);
+    }
+}
