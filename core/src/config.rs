@@ -300,9 +300,15 @@ pub struct NodeConfig {
     /// The state machine this cluster runs (`ledger`, `mutex`, `kv`, `airlock`, `book`).
     #[serde(default = "default_app")]
     pub app: String,
-    /// File holding the cluster key (hex), relative like `data_dir`.
+    /// File holding the cluster key (hex), relative like `data_dir`. Members only: the key
+    /// elections and the log stream travel under.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
+    /// File of the client keys this member accepts clients under, one `ID HEX` a line,
+    /// relative like `data_dir`; re-read when it changes, so keys are added and retired
+    /// without a restart. Missing: no client is accepted until it appears.
+    #[serde(default = "default_client_keys_file")]
+    pub client_keys_file: PathBuf,
     /// Where to serve the counters as Prometheus text (`GET /metrics`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
@@ -333,6 +339,10 @@ fn default_key_file() -> PathBuf {
     PathBuf::from("cluster.key")
 }
 
+fn default_client_keys_file() -> PathBuf {
+    PathBuf::from("client-keys")
+}
+
 impl NodeConfig {
     /// Member `member_id` of a cluster of `members` whose files are in `data_dir`, with
     /// every other setting at its default.
@@ -342,6 +352,7 @@ impl NodeConfig {
             data_dir,
             app: app.to_string(),
             key_file: default_key_file(),
+            client_keys_file: default_client_keys_file(),
             metrics_addr: None,
             members,
             log,
@@ -366,6 +377,7 @@ impl NodeConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);
         config.key_file = base.join(&config.key_file);
+        config.client_keys_file = base.join(&config.client_keys_file);
         Ok(config)
     }
 

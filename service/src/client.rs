@@ -14,7 +14,7 @@ use ordo_core::{
     ClusterId, ClusterTimeNs, EntryKind, HEADER_BYTES, MemberId, NodeConfig, Position, Security, SessionId, Term,
 };
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing, ResponseStatus};
+use ordo_transport::{Body, ClientKey, Endpoint, FrameCodec, KeyRing, ResponseStatus};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -29,8 +29,10 @@ pub struct ClientConfig {
     /// The cluster's id (`log.cluster_id` in the members' `ordo.toml`): frames of another
     /// cluster are refused both ways.
     pub cluster_id: ClusterId,
-    /// The cluster key's secret (the members' `key_file`).
-    pub key: [u8; 32],
+    /// This client's key: one the members list in their `client_keys_file` (`ordo init`
+    /// writes `DIR/client.key`). Never the members' cluster key, which members refuse from
+    /// clients.
+    pub key: ClientKey,
     /// How frames are protected: the members' `transport.security`.
     pub security: Security,
     /// Largest datagram, frame header and tag included: the members' `transport.mtu_bytes`.
@@ -44,7 +46,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A client of the cluster at `members` with this id and key; the other settings at
     /// their defaults (the members' too).
-    pub fn new(members: Vec<SocketAddr>, cluster_id: ClusterId, key: [u8; 32]) -> Self {
+    pub fn new(members: Vec<SocketAddr>, cluster_id: ClusterId, key: ClientKey) -> Self {
         ClientConfig {
             members,
             cluster_id,
@@ -56,10 +58,12 @@ impl ClientConfig {
         }
     }
 
-    /// The cluster a member's config describes: its members' addresses, cluster id, key
-    /// file, and the transport's security and MTU (a client must use the members' own).
+    /// The cluster a member's config describes: its members' addresses, cluster id, the
+    /// newest key of its client keys file, and the transport's security and MTU (a client
+    /// must use the members' own).
     pub fn of_node(node: &NodeConfig) -> Result<ClientConfig, ClientError> {
-        let key = crate::node::load_key(&node.key_file).map_err(|error| ClientError::Key(error.to_string()))?;
+        let key = crate::embed::load_client_key(&node.client_keys_file)
+            .map_err(|error| ClientError::Key(error.to_string()))?;
         let mut config = ClientConfig::new(node.members.iter().map(|m| m.address).collect(), node.cluster_id(), key);
         config.security = node.transport.security;
         config.mtu_bytes = node.transport.mtu_bytes;
@@ -272,8 +276,9 @@ impl Client {
             "[::]:0".parse().expect("an address")
         };
         let net = StdUdp::bind(bind, config.mtu_bytes)?;
-        let keys = KeyRing::new(FrameKey::new(&config.key));
-        let codec = FrameCodec::new(config.cluster_id, MemberId(0), config.security, keys, config.mtu_bytes);
+        let keys = KeyRing::for_client(&config.key);
+        let codec = FrameCodec::new(config.cluster_id, MemberId(0), config.security, keys, config.mtu_bytes)
+            .with_key_id(config.key.id);
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(format!("no randomness for a session nonce: {e}")))?;
         let in_flight_max = config.in_flight_max.clamp(1, SEQUENCE_WINDOW as usize);

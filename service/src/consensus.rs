@@ -769,6 +769,9 @@ impl Consensus {
         log: &dyn LogView,
         out: &mut Vec<Effect<'a>>,
     ) {
+        if !self.config.members.contains(&from) || from == self.config.member {
+            return; // only another member leads (the driver also checks the key it came under)
+        }
         if !self.accept_leader(now_ns, from, term, out) {
             return;
         }
@@ -1581,5 +1584,18 @@ mod tests {
         node.on_durable(&log, &mut out);
         let recovered = Effect::Recovered { term: Term(2), voted_for: Some(MemberId(1)) };
         assert!(out.contains(&recovered) && !node.recovering(), "{out:?}");
+    }
+
+    #[test]
+    fn an_append_from_anyone_but_another_member_changes_nothing() {
+        let log = log_of(&[1]);
+        let chunk = Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
+        for impostor in [0, 2, 9] {
+            let mut node = follower(2);
+            let mut out = Vec::new();
+            node.on_append(1, MemberId(impostor), Term(7), Append { chunk, commit_position: log.end() }, &log, &mut out);
+            assert!(out.is_empty(), "member {impostor}: {out:?}");
+            assert_eq!((node.term(), node.leader()), (Term::ZERO, None));
+        }
     }
 }

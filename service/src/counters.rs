@@ -42,10 +42,13 @@ pub enum Counter {
     RepliesTooLarge,
     /// Responses to clients that could not be queued or sent (dropped; the client retries).
     ClientSendsFailed,
+    /// Frames refused for the key they came under: a member's frame not under the cluster
+    /// key or not from a member, a client's under the cluster key.
+    FramesRefused,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 23] = [
+    pub const ALL: [Counter; 24] = [
         Counter::Role,
         Counter::Term,
         Counter::Leader,
@@ -69,6 +72,7 @@ impl Counter {
         Counter::ApplyNsP99,
         Counter::RepliesTooLarge,
         Counter::ClientSendsFailed,
+        Counter::FramesRefused,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Counter {
             Counter::ApplyNsP99 => "apply_ns_p99",
             Counter::RepliesTooLarge => "replies_too_large",
             Counter::ClientSendsFailed => "client_sends_failed",
+            Counter::FramesRefused => "frames_refused",
         }
     }
 
@@ -113,6 +118,7 @@ impl Counter {
                 | Counter::ApplyNsTotal
                 | Counter::RepliesTooLarge
                 | Counter::ClientSendsFailed
+                | Counter::FramesRefused
         )
     }
 

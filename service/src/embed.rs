@@ -221,6 +221,13 @@ pub fn load_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
     Ok(key)
 }
 
+/// Reads a client key file (`ID HEX` a line: `ordo init` writes `DIR/client.key`, and each
+/// member's `client-keys` lists every key its clients may use); of several keys, the newest
+/// (the highest id). A member's cluster key is refused: clients never hold it.
+pub fn load_client_key(path: &Path) -> Result<ordo_transport::ClientKey, NodeError> {
+    Ok(crate::node::load_client_key_file(path)?.0)
+}
+
 /// A member running on a thread of its own: what a service embedding ordo holds (see
 /// [`Node::start`]). Dropping it stops the member cleanly, as [`Running::stop`] does.
 pub struct Running {

@@ -14,7 +14,7 @@
 use ordo_core::entry::read_header;
 use ordo_core::{EntryKind, LogConfig, LogSource, Position};
 use ordo_log::LogReader;
-use std::net::SocketAddr;
+use crate::member::ClientRoute;
 use std::path::PathBuf;
 
 /// Bytes sent beyond a subscriber's acknowledgement.
@@ -27,7 +27,7 @@ const EXPIRY_NS: u64 = 10_000_000_000;
 pub const SUBSCRIBERS_MAX: usize = 64;
 
 struct Subscriber {
-    address: SocketAddr,
+    client: ClientRoute,
     acked: Position,
     sent: Position,
     sent_ns: u64,
@@ -55,11 +55,13 @@ impl EventFeed {
         self.reader = None;
     }
 
-    /// A subscriber at `address` has every event below `from`.
-    pub fn on_request(&mut self, address: SocketAddr, from: Position, now_ns: u64) {
+    /// A subscriber at `client` has every event below `from`.
+    pub fn on_request(&mut self, client: ClientRoute, from: Position, now_ns: u64) {
         let full = self.subscribers.len() >= SUBSCRIBERS_MAX;
-        match self.subscribers.iter_mut().find(|s| s.address == address) {
+        let address = client.address;
+        match self.subscribers.iter_mut().find(|s| s.client.address == address) {
             Some(subscriber) => {
+                subscriber.client = client;
                 subscriber.heard_ns = now_ns;
                 if from < subscriber.acked {
                     subscriber.sent = from; // it started over
@@ -68,7 +70,7 @@ impl EventFeed {
                 subscriber.sent = subscriber.sent.max(from);
             }
             None if !full => {
-                self.subscribers.push(Subscriber { address, acked: from, sent: from, sent_ns: 0, heard_ns: now_ns });
+                self.subscribers.push(Subscriber { client, acked: from, sent: from, sent_ns: 0, heard_ns: now_ns });
             }
             None => tracing::warn!("refused an event subscriber at {address}: {SUBSCRIBERS_MAX} already"),
         }
@@ -81,7 +83,7 @@ impl EventFeed {
         now_ns: u64,
         published: Position,
         capacity_bytes: usize,
-        send: &mut dyn FnMut(SocketAddr, Position, &[u8]),
+        send: &mut dyn FnMut(ClientRoute, Position, &[u8]),
     ) -> usize {
         self.subscribers.retain(|s| now_ns.saturating_sub(s.heard_ns) < EXPIRY_NS);
         if self.subscribers.is_empty() {
@@ -116,7 +118,7 @@ impl EventFeed {
                     }
                     break;
                 }
-                send(subscriber.address, start, &bytes[..length]);
+                send(subscriber.client, start, &bytes[..length]);
                 subscriber.sent = next;
                 subscriber.sent_ns = now_ns;
                 frames += 1;

@@ -81,15 +81,17 @@
 #![deny(missing_docs)]
 
 mod client;
+mod client_keys;
 mod embed;
 pub mod simulation;
 
 pub use client::{Client, ClientConfig, ClientError, Event, Reply, ReplyStatus};
-pub use embed::{Node, NodeError, Running, load_key};
+pub use embed::{Node, NodeError, Running, load_client_key, load_key};
 pub use ordo_core::{
     ClusterId, ClusterTimeNs, Context, Durability, IdleStrategy, MemberId, NodeConfig, Position, Security, SessionId,
     StateMachine, Threading,
 };
+pub use ordo_transport::ClientKey;
 
 #[doc(hidden)]
 pub use client::MemberStatus;

@@ -22,6 +22,7 @@
 //! Folder layout: `log/` (segments, checkpoint, lock), `events/` (the same), `vote`,
 //! `snapshots/`, `counters`.
 
+use crate::client_keys::ClientKeysFile;
 use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
 use crate::container::Container;
 use crate::counters::{Counter, Counters};
@@ -117,6 +118,9 @@ pub struct MemberConfig {
     /// thread of its own, run as `service_runner` says.
     pub threading: ordo_core::Threading,
     pub service_runner: crate::runtime::RunnerConfig,
+    /// The client keys file (`ID HEX` a line), re-read when it changes; `None`: no client
+    /// keys (no client is accepted).
+    pub client_keys_file: Option<std::path::PathBuf>,
 }
 
 impl MemberConfig {
@@ -139,6 +143,7 @@ impl MemberConfig {
             snapshots_kept: crate::effects::SNAPSHOTS_KEPT_DEFAULT,
             threading: ordo_core::Threading::Shared,
             service_runner: crate::runtime::RunnerConfig::default(),
+            client_keys_file: None,
         }
     }
 }
@@ -164,13 +169,21 @@ struct Links {
 /// The bytes of the ring from the service to consensus.
 const RECORDS_RING_BYTES: usize = 4 << 20;
 
+/// Where a client is answered: the address it was last heard from, and the key it sealed
+/// its frame under (its answers are sealed under the same key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientRoute {
+    pub address: SocketAddr,
+    pub key_id: u32,
+}
+
 /// Snapshot requests from `ordo snapshot take` a leader holds until they are committed.
 const SNAPSHOT_TAKES_MAX: usize = 16;
 
 /// One `ordo snapshot take` request in flight: who asked, its nonce, and where every member
 /// will snapshot (right after its request entry).
 struct SnapshotTake {
-    address: SocketAddr,
+    client: ClientRoute,
     nonce: u64,
     position: Position,
 }
@@ -180,10 +193,15 @@ pub struct Member<M: StateMachine> {
     service: ServiceSlot<M>,
     links: Links,
     /// Where each session's client was last heard from; openings by nonce until applied.
-    routes: BTreeMap<SessionId, SocketAddr>,
-    openings: BTreeMap<u64, SocketAddr>,
-    /// Redirects to send once the received batch is handled.
-    redirects: Vec<(SocketAddr, Body<'static>)>,
+    routes: BTreeMap<SessionId, ClientRoute>,
+    openings: BTreeMap<u64, ClientRoute>,
+    /// Redirects (and other answers to clients) to send once the received batch is handled.
+    redirects: Vec<(ClientRoute, Body<'static>)>,
+    /// The client keys file, re-read when it changes.
+    client_keys: Option<ClientKeysFile>,
+    /// Frames refused for their key: a member's frame not under the cluster key or not from
+    /// a member, a client's frame under the cluster key (`Counter::FramesRefused`).
+    frames_refused: u64,
     /// `ordo snapshot take` requests sequenced by this leader, answered once committed.
     snapshot_takes: Vec<SnapshotTake>,
     storage: DiskStorage,
@@ -246,9 +264,12 @@ impl<M: StateMachine> Member<M> {
         config: &MemberConfig,
         storage: DiskStorage,
         mut events_log: ordo_log::Log,
-        endpoint: Endpoint,
+        mut endpoint: Endpoint,
         now_ns: u64,
     ) -> Result<Self, MemberError> {
+        let mut client_keys = config.client_keys_file.as_deref().map(ClientKeysFile::new);
+        let keys = client_keys.as_mut().map(ClientKeysFile::load).unwrap_or_default();
+        endpoint.codec_mut().keys_mut().set_clients(&keys);
         let vote = storage.vote();
         // A member's term is never below its log's last term: a log reset to a snapshot
         // (restored by an operator, or installed from the leader) carries the snapshot's
@@ -310,6 +331,8 @@ impl<M: StateMachine> Member<M> {
             routes: BTreeMap::new(),
             openings: BTreeMap::new(),
             redirects: Vec::new(),
+            client_keys,
+            frames_refused: 0,
             snapshot_takes: Vec::new(),
             storage,
             endpoint,
@@ -473,6 +496,9 @@ impl<M: StateMachine> Member<M> {
     /// One duty cycle; returns the work done (0: idle).
     pub fn do_work(&mut self, now_ns: u64) -> Result<usize, MemberError> {
         self.consensus.set_clock(wall_clock_ns());
+        if let Some(keys) = self.client_keys.as_mut().and_then(|file| file.poll(now_ns)) {
+            self.endpoint.codec_mut().keys_mut().set_clients(&keys);
+        }
         let Member {
             consensus,
             storage,
@@ -487,6 +513,8 @@ impl<M: StateMachine> Member<M> {
             state_hashes,
             event_feed,
             peer_watch,
+            peers,
+            frames_refused,
             ..
         } = self;
         let mut sync = std::mem::take(sync_pending);
@@ -498,6 +526,14 @@ impl<M: StateMachine> Member<M> {
                 return;
             }
             let (sender, term) = (frame.header.sender(), frame.header.term());
+            // Members' frames only under the cluster key and from a member; clients' only
+            // under a client key: a client can never vote, append or send a snapshot.
+            let key_id = frame.header.key_id.get();
+            if !serving::admits(frame.body.frame_type(), key_id, sender, |m| peers.iter().any(|&(id, _)| id == m)) {
+                *frames_refused += 1;
+                return;
+            }
+            let client = ClientRoute { address: source, key_id };
             if let Some(line) = peer_watch.heard(sender, now_ns) {
                 tracing::info!("{line}");
             }
@@ -515,30 +551,30 @@ impl<M: StateMachine> Member<M> {
                     );
                 }
                 Body::SessionOpen { client_nonce } => {
-                    openings.insert(client_nonce, source);
+                    openings.insert(client_nonce, client);
                     if let Some(redirect) = serving::take_client_frame(consensus, &frame.body, &mut out) {
-                        redirects.push((source, redirect));
+                        redirects.push((client, redirect));
                     }
                 }
                 Body::ClientRequest { session, .. } => {
-                    routes.insert(session, source);
+                    routes.insert(session, client);
                     if let Some(redirect) = serving::take_client_frame(consensus, &frame.body, &mut out) {
-                        redirects.push((source, redirect));
+                        redirects.push((client, redirect));
                     }
                 }
                 Body::StateHash { position, state_hash } => state_hashes.record(sender, position, state_hash),
-                Body::EventData { from_position, bytes: [] } => event_feed.on_request(source, from_position, now_ns),
-                Body::StatusRequest { nonce } => status_asked = Some((source, nonce)),
+                Body::EventData { from_position, bytes: [] } => event_feed.on_request(client, from_position, now_ns),
+                Body::StatusRequest { nonce } => status_asked = Some((client, nonce)),
                 Body::SnapshotTake { nonce } if snapshot_takes.iter().any(|t| t.nonce == nonce) => {
                     // A resend of a request in flight: the same one, answered once committed.
-                    snapshot_takes.iter_mut().filter(|t| t.nonce == nonce).for_each(|t| t.address = source);
+                    snapshot_takes.iter_mut().filter(|t| t.nonce == nonce).for_each(|t| t.client = client);
                 }
                 Body::SnapshotTake { nonce } => {
                     let request = EntryKind::SnapshotRequest;
                     match consensus.propose_entry(request, SessionId(0), 0, &[], &mut out) {
-                        Ok(()) => snapshot_taken = Some((source, nonce)),
-                        Err(NotLeader::Redirect(leader)) => redirects.push((source, Body::Redirect { leader })),
-                        Err(NotLeader::Unknown) => redirects.push((source, Body::Redirect { leader: MemberId(0) })),
+                        Ok(()) => snapshot_taken = Some((client, nonce)),
+                        Err(NotLeader::Redirect(leader)) => redirects.push((client, Body::Redirect { leader })),
+                        Err(NotLeader::Unknown) => redirects.push((client, Body::Redirect { leader: MemberId(0) })),
                     }
                 }
                 body => consensus.on_message(now_ns, sender, term, body, &storage.log, &mut out),
@@ -547,12 +583,12 @@ impl<M: StateMachine> Member<M> {
                 Ok(asked) => sync |= asked,
                 Err(error) => failure = Some(storage_error(error)),
             }
-            if let Some((address, nonce)) = snapshot_taken.take() {
+            if let Some((client, nonce)) = snapshot_taken.take() {
                 // Every member snapshots right after the request entry just appended.
                 if snapshot_takes.len() == SNAPSHOT_TAKES_MAX {
                     snapshot_takes.remove(0);
                 }
-                snapshot_takes.push(SnapshotTake { address, nonce, position: storage.log.position_append() });
+                snapshot_takes.push(SnapshotTake { client, nonce, position: storage.log.position_append() });
             }
             *buffer = effects::recycle(out);
         })?;
@@ -578,9 +614,9 @@ impl<M: StateMachine> Member<M> {
         *buffer = effects::recycle(out);
         work += self.serve()?;
         self.answer_snapshot_takes();
-        if let Some((source, nonce)) = status_asked {
+        if let Some((client, nonce)) = status_asked {
             let status = self.status(nonce);
-            self.redirects.push((source, status));
+            self.redirects.push((client, status));
         }
         work += self.send(now_ns)?;
         // An idle cycle changes nothing worth publishing at once: the spinning phase of an
@@ -608,7 +644,8 @@ impl<M: StateMachine> Member<M> {
             }
             let (position, status) = (take.position, ResponseStatus::Applied);
             let sequence = take.nonce;
-            redirects.push((take.address, Body::ClientResponse { session: SessionId(0), sequence, position, status, reply: &[] }));
+            let answer = Body::ClientResponse { session: SessionId(0), sequence, position, status, reply: &[] };
+            redirects.push((take.client, answer));
             false
         });
     }
@@ -655,9 +692,10 @@ impl<M: StateMachine> Member<M> {
         let client_sends_failed = &mut self.client_sends_failed;
         // What a client is sent never stops the member: a response that cannot go is
         // dropped and counted (the client retries, and is answered from the kept reply).
-        let mut to_client = |address: SocketAddr, body: &Body<'_>| {
-            if let Err(error) = endpoint.queue(address, term, body) {
+        let mut to_client = |client: ClientRoute, body: &Body<'_>| {
+            if let Err(error) = endpoint.queue_keyed(client.address, client.key_id, term, body) {
                 if *client_sends_failed == 0 {
+                    let address = client.address;
                     tracing::warn!("a response to client {address} could not be sent ({error}); dropped and counted");
                 }
                 *client_sends_failed += 1;
@@ -742,6 +780,7 @@ impl<M: StateMachine> Member<M> {
             (Counter::ApplyNsP99, load(&shared.apply_ns_p99)),
             (Counter::RepliesTooLarge, load(&shared.replies_too_large)),
             (Counter::ClientSendsFailed, self.client_sends_failed),
+            (Counter::FramesRefused, self.frames_refused),
         ];
         for (counter, value) in values {
             counters.set(counter, value);
@@ -803,9 +842,12 @@ impl<M: StateMachine> Member<M> {
         let mut queued = 0;
         let mut failed = None;
         let capacity = self.endpoint.codec().capacity_bytes(FrameType::Append);
-        for (address, redirect) in self.redirects.drain(..) {
-            self.endpoint.queue(address, self.consensus.term(), &redirect)?;
-            queued += 1;
+        for (client, answer) in self.redirects.drain(..) {
+            // A client's answer never stops the member (a key retired meanwhile, say).
+            match self.endpoint.queue_keyed(client.address, client.key_id, self.consensus.term(), &answer) {
+                Ok(()) => queued += 1,
+                Err(_) => self.client_sends_failed += 1,
+            }
         }
         let Member { consensus, storage, endpoint, peers, frames_max, .. } = self;
         consensus.poll_appends(&storage.log, capacity, *frames_max, &mut |to, term, append| {
@@ -828,9 +870,11 @@ impl<M: StateMachine> Member<M> {
         let published = Position(self.links.shared.events_position.load(Ordering::Acquire));
         let capacity = self.endpoint.codec().capacity_bytes(FrameType::EventData);
         let (endpoint, term) = (&mut self.endpoint, self.consensus.term());
-        queued += self.event_feed.poll(now_ns, published, capacity, &mut |address, from_position, bytes| {
-            if let Err(error) = endpoint.queue(address, term, &Body::EventData { from_position, bytes }) {
-                failed = Some(error);
+        let client_sends_failed = &mut self.client_sends_failed;
+        queued += self.event_feed.poll(now_ns, published, capacity, &mut |client, from_position, bytes| {
+            let body = Body::EventData { from_position, bytes };
+            if endpoint.queue_keyed(client.address, client.key_id, term, &body).is_err() {
+                *client_sends_failed += 1;
             }
         });
         if let Some(error) = failed {

@@ -18,7 +18,8 @@ use ordo_core::entry::entry_span_bytes;
 use ordo_core::idle::Idler;
 use ordo_core::machine::StateMachine;
 use ordo_core::{IdleStrategy, NodeConfig, Threading};
-use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
+use ordo_core::ClusterId;
+use ordo_transport::{ClientKey, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -38,10 +39,17 @@ pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
 
 /// Writes `key` (hex) to a new file readable by its owner only; never overwrites one.
 pub fn write_key_bytes(path: &Path, key: &[u8; KEY_BYTES]) -> Result<(), NodeError> {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    write_secret_file(path, &hex)
+}
+
+/// Writes `text` and a newline to a new file readable by its owner only; never overwrites
+/// one (a key file, or a client-keys file).
+pub fn write_secret_file(path: &Path, text: &str) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = text;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -81,6 +89,7 @@ pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
     config.snapshots_kept = node.snapshot.kept;
     config.threading = node.runtime.threading;
     config.service_runner = crate::runtime::RunnerConfig { idle: node.runtime.idle, core: node.runtime.service_core };
+    config.client_keys_file = Some(node.client_keys_file.clone());
     Ok(config)
 }
 
@@ -176,6 +185,32 @@ pub fn run<M: StateMachine>(
     }
     member.close()?;
     Ok(())
+}
+
+/// A client key file's newest key (the highest id) and the cluster it names (a line
+/// `cluster ID`), if it names one: see [`crate::load_client_key`].
+pub fn load_client_key_file(path: &Path) -> Result<(ClientKey, Option<ClusterId>), NodeError> {
+    let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let keys = ClientKey::parse_all(&text).map_err(bad)?;
+    let key = keys.into_iter().max_by_key(|k| k.id).ok_or_else(|| bad("holds no client key (a line `ID HEX`)".into()))?;
+    Ok((key, ClientKey::parse_cluster(&text).map(ClusterId)))
+}
+
+/// Writes a new cluster's first client key: `dir/client.key` (for clients: the cluster's id
+/// and the key) and each member's client-keys file (the key alone) at `members`.
+pub fn write_client_keys(client_file: &Path, cluster_id: ClusterId, members: &[std::path::PathBuf]) -> Result<ClientKey, NodeError> {
+    let mut secret = [0u8; KEY_BYTES];
+    getrandom::fill(&mut secret).map_err(|e| NodeError::Random(e.to_string()))?;
+    let key = ClientKey { id: 1, secret };
+    let header = "# An ordo client key: `--key-file` takes this file. Members accept it while their\n\
+                  # client-keys file lists its line; add a line there to add a key, remove one to retire it.";
+    write_secret_file(client_file, &format!("{header}\ncluster {}\n{}", cluster_id.0, key.to_line()))?;
+    for path in members {
+        let header = "# The client keys this member accepts, `ID HEX` a line; re-read when it changes.";
+        write_secret_file(path, &format!("{header}\n{}", key.to_line()))?;
+    }
+    Ok(key)
 }
 
 /// Formats a new member's data folder (a vote file at term 0) unless it has one: see

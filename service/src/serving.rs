@@ -7,7 +7,7 @@ use crate::container::{Container, Outcome, Output};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, LogSource, MemberId, Position, SessionId};
-use ordo_transport::{Body, ResponseStatus};
+use ordo_transport::{Body, FrameType, ResponseStatus};
 use std::collections::BTreeSet;
 
 /// The entry a client's frame asks for: (kind, session, correlation id, payload).
@@ -17,6 +17,14 @@ pub fn client_entry<'a>(body: &Body<'a>) -> Option<(EntryKind, SessionId, u64, &
         Body::ClientRequest { session, sequence, command } => Some((EntryKind::Command, session, sequence, command)),
         _ => None,
     }
+}
+
+/// Whether a member takes a frame of `frame_type`, sealed under key `key_id` and claiming
+/// to come from `sender`: members' frames (votes, the log stream, snapshots, state hashes)
+/// only under the cluster key (id 0) and from another member; every other frame only under
+/// a client key. So a client can never vote, append or send a snapshot, whatever it claims.
+pub fn admits(frame_type: FrameType, key_id: u32, sender: MemberId, is_peer: impl Fn(MemberId) -> bool) -> bool {
+    if frame_type.is_between_members() { key_id == 0 && is_peer(sender) } else { key_id != 0 }
 }
 
 /// Sequences a client's frame if this member leads (the effects go to `out`); otherwise
@@ -142,5 +150,26 @@ pub fn propose_duties<M: StateMachine>(
         if consensus.propose_entry(kind, session, correlation, &[], out).is_ok() {
             proposed.insert((kind, if kind == EntryKind::SessionClose { session.0 } else { correlation }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_frames_come_only_from_members_under_the_cluster_key_and_clients_only_under_theirs() {
+        let peers = |m: MemberId| m == MemberId(2) || m == MemberId(3);
+        for frame_type in FrameType::ALL {
+            let member_only = frame_type.is_between_members();
+            assert_eq!(admits(frame_type, 0, MemberId(2), peers), member_only, "{frame_type:?} from a member");
+            assert!(!admits(frame_type, 0, MemberId(1), peers) || !member_only, "{frame_type:?} from itself");
+            assert!(!admits(frame_type, 0, MemberId(9), peers) || !member_only, "{frame_type:?} from a stranger");
+            assert_eq!(admits(frame_type, 4, MemberId(2), peers), !member_only, "{frame_type:?} under a client key");
+            assert!(!admits(frame_type, 0, MemberId(0), peers), "{frame_type:?} under the cluster key, no member");
+        }
+        assert!(admits(FrameType::Append, 0, MemberId(3), peers));
+        assert!(!admits(FrameType::Append, 1, MemberId(3), peers), "a client key never carries an Append");
+        assert!(!admits(FrameType::ClientRequest, 0, MemberId(3), peers), "nor the cluster key a command");
     }
 }

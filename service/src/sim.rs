@@ -149,6 +149,9 @@ struct Checks {
     trace: VecDeque<String>,
 }
 
+/// The simulated clients' key (members hold it; clients never hold the cluster key).
+const CLIENT_KEY: ordo_transport::ClientKey = ordo_transport::ClientKey { id: 1, secret: [6; 32] };
+
 struct Sim<M: StateMachine> {
     /// Command `k` of client `c`: the app's workload (the same bytes every time it is sent).
     command: fn(u64, u64) -> Vec<u8>,
@@ -215,7 +218,8 @@ pub fn run_app<M: StateMachine + Default>(
     } else {
         FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE }
     };
-    let keys = KeyRing::new(FrameKey::new(&[5; 32]));
+    let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
+    keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
     let nodes = (1..=config.members)
         .map(|m| {
             let id = MemberId(m);
@@ -239,7 +243,14 @@ pub fn run_app<M: StateMachine + Default>(
         .map(|c| Client {
             net_id: config.members + c,
             nonce: c as u64,
-            codec: FrameCodec::new(ClusterId(1), MemberId(100 + c), ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
+            codec: FrameCodec::new(
+                ClusterId(1),
+                MemberId(100 + c),
+                ordo_core::Security::Mac,
+                KeyRing::for_client(&CLIENT_KEY),
+                MTU_BYTES,
+            )
+            .with_key_id(CLIENT_KEY.id),
             session: None,
             leader_hint: c % config.members,
             next_sequence: 1,
@@ -299,8 +310,17 @@ struct SimOutbox<'a> {
 
 impl SimOutbox<'_> {
     fn send_frame(&mut self, to: MemberId, term: Term, body: &Body<'_>) {
+        self.send_keyed(to, self.codec.key_id(), term, body);
+    }
+
+    /// A member's answer to a client, sealed under the client's key.
+    fn send_to_client(&mut self, to: MemberId, term: Term, body: &Body<'_>) {
+        self.send_keyed(to, CLIENT_KEY.id, term, body);
+    }
+
+    fn send_keyed(&mut self, to: MemberId, key_id: u32, term: Term, body: &Body<'_>) {
         let mut buffer = [0u8; MTU_BYTES];
-        let length = self.codec.encode(&mut buffer, term, body).expect("a frame fits the MTU");
+        let length = self.codec.encode_keyed(&mut buffer, term, body, key_id).expect("a frame fits the MTU");
         self.net.send(self.from, to.0 - 1, &buffer[..length]);
     }
 }
@@ -728,7 +748,7 @@ impl<M: StateMachine + Default> Sim<M> {
             None => self.carry_out(index, out),
             Some(redirect) => {
                 let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-                outbox.send_frame(MemberId(from + 1), node.consensus.term(), &redirect);
+                outbox.send_to_client(MemberId(from + 1), node.consensus.term(), &redirect);
                 Ok(())
             }
         }
@@ -862,7 +882,7 @@ impl<M: StateMachine + Default> Sim<M> {
             let Body::ClientResponse { session, sequence, position, status, .. } = body else { continue };
             let body = Body::ClientResponse { session, sequence, position, status, reply: &reply };
             let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-            outbox.send_frame(MemberId(members + client_nonce as u16 + 1), term, &body);
+            outbox.send_to_client(MemberId(members + client_nonce as u16 + 1), term, &body);
         }
         if let Err(message) = self.nodes[index].container.machine().check_invariants() {
             return Err(self.checks.fail("app invariant", format!("member {}: {message}", index + 1)));
@@ -957,6 +977,12 @@ impl<M: StateMachine + Default> Sim<M> {
             }
         };
         let (sender, term) = (frame.header.sender(), frame.header.term());
+        let members = self.config.members;
+        let is_peer = |m: MemberId| m.0 >= 1 && m.0 <= members && m.0 != to + 1;
+        if !serving::admits(frame.body.frame_type(), frame.header.key_id.get(), sender, is_peer) {
+            let message = format!("member {} refused a frame from {} it should take", to + 1, from + 1);
+            return Err(self.checks.fail("codec", message));
+        }
         let mut out = Vec::new();
         let now = self.local_now(index);
         let node = &mut self.nodes[index];

@@ -65,7 +65,7 @@ fn members_allocate_nothing_per_command_once_warm() {
     let started = Instant::now();
     let mut members: Vec<_> =
         (1..=3u16).map(|id| open_member(id, dirs[id as usize - 1].path(), &addresses, 0)).collect();
-    let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, KEY)).unwrap();
+    let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, CLIENT_KEY)).unwrap();
     let mut run = |members: &mut Vec<Member<Echo>>, commands: u64, counted: bool| {
         let mut answered = 0;
         let mut submitted = 0;

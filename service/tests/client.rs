@@ -67,7 +67,7 @@ fn ride_out_a_leader_crash(threading: Threading) {
     let mut alive = [true; 3];
     let first_leader = leader(&dirs, &alive);
 
-    let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, KEY)).unwrap();
+    let mut client = Client::new(ClientConfig::new(addresses.clone(), CLUSTER, CLIENT_KEY)).unwrap();
     client.subscribe_events(Position::ZERO);
     let commands: Vec<Vec<u8>> = (0..200u64).map(|k| k.to_le_bytes().to_vec()).collect();
     let replies = client.call_all(commands.iter().map(|c| c.as_slice()), Duration::from_secs(20)).unwrap();

@@ -14,7 +14,7 @@ use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig};
 use ordo_service::replay::{ReplayOptions, replay};
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Body, Endpoint, FrameCodec, FrameKey, KeyRing};
+use ordo_transport::{Body, Endpoint, FrameCodec, KeyRing};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -165,7 +165,8 @@ struct Client {
 impl Client {
     fn new(addresses: &[SocketAddr]) -> Client {
         let net = StdUdp::bind("127.0.0.1:0".parse().unwrap(), 1408).unwrap();
-        let codec = FrameCodec::new(CLUSTER, MemberId(0), Security::Mac, KeyRing::new(FrameKey::new(&[3; 32])), 1408);
+        let codec = FrameCodec::new(CLUSTER, MemberId(0), Security::Mac, KeyRing::for_client(&CLIENT_KEY), 1408)
+            .with_key_id(CLIENT_KEY.id);
         Client {
             endpoint: Endpoint::new(Box::new(net), codec),
             addresses: addresses.to_vec(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 fn write_configs(dir: &Path, ports: &[u16]) -> Vec<std::path::PathBuf> {
     node::write_key(&dir.join("cluster.key")).unwrap();
+    node::write_client_keys(&dir.join("client.key"), ordo_core::ClusterId(5), &[dir.join("client-keys")]).unwrap();
     (1..=3)
         .map(|id| {
             let members: String = ports
@@ -52,7 +53,7 @@ fn nodes_run_from_their_config_files_serve_a_client_and_stop_cleanly() {
         .collect();
 
     let addresses = configs[0].members.iter().map(|m| m.address).collect();
-    let key = node::load_key(&configs[0].key_file).unwrap();
+    let key = ordo_service::load_client_key(&dir.path().join("client.key")).unwrap();
     let mut client = Client::new(ClientConfig::new(addresses, configs[0].cluster_id(), key)).unwrap();
     let commands: Vec<Vec<u8>> = (0..2000u64).map(|k| k.to_le_bytes().repeat(8)).collect();
     let replies = client.call_all(commands.iter().map(|c| c.as_slice()), Duration::from_secs(30)).unwrap();
@@ -96,7 +97,7 @@ fn a_member_started_from_code_serves_and_stops_through_its_handle() {
     let config = NodeConfig { members: config.members[..1].to_vec(), ..config }; // a cluster of one
     let member = node::start(config.clone(), Echo::default()).unwrap();
     assert_eq!(member.address().port(), port);
-    let key = node::load_key(&config.key_file).unwrap();
+    let key = ordo_service::load_client_key(&dir.path().join("client.key")).unwrap();
     let mut client = Client::new(ClientConfig::new(vec![member.address()], config.cluster_id(), key)).unwrap();
     let reply = client.call(b"hello", Duration::from_secs(10)).unwrap();
     assert_eq!(reply.reply, b"hello");
@@ -122,7 +123,7 @@ fn a_snapshot_request_is_answered_once_committed_and_not_before() {
     let mut members: Vec<Option<_>> =
         configs.iter().map(|c| Some(node::start(c.clone(), Echo::default()).unwrap())).collect();
     let addresses: Vec<_> = configs[0].members.iter().map(|m| m.address).collect();
-    let key = node::load_key(&configs[0].key_file).unwrap();
+    let key = ordo_service::load_client_key(&dir.path().join("client.key")).unwrap();
     let mut client = Client::new(ClientConfig::new(addresses.clone(), configs[0].cluster_id(), key)).unwrap();
     client.call(b"first", Duration::from_secs(10)).unwrap();
     let leads = |m: &Option<ordo_service::Running>| m.as_ref().is_some_and(|m| m.counter("role") == Some(2));

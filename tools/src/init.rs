@@ -82,6 +82,11 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
             .map_err(|e| Failure(e.to_string()))?;
         paths.push(path);
     }
+    // The clients' own key: members accept clients under it, never under the cluster key.
+    let cluster_id = ordo_service::node::cluster_id_of_key(&key.expect("one member at least"));
+    let member_files: Vec<PathBuf> =
+        (1..=init.members).map(|id| init.dir.join(format!("node-{id}/client-keys"))).collect();
+    ordo_service::node::write_client_keys(&init.dir.join("client.key"), cluster_id, &member_files)?;
     Ok(paths)
 }
 

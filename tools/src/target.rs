@@ -1,7 +1,7 @@
 //! The cluster a client-side command (`client`, `describe`, `bench`) talks to: named by the
-//! folder `ordo init` wrote (`--dir`), or by its addresses and key file
-//! (`--cluster HOST:PORT,… --key-file FILE`, for a cluster on other hosts). The cluster id
-//! comes from the key (`ordo_service::node::cluster_id_of_key`), so nothing else is needed.
+//! folder `ordo init` wrote (`--dir`), or by its addresses and client key file
+//! (`--cluster HOST:PORT,… --key-file FILE`, for a cluster on other hosts). The client key
+//! file names the cluster (a line `cluster ID`), so nothing else is needed.
 
 use crate::Failure;
 use ordo_core::NodeConfig;
@@ -18,7 +18,7 @@ pub struct TargetArgs {
     /// The members' addresses, HOST:PORT,HOST:PORT,… (instead of --dir).
     #[arg(long, value_delimiter = ',', requires = "key_file", conflicts_with = "dir")]
     pub cluster: Vec<String>,
-    /// The cluster key file, with --cluster.
+    /// The client key file (`ordo init` writes DIR/client.key), with --cluster.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
 }
@@ -75,9 +75,15 @@ pub fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
         (Some(dir), true) => Target::of_node(&cluster_config(dir)?, Some(dir.clone())),
         (None, false) => {
             let key_file = args.key_file.as_ref().ok_or_else(|| Failure("--cluster needs --key-file".into()))?;
-            let key = ordo_service::node::load_key(key_file)?;
+            let (key, cluster_id) = ordo_service::node::load_client_key_file(key_file)?;
+            let cluster_id = cluster_id.ok_or_else(|| {
+                Failure(format!(
+                    "{} names no cluster (a line `cluster ID`, which `ordo init` writes in DIR/client.key)",
+                    key_file.display()
+                ))
+            })?;
             let addresses = args.cluster.iter().map(|a| address(a)).collect::<Result<Vec<_>, _>>()?;
-            let config = ClientConfig::new(addresses, ordo_service::node::cluster_id_of_key(&key), key);
+            let config = ClientConfig::new(addresses, cluster_id, key);
             Ok(Target { config, app: None, dir: None })
         }
         (Some(_), false) => Err(Failure("give --dir or --cluster, not both".into())),
@@ -105,7 +111,7 @@ mod tests {
         assert_eq!(by_dir.app.as_deref(), Some("kv"));
         let by_addresses = resolve(&TargetArgs {
             cluster: vec!["127.0.0.1:19101".into(), "127.0.0.1:19102".into(), "localhost:19103".into()],
-            key_file: Some(dir.path().join("node-2/cluster.key")),
+            key_file: Some(dir.path().join("client.key")),
             ..Default::default()
         })
         .unwrap();
@@ -125,7 +131,7 @@ mod tests {
         assert!(no_key.unwrap_err().0.contains("--key-file"));
         let bad = resolve(&TargetArgs {
             cluster: vec!["127.0.0.1".into()],
-            key_file: Some(dir.path().join("node-1/cluster.key")),
+            key_file: Some(dir.path().join("client.key")),
             ..Default::default()
         });
         assert!(bad.unwrap_err().0.contains("\"127.0.0.1\""));

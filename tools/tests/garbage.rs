@@ -131,3 +131,101 @@ fn a_reply_too_large_for_a_datagram_is_answered_as_such_and_stops_no_member() {
         .sum();
     assert!(withheld >= 1, "replies_too_large counted {withheld}");
 }
+
+/// Each member's counter `name`, from `ordo stat`.
+fn counter(c: &str, id: u16, name: &str) -> u64 {
+    let stat = ordo(&["stat", "--dir", &format!("{c}/node-{id}"), "--json"], Duration::from_secs(20));
+    json_lines(&stat)[0][name].as_u64().unwrap()
+}
+
+#[test]
+fn a_client_cannot_act_as_a_member_and_client_keys_are_added_and_retired_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("c");
+    let c = cluster.to_str().unwrap().to_string();
+    let base = common::base_port(2);
+    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let _nodes = start_nodes(&configs);
+    let one = ordo(&["client", "--dir", &c, "first"], Duration::from_secs(60));
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
+    let node = ordo_core::NodeConfig::load(&configs[0]).unwrap();
+    let members: Vec<SocketAddr> = node.members.iter().map(|m| m.address).collect();
+    let term_before = (1..=3).map(|id| counter(&c, id, "term")).max().unwrap();
+
+    // A client holds its own key only: whatever it claims, its frames are not members'.
+    let client_key = ordo_service::load_client_key(&cluster.join("client.key")).unwrap();
+    let mut forger =
+        FrameCodec::new(node.cluster_id(), MemberId(1), Security::Mac, KeyRing::for_client(&client_key), 1408)
+            .with_key_id(client_key.id);
+    // And the cluster key, even if a client had it, does not carry a client's frames.
+    let cluster_key = ordo_service::node::load_key(&node.key_file).unwrap();
+    let mut as_member =
+        FrameCodec::new(node.cluster_id(), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&cluster_key)), 1408);
+    let seal = |codec: &mut FrameCodec, body: Body<'_>| {
+        let mut out = vec![0u8; 1408];
+        let length = codec.encode(&mut out, Term(99), &body).unwrap();
+        out.truncate(length);
+        out
+    };
+    let far = ordo_core::Position(1 << 40);
+    let forged = vec![
+        seal(&mut forger, Body::VoteRequest { pre_vote: false, last_term: Term(90), last_position: far }),
+        seal(&mut forger, Body::Heartbeat { position_commit: far, position_append: far }),
+        seal(&mut as_member, Body::ClientRequest { session: SessionId(1), sequence: 1, command: b"EVIL" }),
+        seal(&mut as_member, Body::SessionOpen { client_nonce: 77 }),
+    ];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10 {
+        for datagram in &forged {
+            for member in &members {
+                socket.send_to(datagram, member).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = ordo(&["client", "--dir", &c, "second"], Duration::from_secs(60));
+    assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
+    for id in 1..=3 {
+        assert!(counter(&c, id, "term") < 90, "member {id} took a forged term");
+        assert!(counter(&c, id, "frames_refused") >= 30, "member {id} did not refuse the forged frames");
+    }
+    assert_eq!((1..=3).map(|id| counter(&c, id, "term")).max().unwrap(), term_before, "no election was forced");
+
+    // A second client key, added to every member's client-keys file while they run, works;
+    // the first, removed, no longer does.
+    let second = ordo_service::ClientKey::generate(2);
+    let second_file = dir.path().join("second.key");
+    std::fs::write(&second_file, format!("cluster {}\n{}\n", node.cluster_id().0, second.to_line())).unwrap();
+    for id in 1..=3 {
+        std::fs::write(cluster.join(format!("node-{id}/client-keys")), format!("{}\n", second.to_line())).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // members look at the file once a second
+    let addresses: Vec<String> = members.iter().map(|a| a.to_string()).collect();
+    let by_second = [
+        "client",
+        "--cluster",
+        &addresses.join(","),
+        "--key-file",
+        second_file.to_str().unwrap(),
+        "--app",
+        "echo",
+        "third",
+    ];
+    let third = ordo(&by_second, Duration::from_secs(60));
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+    let first_file = cluster.join("client.key");
+    let by_first = [
+        "client",
+        "--cluster",
+        &addresses.join(","),
+        "--key-file",
+        first_file.to_str().unwrap(),
+        "--app",
+        "echo",
+        "fourth",
+    ];
+    let retired = ordo(&by_first, Duration::from_secs(60));
+    assert!(!retired.status.success(), "a retired key still works");
+}

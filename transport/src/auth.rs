@@ -97,17 +97,93 @@ impl FrameKey {
     }
 }
 
-/// The keys a member accepts frames under: the cluster key (key id 0), and each client's
-/// own key under its client key id.
+/// A client's key: its id (1 and up; 0 is the cluster key, which only members hold) and
+/// its secret. Its file is one line, `ID HEX`; a member's client-keys file is any number of
+/// them (`#` starts a comment).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ClientKey {
+    pub id: u32,
+    pub secret: [u8; KEY_BYTES],
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientKey({}, ..)", self.id) // never print key material
+    }
+}
+
+impl ClientKey {
+    /// A fresh random client key with id `id`.
+    pub fn generate(id: u32) -> ClientKey {
+        assert_ne!(id, 0, "key id 0 is the cluster key");
+        ClientKey { id, secret: FrameKey::generate_secret() }
+    }
+
+    /// The key's line: `ID HEX`.
+    pub fn to_line(&self) -> String {
+        format!("{} {}", self.id, FrameKey::to_hex(&self.secret))
+    }
+
+    /// The cluster a client key file names on a line `cluster ID` (`ordo init` writes one,
+    /// so addresses and the file are all a client needs), if it does.
+    pub fn parse_cluster(text: &str) -> Option<u64> {
+        text.lines().find_map(|line| line.trim().strip_prefix("cluster ")?.trim().parse().ok())
+    }
+
+    /// Every key in a client-keys text, in file order (a `cluster ID` line is not a key);
+    /// the error names the line.
+    pub fn parse_all(text: &str) -> Result<Vec<ClientKey>, String> {
+        let mut keys = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() || line.starts_with("cluster ") {
+                continue;
+            }
+            let number = index + 1;
+            let parsed = line.split_once(char::is_whitespace).and_then(|(id, hex)| {
+                Some(ClientKey { id: id.parse().ok().filter(|&id| id != 0)?, secret: FrameKey::parse_hex(hex)? })
+            });
+            match parsed {
+                Some(key) if keys.iter().any(|k: &ClientKey| k.id == key.id) => {
+                    return Err(format!(
+                        "line {number} repeats key id {}: each client key has an id of its own",
+                        key.id
+                    ));
+                }
+                Some(key) => keys.push(key),
+                None if FrameKey::parse_hex(line).is_some() => {
+                    return Err(format!(
+                        "line {number} is a bare 64-hex-digit key (a member's cluster key, which clients may not use); a client key is `ID HEX`, its id 1 or more"
+                    ));
+                }
+                None => {
+                    return Err(format!("line {number} is not `ID HEX` (a key id of 1 or more, then 64 hex digits)"));
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// The keys a codec seals and opens frames under: the cluster key (key id 0; members
+/// only), and clients' keys by id (a member holds every client's, a client its own).
 #[derive(Clone, Debug)]
 pub struct KeyRing {
-    cluster: FrameKey,
+    cluster: Option<FrameKey>,
     clients: BTreeMap<u32, FrameKey>,
 }
 
 impl KeyRing {
+    /// A member's ring: the cluster key, and client keys as they are set.
     pub fn new(cluster: FrameKey) -> KeyRing {
-        KeyRing { cluster, clients: BTreeMap::new() }
+        KeyRing { cluster: Some(cluster), clients: BTreeMap::new() }
+    }
+
+    /// A client's ring: its own key, and no cluster key.
+    pub fn for_client(key: &ClientKey) -> KeyRing {
+        let mut ring = KeyRing { cluster: None, clients: BTreeMap::new() };
+        ring.add_client(key.id, FrameKey::new(&key.secret));
+        ring
     }
 
     pub fn add_client(&mut self, key_id: u32, key: FrameKey) {
@@ -115,9 +191,20 @@ impl KeyRing {
         self.clients.insert(key_id, key);
     }
 
+    /// Replaces every client key (a member reloading its client-keys file: keys added and
+    /// retired without a restart).
+    pub fn set_clients(&mut self, keys: &[ClientKey]) {
+        self.clients = keys.iter().map(|k| (k.id, FrameKey::new(&k.secret))).collect();
+    }
+
+    /// The client key ids held, in order.
+    pub fn client_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.clients.keys().copied()
+    }
+
     #[inline]
     pub fn get(&self, key_id: u32) -> Option<&FrameKey> {
-        if key_id == 0 { Some(&self.cluster) } else { self.clients.get(&key_id) }
+        if key_id == 0 { self.cluster.as_ref() } else { self.clients.get(&key_id) }
     }
 }
 
@@ -156,5 +243,20 @@ mod tests {
         assert_eq!(&opened, b"secret body");
         let mut tampered = body.clone();
         assert!(!key.open(&nonce, b"headex", &mut tampered, &tag), "the header is authenticated too");
+    }
+
+    #[test]
+    fn client_keys_parse_by_line_and_a_cluster_key_is_refused_as_one() {
+        let (a, b) = (ClientKey::generate(1), ClientKey::generate(7));
+        let text = format!("# clients\ncluster 42\n{}\n\n{}  # the new one\n", a.to_line(), b.to_line());
+        assert_eq!(ClientKey::parse_all(&text).unwrap(), vec![a, b]);
+        assert_eq!(ClientKey::parse_cluster(&text), Some(42));
+        let bare = FrameKey::to_hex(&a.secret);
+        assert!(ClientKey::parse_all(&bare).unwrap_err().contains("cluster key"));
+        assert!(ClientKey::parse_all(&format!("0 {bare}")).unwrap_err().contains("line 1"));
+        assert!(ClientKey::parse_all(&format!("{}\n{}", a.to_line(), a.to_line())).unwrap_err().contains("repeats"));
+        assert!(ClientKey::parse_all("3 nothex").unwrap_err().contains("line 1"));
+        let ring = KeyRing::for_client(&a);
+        assert!(ring.get(0).is_none() && ring.get(1).is_some(), "a client holds no cluster key");
     }
 }

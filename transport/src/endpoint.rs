@@ -56,6 +56,10 @@ impl Endpoint {
         &self.codec
     }
 
+    pub fn codec_mut(&mut self) -> &mut FrameCodec {
+        &mut self.codec
+    }
+
     pub fn drops(&self) -> &DropCounters {
         &self.drops
     }
@@ -66,13 +70,22 @@ impl Endpoint {
 
     /// Encodes a frame into the next send buffer; a full batch is flushed first.
     pub fn queue(&mut self, to: SocketAddr, term: Term, body: &Body<'_>) -> io::Result<()> {
+        let key_id = self.codec.key_id();
+        self.queue_keyed(to, key_id, term, body)
+    }
+
+    /// [`Endpoint::queue`] sealed under key `key_id` (a member answering a client).
+    pub fn queue_keyed(&mut self, to: SocketAddr, key_id: u32, term: Term, body: &Body<'_>) -> io::Result<()> {
         if self.queued.len() == BATCH_DATAGRAMS_MAX {
             self.flush()?;
         }
         let mtu = self.codec.mtu_bytes();
         let slot = self.queued.len();
         let out = &mut self.send_buffers[slot * mtu..(slot + 1) * mtu];
-        let length = self.codec.encode(out, term, body).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let length = self
+            .codec
+            .encode_keyed(out, term, body, key_id)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.queued.push((to, length));
         Ok(())
     }

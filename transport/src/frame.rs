@@ -256,6 +256,16 @@ pub enum FrameType {
 }
 
 impl FrameType {
+    /// Frames only members send each other, under the cluster key: elections, the log
+    /// stream, snapshots, state hashes. A member takes them from nobody else.
+    pub fn is_between_members(self) -> bool {
+        use FrameType::*;
+        matches!(
+            self,
+            Append | AppendAck | Nak | Heartbeat | VoteRequest | VoteResponse | SnapshotChunk | SnapshotAck | StateHash
+        )
+    }
+
     pub const ALL: [FrameType; 18] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
@@ -673,13 +683,38 @@ impl FrameCodec {
         self.mtu_bytes
     }
 
+    /// The key id it seals under by default (0, the cluster key, for a member).
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
     /// The most trailing bytes (command, log bytes, chunk) a frame of `frame_type` can carry.
     pub fn capacity_bytes(&self, frame_type: FrameType) -> usize {
         self.mtu_bytes - FRAME_HEADER_BYTES - TAG_BYTES - frame_type.fixed_bytes()
     }
 
+    /// The keys it seals and opens under (a member sets its client keys here).
+    pub fn keys_mut(&mut self) -> &mut KeyRing {
+        &mut self.keys
+    }
+
     /// Writes a whole frame into `out` (at least `mtu_bytes` long) and returns its length.
     pub fn encode(&mut self, out: &mut [u8], term: Term, body: &Body<'_>) -> Result<usize, FrameError> {
+        self.encode_keyed(out, term, body, self.key_id)
+    }
+
+    /// [`FrameCodec::encode`] under key `key_id` (a member answering a client seals under
+    /// that client's key); a key it does not hold is `UnknownKey`.
+    pub fn encode_keyed(
+        &mut self,
+        out: &mut [u8],
+        term: Term,
+        body: &Body<'_>,
+        key_id: u32,
+    ) -> Result<usize, FrameError> {
+        if self.keys.get(key_id).is_none() {
+            return Err(FrameError::UnknownKey { key_id });
+        }
         let frame_type = body.frame_type();
         let fixed_bytes = frame_type.fixed_bytes();
         let bytes = body.bytes();
@@ -702,7 +737,7 @@ impl FrameCodec {
             sender: U16::new(self.sender.0),
             length: U16::new(body_bytes as u16),
             reserved2: U16::ZERO,
-            key_id: U32::new(self.key_id),
+            key_id: U32::new(key_id),
             cluster_id: U64::new(self.cluster_id.0),
             term: U64::new(term.0),
             sequence: U64::new(self.sequence),
@@ -712,7 +747,7 @@ impl FrameCodec {
         let body_out = &mut rest[..body_bytes];
         body.write_fixed(&mut body_out[..fixed_bytes]);
         body_out[fixed_bytes..].copy_from_slice(bytes);
-        let key = self.keys.get(self.key_id).expect("checked in with_key_id");
+        let key = self.keys.get(key_id).expect("checked above");
         let tag = if encrypted {
             key.seal(&nonce(&header), head, body_out)
         } else {

@@ -13,7 +13,7 @@ pub mod faults;
 pub mod frame;
 pub mod stream;
 
-pub use auth::{FrameKey, KeyRing, Security};
+pub use auth::{ClientKey, FrameKey, KeyRing, Security};
 pub use endpoint::{DropCounters, Endpoint};
 pub use faults::{FaultConfig, FaultDice, FaultyNet, SimNet};
 pub use frame::{Body, Frame, FrameCodec, FrameError, FrameHeader, FrameType, MTU_BYTES_DEFAULT, ResponseStatus};

@@ -9,11 +9,13 @@ use ordo_core::{
 use ordo_service::echo::Echo;
 use ordo_service::member::{Member, MemberConfig, Opened};
 use ordo_transport::backend::StdUdp;
-use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing};
+use ordo_transport::{ClientKey, Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::net::SocketAddr;
 use std::path::Path;
 
 pub const KEY: [u8; 32] = [3; 32];
+/// The test clients' key (members hold it in their client-keys file; never the cluster key).
+pub const CLIENT_KEY: ClientKey = ClientKey { id: 1, secret: [4; 32] };
 
 pub const CLUSTER: ClusterId = ClusterId(21);
 pub const MS: u64 = 1_000_000;
@@ -42,6 +44,9 @@ pub fn open_member_with<M: StateMachine>(
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&KEY)), 1408);
     let mut config = ordo_service::node::member_config(&node_config(id, dir, addresses)).unwrap();
+    let client_keys = dir.join("client-keys");
+    std::fs::write(&client_keys, CLIENT_KEY.to_line()).unwrap();
+    config.client_keys_file = Some(client_keys);
     tweak(&mut config);
     Member::open(machine, &config, Endpoint::new(Box::new(net), codec), now_ns).unwrap()
 }
