@@ -165,7 +165,7 @@ fn a_client_sends_ledger_commands_and_gets_json_replies_in_order() {
 
     // The same cluster named by its addresses and key file, as from another host.
     let addresses = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
-    let key = format!("{c}/node-3/cluster.key");
+    let key = format!("{c}/client.key");
     let by_address =
         ordo(&["client", "--cluster", &addresses, "--key-file", &key, "balance", "bob"], Duration::from_secs(60));
     let reply: serde_json::Value = serde_json::from_slice(&by_address.stdout).unwrap();
