@@ -156,6 +156,8 @@ fn a_full_disk_stops_the_member_with_a_clear_error_and_loses_nothing_acknowledge
     let c = cluster.to_str().unwrap();
     let configs = init_small_segments(&cluster, 1, common::base_port(4), "kv");
     let disk = Mount::tmpfs(&cluster.join("node-1/data"), "size=3m");
+    // The new volume is a new member's folder: formatted, as `ordo init` formats one.
+    ordo_service::node::format(&ordo_core::NodeConfig::load(&configs[0]).unwrap()).unwrap();
     let mut nodes = Nodes(vec![
         Command::new(env!("CARGO_BIN_EXE_ordo"))
             .args(["node", "--config", configs[0].to_str().unwrap()])
@@ -204,6 +206,7 @@ fn a_folder_that_cannot_be_written_is_a_clear_error() {
     // As root a read-only mount (permissions do not stop root); else a file where the folder goes.
     let _mount = if is_root() { Some(Mount::tmpfs(&data, "size=1m,ro")) } else { None };
     if !is_root() {
+        std::fs::remove_dir_all(&data).unwrap(); // formatted by init
         std::fs::write(&data, "not a folder").unwrap();
     }
     let started = ordo(&["node", "--config", configs[0].to_str().unwrap()], Duration::from_secs(20));

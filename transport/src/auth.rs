@@ -6,11 +6,14 @@
 //!   the short inputs frames are (see the `auth` benchmark for the cost per frame size).
 //! - `aead`: AES-256-GCM (RustCrypto `aes-gcm`, AES-NI + PCLMULQDQ) encrypts the body, with
 //!   the header as associated data, and its 16-byte tag takes the MAC's place. GCM must never
-//!   see a nonce twice under one key, and every member shares the cluster key, so the nonce
-//!   is `sender id (2) · key id (2, low bits) · sequence (8)`: the sender id splits the nonce
-//!   space between members, and each codec's sequence starts from a fresh random 32-bit
-//!   incarnation in its high half (drawn again if the low half ever wraps), so a restarted
-//!   member does not reuse its old nonces.
+//!   see a nonce twice under one key, and every member shares the cluster key and any number
+//!   of client processes share a client key, so no sender ever seals under the shared key
+//!   itself: each codec draws a random 128-bit incarnation when it is made, carries it in
+//!   every encrypted frame (after the header, authenticated with it), and seals under the
+//!   key derived from the shared one and its incarnation (keyed BLAKE3). Under that key the
+//!   nonce, `sender id (2) · key id (2, low bits) · sequence (8)`, is a counter that never
+//!   repeats; two processes share a derived key only if their incarnations collide (2^-128
+//!   a pair: about 2^-65 for four billion processes).
 //!
 //! The two subkeys are derived from the one 32-byte key with BLAKE3's `derive_key`, so a
 //! key file holds one secret.
@@ -24,11 +27,45 @@ pub const KEY_BYTES: usize = 32;
 
 pub use ordo_core::Security;
 
+/// Bytes of the random incarnation an encrypted frame carries after its header.
+pub const INCARNATION_BYTES: usize = 16;
+
 /// One secret's two subkeys.
 #[derive(Clone)]
 pub struct FrameKey {
     mac: [u8; KEY_BYTES],
-    aead: Aes256Gcm,
+    /// AES-256-GCM keys are derived from it, one per sender incarnation (never used itself).
+    aead: [u8; KEY_BYTES],
+}
+
+/// An AES-256-GCM key for one sender incarnation under one `FrameKey`.
+#[derive(Clone)]
+pub(crate) struct Sealer(Aes256Gcm);
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    #[inline]
+    pub(crate) fn seal(&self, nonce: &[u8; 12], associated: &[u8], body: &mut [u8]) -> [u8; TAG_BYTES] {
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), associated, body)
+            .expect("frames are far below GCM's length limit");
+        tag.into()
+    }
+
+    #[inline]
+    pub(crate) fn open(&self, nonce: &[u8; 12], associated: &[u8], body: &mut [u8], tag: &[u8]) -> bool {
+        tag.len() == TAG_BYTES
+            && self
+                .0
+                .decrypt_in_place_detached(Nonce::from_slice(nonce), associated, body, Tag::from_slice(tag))
+                .is_ok()
+    }
 }
 
 impl std::fmt::Debug for FrameKey {
@@ -41,7 +78,13 @@ impl FrameKey {
     pub fn new(secret: &[u8; KEY_BYTES]) -> FrameKey {
         let mac = blake3::derive_key("ordo 2026 frame mac v1", secret);
         let aead = blake3::derive_key("ordo 2026 frame aead v1", secret);
-        FrameKey { mac, aead: Aes256Gcm::new((&aead).into()) }
+        FrameKey { mac, aead }
+    }
+
+    /// The AES-256-GCM key of the sender incarnation `incarnation` under this key.
+    pub(crate) fn sealer(&self, incarnation: &[u8; INCARNATION_BYTES]) -> Sealer {
+        let derived = blake3::keyed_hash(&self.aead, incarnation);
+        Sealer(Aes256Gcm::new(derived.as_bytes().into()))
     }
 
     /// A fresh random key (for `ordo init`).
@@ -79,21 +122,6 @@ impl FrameKey {
     #[inline]
     pub(crate) fn mac_matches(&self, covered: &[u8], tag: &[u8]) -> bool {
         tag.len() == TAG_BYTES && constant_time_eq::constant_time_eq(&self.mac(covered), tag)
-    }
-
-    #[inline]
-    pub(crate) fn seal(&self, nonce: &[u8; 12], header: &[u8], body: &mut [u8]) -> [u8; TAG_BYTES] {
-        let tag = self
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), header, body)
-            .expect("frames are far below GCM's length limit");
-        tag.into()
-    }
-
-    #[inline]
-    pub(crate) fn open(&self, nonce: &[u8; 12], header: &[u8], body: &mut [u8], tag: &[u8]) -> bool {
-        tag.len() == TAG_BYTES
-            && self.aead.decrypt_in_place_detached(Nonce::from_slice(nonce), header, body, Tag::from_slice(tag)).is_ok()
     }
 }
 
@@ -234,15 +262,19 @@ mod tests {
     #[test]
     fn aead_round_trips_and_refuses_tampering() {
         let key = FrameKey::new(&[3; 32]);
+        let sealer = key.sealer(&[1; INCARNATION_BYTES]);
         let nonce = [9u8; 12];
         let mut body = b"secret body".to_vec();
-        let tag = key.seal(&nonce, b"header", &mut body);
+        let tag = sealer.seal(&nonce, b"header", &mut body);
         assert_ne!(&body, b"secret body");
         let mut opened = body.clone();
-        assert!(key.open(&nonce, b"header", &mut opened, &tag));
+        assert!(sealer.open(&nonce, b"header", &mut opened, &tag));
         assert_eq!(&opened, b"secret body");
         let mut tampered = body.clone();
-        assert!(!key.open(&nonce, b"headex", &mut tampered, &tag), "the header is authenticated too");
+        assert!(!sealer.open(&nonce, b"headex", &mut tampered, &tag), "the header is authenticated too");
+        let other = key.sealer(&[2; INCARNATION_BYTES]);
+        let mut again = body.clone();
+        assert!(!other.open(&nonce, b"header", &mut again, &tag), "another incarnation is another key");
     }
 
     #[test]

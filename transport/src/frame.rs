@@ -13,8 +13,9 @@
 //! and a frame whose tag fails is never handed up. Append frames carry raw log bytes exactly
 //! as the sender's mapped log holds them: they are copied, never re-encoded.
 
-use crate::auth::{KeyRing, Security, TAG_BYTES};
+use crate::auth::{FrameKey, INCARNATION_BYTES, KeyRing, Sealer, Security, TAG_BYTES};
 use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
+use std::cell::RefCell;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -653,14 +654,42 @@ pub struct FrameCodec {
     security: Security,
     keys: KeyRing,
     mtu_bytes: usize,
-    /// High 32 bits: this codec's random incarnation; low 32: a counter.
+    /// This codec's random incarnation: encrypted frames carry it, and are sealed under the
+    /// key derived from the shared key and it (see `auth`).
+    incarnation: [u8; INCARNATION_BYTES],
+    /// Frames sealed under this incarnation: the AES-GCM nonce's counter.
     sequence: u64,
+    /// This incarnation's derived keys, by key id (a member answers clients under theirs).
+    sealers: Vec<(u32, Sealer)>,
+    /// Other senders' derived keys, most recently used first, at most `OPENERS_MAX`.
+    openers: RefCell<Vec<Opener>>,
+}
+
+/// Senders whose derived keys a codec keeps (a miss costs a derivation, about a microsecond).
+const OPENERS_MAX: usize = 32;
+
+#[derive(Debug)]
+struct Opener {
+    key_id: u32,
+    incarnation: [u8; INCARNATION_BYTES],
+    sealer: Sealer,
 }
 
 impl FrameCodec {
     pub fn new(cluster_id: ClusterId, sender: MemberId, security: Security, keys: KeyRing, mtu_bytes: usize) -> Self {
         assert!((FRAME_HEADER_BYTES + TAG_BYTES + 64..=MTU_BYTES_MAX).contains(&mtu_bytes));
-        let mut codec = FrameCodec { cluster_id, sender, key_id: 0, security, keys, mtu_bytes, sequence: 0 };
+        let mut codec = FrameCodec {
+            cluster_id,
+            sender,
+            key_id: 0,
+            security,
+            keys,
+            mtu_bytes,
+            incarnation: [0; INCARNATION_BYTES],
+            sequence: 0,
+            sealers: Vec::new(),
+            openers: RefCell::new(Vec::with_capacity(OPENERS_MAX)),
+        };
         codec.new_incarnation();
         codec
     }
@@ -674,9 +703,52 @@ impl FrameCodec {
     }
 
     fn new_incarnation(&mut self) {
-        let mut random = [0u8; 4];
-        getrandom::fill(&mut random).expect("the OS random source works");
-        self.sequence = (u32::from_le_bytes(random) as u64) << 32;
+        getrandom::fill(&mut self.incarnation).expect("the OS random source works");
+        self.sequence = 0;
+        self.sealers.clear();
+    }
+
+    /// The key this incarnation seals under for `key_id` (derived once).
+    fn sealer(&mut self, key_id: u32) -> Option<&Sealer> {
+        if !self.sealers.iter().any(|(id, _)| *id == key_id) {
+            let sealer = self.keys.get(key_id)?.sealer(&self.incarnation);
+            self.sealers.push((key_id, sealer));
+        }
+        self.sealers.iter().find(|(id, _)| *id == key_id).map(|(_, sealer)| sealer)
+    }
+
+    /// Opens an encrypted body sealed by sender incarnation `incarnation` under key
+    /// `key_id` (`key`).
+    fn open(
+        &self,
+        (key_id, key, incarnation): (u32, &FrameKey, &[u8; INCARNATION_BYTES]),
+        nonce: &[u8; 12],
+        associated: &[u8],
+        body: &mut [u8],
+        tag: &[u8],
+    ) -> bool {
+        let mut openers = self.openers.borrow_mut();
+        let found = openers.iter().position(|o| o.key_id == key_id && &o.incarnation == incarnation);
+        let index = match found {
+            Some(index) => index,
+            None => {
+                if openers.len() == OPENERS_MAX {
+                    openers.pop(); // the least recently used
+                }
+                openers.push(Opener { key_id, incarnation: *incarnation, sealer: key.sealer(incarnation) });
+                openers.len() - 1
+            }
+        };
+        let opened = openers[index].sealer.open(nonce, associated, body, tag);
+        if opened && index > 0 {
+            openers[..=index].rotate_right(1); // most recently used first
+        }
+        opened
+    }
+
+    /// The most bytes between header and tag: an encrypted frame carries its incarnation.
+    fn overhead_bytes(&self) -> usize {
+        FRAME_HEADER_BYTES + TAG_BYTES + if self.security == Security::Aead { INCARNATION_BYTES } else { 0 }
     }
 
     pub fn mtu_bytes(&self) -> usize {
@@ -690,11 +762,14 @@ impl FrameCodec {
 
     /// The most trailing bytes (command, log bytes, chunk) a frame of `frame_type` can carry.
     pub fn capacity_bytes(&self, frame_type: FrameType) -> usize {
-        self.mtu_bytes - FRAME_HEADER_BYTES - TAG_BYTES - frame_type.fixed_bytes()
+        self.mtu_bytes - self.overhead_bytes() - frame_type.fixed_bytes()
     }
 
-    /// The keys it seals and opens under (a member sets its client keys here).
+    /// The keys it seals and opens under (a member sets its client keys here); the keys
+    /// derived from them are forgotten.
     pub fn keys_mut(&mut self) -> &mut KeyRing {
+        self.sealers.clear();
+        self.openers.get_mut().clear();
         &mut self.keys
     }
 
@@ -719,15 +794,16 @@ impl FrameCodec {
         let fixed_bytes = frame_type.fixed_bytes();
         let bytes = body.bytes();
         let body_bytes = fixed_bytes + bytes.len();
-        let total = FRAME_HEADER_BYTES + body_bytes + TAG_BYTES;
+        let total = self.overhead_bytes() + body_bytes;
         if total > self.mtu_bytes || out.len() < total {
             return Err(FrameError::DoesNotFit { bytes: body_bytes, mtu_bytes: self.mtu_bytes });
         }
-        if self.sequence as u32 == u32::MAX {
+        if self.sequence == u64::MAX {
             self.new_incarnation(); // never reuse a nonce after the counter wraps
         }
         self.sequence += 1;
         let encrypted = self.security == Security::Aead;
+        let prefix_bytes = if encrypted { FRAME_HEADER_BYTES + INCARNATION_BYTES } else { FRAME_HEADER_BYTES };
         let header = FrameHeader {
             magic: U16::new(FRAME_MAGIC),
             version: FRAME_VERSION,
@@ -742,23 +818,50 @@ impl FrameCodec {
             term: U64::new(term.0),
             sequence: U64::new(self.sequence),
         };
-        let (head, rest) = out[..total].split_at_mut(FRAME_HEADER_BYTES);
-        head.copy_from_slice(header.as_bytes());
+        out[..FRAME_HEADER_BYTES].copy_from_slice(header.as_bytes());
+        if encrypted {
+            out[FRAME_HEADER_BYTES..prefix_bytes].copy_from_slice(&self.incarnation);
+        }
+        let (prefix, rest) = out[..total].split_at_mut(prefix_bytes);
         let body_out = &mut rest[..body_bytes];
         body.write_fixed(&mut body_out[..fixed_bytes]);
         body_out[fixed_bytes..].copy_from_slice(bytes);
-        let key = self.keys.get(key_id).expect("checked above");
         let tag = if encrypted {
-            key.seal(&nonce(&header), head, body_out)
+            self.sealer(key_id).expect("checked above").seal(&nonce(&header), prefix, body_out)
         } else {
-            key.mac(&out[..FRAME_HEADER_BYTES + body_bytes])
+            self.keys.get(key_id).expect("checked above").mac(&out[..prefix_bytes + body_bytes])
         };
-        out[FRAME_HEADER_BYTES + body_bytes..total].copy_from_slice(&tag);
+        out[prefix_bytes + body_bytes..total].copy_from_slice(&tag);
         Ok(total)
     }
 
     /// Checks and decodes a datagram in place (an encrypted body is decrypted where it lies).
     pub fn decode<'a>(&self, datagram: &'a mut [u8]) -> Result<Frame<'a>, FrameError> {
+        let (header, frame_type, encrypted) = self.check_header(datagram)?;
+        let prefix_bytes = if encrypted { FRAME_HEADER_BYTES + INCARNATION_BYTES } else { FRAME_HEADER_BYTES };
+        let body_bytes = header.length.get() as usize;
+        let held = datagram.len().saturating_sub(prefix_bytes + TAG_BYTES);
+        if body_bytes != held || datagram.len() < prefix_bytes + TAG_BYTES {
+            return Err(FrameError::LengthMismatch { said: body_bytes, held });
+        }
+        let key_id = header.key_id.get();
+        let key = self.keys.get(key_id).ok_or(FrameError::UnknownKey { key_id })?;
+        let (covered, tag) = datagram.split_at_mut(prefix_bytes + body_bytes);
+        if encrypted {
+            let (prefix, body) = covered.split_at_mut(prefix_bytes);
+            let incarnation: [u8; INCARNATION_BYTES] = prefix[FRAME_HEADER_BYTES..].try_into().expect("sized");
+            if !self.open((key_id, key, &incarnation), &nonce(&header), prefix, body, tag) {
+                return Err(FrameError::BadMac);
+            }
+        } else if !key.mac_matches(covered, tag) {
+            return Err(FrameError::BadMac);
+        }
+        let body = decode_body(frame_type, &covered[prefix_bytes..])?;
+        Ok(Frame { header, body })
+    }
+
+    /// The header of a datagram, checked: size, magic, version, type, cluster, security.
+    fn check_header(&self, datagram: &[u8]) -> Result<(FrameHeader, FrameType, bool), FrameError> {
         let bytes = datagram.len();
         if bytes < FRAME_HEADER_BYTES + TAG_BYTES {
             return Err(FrameError::TooShort { bytes });
@@ -781,29 +884,13 @@ impl FrameCodec {
                 expected: self.cluster_id,
             });
         }
-        let body_bytes = header.length.get() as usize;
-        let held = bytes - FRAME_HEADER_BYTES - TAG_BYTES;
-        if body_bytes != held {
-            return Err(FrameError::LengthMismatch { said: body_bytes, held });
-        }
-        let key = self.keys.get(header.key_id.get()).ok_or(FrameError::UnknownKey { key_id: header.key_id.get() })?;
         let encrypted = match (header.flags, self.security) {
             (0, Security::Mac) => false,
             (FLAG_ENCRYPTED, Security::Aead) => true,
             (0, security) => return Err(FrameError::WrongSecurity { flag: "not encrypted", security }),
             (_, security) => return Err(FrameError::WrongSecurity { flag: "encrypted or flagged oddly", security }),
         };
-        let (covered, tag) = datagram.split_at_mut(FRAME_HEADER_BYTES + body_bytes);
-        if encrypted {
-            let (head, body) = covered.split_at_mut(FRAME_HEADER_BYTES);
-            if !key.open(&nonce(&header), head, body, tag) {
-                return Err(FrameError::BadMac);
-            }
-        } else if !key.mac_matches(covered, tag) {
-            return Err(FrameError::BadMac);
-        }
-        let body = decode_body(frame_type, &covered[FRAME_HEADER_BYTES..])?;
-        Ok(Frame { header, body })
+        Ok((header, frame_type, encrypted))
     }
 }
 
@@ -986,6 +1073,45 @@ mod tests {
             ),
             Err(FrameError::DoesNotFit { .. })
         ));
+    }
+
+    #[test]
+    fn processes_sharing_a_key_and_a_sender_id_never_seal_under_one_key_and_nonce() {
+        // The old scheme's worst case: two client processes under one client key, sender 0,
+        // the same sequence (a 32-bit incarnation collides after ~77 000 processes).
+        let ring = || KeyRing::for_client(&crate::ClientKey { id: 3, secret: [8; 32] });
+        let mut first =
+            FrameCodec::new(ClusterId(5), MemberId(0), Security::Aead, ring(), MTU_BYTES_DEFAULT).with_key_id(3);
+        let mut second =
+            FrameCodec::new(ClusterId(5), MemberId(0), Security::Aead, ring(), MTU_BYTES_DEFAULT).with_key_id(3);
+        second.sequence = first.sequence;
+        let body = Body::ClientRequest { session: SessionId(1), sequence: 1, command: b"same plaintext" };
+        let (mut a, mut b) = ([0u8; MTU_BYTES_DEFAULT], [0u8; MTU_BYTES_DEFAULT]);
+        let length = first.encode(&mut a, Term(0), &body).unwrap();
+        assert_eq!(second.encode(&mut b, Term(0), &body).unwrap(), length);
+        assert_eq!(a[..FRAME_HEADER_BYTES], b[..FRAME_HEADER_BYTES], "the same header, so the same GCM nonce");
+        let incarnations = FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + INCARNATION_BYTES;
+        assert_ne!(a[incarnations.clone()], b[incarnations], "each process its own incarnation");
+        assert_ne!(a[length - TAG_BYTES - 14..], b[length - TAG_BYTES - 14..], "sealed under different keys");
+        // A member holding the client key opens both, and frames from more senders than it
+        // keeps derived keys for.
+        let mut member = KeyRing::new(FrameKey::new(&[7; 32]));
+        member.add_client(3, FrameKey::new(&[8; 32]));
+        let receiver = FrameCodec::new(ClusterId(5), MemberId(1), Security::Aead, member, MTU_BYTES_DEFAULT);
+        assert_eq!(receiver.decode(&mut a[..length]).unwrap().body, body);
+        assert_eq!(receiver.decode(&mut b[..length]).unwrap().body, body);
+        let mut senders: Vec<FrameCodec> = (0..OPENERS_MAX + 8)
+            .map(|_| {
+                FrameCodec::new(ClusterId(5), MemberId(0), Security::Aead, ring(), MTU_BYTES_DEFAULT).with_key_id(3)
+            })
+            .collect();
+        for _ in 0..2 {
+            for sender in &mut senders {
+                let mut buf = [0u8; MTU_BYTES_DEFAULT];
+                let length = sender.encode(&mut buf, Term(0), &body).unwrap();
+                assert_eq!(receiver.decode(&mut buf[..length]).unwrap().body, body);
+            }
+        }
     }
 
     #[test]
