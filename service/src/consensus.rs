@@ -309,6 +309,14 @@ impl Consensus {
         consensus
     }
 
+    /// The term and vote a member starts with, from its stored vote and its log's last term:
+    /// never a term below the log's (a log reset to a snapshot carries the snapshot's term,
+    /// and the vote file may be older or missing; starting lower, the member would win an
+    /// election and append entries of a term older than its log's last).
+    pub fn starting_vote(stored_term: Term, voted_for: Option<MemberId>, log_last_term: Term) -> (Term, Option<MemberId>) {
+        if log_last_term > stored_term { (log_last_term, None) } else { (stored_term, voted_for) }
+    }
+
     /// This member starts without its state (see `recovering`): it follows a leader and
     /// catches up, and stands and votes only once it holds everything committed.
     pub fn start_recovering(&mut self) {
@@ -751,10 +759,11 @@ impl Consensus {
     }
 
     fn ack(&self, leader: MemberId, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
-        let message = Body::AppendAck {
-            position_append: self.matched,
-            position_durable: log.position_durable().min(self.matched),
-        };
+        // A recovering member says it holds nothing durably: its acks pace the stream but
+        // never count toward a commit (having lost its term, it may be following a stale
+        // leader, which its acks must not let commit).
+        let durable = if self.recovering { Position::ZERO } else { log.position_durable().min(self.matched) };
+        let message = Body::AppendAck { position_append: self.matched, position_durable: durable };
         out.push(Effect::Send { to: leader, term: self.term, message });
     }
 
@@ -1584,6 +1593,17 @@ mod tests {
         node.on_durable(&log, &mut out);
         let recovered = Effect::Recovered { term: Term(2), voted_for: Some(MemberId(1)) };
         assert!(out.contains(&recovered) && !node.recovering(), "{out:?}");
+        let durable_acked = |out: &[Effect<'_>]| {
+            sends(out).iter().find_map(|(_, _, m)| match m {
+                Body::AppendAck { position_durable, .. } => Some(*position_durable),
+                _ => None,
+            })
+        };
+        assert_eq!(durable_acked(&out), Some(Position::ZERO), "while recovering its acks count for no commit");
+        out.clear();
+        let heartbeat = Body::Heartbeat { position_commit: end, position_append: end };
+        node.on_message(12 * TIMEOUT, MemberId(1), Term(2), heartbeat, &log, &mut out);
+        assert_eq!(durable_acked(&out), Some(end), "caught up, they count");
     }
 
     #[test]

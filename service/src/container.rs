@@ -42,6 +42,11 @@ struct Session {
 }
 
 impl Session {
+    /// Whether it has been idle for `timeout_ns` at `now`.
+    fn idle_at(&self, now: ClusterTimeNs, timeout_ns: u64) -> bool {
+        self.last_active.0.saturating_add(timeout_ns) <= now.0
+    }
+
     /// Records `sequence` as applied; `Err` says why it must not be.
     fn admit(&mut self, sequence: u64) -> Result<(), Outcome> {
         if sequence > self.max_sequence {
@@ -342,12 +347,12 @@ impl<M: StateMachine> Container<M> {
 
     /// Whether `session` is open and has been idle for `timeout_ns` at `now`.
     pub fn session_idle(&self, session: SessionId, now: ClusterTimeNs, timeout_ns: u64) -> bool {
-        self.sessions.get(&session).is_some_and(|s| s.last_active.0.saturating_add(timeout_ns) <= now.0)
+        self.sessions.get(&session).is_some_and(|s| s.idle_at(now, timeout_ns))
     }
 
     /// Sessions idle since before `now - timeout_ns` (the leader proposes closing them).
     pub fn idle_sessions(&self, now: ClusterTimeNs, timeout_ns: u64) -> impl Iterator<Item = SessionId> + '_ {
-        self.sessions.keys().copied().filter(move |&id| self.session_idle(id, now, timeout_ns))
+        self.sessions.iter().filter(move |(_, s)| s.idle_at(now, timeout_ns)).map(|(&id, _)| id)
     }
 
     /// A hash of everything applied: the machine's state, the sessions and the timers.

@@ -271,14 +271,7 @@ impl<M: StateMachine> Member<M> {
         let keys = client_keys.as_mut().map(ClientKeysFile::load).unwrap_or_default();
         endpoint.codec_mut().keys_mut().set_clients(&keys);
         let vote = storage.vote();
-        // A member's term is never below its log's last term: a log reset to a snapshot
-        // (restored by an operator, or installed from the leader) carries the snapshot's
-        // term, and the vote file may be older or missing. Starting lower, it would win an
-        // election and append entries of a term older than its log's last.
-        let (term, voted_for) = match storage.log.last_term() {
-            last if last > vote.term => (last, None),
-            _ => (vote.term, vote.voted_for),
-        };
+        let (term, voted_for) = Consensus::starting_vote(vote.term, vote.voted_for, storage.log.last_term());
         let container = match storage.newest_snapshot() {
             Some(snapshot) => crate::service_agent::restore(snapshot)?,
             None => Container::new(machine),
@@ -318,7 +311,7 @@ impl<M: StateMachine> Member<M> {
         consensus.note_committed(applied); // its snapshot holds only what was committed
         if storage.recovering() {
             tracing::warn!(
-                "member {} starts without its state (no vote file, log or snapshot; a new member's folder is formatted by `ordo init`): it will not vote until it has caught up from the leader; if a majority of members lost their data, the cluster waits: restore them from a snapshot (`ordo snapshot restore`)",
+                "member {} is recovering (it lost its state, or was restored from a snapshot into a folder that was not a new cluster's), so it will not vote until it has caught up from a leader; if most members are recovering, stop them all and copy the data folder of one that is not over theirs (docs/operations.md)",
                 config.consensus.member.0
             );
             consensus.start_recovering();
@@ -636,7 +629,9 @@ impl<M: StateMachine> Member<M> {
             self.snapshot_takes.clear();
             return;
         }
-        let commit = self.consensus.commit_position();
+        // Canonical, as the request's position is (followers acknowledge a position in a
+        // segment's last bytes as it is).
+        let commit = ordo_core::LogSource::entry_start(&self.storage.log, self.consensus.commit_position());
         let redirects = &mut self.redirects;
         self.snapshot_takes.retain(|take| {
             if take.position > commit {

@@ -642,7 +642,12 @@ impl<M: StateMachine + Default> Sim<M> {
                 node.alive = true;
                 let config = consensus_config(&self.config, node.id, self.stats.crashes);
                 let vote = node.storage.vote;
-                node.consensus = Consensus::new(config, vote.term, vote.voted_for, now);
+                let (term, voted_for) =
+                    Consensus::starting_vote(vote.term, vote.voted_for, node.storage.log.last_term());
+                node.consensus = Consensus::new(config, term, voted_for, now);
+                if let Some(snapshot) = node.storage.snapshots.last() {
+                    node.consensus.note_committed(snapshot.info.position()); // as the real member
+                }
                 if node.storage.recovering {
                     node.consensus.start_recovering();
                 }

@@ -448,15 +448,35 @@ pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
     let store = SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
     let path = store.write_bytes(info.position(), &rewritten)?;
     store.read(&path)?; // reads back whole
-    // The member's terms go on from the snapshot's, as its log's will.
-    let vote = ordo_log::Vote { term: info.base.term, voted_for: None };
-    ordo_log::VoteStore::new(&node.data_dir, node.cluster_id()).store(&vote).map_err(|e| Failure(e.to_string()))?;
+    let lost_state = store_restored_vote(&node, info.base.term).map_err(|e| Failure(e.to_string()))?;
+    let votes = if lost_state {
+        "it catches up from the running members before it votes (its folder was not a new cluster's)"
+    } else {
+        "it votes from the start (a new cluster's folder)"
+    };
     println!(
-        "{}: member {} starts from the snapshot at {} (state hash {:#018x})",
+        "{}: member {} starts from the snapshot at {} (state hash {:#018x}); {votes}",
         path.display(),
         node.member_id.0,
         info.position(),
         info.state_hash
     );
     Ok(())
+}
+
+/// The vote file of a member restored from a snapshot of term `term`: its terms go on from
+/// the snapshot's (or a higher term it already held). A member restored into a folder that
+/// was not a new cluster's (no vote file, or marked recovering) lost its state: it is marked
+/// recovering first, so it does not vote on a log missing what it may have acknowledged.
+/// Returns whether it is.
+fn store_restored_vote(node: &ordo_core::NodeConfig, term: ordo_core::Term) -> Result<bool, ordo_log::LogError> {
+    let votes = ordo_log::VoteStore::new(&node.data_dir, node.cluster_id());
+    let existing = votes.load_stored()?;
+    let lost_state = existing.is_none() || votes.is_recovering()?;
+    if lost_state {
+        votes.mark_recovering()?;
+    }
+    let vote = existing.filter(|v| v.term >= term).unwrap_or(ordo_log::Vote { term, voted_for: None });
+    votes.store(&vote)?;
+    Ok(lost_state)
 }

@@ -18,9 +18,7 @@ fn garbage_at_live_members_is_dropped_counted_and_never_applied() {
     let cluster = dir.path().join("c");
     let c = cluster.to_str().unwrap().to_string();
     let base = common::base_port(0) + 20; // the cli tests' block 0 is used only up to +3
-    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let configs = common::init(&cluster, "echo", base);
     let _nodes = start_nodes(&configs);
     let node = ordo_core::NodeConfig::load(&configs[0]).unwrap();
     let key = ordo_service::node::load_key(&node.key_file).unwrap();
@@ -100,9 +98,7 @@ fn a_reply_too_large_for_a_datagram_is_answered_as_such_and_stops_no_member() {
     let cluster = dir.path().join("c");
     let c = cluster.to_str().unwrap().to_string();
     let base = common::base_port(1);
-    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let configs = common::init(&cluster, "echo", base);
     let mut nodes = start_nodes(&configs);
     // Echo replies with the command: the largest command that fits a request frame has a
     // reply that does not fit a response frame (whose fixed part is larger).
@@ -144,9 +140,7 @@ fn a_client_cannot_act_as_a_member_and_client_keys_are_added_and_retired_live() 
     let cluster = dir.path().join("c");
     let c = cluster.to_str().unwrap().to_string();
     let base = common::base_port(2);
-    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let configs = common::init(&cluster, "echo", base);
     let _nodes = start_nodes(&configs);
     let one = ordo(&["client", "--dir", &c, "first"], Duration::from_secs(60));
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
@@ -202,30 +196,13 @@ fn a_client_cannot_act_as_a_member_and_client_keys_are_added_and_retired_live() 
         std::fs::write(cluster.join(format!("node-{id}/client-keys")), format!("{}\n", second.to_line())).unwrap();
     }
     std::thread::sleep(Duration::from_millis(2500)); // members look at the file once a second
-    let addresses: Vec<String> = members.iter().map(|a| a.to_string()).collect();
-    let by_second = [
-        "client",
-        "--cluster",
-        &addresses.join(","),
-        "--key-file",
-        second_file.to_str().unwrap(),
-        "--app",
-        "echo",
-        "third",
-    ];
-    let third = ordo(&by_second, Duration::from_secs(60));
+    let addresses = members.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+    let with_key = |file: &std::path::Path, word: &str| {
+        let args = ["client", "--cluster", &addresses, "--key-file", file.to_str().unwrap(), "--app", "echo", word];
+        ordo(&args, Duration::from_secs(60))
+    };
+    let third = with_key(&second_file, "third");
     assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
-    let first_file = cluster.join("client.key");
-    let by_first = [
-        "client",
-        "--cluster",
-        &addresses.join(","),
-        "--key-file",
-        first_file.to_str().unwrap(),
-        "--app",
-        "echo",
-        "fourth",
-    ];
-    let retired = ordo(&by_first, Duration::from_secs(60));
+    let retired = with_key(&cluster.join("client.key"), "fourth");
     assert!(!retired.status.success(), "a retired key still works");
 }

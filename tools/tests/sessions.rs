@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ordo, start_nodes};
+use common::start_nodes;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
@@ -32,9 +32,7 @@ fn sessions_expiring_under_a_paused_client_on_a_lossy_network_apply_nothing_twic
     let cluster = dir.path().join("c");
     let c = cluster.to_str().unwrap().to_string();
     let base = common::base_port(0);
-    let init = ordo(&["init", "--dir", &c, "--app", "echo", "--base-port", &base.to_string()], Duration::from_secs(20));
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let configs: Vec<_> = (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect();
+    let configs = common::init(&cluster, "echo", base);
     for config in &configs {
         let text =
             std::fs::read_to_string(config).unwrap().replace("session_timeout_ms = 10000", "session_timeout_ms = 1000");

@@ -5,6 +5,7 @@
 //!    0 magic u16 "OR" · 2 version u8 · 3 type u8 · 4 flags u8 · 5 reserved u8 · 6 sender u16
 //!    8 length u16 (body bytes) · 10 reserved u16 · 12 key_id u32 (0 = cluster key)
 //!   16 cluster_id u64 · 24 term u64 · 32 sequence u64
+//! incarnation (16 bytes, encrypted frames only: the sender's, see `auth`)
 //! body (`length` bytes: a fixed part per type, then bytes for some types)
 //! tag (16 bytes: keyed BLAKE3 over header+body, or the AES-GCM tag of the encrypted body)
 //! ```
@@ -16,11 +17,14 @@
 use crate::auth::{FrameKey, INCARNATION_BYTES, KeyRing, Sealer, Security, TAG_BYTES};
 use ordo_core::{ClusterId, MemberId, Position, SessionId, Term};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const FRAME_MAGIC: u16 = u16::from_le_bytes(*b"OR");
-pub const FRAME_VERSION: u8 = 1;
+/// 2 since client keys and per-incarnation AEAD keys: members of version 1 and 2 refuse each
+/// other's frames by version (a cluster upgrades as a whole).
+pub const FRAME_VERSION: u8 = 2;
 pub const FRAME_HEADER_BYTES: usize = 40;
 /// UDP payload bytes per datagram: 1500 Ethernet MTU minus IP/UDP headers and headroom for
 /// tunnels, as Aeron's default.
@@ -661,19 +665,17 @@ pub struct FrameCodec {
     sequence: u64,
     /// This incarnation's derived keys, by key id (a member answers clients under theirs).
     sealers: Vec<(u32, Sealer)>,
-    /// Other senders' derived keys, most recently used first, at most `OPENERS_MAX`.
-    openers: RefCell<Vec<Opener>>,
+    /// Other senders' derived keys by (key id, incarnation), at most `OPENERS_MAX`: a frame
+    /// from a known sender costs one lookup, a new sender one derivation (about a
+    /// microsecond, and an allocation: once per sender process, not per frame).
+    openers: RefCell<HashMap<SenderIncarnation, Box<Sealer>>>,
 }
 
-/// Senders whose derived keys a codec keeps (a miss costs a derivation, about a microsecond).
-const OPENERS_MAX: usize = 32;
+/// A sender incarnation under one key: (key id, incarnation).
+type SenderIncarnation = (u32, [u8; INCARNATION_BYTES]);
 
-#[derive(Debug)]
-struct Opener {
-    key_id: u32,
-    incarnation: [u8; INCARNATION_BYTES],
-    sealer: Sealer,
-}
+/// Sender incarnations whose derived keys a codec keeps (clients and members at once).
+const OPENERS_MAX: usize = 1024;
 
 impl FrameCodec {
     pub fn new(cluster_id: ClusterId, sender: MemberId, security: Security, keys: KeyRing, mtu_bytes: usize) -> Self {
@@ -688,7 +690,7 @@ impl FrameCodec {
             incarnation: [0; INCARNATION_BYTES],
             sequence: 0,
             sealers: Vec::new(),
-            openers: RefCell::new(Vec::with_capacity(OPENERS_MAX)),
+            openers: RefCell::new(HashMap::with_capacity(64)),
         };
         codec.new_incarnation();
         codec
@@ -728,20 +730,21 @@ impl FrameCodec {
         tag: &[u8],
     ) -> bool {
         let mut openers = self.openers.borrow_mut();
-        let found = openers.iter().position(|o| o.key_id == key_id && &o.incarnation == incarnation);
-        let index = match found {
-            Some(index) => index,
-            None => {
-                if openers.len() == OPENERS_MAX {
-                    openers.pop(); // the least recently used
-                }
-                openers.push(Opener { key_id, incarnation: *incarnation, sealer: key.sealer(incarnation) });
-                openers.len() - 1
+        let sender = (key_id, *incarnation);
+        if let Some(sealer) = openers.get(&sender) {
+            return sealer.open(nonce, associated, body, tag);
+        }
+        let sealer = Box::new(key.sealer(incarnation));
+        let opened = sealer.open(nonce, associated, body, tag);
+        // Kept only once it proved genuine: forged frames with made-up incarnations cost a
+        // derivation each but never push out a real sender's key.
+        if opened {
+            if openers.len() >= OPENERS_MAX
+                && let Some(&evicted) = openers.keys().next()
+            {
+                openers.remove(&evicted);
             }
-        };
-        let opened = openers[index].sealer.open(nonce, associated, body, tag);
-        if opened && index > 0 {
-            openers[..=index].rotate_right(1); // most recently used first
+            openers.insert(sender, sealer);
         }
         opened
     }

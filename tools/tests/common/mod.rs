@@ -95,3 +95,12 @@ pub fn base_port(k: u16) -> u16 {
     assert!(k < 6);
     20_000 + ((std::process::id() % 50) as u16 * 6 + k) * 40
 }
+
+/// `ordo init` of a 3-member cluster of `app` in `cluster` from `base_port`; the members'
+/// `ordo.toml` paths.
+pub fn init(cluster: &std::path::Path, app: &str, base_port: u16) -> Vec<std::path::PathBuf> {
+    let args = ["init", "--dir", cluster.to_str().unwrap(), "--app", app, "--base-port", &base_port.to_string()];
+    let init = ordo(&args, Duration::from_secs(20));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    (1..=3).map(|id| cluster.join(format!("node-{id}/ordo.toml"))).collect()
+}
