@@ -219,6 +219,9 @@ pub fn run_app<M: StateMachine + Default>(
         FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE }
     };
     let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
+    // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
+    // both codecs run under every fault.
+    let security = if config.seed % 2 == 1 { ordo_core::Security::Aead } else { ordo_core::Security::Mac };
     keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
     let nodes = (1..=config.members)
         .map(|m| {
@@ -232,7 +235,7 @@ pub fn run_app<M: StateMachine + Default>(
                 duties_proposed: BTreeSet::new(),
                 snapshot_requested_at: Position::ZERO,
                 state_hashes: StateHashes::new(config.members as usize),
-                codec: FrameCodec::new(ClusterId(1), id, ordo_core::Security::Mac, keys.clone(), MTU_BYTES),
+                codec: FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES),
                 alive: true,
                 restart_at_ns: 0,
             }
@@ -246,7 +249,7 @@ pub fn run_app<M: StateMachine + Default>(
             codec: FrameCodec::new(
                 ClusterId(1),
                 MemberId(100 + c),
-                ordo_core::Security::Mac,
+                security,
                 KeyRing::for_client(&CLIENT_KEY),
                 MTU_BYTES,
             )
