@@ -471,13 +471,17 @@ fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     cluster.until("a leader is elected", Duration::from_secs(10), |c| c.leader().is_some());
     let leader = cluster.leader().unwrap();
     let snapshot_request_at = Position(64 * 1024 - 96); // a header alone: 64 bytes, ending 32 short
+    // An operator's `ordo snapshot take`, as a raw SnapshotTake frame under the client key.
+    let mut operator = Client::new(&addresses).endpoint;
+    let nonce = 99;
     let mut k = 0;
     loop {
         let member = cluster.members[leader].as_mut().unwrap();
         let end = member.storage().log.position_append();
         let remaining = (snapshot_request_at.0 - end.0) as usize;
         if remaining == 0 {
-            member.request_snapshot().unwrap().unwrap();
+            operator.queue(addresses[leader], Term::ZERO, &Body::SnapshotTake { nonce }).unwrap();
+            operator.flush().unwrap();
             break;
         }
         let payload_bytes = if remaining <= 64 + 8000 { remaining - 64 } else { 4000 };
@@ -491,6 +495,24 @@ fn a_snapshot_taken_32_bytes_before_a_segment_end_restarts() {
     let snapshot = cluster.members[leader].as_ref().unwrap().snapshot().unwrap().position();
     // The request's entry ended 32 bytes short; the snapshot stands where the log goes on.
     assert_eq!(snapshot, Position(64 * 1024), "the snapshot is at the next segment's start");
+    // The operator is told that position once the request is committed, though followers
+    // acknowledge the position 32 bytes short of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answer = None;
+    while answer.is_none() {
+        assert!(Instant::now() < deadline, "the snapshot request was never answered");
+        cluster.step();
+        operator
+            .poll(&mut |_, frame| {
+                if let Body::ClientResponse { sequence, position, .. } = frame.body
+                    && sequence == nonce
+                {
+                    answer = Some(position);
+                }
+            })
+            .unwrap();
+    }
+    assert_eq!(answer, Some(snapshot));
 
     // The log below it is deleted: a follower wiped clean is sent it, and its log starts there.
     let wiped = (leader + 1) % 3;
