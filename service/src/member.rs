@@ -685,16 +685,8 @@ impl<M: StateMachine> Member<M> {
         let Member { consensus, storage, endpoint, routes, openings, links, pending, sync_pending, .. } = self;
         let term = consensus.term();
         let client_sends_failed = &mut self.client_sends_failed;
-        // What a client is sent never stops the member: a response that cannot go is
-        // dropped and counted (the client retries, and is answered from the kept reply).
         let mut to_client = |client: ClientRoute, body: &Body<'_>| {
-            if let Err(error) = endpoint.queue_keyed(client.address, client.key_id, term, body) {
-                if *client_sends_failed == 0 {
-                    let address = client.address;
-                    tracing::warn!("a response to client {address} could not be sent ({error}); dropped and counted");
-                }
-                *client_sends_failed += 1;
-            }
+            send_to_client(endpoint, client_sends_failed, client, term, body);
         };
         let mut out = effects::recycle(std::mem::take(&mut self.effects));
         work += links.records.read(&mut |record| match record {
@@ -837,12 +829,9 @@ impl<M: StateMachine> Member<M> {
         let mut queued = 0;
         let mut failed = None;
         let capacity = self.endpoint.codec().capacity_bytes(FrameType::Append);
+        let term = self.consensus.term();
         for (client, answer) in self.redirects.drain(..) {
-            // A client's answer never stops the member (a key retired meanwhile, say).
-            match self.endpoint.queue_keyed(client.address, client.key_id, self.consensus.term(), &answer) {
-                Ok(()) => queued += 1,
-                Err(_) => self.client_sends_failed += 1,
-            }
+            queued += send_to_client(&mut self.endpoint, &mut self.client_sends_failed, client, term, &answer) as usize;
         }
         let Member { consensus, storage, endpoint, peers, frames_max, .. } = self;
         consensus.poll_appends(&storage.log, capacity, *frames_max, &mut |to, term, append| {
@@ -867,10 +856,7 @@ impl<M: StateMachine> Member<M> {
         let (endpoint, term) = (&mut self.endpoint, self.consensus.term());
         let client_sends_failed = &mut self.client_sends_failed;
         queued += self.event_feed.poll(now_ns, published, capacity, &mut |client, from_position, bytes| {
-            let body = Body::EventData { from_position, bytes };
-            if endpoint.queue_keyed(client.address, client.key_id, term, &body).is_err() {
-                *client_sends_failed += 1;
-            }
+            send_to_client(endpoint, client_sends_failed, client, term, &Body::EventData { from_position, bytes });
         });
         if let Some(error) = failed {
             return Err(error.into());
@@ -887,6 +873,20 @@ impl<M: StateMachine> Member<M> {
         self.endpoint.flush()?;
         Ok(queued)
     }
+}
+
+/// Queues `body` for `client`, sealed under its key. What a client is sent never stops the
+/// member: a frame that cannot go (a key retired meanwhile, an unreachable address) is
+/// dropped and counted in `failed` (the client retries, answered from the kept reply).
+/// Returns whether it was queued.
+fn send_to_client(endpoint: &mut Endpoint, failed: &mut u64, client: ClientRoute, term: Term, body: &Body<'_>) -> bool {
+    let Err(error) = endpoint.queue_keyed(client.address, client.key_id, term, body) else { return true };
+    if *failed == 0 {
+        let address = client.address;
+        tracing::warn!("a frame to client {address} could not be sent ({error}); dropped and counted");
+    }
+    *failed += 1;
+    false
 }
 
 /// A real member's cluster clock: wall-clock time in nanoseconds since the Unix epoch, as

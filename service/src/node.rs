@@ -49,14 +49,13 @@ pub fn write_secret_file(path: &Path, text: &str) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
-    let hex = text;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| bad(format!("cannot be created ({e})")))?;
-    writeln!(file, "{hex}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))
+    writeln!(file, "{text}").and_then(|()| file.sync_all()).map_err(|e| bad(format!("cannot be written ({e})")))
 }
 
 /// The cluster id `ordo init` gives a cluster with this key: the key's BLAKE3 hash, so a

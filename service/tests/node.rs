@@ -35,13 +35,17 @@ fn write_configs(dir: &Path, ports: &[u16]) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Three members' configs in `dir`, on free loopback ports, loaded.
+fn three_members(dir: &Path) -> Vec<NodeConfig> {
+    let ports: Vec<u16> =
+        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    write_configs(dir, &ports).iter().map(|path| NodeConfig::load(path).unwrap()).collect()
+}
+
 #[test]
 fn nodes_run_from_their_config_files_serve_a_client_and_stop_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> =
-        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let configs: Vec<NodeConfig> =
-        write_configs(dir.path(), &ports).iter().map(|path| NodeConfig::load(path).unwrap()).collect();
+    let configs = three_members(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = configs
         .iter()
@@ -116,10 +120,7 @@ fn a_member_started_from_code_serves_and_stops_through_its_handle() {
 #[test]
 fn a_snapshot_request_is_answered_once_committed_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> =
-        (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let configs: Vec<NodeConfig> =
-        write_configs(dir.path(), &ports).iter().map(|path| NodeConfig::load(path).unwrap()).collect();
+    let configs = three_members(dir.path());
     let mut members: Vec<Option<_>> =
         configs.iter().map(|c| Some(node::start(c.clone(), Echo::default()).unwrap())).collect();
     let addresses: Vec<_> = configs[0].members.iter().map(|m| m.address).collect();

@@ -712,11 +712,14 @@ impl FrameCodec {
 
     /// The key this incarnation seals under for `key_id` (derived once).
     fn sealer(&mut self, key_id: u32) -> Option<&Sealer> {
-        if !self.sealers.iter().any(|(id, _)| *id == key_id) {
-            let sealer = self.keys.get(key_id)?.sealer(&self.incarnation);
-            self.sealers.push((key_id, sealer));
-        }
-        self.sealers.iter().find(|(id, _)| *id == key_id).map(|(_, sealer)| sealer)
+        let index = match self.sealers.iter().position(|(id, _)| *id == key_id) {
+            Some(index) => index,
+            None => {
+                self.sealers.push((key_id, self.keys.get(key_id)?.sealer(&self.incarnation)));
+                self.sealers.len() - 1
+            }
+        };
+        Some(&self.sealers[index].1)
     }
 
     /// Opens an encrypted body sealed by sender incarnation `incarnation` under key
