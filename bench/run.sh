@@ -177,6 +177,8 @@ half way.
 $(grep -E "killed|leads after|first reply|failover|latency from" "$out/demo.txt")
 \`\`\`
 PAGE
+  echo
+  cat bench/component-figures.md
 } > BENCHMARKS.md
 rm -rf "$cluster"
 echo "wrote BENCHMARKS.md and $out/" >&2

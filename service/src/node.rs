@@ -10,7 +10,7 @@
 //! service agent — the apply loop — on a thread of its own, optionally pinned, talking to
 //! this one through an SPSC ring and atomic positions). Consensus and the network I/O stay
 //! together on this thread: splitting them would add a copy and a ring hop per frame, which
-//! on this 2-core machine costs more than it frees (see ARCHITECTURE.md).
+//! on this 2-core machine costs more than it frees (see docs/internals.md, "Two agents, not three").
 
 use crate::consensus::ConsensusConfig;
 use crate::member::{Member, MemberConfig, Opened};
