@@ -1,21 +1,14 @@
 //! The client library. What it promises a user is on [`Client`] (the module is private;
-//! its types are re-exported at the crate root). Here, the reasons behind two choices:
-//!
-//! - At most [`crate::container::SEQUENCE_WINDOW`] commands are in flight at once, so a
-//!   retry is never older than the window the cluster remembers (which would leave it unsure
-//!   whether the command was applied).
-//! - Events come from whichever member the client talks to ([`crate::event_feed`]): every
-//!   member's event log is the same, so after a failover the client asks the next member from
-//!   the position it reached.
+//! its types are re-exported at the crate root). The protocol itself (sessions, the
+//! window, resends, expiry, events) is [`crate::client_session`], sans-I/O, which the
+//! simulator's clients run too; this is its driver over a UDP socket and a clock.
 
+use crate::client_session::ClientSession;
 use crate::container::SEQUENCE_WINDOW;
-use ordo_core::entry::decode_entry;
-use ordo_core::{
-    ClusterId, ClusterTimeNs, EntryKind, HEADER_BYTES, MemberId, NodeConfig, Position, Security, SessionId, Term,
-};
+use ordo_core::{ClusterId, ClusterTimeNs, MemberId, NodeConfig, Position, Security, SessionId, Term};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, ClientKey, Endpoint, FrameCodec, KeyRing, ResponseStatus};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -76,6 +69,10 @@ impl ClientConfig {
 pub struct Reply {
     /// What [`Client::submit`] returned for the command.
     pub ticket: u64,
+    /// The session it was sent under.
+    pub session: SessionId,
+    /// Its sequence number in that session.
+    pub sequence: u64,
     /// The command's log position.
     pub position: Position,
     /// Whether the command took effect.
@@ -135,7 +132,7 @@ impl ReplyStatus {
         }
     }
 
-    fn of(status: ResponseStatus, reply: &[u8]) -> ReplyStatus {
+    pub(crate) fn of(status: ResponseStatus, reply: &[u8]) -> ReplyStatus {
         match status {
             ResponseStatus::Applied | ResponseStatus::SessionOpened => ReplyStatus::Applied,
             ResponseStatus::Duplicate => ReplyStatus::Duplicate,
@@ -180,12 +177,6 @@ pub enum ClientError {
     /// The cluster key file could not be read.
     #[error("{0}")]
     Key(String),
-}
-
-struct InFlight {
-    ticket: u64,
-    command: Vec<u8>,
-    sent_ns: u64,
 }
 
 /// A member's answer to [`Client::status_of`] (`ordo describe --cluster`).
@@ -241,27 +232,7 @@ pub struct Client {
     endpoint: Endpoint,
     config: ClientConfig,
     started: Instant,
-    /// The member commands go to (index into `members`).
-    target: usize,
-    nonce: u64,
-    session: Option<SessionId>,
-    opening_sent_ns: Option<u64>,
-    next_sequence: u64,
-    next_ticket: u64,
-    /// By sequence in the current session.
-    in_flight: BTreeMap<u64, InFlight>,
-    /// Submitted, not yet sent (the window was full, or no session yet).
-    waiting: VecDeque<(u64, Vec<u8>)>,
-    replies: VecDeque<Reply>,
-    /// Command buffers of answered commands, reused.
-    spare: Vec<Vec<u8>>,
-    /// Whether any member answered since the last resend.
-    heard: bool,
-    /// The next event position wanted, once subscribed.
-    events_next: Option<Position>,
-    events_ack_due: bool,
-    events_requested_ns: u64,
-    events: VecDeque<Event>,
+    session: ClientSession,
 }
 
 impl Client {
@@ -282,25 +253,17 @@ impl Client {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(format!("no randomness for a session nonce: {e}")))?;
         let in_flight_max = config.in_flight_max.clamp(1, SEQUENCE_WINDOW as usize);
+        let session = ClientSession::new(
+            config.members.len(),
+            u64::from_le_bytes(nonce),
+            config.retry_interval_ns,
+            in_flight_max,
+        );
         Ok(Client {
             endpoint: Endpoint::new(Box::new(net), codec),
             config: ClientConfig { in_flight_max, ..config },
             started: Instant::now(),
-            target: 0,
-            nonce: u64::from_le_bytes(nonce),
-            session: None,
-            opening_sent_ns: None,
-            next_sequence: 1,
-            next_ticket: 1,
-            in_flight: BTreeMap::new(),
-            waiting: VecDeque::new(),
-            replies: VecDeque::new(),
-            spare: Vec::new(),
-            heard: true,
-            events_next: None,
-            events_ack_due: false,
-            events_requested_ns: 0,
-            events: VecDeque::new(),
+            session,
         })
     }
 
@@ -317,12 +280,12 @@ impl Client {
 
     /// The session the cluster opened for it, once open.
     pub fn session(&self) -> Option<SessionId> {
-        self.session
+        self.session.session()
     }
 
     /// The member the client sends to now (the leader, once it found it).
     pub fn target(&self) -> SocketAddr {
-        self.config.members[self.target]
+        self.config.members[self.session.target()]
     }
 
     /// Waits until a datagram arrives or `timeout` passes (a loop's `block` idle strategy).
@@ -332,214 +295,47 @@ impl Client {
 
     /// Commands submitted and not yet answered.
     pub fn outstanding(&self) -> usize {
-        self.in_flight.len() + self.waiting.len()
+        self.session.outstanding()
     }
 
     /// Queues a command; its reply will carry the ticket returned. Sent by the next `poll`.
     pub fn submit(&mut self, command: &[u8]) -> u64 {
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        let mut buffer = self.spare.pop().unwrap_or_default();
-        buffer.clear();
-        buffer.extend_from_slice(command);
-        self.waiting.push_back((ticket, buffer));
-        ticket
+        self.session.submit(command)
     }
 
     /// The next reply that came in, in arrival order.
     pub fn take_reply(&mut self) -> Option<Reply> {
-        self.replies.pop_front()
+        self.session.take_reply()
     }
 
     /// Asks for the events from `from` on (0: all the member holds); they arrive through
     /// [`Client::take_event`] as `poll` receives them.
     pub fn subscribe_events(&mut self, from: Position) {
-        self.events_next = Some(from);
-        self.events_ack_due = true;
+        self.session.subscribe_events(from);
     }
 
     /// The next event, in event-log order.
     pub fn take_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.session.take_event()
     }
 
     /// Receives what came, sends what is due (a session opening, new commands, resends);
     /// returns the frames received.
     pub fn poll(&mut self, now_ns: u64) -> io::Result<usize> {
-        let received = self.receive()?;
-        let retry = self.config.retry_interval_ns;
-        let to = self.config.members[self.target];
-        if let Some(next) = self.events_next
-            && (self.events_ack_due || now_ns.saturating_sub(self.events_requested_ns) >= retry)
-        {
-            // Both the subscription and the acknowledgement of what came.
-            self.events_ack_due = false;
-            self.events_requested_ns = now_ns;
-            self.endpoint.queue(to, Term::ZERO, &Body::EventData { from_position: next, bytes: &[] })?;
-            self.endpoint.flush()?;
-        }
-        let Some(session) = self.session else {
-            if self.opening_sent_ns.is_none_or(|at| now_ns.saturating_sub(at) >= retry) {
-                if self.opening_sent_ns.is_some() && !std::mem::take(&mut self.heard) {
-                    self.next_target(); // no answer: try another member
-                }
-                self.opening_sent_ns = Some(now_ns);
-                let to = self.config.members[self.target];
-                self.endpoint.queue(to, Term::ZERO, &Body::SessionOpen { client_nonce: self.nonce })?;
-                self.endpoint.flush()?;
-            }
-            return Ok(received);
-        };
-        let stale = self.in_flight.values().any(|f| f.sent_ns == 0 || now_ns.saturating_sub(f.sent_ns) >= retry);
-        if stale {
-            if !std::mem::take(&mut self.heard) {
-                self.next_target(); // silence: the member may be down
-            }
-            let to = self.config.members[self.target];
-            for (&sequence, flight) in self.in_flight.iter_mut() {
-                if flight.sent_ns == 0 || now_ns.saturating_sub(flight.sent_ns) >= retry {
-                    flight.sent_ns = now_ns;
-                    let body = Body::ClientRequest { session, sequence, command: &flight.command };
-                    self.endpoint.queue(to, Term::ZERO, &body)?;
-                }
-            }
-        }
-        // A new sequence stays within the window of the oldest unanswered one, so a retry is
-        // never too old for the cluster to know whether it was applied.
-        let oldest = self.in_flight.keys().next().copied().unwrap_or(self.next_sequence);
-        while self.in_flight.len() < self.config.in_flight_max
-            && self.next_sequence < oldest + SEQUENCE_WINDOW
-            && let Some((ticket, command)) = self.waiting.pop_front()
-        {
-            let sequence = self.next_sequence;
-            self.next_sequence += 1;
-            let body = Body::ClientRequest { session, sequence, command: &command };
-            self.endpoint.queue(to, Term::ZERO, &body)?;
-            self.in_flight.insert(sequence, InFlight { ticket, command, sent_ns: now_ns });
-        }
-        self.endpoint.flush()?;
-        Ok(received)
-    }
-
-    fn next_target(&mut self) {
-        self.target = (self.target + 1) % self.config.members.len();
-    }
-
-    fn receive(&mut self) -> io::Result<usize> {
-        let Client {
-            endpoint,
-            session,
-            nonce,
-            in_flight,
-            replies,
-            spare,
-            target,
-            config,
-            heard,
-            opening_sent_ns,
-            events_next,
-            events_ack_due,
-            events,
-            ..
-        } = self;
-        let mut reopen = false;
-        let frames = endpoint.poll(&mut |source, frame| match frame.body {
-            Body::EventData { from_position, bytes } if Some(from_position) == *events_next && !bytes.is_empty() => {
-                let (mut position, mut offset) = (from_position, 0usize);
-                while offset < bytes.len() {
-                    let Ok(view) = decode_entry(&bytes[offset..], position) else { break };
-                    let header = view.header;
-                    if view.kind() == EntryKind::Event {
-                        events.push_back(Event {
-                            position,
-                            next: view.next_position(),
-                            source: Position(header.correlation_id.get()),
-                            session: header.session(),
-                            time: header.timestamp(),
-                            bytes: view.payload.to_vec(),
-                        });
-                    }
-                    let sent =
-                        if view.kind() == EntryKind::Padding { HEADER_BYTES } else { header.span_bytes() as usize };
-                    offset += sent;
-                    position = view.next_position();
-                }
-                *events_next = Some(position);
-                *events_ack_due = true;
-            }
-            Body::Redirect { leader } => {
-                *heard = true;
-                if let Some(index) = (leader.0 as usize).checked_sub(1).filter(|&i| i < config.members.len())
-                    && *target != index
-                {
-                    // Told where the leader is: go there now, not after the retry interval.
-                    *target = index;
-                    *opening_sent_ns = None;
-                    for flight in in_flight.values_mut() {
-                        flight.sent_ns = 0;
-                    }
-                }
-            }
-            Body::ClientResponse {
-                session: answered,
-                sequence: 0,
-                status: ResponseStatus::SessionOpened,
-                reply,
-                ..
-            } if session.is_none() && reply == nonce.to_le_bytes() => {
-                *session = Some(answered);
-                *heard = true;
-                if let Some(index) = config.members.iter().position(|&m| m == source) {
-                    *target = index;
-                }
-            }
-            Body::ClientResponse { session: answered, sequence, position, status, reply }
-                if Some(answered) == *session =>
-            {
-                *heard = true;
-                if status == ResponseStatus::UnknownSession {
-                    reopen = true; // the cluster closed the session
-                    return;
-                }
-                if let Some(flight) = in_flight.remove(&sequence) {
-                    let status = ReplyStatus::of(status, reply);
-                    let reply = if let ReplyStatus::ReplyTooLarge { .. } = status { &[][..] } else { reply };
-                    replies.push_back(Reply { ticket: flight.ticket, position, status, reply: reply.to_vec() });
-                    spare.push(flight.command);
-                }
-            }
-            _ => {}
+        let Client { endpoint, config, session, .. } = self;
+        let members = &config.members;
+        let received = endpoint.poll(&mut |source, frame| {
+            session.on_frame(members.iter().position(|&m| m == source), &frame);
         })?;
-        if reopen {
-            self.reopen();
-        }
-        Ok(frames)
-    }
-
-    /// The session was closed by the cluster: what was sent under it and not answered may
-    /// or may not have been applied (its reply may be what was lost), so each is answered
-    /// [`ReplyStatus::SessionExpired`], never resent; what was never sent goes under a new
-    /// session.
-    fn reopen(&mut self) {
-        self.session = None;
-        self.opening_sent_ns = None;
-        self.next_sequence = 1;
-        for flight in std::mem::take(&mut self.in_flight).into_values() {
-            let reply = Reply {
-                ticket: flight.ticket,
-                position: Position::ZERO,
-                status: ReplyStatus::SessionExpired,
-                reply: Vec::new(),
-            };
-            self.replies.push_back(reply);
-            self.spare.push(flight.command);
-        }
+        session.poll(now_ns, &mut |to, body| endpoint.queue(members[to], Term::ZERO, body))?;
+        endpoint.flush()?;
+        Ok(received)
     }
 
     /// Asks the cluster to snapshot (following redirects to the leader); returns the position
     /// every member snapshots at.
     pub fn request_snapshot(&mut self, timeout: Duration) -> Result<Position, ClientError> {
-        let nonce = self.nonce ^ 0x5A5A_5A5A;
+        let nonce = self.session.nonce() ^ 0x5A5A_5A5A;
         let deadline = Instant::now() + timeout;
         let mut sent: Option<Instant> = None;
         loop {
@@ -548,26 +344,21 @@ impl Client {
                 return Err(ClientError::Timeout(timeout, tried));
             }
             if sent.is_none_or(|at| at.elapsed() >= Duration::from_nanos(self.config.retry_interval_ns)) {
-                if sent.is_some() && !std::mem::take(&mut self.heard) {
-                    self.next_target();
+                if sent.is_some() {
+                    self.session.move_on_if_unheard();
                 }
                 sent = Some(Instant::now());
-                let to = self.config.members[self.target];
+                let to = self.config.members[self.session.target()];
                 self.endpoint.queue(to, Term::ZERO, &Body::SnapshotTake { nonce })?;
                 self.endpoint.flush()?;
             }
             let mut answer = None;
-            let (members, target, heard) = (&self.config.members, &mut self.target, &mut self.heard);
+            let session = &mut self.session;
             self.endpoint.poll(&mut |_, frame| match frame.body {
                 Body::ClientResponse { session: SessionId(0), sequence, position, .. } if sequence == nonce => {
                     answer = Some(position);
                 }
-                Body::Redirect { leader } => {
-                    *heard = true;
-                    if let Some(index) = (leader.0 as usize).checked_sub(1).filter(|&i| i < members.len()) {
-                        *target = index;
-                    }
-                }
+                Body::Redirect { leader } => session.on_redirect(leader),
                 _ => {}
             })?;
             if let Some(position) = answer {
@@ -582,7 +373,7 @@ impl Client {
     #[doc(hidden)]
     pub fn status_of(&mut self, index: usize, timeout: Duration) -> io::Result<Option<MemberStatus>> {
         let to = self.config.members[index];
-        let nonce = self.nonce.wrapping_add(index as u64 + 1) ^ 0x5A7A_7A5A;
+        let nonce = self.session.nonce().wrapping_add(index as u64 + 1) ^ 0x5A7A_7A5A;
         let deadline = Instant::now() + timeout;
         let mut sent: Option<Instant> = None;
         while Instant::now() < deadline {

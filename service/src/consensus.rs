@@ -236,6 +236,8 @@ struct InstallReceive {
     position: Position,
     total_bytes: u64,
     bytes: Vec<u8>,
+    /// The term of the leader sending it.
+    term: Term,
 }
 
 #[derive(Clone, Debug)]
@@ -877,11 +879,14 @@ impl Consensus {
             return; // refused: larger than this member accepts (a config mismatch to fix)
         }
         match &self.incoming {
-            Some(incoming) if incoming.position > position => return, // a stale chunk
+            // A stale chunk of this leader's. (A newer snapshot begun under an older leader is
+            // dropped: that leader is gone, and this one may never have taken it.)
+            Some(incoming) if incoming.position > position && incoming.term == self.term => return,
             Some(incoming) if incoming.position == position && incoming.total_bytes == total_bytes => {}
             _ => {
                 let capacity = usize::try_from(total_bytes).unwrap_or(usize::MAX);
-                self.incoming = Some(InstallReceive { position, total_bytes, bytes: Vec::with_capacity(capacity) });
+                let bytes = Vec::with_capacity(capacity);
+                self.incoming = Some(InstallReceive { position, total_bytes, bytes, term: self.term });
             }
         }
         let incoming = self.incoming.as_mut().expect("set above");
@@ -1400,6 +1405,35 @@ mod tests {
             }
         });
         assert_eq!(from, Some(snapshot_at), "the log is streamed from the snapshot's position");
+    }
+
+    #[test]
+    fn a_snapshot_half_received_from_a_deposed_leader_does_not_block_an_older_one_from_the_next() {
+        // Found by the simulator (seed 151 once it ran the real replica): the leader of term 1
+        // sent part of its snapshot at 2000 and lost its disk; the leader of term 2 has only
+        // taken one at 1000. The follower waited for the rest of the first forever.
+        let mut follower = follower(2);
+        let log = MemLog::new();
+        let chunk = |position: u64, bytes: &'static [u8], total_bytes: u64| Body::SnapshotChunk {
+            snapshot_position: Position(position),
+            offset: 0,
+            total_bytes,
+            bytes,
+        };
+        let mut out = Vec::new();
+        follower.on_message(0, MemberId(1), Term(1), chunk(2000, b"first half", 20), &log, &mut out);
+        assert!(!out.iter().any(|e| matches!(e, Effect::InstallSnapshot { .. })), "half of it: {out:?}");
+        let mut out = Vec::new();
+        follower.on_message(1, MemberId(3), Term(2), chunk(1000, b"whole", 5), &log, &mut out);
+        assert!(out.contains(&Effect::InstallSnapshot { position: Position(1000) }), "{out:?}");
+        assert_eq!(follower.snapshot_received(), b"whole");
+        // While one leader's own older chunk, late, is still stale.
+        let mut follower = self::follower(2);
+        let mut out = Vec::new();
+        follower.on_message(0, MemberId(1), Term(1), chunk(2000, b"first half", 20), &log, &mut out);
+        let mut out = Vec::new();
+        follower.on_message(1, MemberId(1), Term(1), chunk(1000, b"whole", 5), &log, &mut out);
+        assert!(!out.iter().any(|e| matches!(e, Effect::InstallSnapshot { .. })), "{out:?}");
     }
 
     #[test]

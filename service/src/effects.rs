@@ -4,9 +4,11 @@
 //! `SimNet`) differ.
 
 use crate::consensus::{AppendBytes, Consensus, Effect, LogView};
+use crate::events::EventStore;
+use crate::service_agent::{SnapshotFolder, SnapshotSink};
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, check_received};
-use ordo_core::{ClusterId, EntryMeta, MemberId, Position, Term};
-use ordo_log::{Log, LogBase, LogError, Vote, VoteStore};
+use ordo_core::{ClusterId, EntryMeta, LogSource, MemberId, Position, Term};
+use ordo_log::{Log, LogBase, LogError, LogReader, Vote, VoteStore};
 use ordo_transport::Body;
 
 /// Why storage refused an effect. Either is fatal for the member: its log or vote file can no
@@ -21,8 +23,13 @@ pub enum StorageError {
     Snapshot(#[from] SnapshotError),
 }
 
-/// What consensus writes: the log and the vote.
+/// A member's storage: what consensus writes (the log, the vote, snapshots installed from
+/// the leader) and, as types, what the service writes (the event log, its snapshots).
 pub trait Storage {
+    /// The event log the service appends to.
+    type Events: EventStore + Send + 'static;
+    /// Where the service writes the snapshots it takes.
+    type Snapshots: SnapshotSink + Send + 'static;
     /// The log, as consensus reads it.
     fn view(&self) -> &dyn LogView;
     fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, StorageError>;
@@ -32,10 +39,20 @@ pub trait Storage {
     fn sync(&mut self) -> Result<Position, StorageError>;
     /// Stores the vote durably before returning.
     fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
-    /// Stores a snapshot of the state at `base.position` (whose encoding is `body`, taken
-    /// when the event log stood at `events`) durably, keeps the newest few, and deletes the
-    /// log below the oldest kept.
-    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError>;
+    /// The service wrote `snapshot` (durably, through its [`Storage::Snapshots`]): it is the
+    /// newest, and the log below the oldest kept goes.
+    fn snapshot_taken(&mut self, snapshot: Snapshot, oldest_kept: Option<Position>) -> Result<(), StorageError>;
+    /// The snapshot installed from the leader since the last call, for the service.
+    fn take_installed(&mut self) -> Option<Snapshot>;
+    /// The vote stored when the member started.
+    fn vote(&self) -> Vote;
+    /// Whether this member lost its state and has not caught up yet: it does not vote.
+    fn recovering(&self) -> bool;
+    /// The event log as event subscribers are fed from it, readable below `published`
+    /// (`None`: not readable yet).
+    fn events_for_feed(&mut self, published: Position) -> Option<&dyn LogSource>;
+    /// The event log was reset (a snapshot installed): the feed reads it afresh.
+    fn events_reset(&mut self);
     /// Checks a whole snapshot received from the leader, stores it durably, and makes the
     /// log continue after it. `Ok(Err)`: refused (corrupt, another cluster's), with why.
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError>;
@@ -47,7 +64,7 @@ pub trait Storage {
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.
-pub fn snapshot_to_send(storage: &dyn Storage) -> Option<(Position, &[u8])> {
+pub fn snapshot_to_send<S: Storage + ?Sized>(storage: &S) -> Option<(Position, &[u8])> {
     storage.newest_snapshot().map(|s| (s.info.position(), s.bytes()))
 }
 
@@ -170,11 +187,15 @@ pub struct DiskStorage {
     /// The newest snapshot, whole, ready to send (read once, not per follower).
     newest: Option<Snapshot>,
     snapshots_kept: usize,
-    app: String,
     /// A snapshot installed from the leader, for the service to restore.
     installed: Option<Snapshot>,
     /// The member lost its state and has not caught up yet (`ordo_log::vote`'s mark).
     recovering: bool,
+    /// The event log's folder and configuration, and the feed's read-only mapping of it
+    /// (made when the first subscriber comes).
+    events_dir: std::path::PathBuf,
+    events_config: ordo_core::LogConfig,
+    events_reader: Option<LogReader>,
 }
 
 impl DiskStorage {
@@ -185,7 +206,6 @@ impl DiskStorage {
         votes: VoteStore,
         snapshots: SnapshotStore,
         newest: Option<Snapshot>,
-        app: &str,
     ) -> Result<Self, StorageError> {
         let vote = votes.load()?;
         let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
@@ -196,13 +216,26 @@ impl DiskStorage {
         if lost {
             votes.mark_recovering()?;
         }
-        let app = app.to_string();
-        Ok(DiskStorage { log, votes, vote, snapshots, newest, snapshots_kept, app, installed: None, recovering })
+        let events_dir = log.dir().parent().unwrap_or(log.dir()).join("events");
+        let events_config = ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..log.config().clone() };
+        Ok(DiskStorage {
+            log,
+            votes,
+            vote,
+            snapshots,
+            newest,
+            snapshots_kept,
+            installed: None,
+            recovering,
+            events_dir,
+            events_config,
+            events_reader: None,
+        })
     }
 
-    /// Whether this member lost its state and has not caught up yet: it does not vote.
-    pub fn recovering(&self) -> bool {
-        self.recovering
+    /// Where the service writes its snapshots: the same folder.
+    pub fn snapshot_folder(&self) -> SnapshotFolder {
+        SnapshotFolder { store: self.snapshots.clone(), kept: self.snapshots_kept }
     }
 
     pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
@@ -218,27 +251,11 @@ impl DiskStorage {
         self.snapshots_kept
     }
 
-    /// The service agent wrote a snapshot: it is the newest, and the log below the oldest
-    /// kept goes.
-    pub fn snapshot_taken(&mut self, snapshot: Snapshot, oldest_kept: Option<Position>) -> Result<(), StorageError> {
-        self.newest = Some(snapshot);
-        if let Some(oldest_kept) = oldest_kept {
-            self.log.delete_below(oldest_kept)?;
-        }
-        Ok(())
-    }
-
-    /// The snapshot installed from the leader since the last call, for the service.
-    pub fn take_installed(&mut self) -> Option<Snapshot> {
-        self.installed.take()
-    }
-
-    pub fn vote(&self) -> Vote {
-        self.vote
-    }
 }
 
 impl Storage for DiskStorage {
+    type Events = Log;
+    type Snapshots = SnapshotFolder;
     fn view(&self) -> &dyn LogView {
         &self.log
     }
@@ -262,14 +279,40 @@ impl Storage for DiskStorage {
         }
         Ok(())
     }
-    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError> {
-        let path = self.snapshots.write(base, events, &self.app, body)?;
-        self.newest = Some(self.snapshots.read(&path)?);
-        let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept)?;
+    fn snapshot_taken(&mut self, snapshot: Snapshot, oldest_kept: Option<Position>) -> Result<(), StorageError> {
+        self.newest = Some(snapshot);
         if let Some(oldest_kept) = oldest_kept {
             self.log.delete_below(oldest_kept)?;
         }
         Ok(())
+    }
+    fn take_installed(&mut self) -> Option<Snapshot> {
+        self.installed.take()
+    }
+    fn vote(&self) -> Vote {
+        self.vote
+    }
+    fn recovering(&self) -> bool {
+        self.recovering
+    }
+    fn events_for_feed(&mut self, published: Position) -> Option<&dyn LogSource> {
+        if self.events_reader.is_none() {
+            match LogReader::open(&self.events_dir, &self.events_config) {
+                Ok(reader) => self.events_reader = Some(reader),
+                Err(error) => {
+                    tracing::warn!("event subscribers wait: the event log cannot be read yet: {error}");
+                    return None;
+                }
+            }
+        }
+        let reader = self.events_reader.as_mut().expect("opened above");
+        if reader.log_end() <= published && reader.refresh_until(published).is_err() {
+            return None;
+        }
+        Some(reader)
+    }
+    fn events_reset(&mut self) {
+        self.events_reader = None;
     }
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
         let (snapshot, reset) = match check_received(bytes, self.log.config().cluster_id, &self.log) {
@@ -305,7 +348,27 @@ impl Storage for DiskStorage {
 /// Snapshots kept in memory by the simulator's storage.
 const MEM_SNAPSHOTS_KEPT: usize = 2;
 
+/// The simulator's snapshot sink: the snapshot encoded in memory (the member's storage
+/// keeps it, as a disk would, once the consensus side hears of it).
+pub struct MemSnapshots;
+
+impl SnapshotSink for MemSnapshots {
+    fn write(
+        &mut self,
+        base: &LogBase,
+        events: &LogBase,
+        app: &str,
+        body: &[u8],
+    ) -> Result<(Snapshot, Option<Position>), StorageError> {
+        let mut bytes = Vec::new();
+        Snapshot::encode(ClusterId::default(), base, events, app, body, &mut bytes);
+        Ok((Snapshot::from_bytes(bytes, "just taken")?, None))
+    }
+}
+
 impl Storage for crate::mem_log::MemStorage {
+    type Events = crate::mem_log::MemLog;
+    type Snapshots = MemSnapshots;
     fn view(&self) -> &dyn LogView {
         &self.log
     }
@@ -326,16 +389,27 @@ impl Storage for crate::mem_log::MemStorage {
         self.vote = Vote { term, voted_for };
         Ok(())
     }
-    fn store_snapshot(&mut self, base: &LogBase, events: &LogBase, body: &[u8]) -> Result<(), StorageError> {
-        let mut bytes = Vec::new();
-        Snapshot::encode(ClusterId::default(), base, events, "sim", body, &mut bytes);
-        self.snapshots.push(Snapshot::from_bytes(bytes, "just taken")?);
+    fn snapshot_taken(&mut self, snapshot: Snapshot, _oldest_kept: Option<Position>) -> Result<(), StorageError> {
+        self.snapshots.push(snapshot);
         if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
             self.snapshots.remove(0);
         }
         self.log.delete_below(self.snapshots[0].info.position());
         Ok(())
     }
+    fn take_installed(&mut self) -> Option<Snapshot> {
+        self.installed.take()
+    }
+    fn vote(&self) -> Vote {
+        self.vote
+    }
+    fn recovering(&self) -> bool {
+        self.recovering
+    }
+    fn events_for_feed(&mut self, _published: Position) -> Option<&dyn LogSource> {
+        None // the simulator's clients do not subscribe to events
+    }
+    fn events_reset(&mut self) {}
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
         let (snapshot, reset) = match check_received(bytes, ClusterId::default(), &self.log) {
             Ok(checked) => checked,
@@ -344,6 +418,7 @@ impl Storage for crate::mem_log::MemStorage {
         if reset {
             self.log.reset_to(&snapshot.info.base);
         }
+        self.installed = Some(snapshot.clone());
         self.snapshots.push(snapshot);
         if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
             self.snapshots.remove(0);

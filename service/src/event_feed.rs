@@ -11,11 +11,10 @@
 //! a while is dropped. An event entry larger than one frame is not sent (the event log file
 //! has it); members' events are small.
 
+use crate::replica::ClientRoute;
+use crate::replica::network::Address;
 use ordo_core::entry::read_header;
-use ordo_core::{EntryKind, LogConfig, LogSource, Position};
-use ordo_log::LogReader;
-use crate::member::ClientRoute;
-use std::path::PathBuf;
+use ordo_core::{EntryKind, LogSource, Position};
 
 /// Bytes sent beyond a subscriber's acknowledgement.
 const WINDOW_BYTES: u64 = 256 * 1024;
@@ -26,37 +25,39 @@ const EXPIRY_NS: u64 = 10_000_000_000;
 /// The most subscribers a member serves.
 pub const SUBSCRIBERS_MAX: usize = 64;
 
-struct Subscriber {
-    client: ClientRoute,
+struct Subscriber<A> {
+    client: ClientRoute<A>,
     acked: Position,
     sent: Position,
     sent_ns: u64,
     heard_ns: u64,
 }
 
-pub struct EventFeed {
-    dir: PathBuf,
-    config: LogConfig,
-    reader: Option<LogReader>,
-    subscribers: Vec<Subscriber>,
+/// Where [`EventFeed::poll`] hands each frame: (client, from position, whole entries).
+pub type SendEvents<'s, A> = dyn FnMut(ClientRoute<A>, Position, &[u8]) + 's;
+
+pub struct EventFeed<A> {
+    subscribers: Vec<Subscriber<A>>,
 }
 
-impl EventFeed {
-    pub fn new(dir: PathBuf, config: LogConfig) -> Self {
-        EventFeed { dir, config, reader: None, subscribers: Vec::with_capacity(SUBSCRIBERS_MAX) }
+impl<A: Address> Default for EventFeed<A> {
+    fn default() -> Self {
+        EventFeed { subscribers: Vec::with_capacity(SUBSCRIBERS_MAX) }
     }
+}
 
+impl<A: Address> EventFeed<A> {
     pub fn subscribers(&self) -> usize {
         self.subscribers.len()
     }
 
-    /// The event log was reset (a snapshot installed from the leader): map it afresh.
-    pub fn reopen(&mut self) {
-        self.reader = None;
+    /// Whether anyone is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.subscribers.is_empty()
     }
 
     /// A subscriber at `client` has every event below `from`.
-    pub fn on_request(&mut self, client: ClientRoute, from: Position, now_ns: u64) {
+    pub fn on_request(&mut self, client: ClientRoute<A>, from: Position, now_ns: u64) {
         let full = self.subscribers.len() >= SUBSCRIBERS_MAX;
         let address = client.address;
         match self.subscribers.iter_mut().find(|s| s.client.address == address) {
@@ -76,32 +77,23 @@ impl EventFeed {
         }
     }
 
-    /// Hands `send` the frames due: (address, from position, whole entries). `published`
-    /// is the event log's end as the service published it; `capacity_bytes` a frame's room.
+    /// Drops the subscribers not heard from for long; returns whether any remain.
+    pub fn expire(&mut self, now_ns: u64) -> bool {
+        self.subscribers.retain(|s| now_ns.saturating_sub(s.heard_ns) < EXPIRY_NS);
+        !self.subscribers.is_empty()
+    }
+
+    /// Hands `send` the frames due: (client, from position, whole entries), read from
+    /// `reader` (the event log, written below `published`, the end the service published);
+    /// `capacity_bytes` is a frame's room.
     pub fn poll(
         &mut self,
         now_ns: u64,
+        reader: &dyn LogSource,
         published: Position,
         capacity_bytes: usize,
-        send: &mut dyn FnMut(ClientRoute, Position, &[u8]),
+        send: &mut SendEvents<'_, A>,
     ) -> usize {
-        self.subscribers.retain(|s| now_ns.saturating_sub(s.heard_ns) < EXPIRY_NS);
-        if self.subscribers.is_empty() {
-            return 0;
-        }
-        if self.reader.is_none() {
-            match LogReader::open(&self.dir, &self.config) {
-                Ok(reader) => self.reader = Some(reader),
-                Err(error) => {
-                    tracing::warn!("event subscribers wait: the event log cannot be read yet: {error}");
-                    return 0;
-                }
-            }
-        }
-        let reader = self.reader.as_mut().expect("opened above");
-        if reader.log_end() <= published && reader.refresh_until(published).is_err() {
-            return 0;
-        }
         let mut frames = 0;
         for subscriber in &mut self.subscribers {
             if subscriber.sent > subscriber.acked && now_ns.saturating_sub(subscriber.sent_ns) >= RESEND_NS {

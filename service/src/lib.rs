@@ -82,6 +82,8 @@
 
 mod client;
 mod client_keys;
+#[doc(hidden)]
+pub mod client_session;
 mod embed;
 pub mod simulation;
 
@@ -122,6 +124,7 @@ machinery!(
     node,
     peer_watch,
     records,
+    replica,
     replay,
     runtime,
     service_agent,

@@ -330,11 +330,12 @@ mod tests {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     pub log: MemLog,
-    pub events: MemLog,
     pub vote: ordo_log::Vote,
     /// Oldest first.
     pub snapshots: Vec<crate::snapshot::Snapshot>,
     /// The recovering mark (see `ordo_log::vote`): set when the member lost its disk,
     /// cleared once it caught up.
     pub recovering: bool,
+    /// A snapshot installed from the leader, for the service to restore.
+    pub installed: Option<crate::snapshot::Snapshot>,
 }

@@ -3,30 +3,30 @@
 //! follower), and the operator would have to guess why. Sans-I/O: the member tells it what
 //! it heard and when, and logs what it returns.
 
+use crate::replica::network::Address;
 use ordo_core::MemberId;
-use std::net::SocketAddr;
 
 /// A peer silent this long, from the member's start or from its last frame, is reported.
 pub const SILENCE_REPORTED_NS: u64 = 5_000_000_000;
 
 #[derive(Debug)]
-struct Peer {
+struct Peer<A> {
     id: MemberId,
-    address: SocketAddr,
+    address: A,
     heard_ns: u64,
     reported: bool,
 }
 
 /// The last time each peer was heard from, and whether its silence was reported.
 #[derive(Debug)]
-pub struct PeerWatch {
-    peers: Vec<Peer>,
+pub struct PeerWatch<A> {
+    peers: Vec<Peer<A>>,
     silence_reported_ns: u64,
 }
 
-impl PeerWatch {
+impl<A: Address> PeerWatch<A> {
     /// Watches `peers` from `now_ns` on.
-    pub fn new(peers: &[(MemberId, SocketAddr)], now_ns: u64, silence_reported_ns: u64) -> Self {
+    pub fn new(peers: &[(MemberId, A)], now_ns: u64, silence_reported_ns: u64) -> Self {
         let peers =
             peers.iter().map(|&(id, address)| Peer { id, address, heard_ns: now_ns, reported: false }).collect();
         PeerWatch { peers, silence_reported_ns }
@@ -68,6 +68,7 @@ impl PeerWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn a_silent_peer_is_reported_once_and_its_return_is_noted() {

@@ -23,13 +23,124 @@ use crate::serving;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crossbeam_channel::{Receiver, Sender};
 use ordo_core::machine::StateMachine;
-use ordo_core::{ClusterTimeNs, EntryKind, LogConfig, LogSource, MemberId, Position, SessionId};
-use ordo_log::{Log, LogReader};
+use ordo_core::{ClusterTimeNs, EntryKind, LogSource, MemberId, Position, SessionId};
+use ordo_log::{LogBase, LogReader};
 use ordo_transport::ResponseStatus;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// The committed log as the service reads it: in place (the consensus agent's own log, when
+/// the service runs inline: the same thread) or through a read-only mapping of its own (on a
+/// thread of its own), which maps new segments as the commit reaches them.
+pub trait CommittedLog: LogSource {
+    /// Makes everything below `commit` readable.
+    fn refresh_until(&mut self, commit: Position) -> Result<(), StorageError>;
+    /// Everything below `applied` is applied: what holds only that may go.
+    fn release_below(&mut self, applied: Position);
+    /// The log was reset (a snapshot installed from the leader): read it afresh.
+    fn reopen(&mut self) -> Result<(), StorageError>;
+}
+
+/// The consensus agent's log, read in place by a service on the same thread.
+pub struct InPlace<'a>(pub &'a dyn LogSource);
+
+impl LogSource for InPlace<'_> {
+    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        self.0.read_log(position)
+    }
+    fn log_end(&self) -> Position {
+        self.0.log_end()
+    }
+    fn entry_start(&self, position: Position) -> Position {
+        self.0.entry_start(position)
+    }
+}
+
+impl CommittedLog for InPlace<'_> {
+    fn refresh_until(&mut self, _commit: Position) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn release_below(&mut self, _applied: Position) {}
+    fn reopen(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// A read-only mapping of the log folder, for a service on a thread of its own.
+pub struct MappedLog {
+    reader: LogReader,
+    dir: std::path::PathBuf,
+    config: ordo_core::LogConfig,
+}
+
+impl MappedLog {
+    pub fn open(dir: &std::path::Path, config: &ordo_core::LogConfig) -> Result<Self, StorageError> {
+        let reader = LogReader::open(dir, config)?;
+        Ok(MappedLog { reader, dir: dir.to_path_buf(), config: config.clone() })
+    }
+}
+
+impl LogSource for MappedLog {
+    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        self.reader.read_log(position)
+    }
+    fn log_end(&self) -> Position {
+        self.reader.log_end()
+    }
+    fn entry_start(&self, position: Position) -> Position {
+        self.reader.entry_start(position)
+    }
+}
+
+impl CommittedLog for MappedLog {
+    fn refresh_until(&mut self, commit: Position) -> Result<(), StorageError> {
+        Ok(self.reader.refresh_until(commit)?)
+    }
+    fn release_below(&mut self, applied: Position) {
+        self.reader.release_below(applied);
+    }
+    fn reopen(&mut self) -> Result<(), StorageError> {
+        self.reader = LogReader::open(&self.dir, &self.config)?;
+        Ok(())
+    }
+}
+
+/// Where the service writes the snapshots it takes: a folder of files, or (the simulator)
+/// memory. Durable when `write` returns.
+pub trait SnapshotSink {
+    /// Writes a snapshot of the state at `base` (its encoding `body`, taken when the event
+    /// log stood at `events`), keeps the newest few; returns it as stored and the position
+    /// of the oldest kept (the log below it may go).
+    fn write(
+        &mut self,
+        base: &LogBase,
+        events: &LogBase,
+        app: &str,
+        body: &[u8],
+    ) -> Result<(Snapshot, Option<Position>), StorageError>;
+}
+
+/// A member's snapshot folder, as the service writes it.
+pub struct SnapshotFolder {
+    pub store: SnapshotStore,
+    pub kept: usize,
+}
+
+impl SnapshotSink for SnapshotFolder {
+    fn write(
+        &mut self,
+        base: &LogBase,
+        events: &LogBase,
+        app: &str,
+        body: &[u8],
+    ) -> Result<(Snapshot, Option<Position>), StorageError> {
+        let path = self.store.write(base, events, app, body)?;
+        let snapshot = self.store.read(&path)?;
+        let (oldest_kept, _) = self.store.prune(self.kept)?;
+        Ok((snapshot, oldest_kept))
+    }
+}
 
 /// Entries applied between checks that the ring has room for their responses.
 const APPLY_BATCH_ENTRIES: usize = 16;
@@ -87,15 +198,14 @@ pub enum ServiceError {
     RoundTrip { app: String, position: Position, reason: String },
 }
 
-pub struct ServiceAgent<M: StateMachine> {
+/// Sees every output of every entry applied (the simulator's exactly-once checker).
+pub type OutputHook = Box<dyn FnMut(&Output<'_>) + Send>;
+
+pub struct ServiceAgent<M: StateMachine, E: EventStore, K: SnapshotSink> {
     id: MemberId,
     container: Container<M>,
-    reader: LogReader,
-    log_dir: PathBuf,
-    log_config: LogConfig,
-    events: Log,
-    snapshots: SnapshotStore,
-    snapshots_kept: usize,
+    events: E,
+    snapshots: K,
     app: String,
     shared: std::sync::Arc<Shared>,
     records: RecordWriter,
@@ -114,20 +224,22 @@ pub struct ServiceAgent<M: StateMachine> {
     batches: u64,
     /// Whether the snapshot round trip was checked (debug builds, first snapshot).
     round_trip_checked: bool,
+    /// Check the round trip of every snapshot, in any build (the simulator).
+    check_every_snapshot: bool,
+    output_hook: Option<OutputHook>,
+    /// Snapshots written since the start.
+    snapshots_taken: u64,
 }
 
 /// Apply batches between publications of the apply-time percentiles.
 const PERCENTILES_EVERY_BATCHES: u64 = 256;
 
 /// Everything a service agent is made from.
-pub struct ServiceParts<M: StateMachine> {
+pub struct ServiceParts<M: StateMachine, E: EventStore, K: SnapshotSink> {
     pub id: MemberId,
     pub container: Container<M>,
-    pub log_dir: PathBuf,
-    pub log_config: LogConfig,
-    pub events: Log,
-    pub snapshots: SnapshotStore,
-    pub snapshots_kept: usize,
+    pub events: E,
+    pub snapshots: K,
     pub app: String,
     pub shared: std::sync::Arc<Shared>,
     pub records: RecordWriter,
@@ -136,6 +248,9 @@ pub struct ServiceParts<M: StateMachine> {
     pub session_timeout_ns: u64,
     /// The longest reply a response frame holds (`serving::wire_reply`).
     pub reply_bytes_max: usize,
+    /// Check the round trip of every snapshot, in any build (the simulator).
+    pub check_every_snapshot: bool,
+    pub output_hook: Option<OutputHook>,
 }
 
 pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<M>, ServiceError> {
@@ -143,20 +258,15 @@ pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<
         .map_err(|reason| ServiceError::Restore { position: snapshot.info.position(), reason })
 }
 
-impl<M: StateMachine> ServiceAgent<M> {
-    pub fn new(parts: ServiceParts<M>) -> Result<Self, ServiceError> {
-        let reader = LogReader::open(&parts.log_dir, &parts.log_config).map_err(StorageError::from)?;
+impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
+    pub fn new(parts: ServiceParts<M, E, K>) -> Self {
         parts.shared.applied.store(parts.container.applied_position().0, Ordering::Release);
-        parts.shared.events_position.store(parts.events.position_append().0, Ordering::Release);
-        Ok(ServiceAgent {
+        parts.shared.events_position.store(parts.events.events_end().0, Ordering::Release);
+        ServiceAgent {
             id: parts.id,
             container: parts.container,
-            reader,
-            log_dir: parts.log_dir,
-            log_config: parts.log_config,
             events: parts.events,
             snapshots: parts.snapshots,
-            snapshots_kept: parts.snapshots_kept,
             app: parts.app,
             shared: parts.shared,
             records: parts.records,
@@ -171,33 +281,41 @@ impl<M: StateMachine> ServiceAgent<M> {
             apply_ns: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("valid bounds"),
             batches: 0,
             round_trip_checked: false,
-        })
+            check_every_snapshot: parts.check_every_snapshot,
+            output_hook: parts.output_hook,
+            snapshots_taken: 0,
+        }
     }
 
     pub fn container(&self) -> &Container<M> {
         &self.container
     }
 
-    pub fn events(&self) -> &Log {
+    pub fn events(&self) -> &E {
         &self.events
     }
 
-    /// Syncs the event log (the member is stopping).
-    pub fn close(self) -> Result<(), StorageError> {
-        self.events.close()?;
-        Ok(())
+    /// Snapshots written since the start.
+    pub fn snapshots_taken(&self) -> u64 {
+        self.snapshots_taken
     }
 
-    /// One duty cycle: restore if told to, apply what is committed, propose due duties.
-    pub fn do_work(&mut self) -> Result<usize, ServiceError> {
+    /// The event log, given back (the member is stopping, or crashed in the simulator).
+    pub fn into_events(self) -> E {
+        self.events
+    }
+
+    /// One duty cycle, reading the committed log from `log`: restore if told to, apply what
+    /// is committed, propose due duties.
+    pub fn do_work(&mut self, log: &mut dyn CommittedLog) -> Result<usize, ServiceError> {
         let commit = Position(self.shared.commit.load(Ordering::Acquire));
         let mut work = 0;
         while let Ok(ToService::Restore(snapshot)) = self.control.try_recv() {
-            self.restore_from(&snapshot)?;
+            self.restore_from(&snapshot, log)?;
             work += 1;
         }
         if self.container.applied_position() < commit {
-            work += self.apply(commit)?;
+            work += self.apply(commit, log)?;
         }
         if self.shared.leads.load(Ordering::Acquire) == 1 {
             work += self.propose_duties();
@@ -205,34 +323,39 @@ impl<M: StateMachine> ServiceAgent<M> {
         Ok(work)
     }
 
-    fn restore_from(&mut self, snapshot: &Snapshot) -> Result<(), ServiceError> {
+    fn restore_from(&mut self, snapshot: &Snapshot, log: &mut dyn CommittedLog) -> Result<(), ServiceError> {
         if snapshot.info.position() <= self.container.applied_position() {
             return Ok(()); // already past it: the log after it was kept
         }
         self.container = restore(snapshot)?;
         let applied = self.container.applied_position();
         events::recover(&mut self.events, applied, Some(&snapshot.info.events))?;
-        self.reader = LogReader::open(&self.log_dir, &self.log_config).map_err(StorageError::from)?;
+        log.reopen()?;
         self.shared.applied.store(applied.0, Ordering::Release);
-        self.shared.events_position.store(self.events.position_append().0, Ordering::Release);
+        self.shared.events_position.store(self.events.events_end().0, Ordering::Release);
         tracing::info!("member {} restored the leader's snapshot at {applied}", self.id.0);
         Ok(())
     }
 
-    fn apply(&mut self, commit: Position) -> Result<usize, ServiceError> {
+    fn apply(&mut self, commit: Position, log: &mut dyn CommittedLog) -> Result<usize, ServiceError> {
         let started = Instant::now();
         let mut applied = 0;
         while self.container.applied_position() < commit && self.records.has_room(APPLY_BATCH_ENTRIES * REPLY_BYTES_MAX)
         {
-            if self.reader.log_end() <= commit {
+            if log.log_end() <= commit {
                 // The commit is past the mapped segments: map the ones made since.
-                self.reader.refresh_until(commit).map_err(StorageError::from)?;
+                log.refresh_until(commit)?;
             }
             let leads = self.shared.leads.load(Ordering::Acquire) == 1;
-            let ServiceAgent { container, reader, events, records, shared, reply_bytes_max, reply_scratch, .. } = self;
+            let ServiceAgent {
+                container, events, records, shared, reply_bytes_max, reply_scratch, output_hook, ..
+            } = self;
             let mut failed = None;
             let result =
-                serving::apply_committed_up_to(container, &*reader, commit, APPLY_BATCH_ENTRIES, &mut |output| {
+                serving::apply_committed_up_to(container, &*log, commit, APPLY_BATCH_ENTRIES, &mut |output| {
+                    if let Some(hook) = output_hook {
+                        hook(&output);
+                    }
                     let record = match output {
                         Output::Event { position, session, time, event } => {
                             if let Err(error) = events.append_event(&events::event_meta(position, session, time), event)
@@ -271,7 +394,7 @@ impl<M: StateMachine> ServiceAgent<M> {
             }
         }
         let applied_position = self.container.applied_position();
-        self.reader.release_below(applied_position);
+        log.release_below(applied_position);
         let elapsed_ns = started.elapsed().as_nanos() as u64;
         let shared = &self.shared;
         shared.applied.store(applied_position.0, Ordering::Release);
@@ -286,7 +409,7 @@ impl<M: StateMachine> ServiceAgent<M> {
                 shared.apply_ns_p99.store(self.apply_ns.value_at_quantile(0.99), Ordering::Relaxed);
             }
         }
-        shared.events_position.store(self.events.position_append().0, Ordering::Release);
+        shared.events_position.store(self.events.events_end().0, Ordering::Release);
         Ok(applied)
     }
 
@@ -295,10 +418,10 @@ impl<M: StateMachine> ServiceAgent<M> {
     fn take_snapshot(&mut self, position: Position) -> Result<(), ServiceError> {
         debug_assert_eq!(position, self.container.applied_position());
         let started = std::time::Instant::now();
-        self.events.sync().map_err(StorageError::from)?;
+        self.events.sync_events()?;
         let mut body = Vec::new();
         self.container.encode(&mut body);
-        if cfg!(debug_assertions) && !self.round_trip_checked {
+        if (cfg!(debug_assertions) && !self.round_trip_checked) || self.check_every_snapshot {
             self.round_trip_checked = true;
             Container::<M>::check_round_trip(&body).map_err(|reason| ServiceError::RoundTrip {
                 app: self.app.clone(),
@@ -306,12 +429,9 @@ impl<M: StateMachine> ServiceAgent<M> {
                 reason,
             })?;
         }
-        let path = self
-            .snapshots
-            .write(&self.container.log_base(), &self.events.events_base(), &self.app, &body)
-            .map_err(StorageError::from)?;
-        let snapshot = self.snapshots.read(&path).map_err(StorageError::from)?;
-        let (oldest_kept, _) = self.snapshots.prune(self.snapshots_kept).map_err(StorageError::from)?;
+        let (snapshot, oldest_kept) =
+            self.snapshots.write(&self.container.log_base(), &self.events.events_base(), &self.app, &body)?;
+        self.snapshots_taken += 1;
         tracing::info!(
             "member {} snapshot at {position}, state hash {:#018x}, {} bytes in {:.1} ms",
             self.id.0,
@@ -348,12 +468,23 @@ impl<M: StateMachine> ServiceAgent<M> {
     }
 }
 
-impl<M: StateMachine> crate::runtime::Agent for ServiceAgent<M> {
+/// A service on a thread of its own, reading the log through its own mapping.
+pub struct ThreadedService<M: StateMachine, E: EventStore, K: SnapshotSink> {
+    pub agent: ServiceAgent<M, E, K>,
+    pub log: MappedLog,
+}
+
+impl<M, E, K> crate::runtime::Agent for ThreadedService<M, E, K>
+where
+    M: StateMachine,
+    E: EventStore + Send + 'static,
+    K: SnapshotSink + Send + 'static,
+{
     type Error = ServiceError;
     fn do_work(&mut self, _now_ns: u64) -> Result<usize, ServiceError> {
-        ServiceAgent::do_work(self)
+        self.agent.do_work(&mut self.log)
     }
     fn role_name(&self) -> String {
-        format!("ordo-service-{}", self.id.0)
+        format!("ordo-service-{}", self.agent.id.0)
     }
 }

@@ -8,7 +8,6 @@ use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, LogSource, MemberId, Position, SessionId};
 use ordo_transport::{Body, FrameType, ResponseStatus};
-use std::collections::BTreeSet;
 
 /// The entry a client's frame asks for: (kind, session, correlation id, payload).
 pub fn client_entry<'a>(body: &Body<'a>) -> Option<(EntryKind, SessionId, u64, &'a [u8])> {
@@ -73,38 +72,10 @@ pub fn wire_reply<'a>(
     (ResponseStatus::ReplyTooLarge, scratch)
 }
 
-/// The response a client gets for an output, if it gets one. A session opening is answered
-/// with sequence 0 and the client's nonce as the reply, so the client knows it is its own;
-/// a reply over `reply_bytes_max` as [`wire_reply`] says.
-pub fn response<'a>(output: &Output<'a>, reply_bytes_max: usize, scratch: &'a mut [u8; 8]) -> Option<Body<'a>> {
-    match *output {
-        Output::SessionOpened { session, client_nonce, position } => {
-            *scratch = client_nonce.to_le_bytes();
-            let status = ResponseStatus::SessionOpened;
-            Some(Body::ClientResponse { session, sequence: 0, position, status, reply: scratch })
-        }
-        Output::Reply { session, sequence, position, outcome, reply } => {
-            let (status, reply) = wire_reply(outcome, reply, reply_bytes_max, scratch);
-            Some(Body::ClientResponse { session, sequence, position, status, reply })
-        }
-        Output::SessionClosed { .. } | Output::Event { .. } => None,
-    }
-}
-
-/// Applies the committed entries the container has not applied yet, reading them from the
-/// log in place, up to the commit or just past a snapshot request (the driver snapshots,
-/// then calls again). Returns how many were applied, or the position of an entry the log
-/// does not hold below the commit (a bug, or a log that lost committed data).
-pub fn apply_committed<M: StateMachine>(
-    container: &mut Container<M>,
-    log: &dyn LogSource,
-    commit: Position,
-    out: &mut dyn FnMut(Output<'_>),
-) -> Result<usize, Position> {
-    apply_committed_up_to(container, log, commit, usize::MAX, out)
-}
-
-/// [`apply_committed`], applying at most `limit` entries.
+/// Applies at most `limit` of the committed entries the container has not applied yet,
+/// reading them from the log in place, up to the commit or just past a snapshot request (the
+/// service snapshots, then calls again). Returns how many were applied, or the position of an
+/// entry the log does not hold below the commit (a bug, or a log that lost committed data).
 pub fn apply_committed_up_to<M: StateMachine>(
     container: &mut Container<M>,
     log: &dyn LogSource,
@@ -125,32 +96,6 @@ pub fn apply_committed_up_to<M: StateMachine>(
         applied += 1;
     }
     Ok(applied)
-}
-
-/// The leader proposes what the service needs sequenced now, judged in cluster time (due
-/// timers, idle sessions' closing), once each while in flight; forgets what has been applied.
-pub fn propose_duties<M: StateMachine>(
-    consensus: &mut Consensus,
-    container: &Container<M>,
-    proposed: &mut BTreeSet<(EntryKind, u64)>,
-    session_timeout_ns: u64,
-    duties: &mut Vec<(EntryKind, SessionId, u64)>,
-    out: &mut Vec<Effect<'_>>,
-) {
-    let now = consensus.cluster_time();
-    // A close refused because the session was active again is forgotten, so it is proposed
-    // again once the session is idle again.
-    proposed.retain(|&(kind, id)| {
-        container.duty_pending(kind, id)
-            && (kind != EntryKind::SessionClose || container.session_idle(SessionId(id), now, session_timeout_ns))
-    });
-    duties.clear();
-    container.leader_duties(now, session_timeout_ns, proposed, duties);
-    for &(kind, session, correlation) in duties.iter() {
-        if consensus.propose_entry(kind, session, correlation, &[], out).is_ok() {
-            proposed.insert((kind, if kind == EntryKind::SessionClose { session.0 } else { correlation }));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,39 +1,45 @@
-//! The deterministic simulator: N members running the real consensus module over `SimNet`
-//! (every message encoded and decoded by the real frame codec), each with an in-memory log
-//! and a stored vote, on one virtual clock, with seeded faults: crashes that lose the
-//! unsynced tail (and may leave a torn write), partitions, loss, duplication, reordering and
-//! delay, and clocks that drift. Same seed, same run.
+//! The deterministic simulator: N members, each the real [`Replica`] (the member's whole
+//! duty cycle: consensus, client serving, the service agent inline, snapshots, group
+//! commit), over `SimNet` (every frame encoded and decoded by the real frame codec) and
+//! in-memory storage, on one virtual clock, with seeded faults: crashes that lose the
+//! unsynced tail (and may leave a torn write) or the whole disk, partitions, loss,
+//! duplication, reordering and delay, and clocks that drift. Same seed, same run.
 //!
-//! Checkers run after every event: at most one leader per term; cluster time never goes
-//! back; a new leader holds every entry committed in an earlier term; a member never commits an entry other than the one committed at that
-//! position, and never truncates below its commit; logs that agree at a committed position
-//! are byte-identical up to it; and once faults stop, a leader is elected and new commands
-//! commit.
-//!
-//! Not yet here (issue #5 continues): client sessions and timers, the service container's
-//! state hashes, snapshots and catch-up from a snapshot.
+//! Checkers run as the replicas work (hooks that see every effect before it is carried out
+//! and every output of every entry applied) and after every duty cycle: at most one leader
+//! per term; one vote per term; cluster time never goes back; a new leader holds every
+//! entry committed in an earlier term; a member never commits an entry other than the one
+//! committed at that position, and never truncates below its commit; logs that agree at a
+//! committed position are byte-identical up to it; event logs are identical; members at the
+//! same applied position have the same state hash; no command is applied at two positions
+//! and every acknowledged one is applied; every snapshot restores to the same state; the
+//! app's own invariants; and once faults stop, a leader is elected, new commands commit
+//! and every member catches up.
 
-use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, Role};
-use crate::container::{Container, Outcome, Output};
-use crate::divergence::StateHashes;
-use crate::effects::{self, CarryError, Outbox, Storage};
-use crate::events::{self, EventStore};
-use crate::mem_log::MemStorage;
-use crate::serving;
+use crate::client_session::ClientSession;
+use crate::consensus::{ConsensusConfig, Effect, LogView, Role};
+use crate::container::SEQUENCE_WINDOW;
+use crate::container::{Outcome, Output};
+use crate::effects::MemSnapshots;
+use crate::mem_log::{MemLog, MemStorage};
+use crate::replica::network::Network;
+use crate::replica::{Hooks, Refused, Replica, ReplicaConfig, ReplicaError};
 use ordo_core::machine::{Context, StateMachine};
-use ordo_core::{ClusterId, EntryKind, MemberId, Position, SessionId, Term};
+use ordo_core::{ClusterId, MemberId, Position, Term};
 use ordo_log::Vote;
 use ordo_transport::{
-    Body, Chunk, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, ResponseStatus, SimNet, StreamConfig,
+    Body, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
 const TRACE_EVENTS: usize = 40;
 
 const CLIENTS: u16 = 2;
-const CLIENT_OUTSTANDING_MAX: usize = 2;
+/// Commands each client keeps submitted (its session sends them within the real window).
+const CLIENT_OUTSTANDING_MAX: usize = 8;
 const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
 /// Sessions idle this long are closed by the leader (one client goes quiet half way, so its
 /// session times out during every run).
@@ -89,39 +95,78 @@ impl StateMachine for Tally {
     }
 }
 
-/// A client: opens a session with whichever member it thinks leads, keeps a few commands
-/// outstanding, follows redirects, and resends what is not answered in time with the same
-/// (session, sequence).
+/// A client: the real client protocol ([`ClientSession`]: session opening, redirects, the
+/// window, resends under the same (session, sequence), session expiry) over the simulated
+/// network, keeping a few commands outstanding.
 struct Client {
+    /// Its number (the workload's `client` argument).
+    number: u64,
     net_id: u16,
-    nonce: u64,
     codec: FrameCodec,
-    session: Option<SessionId>,
-    leader_hint: u16,
-    next_sequence: u64,
-    /// Sequence → when it was last sent.
-    outstanding: BTreeMap<u64, u64>,
-    acked: BTreeSet<u64>,
-    open_sent_ns: Option<u64>,
+    session: ClientSession,
+    /// Commands submitted so far (command `k` is the workload's `k`).
+    submitted: u64,
+    /// Every command acknowledged as applied: (session, sequence).
+    acked: BTreeSet<(u64, u64)>,
 }
 
 pub use crate::simulation::{Faults, SimConfig, SimFailure, SimStats};
+
+type SimReplica<M> = Replica<M, MemStorage, u16>;
+
+/// A member: running, or down with what its disk kept.
+enum Life<M: StateMachine> {
+    Up(Box<SimReplica<M>>),
+    Down(Box<Disk>),
+}
+
+/// What a member that is down left on its disk, and when it starts again.
+struct Disk {
+    storage: MemStorage,
+    events: MemLog,
+    restart_at_ns: u64,
+}
+
+impl Disk {
+    fn new(storage: MemStorage, events: MemLog, restart_at_ns: u64) -> Box<Disk> {
+        Box::new(Disk { storage, events, restart_at_ns })
+    }
+}
 
 struct Node<M: StateMachine> {
     id: MemberId,
     /// How far this member's clock runs fast (+) or slow (−), in parts per million.
     drift_ppm: i64,
-    consensus: Consensus,
-    storage: MemStorage,
-    container: Container<M>,
-    /// Service duties (timer firings, session closings) this member, as leader, proposed
-    /// and has not yet seen applied.
-    duties_proposed: BTreeSet<(EntryKind, u64)>,
-    snapshot_requested_at: Position,
-    state_hashes: StateHashes,
     codec: FrameCodec,
-    alive: bool,
-    restart_at_ns: u64,
+    life: Life<M>,
+    /// Datagrams delivered since its last duty cycle: (sender's net id, bytes).
+    inbox: Vec<(u16, Vec<u8>)>,
+    /// The applied position its state was last checked at.
+    checked_at: Option<Position>,
+}
+
+impl<M: StateMachine> Node<M> {
+    fn replica(&self) -> Option<&SimReplica<M>> {
+        match &self.life {
+            Life::Up(replica) => Some(replica),
+            Life::Down(_) => None,
+        }
+    }
+
+    /// The log and event log as its disk holds them now.
+    fn disk(&self) -> (&MemLog, &MemLog, bool) {
+        match &self.life {
+            Life::Up(replica) => {
+                let storage = replica.storage();
+                (&storage.log, replica.inline().events(), storage.recovering)
+            }
+            Life::Down(disk) => (&disk.storage.log, &disk.events, disk.storage.recovering),
+        }
+    }
+
+    fn applied_position(&self) -> Position {
+        self.replica().map_or(Position::ZERO, |r| r.applied_position())
+    }
 }
 
 /// The checkers' state, apart from the members so effects can be checked while a member
@@ -147,6 +192,8 @@ struct Checks {
     /// Where each (session, sequence) was applied (exactly once: never at two positions).
     applied_at: BTreeMap<(u64, u64), Position>,
     trace: VecDeque<String>,
+    /// What a hook found, for the cycle that stopped to return.
+    failure: Option<SimFailure>,
 }
 
 /// The simulated clients' key (members hold it; clients never hold the cluster key).
@@ -162,11 +209,50 @@ struct Sim<M: StateMachine> {
     clients: Vec<Client>,
     now_ns: u64,
     stats: SimStats,
-    checks: Checks,
+    /// Shared with every replica's hooks.
+    checks: Arc<Mutex<Checks>>,
     isolated: Option<u16>,
     heal_at_ns: u64,
     faults_end_ns: u64,
     commit_at_faults_end: Position,
+    /// Snapshots written by replicas since replaced (crashed).
+    snapshots_before: u64,
+}
+
+/// A member's sends through SimNet, encoded by its real frame codec; addresses are net ids
+/// (member `m` is `m - 1`, clients follow).
+struct SimPort<'a> {
+    net: &'a mut SimNet,
+    codec: &'a mut FrameCodec,
+    from: u16,
+}
+
+impl SimPort<'_> {
+    fn send(&mut self, to: u16, key_id: u32, term: Term, body: &Body<'_>) -> std::io::Result<()> {
+        let mut buffer = [0u8; MTU_BYTES];
+        let length = self
+            .codec
+            .encode_keyed(&mut buffer, term, body, key_id)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.net.send(self.from, to, &buffer[..length]);
+        Ok(())
+    }
+}
+
+impl Network<u16> for SimPort<'_> {
+    fn queue(&mut self, to: u16, term: Term, body: &Body<'_>) -> std::io::Result<()> {
+        let key_id = self.codec.key_id();
+        self.send(to, key_id, term, body)
+    }
+    fn queue_keyed(&mut self, to: u16, key_id: u32, term: Term, body: &Body<'_>) -> std::io::Result<()> {
+        self.send(to, key_id, term, body)
+    }
+    fn capacity_bytes(&self, frame_type: FrameType) -> usize {
+        self.codec.capacity_bytes(frame_type)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> ConsensusConfig {
@@ -198,15 +284,8 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     run_app::<Tally>(config, tally_command)
 }
 
-/// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
-/// app's own invariants (`StateMachine::check_invariants`) are checked on every member after
-/// every batch it applies.
-pub fn run_app<M: StateMachine + Default>(
-    config: SimConfig,
-    command: fn(u64, u64) -> Vec<u8>,
-) -> Result<SimStats, SimFailure> {
-    let mut rng = fastrand::Rng::with_seed(config.seed);
-    let network = if config.faults.network {
+fn network_faults(config: &SimConfig) -> FaultConfig {
+    if config.faults.network {
         FaultConfig {
             loss: 0.02,
             duplicate: 0.02,
@@ -217,60 +296,481 @@ pub fn run_app<M: StateMachine + Default>(
         }
     } else {
         FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE }
-    };
+    }
+}
+
+/// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
+/// app's own invariants (`StateMachine::check_invariants`) are checked on every member after
+/// every duty cycle.
+pub fn run_app<M: StateMachine + Default>(
+    config: SimConfig,
+    command: fn(u64, u64) -> Vec<u8>,
+) -> Result<SimStats, SimFailure> {
+    let mut rng = fastrand::Rng::with_seed(config.seed);
     let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
     // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
     // both codecs run under every fault.
     let security = if config.seed % 2 == 1 { ordo_core::Security::Aead } else { ordo_core::Security::Mac };
     keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
-    let nodes = (1..=config.members)
-        .map(|m| {
-            let id = MemberId(m);
-            Node {
-                id,
-                drift_ppm: if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 },
-                consensus: Consensus::new(consensus_config(&config, id, 0), Term::ZERO, None, 0),
-                storage: MemStorage::default(),
-                container: Container::new(M::default()),
-                duties_proposed: BTreeSet::new(),
-                snapshot_requested_at: Position::ZERO,
-                state_hashes: StateHashes::new(config.members as usize),
-                codec: FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES),
-                alive: true,
-                restart_at_ns: 0,
-            }
-        })
-        .collect();
     let members = config.members as usize;
-    let clients = (0..CLIENTS)
-        .map(|c| Client {
-            net_id: config.members + c,
-            nonce: c as u64,
-            codec: FrameCodec::new(
-                ClusterId(1),
-                MemberId(100 + c),
-                security,
-                KeyRing::for_client(&CLIENT_KEY),
-                MTU_BYTES,
-            )
-            .with_key_id(CLIENT_KEY.id),
-            session: None,
-            leader_hint: c % config.members,
-            next_sequence: 1,
-            outstanding: BTreeMap::new(),
-            acked: BTreeSet::new(),
-            open_sent_ns: None,
-        })
-        .collect();
+    let checks = Arc::new(Mutex::new(Checks::new(&config)));
+    let mut nodes = Vec::with_capacity(members);
+    for m in 1..=config.members {
+        let id = MemberId(m);
+        let codec = FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES);
+        let drift_ppm = if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 };
+        let down = Life::<M>::Down(Disk::new(MemStorage::default(), MemLog::new(), 0));
+        nodes.push(Node { id, drift_ppm, codec, life: down, inbox: Vec::new(), checked_at: None });
+    }
+    let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security)).collect();
     let mut sim = Sim {
         command,
         clients,
-        net: SimNet::new(rng.u64(..), network),
+        net: SimNet::new(rng.u64(..), network_faults(&config)),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
         nodes,
         now_ns: 0,
         stats: SimStats::default(),
-        checks: Checks {
+        checks,
+        isolated: None,
+        heal_at_ns: 0,
+        faults_end_ns: config.duration_ns * 7 / 10,
+        commit_at_faults_end: Position::ZERO,
+        snapshots_before: 0,
+        config,
+    };
+    for index in 0..members {
+        sim.start(index, 0).map_err(|error| sim.fail("start", format!("member {}: {error}", index + 1)))?;
+    }
+    let result = sim.run();
+    sim.finish_stats();
+    result?;
+    Ok(sim.stats)
+}
+
+impl<M: StateMachine + Default> Sim<M> {
+    fn fail(&self, checker: &'static str, message: String) -> SimFailure {
+        self.checks.lock().expect("one thread").fail(checker, message)
+    }
+
+    fn note(&mut self, event: String) {
+        let mut checks = self.checks.lock().expect("one thread");
+        checks.now_ns = self.now_ns;
+        checks.note(event);
+    }
+
+    /// The time on member `index`'s own clock.
+    fn local_now(&self, index: usize) -> u64 {
+        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
+        self.now_ns.saturating_add_signed(drift)
+    }
+
+    /// Starts (or restarts) member `index` on what its disk holds, as the real member does:
+    /// the real `Replica`, its service inline, checked by hooks.
+    fn start(&mut self, index: usize, incarnation: u64) -> Result<(), ReplicaError> {
+        let now = self.local_now(index);
+        let node = &mut self.nodes[index];
+        let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), 0)))
+        else {
+            unreachable!("only a member that is down starts")
+        };
+        let Disk { storage, events, .. } = *disk;
+        let config = ReplicaConfig {
+            consensus: consensus_config(&self.config, node.id, incarnation),
+            peers: (1..=self.config.members).filter(|&m| m != node.id.0).map(|m| (MemberId(m), m - 1)).collect(),
+            app: "sim".to_string(),
+            session_timeout_ns: SESSION_TIMEOUT_NS,
+            snapshot_interval_bytes: Some(SNAPSHOT_INTERVAL_BYTES),
+            reply_bytes_max: node.codec.capacity_bytes(FrameType::ClientResponse),
+        };
+        let hooks = hooks(&self.checks, index);
+        self.checks.lock().expect("one thread").commits[index] = Position::ZERO;
+        let replica = Replica::new(M::default(), &config, storage, events, MemSnapshots, hooks, None, now, now)?;
+        node.life = Life::Up(Box::new(replica));
+        node.checked_at = None;
+        Ok(())
+    }
+
+    fn finish_stats(&mut self) {
+        let checks = self.checks.lock().expect("one thread");
+        self.stats.elections = checks.elections;
+        self.stats.snapshots_installed = checks.installs;
+        drop(checks);
+        let replicas = || self.nodes.iter().filter_map(|n| n.replica());
+        self.stats.snapshots = self.snapshots_before + replicas().map(|r| r.snapshots_taken()).sum::<u64>();
+        self.stats.events_bytes = self.nodes.iter().map(|n| n.disk().1.end().0).max().unwrap_or(0);
+        self.stats.acked = self.clients.iter().map(|c| c.acked.len() as u64).sum();
+        if let Some(most) = replicas().max_by_key(|r| r.applied_position()) {
+            let container = most.inline().container();
+            self.stats.sessions_open = container.session_count() as u64;
+            self.stats.timers_fired = container.timers_fired();
+        }
+    }
+
+    fn run(&mut self) -> Result<(), SimFailure> {
+        let mut next_tick_ns = 0;
+        let mut next_clients_ns = 0;
+        let mut faults_stopped = false;
+        while self.now_ns < self.config.duration_ns {
+            self.checks.lock().expect("one thread").now_ns = self.now_ns;
+            while let Some((from, to, bytes)) = self.net.deliver() {
+                self.stats.messages += 1;
+                self.deliver(from, to, bytes)?;
+            }
+            let tick = self.now_ns >= next_tick_ns;
+            if tick {
+                next_tick_ns += TICK_NS;
+                self.stats.ticks += 1;
+                if self.now_ns < self.faults_end_ns {
+                    self.inject_faults();
+                } else if !faults_stopped {
+                    faults_stopped = true;
+                    self.stop_faults();
+                }
+                self.restart_due()?;
+                if self.now_ns >= next_clients_ns {
+                    next_clients_ns += self.config.client_interval_ns;
+                    self.step_clients();
+                }
+            }
+            // A member runs a duty cycle each tick, and whenever datagrams came for it.
+            for index in 0..self.nodes.len() {
+                if tick || !self.nodes[index].inbox.is_empty() {
+                    self.cycle(index)?;
+                }
+            }
+            if tick && self.stats.ticks.is_multiple_of(50) {
+                self.check_logs_match()?;
+            }
+            let next_due = self.net.next_due_ns().unwrap_or(u64::MAX);
+            self.now_ns = next_due.min(next_tick_ns).max(self.now_ns);
+            self.net.advance_to(self.now_ns);
+        }
+        self.check_logs_match()?;
+        self.check_exactly_once()?;
+        self.check_liveness()
+    }
+
+    /// A datagram arrives: a client's goes to the client, a member's into its inbox (lost if
+    /// it is down).
+    fn deliver(&mut self, from: u16, to: u16, bytes: Vec<u8>) -> Result<(), SimFailure> {
+        if to >= self.config.members {
+            return self.client_receives((to - self.config.members) as usize, bytes);
+        }
+        let node = &mut self.nodes[to as usize];
+        if node.replica().is_some() {
+            node.inbox.push((from, bytes));
+        }
+        Ok(())
+    }
+
+    /// One duty cycle of member `index`, as the real member runs one: every frame in its
+    /// inbox, then the cycle's end; then the checks on its state.
+    fn cycle(&mut self, index: usize) -> Result<(), SimFailure> {
+        let now = self.local_now(index);
+        let members = self.config.members;
+        let node = &mut self.nodes[index];
+        let Life::Up(replica) = &mut node.life else {
+            node.inbox.clear();
+            return Ok(());
+        };
+        // One drifting clock a member, for its timeouts and its stamps alike.
+        replica.begin_cycle(now);
+        let mut result = Ok(());
+        let mut undecodable = None;
+        for (from, mut bytes) in node.inbox.drain(..) {
+            let frame = match node.codec.decode(&mut bytes) {
+                Ok(frame) => frame,
+                Err(error) => {
+                    let who = if from < members { format!("member {}", from + 1) } else { "a client".to_string() };
+                    undecodable = Some(format!("a frame from {who} to member {} did not decode: {error}", index + 1));
+                    break;
+                }
+            };
+            result = replica.on_frame(now, from, frame);
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Some(message) = undecodable {
+            return Err(self.fail("codec", message));
+        }
+        if result.is_ok() {
+            let mut port = SimPort { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+            result = replica.end_cycle(now, &mut port).map(drop);
+        }
+        match result {
+            Ok(()) => self.check_replica(index),
+            Err(ReplicaError::Refused) => Err(self.checks.lock().expect("one thread").failure.take().expect("held")),
+            Err(error) => Err(self.fail("storage", format!("member {} stopped: {error}", index + 1))),
+        }
+    }
+
+    /// After a cycle: what the hooks found, no frame refused (every frame here is genuine),
+    /// the app's invariants, and the state hash against every other member's at the same
+    /// applied position.
+    fn check_replica(&mut self, index: usize) -> Result<(), SimFailure> {
+        let mut checks = self.checks.lock().expect("one thread");
+        if let Some(failure) = checks.failure.take() {
+            return Err(failure);
+        }
+        let node = &mut self.nodes[index];
+        let Life::Up(replica) = &node.life else { return Ok(()) };
+        if replica.frames_refused() > 0 {
+            let message = format!("member {} refused a frame it should take", index + 1);
+            return Err(checks.fail("codec", message));
+        }
+        let container = replica.inline().container();
+        if node.checked_at.replace(container.applied_position()) == Some(container.applied_position()) {
+            return Ok(()); // nothing applied since
+        }
+        if let Err(message) = container.machine().check_invariants() {
+            return Err(checks.fail("app invariant", format!("member {}: {message}", index + 1)));
+        }
+        let (position, hash) = (container.applied_position(), container.state_hash());
+        match checks.hashes.get(&position) {
+            Some(&expected) if expected != hash => {
+                let message = format!(
+                    "member {} has state hash {hash:#018x} at {position}, another had {expected:#018x}",
+                    index + 1
+                );
+                Err(checks.fail("state machine safety", message))
+            }
+            Some(_) => Ok(()),
+            None => {
+                checks.hashes.insert(position, hash);
+                Ok(())
+            }
+        }
+    }
+
+    /// Once faults stop, new commands commit and every member catches up with what was
+    /// committed when they stopped.
+    fn check_liveness(&mut self) -> Result<(), SimFailure> {
+        let commit_now = self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
+        self.stats.commit_position = commit_now.0;
+        if commit_now <= self.commit_at_faults_end {
+            let message = format!(
+                "no new command committed in the {} ms after faults stopped (commit stuck at {})",
+                (self.config.duration_ns - self.faults_end_ns) / 1_000_000,
+                commit_now
+            );
+            return Err(self.fail("liveness", message));
+        }
+        if let Some(behind) = self.nodes.iter().find(|n| n.applied_position() < self.commit_at_faults_end) {
+            let log = behind.disk().0;
+            let message = format!(
+                "member {} applied only to {} of the {} committed when faults stopped (its log {}..{})",
+                behind.id.0,
+                behind.applied_position(),
+                self.commit_at_faults_end,
+                log.start(),
+                log.end()
+            );
+            return Err(self.fail("liveness", message));
+        }
+        Ok(())
+    }
+
+    fn inject_faults(&mut self) {
+        let faults = self.config.faults;
+        let members = self.config.members;
+        if faults.crashes && self.rng.u32(..1000) < 4 {
+            let alive = self.nodes.iter().filter(|n| n.replica().is_some()).count();
+            let index = self.rng.usize(..self.nodes.len());
+            // Crash at most a minority at once, so the cluster can still make progress.
+            if self.nodes[index].replica().is_some() && alive > (members as usize / 2) + 1 {
+                self.crash(index);
+            }
+        }
+        if faults.partitions {
+            if self.isolated.is_none() && self.rng.u32(..1000) < 3 {
+                let victim = self.rng.u16(..members);
+                if self.rng.bool() {
+                    self.net.isolate(victim, members);
+                    self.note(format!("isolate member {}", victim + 1));
+                } else {
+                    let other = (victim + 1 + self.rng.u16(..members - 1)) % members;
+                    self.net.cut(victim, other);
+                    self.note(format!("cut member {} -> member {}", victim + 1, other + 1));
+                }
+                self.isolated = Some(victim);
+                self.heal_at_ns = self.now_ns + self.rng.u64(50..800) * TICK_NS;
+            } else if self.isolated.is_some() && self.now_ns >= self.heal_at_ns {
+                self.net.heal();
+                self.isolated = None;
+                self.note("heal the network".to_string());
+            }
+        }
+    }
+
+    /// Member `index` crashes: what it had not synced may be lost, torn or (a disk that
+    /// lied) flipped; sometimes its whole disk is lost.
+    fn crash(&mut self, index: usize) {
+        let torn: Vec<u8> = (0..self.rng.usize(..100)).map(|_| self.rng.u8(..)).collect();
+        let keep_unsynced = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
+        let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+        // One member at a time loses its disk: with a second, the cluster would rightly wait
+        // for an operator (a majority may be what lost the data).
+        let recovering = self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
+        let lose_disk = self.config.faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
+        let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
+        let node = &mut self.nodes[index];
+        let Life::Up(replica) =
+            std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)))
+        else {
+            unreachable!("only a running member crashes")
+        };
+        self.snapshots_before += replica.snapshots_taken();
+        node.inbox.clear();
+        let (mut storage, mut events) = replica.into_storage().expect("an inline service hands its state back");
+        storage.log.crash(keep_unsynced, flip_bit, &torn);
+        events.crash(0, None, &[]);
+        if lose_disk {
+            // What `DiskStorage` finds on a folder with no vote, log or snapshot.
+            storage = MemStorage { recovering: true, ..MemStorage::default() };
+            events = MemLog::new();
+            self.checks.lock().expect("one thread").votes[index] = Vote::default();
+            self.stats.disks_lost += 1;
+        }
+        let end = storage.log.end();
+        node.life = Life::Down(Disk::new(storage, events, restart_at_ns));
+        self.stats.crashes += 1;
+        let lost = if lose_disk { ", its disk lost" } else { "" };
+        self.note(format!("crash member {}{lost} (log back to {end})", index + 1));
+    }
+
+    fn stop_faults(&mut self) {
+        self.net.heal();
+        self.net.set_faults(FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE });
+        self.isolated = None;
+        let now = self.now_ns;
+        for node in &mut self.nodes {
+            if let Life::Down(disk) = &mut node.life {
+                disk.restart_at_ns = now;
+            }
+        }
+        self.commit_at_faults_end = self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
+        self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
+    }
+
+    fn restart_due(&mut self) -> Result<(), SimFailure> {
+        for index in 0..self.nodes.len() {
+            let Life::Down(disk) = &self.nodes[index].life else { continue };
+            if self.now_ns < disk.restart_at_ns {
+                continue;
+            }
+            let (end, term) = (disk.storage.log.end(), disk.storage.vote.term);
+            let incarnation = self.stats.crashes;
+            if let Err(error) = self.start(index, incarnation) {
+                return Err(self.fail("restart", format!("member {} did not restart: {error}", index + 1)));
+            }
+            self.note(format!("restart member {} at {end} (term {term})", index + 1));
+        }
+        Ok(())
+    }
+
+    /// Every command a client saw acknowledged was applied (at one position: the output hook
+    /// checks it is never applied at two), and no member reported a diverging replica.
+    fn check_exactly_once(&self) -> Result<(), SimFailure> {
+        let checks = self.checks.lock().expect("one thread");
+        for client in &self.clients {
+            for &(session, sequence) in &client.acked {
+                if !checks.applied_at.contains_key(&(session, sequence)) {
+                    let message = format!("session {session} sequence {sequence} was acknowledged but never applied");
+                    return Err(checks.fail("exactly once", message));
+                }
+            }
+        }
+        for (node, replica) in self.nodes.iter().filter_map(|n| Some((n, n.replica()?))) {
+            if let Some(divergence) = replica.divergences().first() {
+                let message = format!("member {} saw a divergence: {divergence:?}", node.id.0);
+                return Err(checks.fail("state machine safety", message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs that agree at the highest committed position are byte-identical below it, and
+    /// a majority holds it (less those that lost their disk and have not caught up: what a
+    /// lost disk held is gone, which is why such a member does not vote).
+    fn check_logs_match(&self) -> Result<(), SimFailure> {
+        let checks = self.checks.lock().expect("one thread");
+        let Some((&position, &(checksum, _))) = checks.committed.iter().next_back() else { return Ok(()) };
+        let disks: Vec<(MemberId, &MemLog, &MemLog, bool)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let (log, events, recovering) = n.disk();
+                (n.id, log, events, recovering)
+            })
+            .collect();
+        let holders: Vec<_> = disks.iter().filter(|d| d.1.checksum_before(position) == Some(checksum)).collect();
+        let recovering = disks.iter().filter(|d| d.3).count();
+        if holders.len() + recovering < self.nodes.len() / 2 + 1 {
+            let message = format!(
+                "only {} members hold the committed prefix up to {position} ({recovering} lost their disk)",
+                holders.len()
+            );
+            return Err(checks.fail("committed never lost", message));
+        }
+        // Event logs are identical wherever two members both hold events.
+        for pair in disks.windows(2) {
+            let (a, b) = (pair[0].2, pair[1].2);
+            let (from, to) = (a.start().max(b.start()), a.end().min(b.end()));
+            if from < to && a.bytes_between(from, to) != b.bytes_between(from, to) {
+                let message =
+                    format!("members {} and {} have different events in {from}..{to}", pair[0].0.0, pair[1].0.0);
+                return Err(checks.fail("events identical", message));
+            }
+        }
+        for pair in holders.windows(2) {
+            let (a, b) = (pair[0].1, pair[1].1);
+            let from = a.start().max(b.start()).min(position);
+            if a.bytes_between(from, position) != b.bytes_between(from, position) {
+                let message =
+                    format!("members {} and {} agree at {position} but differ below", pair[0].0.0, pair[1].0.0);
+                return Err(checks.fail("log matching", message));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Member `index`'s hooks: every effect checked before it is carried out, every applied
+/// command checked to be applied at one position only.
+fn hooks(checks: &Arc<Mutex<Checks>>, index: usize) -> Hooks {
+    let effect_checks = checks.clone();
+    let output_checks = checks.clone();
+    Hooks {
+        effects: Some(Box::new(move |effect, log| {
+            let mut checks = effect_checks.lock().expect("one thread");
+            checks.before(index, effect, log).map_err(|failure| {
+                checks.failure = Some(failure);
+                Refused
+            })
+        })),
+        outputs: Some(Box::new(move |output| {
+            let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = *output else { return };
+            let mut checks = output_checks.lock().expect("one thread");
+            let first = *checks.applied_at.entry((session.0, sequence)).or_insert(position);
+            if first != position && checks.failure.is_none() {
+                let message = format!(
+                    "member {} applied session {} sequence {sequence} at {position}, already applied at {first}",
+                    index + 1,
+                    session.0
+                );
+                checks.failure = Some(checks.fail("exactly once", message));
+            }
+        })),
+        check_every_snapshot: true,
+    }
+}
+
+impl Checks {
+    fn new(config: &SimConfig) -> Checks {
+        let members = config.members as usize;
+        Checks {
             seed: config.seed,
             members: config.members,
             now_ns: 0,
@@ -284,57 +784,10 @@ pub fn run_app<M: StateMachine + Default>(
             hashes: BTreeMap::new(),
             applied_at: BTreeMap::new(),
             trace: VecDeque::with_capacity(TRACE_EVENTS),
-        },
-        isolated: None,
-        heal_at_ns: 0,
-        faults_end_ns: config.duration_ns * 7 / 10,
-        commit_at_faults_end: Position::ZERO,
-        config,
-    };
-    let result = sim.run();
-    sim.stats.elections = sim.checks.elections;
-    sim.stats.snapshots_installed = sim.checks.installs;
-    sim.stats.events_bytes = sim.nodes.iter().map(|n| n.storage.events.end().0).max().unwrap_or(0);
-    sim.stats.acked = sim.clients.iter().map(|c| c.acked.len() as u64).sum();
-    if let Some(most) = sim.nodes.iter().max_by_key(|n| n.container.applied_position()) {
-        sim.stats.sessions_open = most.container.session_count() as u64;
-        sim.stats.timers_fired = most.container.timers_fired();
-    }
-    result?;
-    Ok(sim.stats)
-}
-
-/// Sends a member's messages through SimNet, encoded by its real frame codec.
-struct SimOutbox<'a> {
-    net: &'a mut SimNet,
-    codec: &'a mut FrameCodec,
-    from: u16,
-}
-
-impl SimOutbox<'_> {
-    fn send_frame(&mut self, to: MemberId, term: Term, body: &Body<'_>) {
-        self.send_keyed(to, self.codec.key_id(), term, body);
+            failure: None,
+        }
     }
 
-    /// A member's answer to a client, sealed under the client's key.
-    fn send_to_client(&mut self, to: MemberId, term: Term, body: &Body<'_>) {
-        self.send_keyed(to, CLIENT_KEY.id, term, body);
-    }
-
-    fn send_keyed(&mut self, to: MemberId, key_id: u32, term: Term, body: &Body<'_>) {
-        let mut buffer = [0u8; MTU_BYTES];
-        let length = self.codec.encode_keyed(&mut buffer, term, body, key_id).expect("a frame fits the MTU");
-        self.net.send(self.from, to.0 - 1, &buffer[..length]);
-    }
-}
-
-impl Outbox for SimOutbox<'_> {
-    fn send(&mut self, to: MemberId, term: Term, message: Body<'static>) {
-        self.send_frame(to, term, &message);
-    }
-}
-
-impl Checks {
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
         let trace = self.trace.iter().cloned().collect();
         let members = if self.members == 3 { String::new() } else { format!(" --members {}", self.members) };
@@ -484,591 +937,52 @@ impl Checks {
     }
 }
 
+impl Client {
+    fn new(c: u16, members: u16, security: ordo_core::Security) -> Client {
+        let keys = KeyRing::for_client(&CLIENT_KEY);
+        let codec =
+            FrameCodec::new(ClusterId(1), MemberId(100 + c), security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
+        let session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
+        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked: BTreeSet::new() }
+    }
+}
+
 impl<M: StateMachine + Default> Sim<M> {
-    /// The time on member `index`'s own clock.
-    fn local_now(&self, index: usize) -> u64 {
-        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
-        self.now_ns.saturating_add_signed(drift)
-    }
-
-    fn note(&mut self, event: String) {
-        self.checks.now_ns = self.now_ns;
-        self.checks.note(event);
-    }
-
-    fn run(&mut self) -> Result<(), SimFailure> {
-        let mut next_tick_ns = 0;
-        let mut next_clients_ns = 0;
-        let mut faults_stopped = false;
-        while self.now_ns < self.config.duration_ns {
-            self.checks.now_ns = self.now_ns;
-            // Deliver everything due, then tick.
-            while let Some((from, to, bytes)) = self.net.deliver() {
-                self.stats.messages += 1;
-                self.deliver(from, to, bytes)?;
-            }
-            if self.now_ns >= next_tick_ns {
-                next_tick_ns += TICK_NS;
-                self.stats.ticks += 1;
-                if self.now_ns < self.faults_end_ns {
-                    self.inject_faults();
-                } else if !faults_stopped {
-                    faults_stopped = true;
-                    self.stop_faults();
-                }
-                self.restart_due();
-                for index in 0..self.nodes.len() {
-                    if self.nodes[index].alive {
-                        let mut out = Vec::new();
-                        let now = self.local_now(index);
-                        let node = &mut self.nodes[index];
-                        // One drifting clock a member, for its timeouts and its stamps alike.
-                        node.consensus.set_clock(now);
-                        node.consensus.on_tick(now, &node.storage.log, &mut out);
-                        self.carry_out(index, out)?;
-                    }
-                }
-                if self.now_ns >= next_clients_ns {
-                    next_clients_ns += self.config.client_interval_ns;
-                    self.step_clients();
-                }
-                self.propose_duties()?;
-                for index in 0..self.nodes.len() {
-                    self.send_appends(index);
-                }
-                if self.stats.ticks.is_multiple_of(50) {
-                    self.check_logs_match()?;
-                }
-            }
-            let next_due = self.net.next_due_ns().unwrap_or(u64::MAX);
-            self.now_ns = next_due.min(next_tick_ns).max(self.now_ns);
-            self.net.advance_to(self.now_ns);
-        }
-        self.check_logs_match()?;
-        self.check_exactly_once()?;
-        let commit_now = self.checks.commits.iter().copied().max().unwrap_or_default();
-        self.stats.commit_position = commit_now.0;
-        if commit_now <= self.commit_at_faults_end {
-            let message = format!(
-                "no new command committed in the {} ms after faults stopped (commit stuck at {})",
-                (self.config.duration_ns - self.faults_end_ns) / 1_000_000,
-                commit_now
-            );
-            return Err(self.checks.fail("liveness", message));
-        }
-        // Every member catches up with what was committed when faults stopped.
-        if let Some(behind) = self.nodes.iter().find(|n| n.container.applied_position() < self.commit_at_faults_end) {
-            let message = format!(
-                "member {} applied only to {} of the {} committed when faults stopped (its log {}..{})",
-                behind.id.0,
-                behind.container.applied_position(),
-                self.commit_at_faults_end,
-                behind.storage.log.start(),
-                behind.storage.log.end()
-            );
-            return Err(self.checks.fail("liveness", message));
-        }
-        Ok(())
-    }
-
-    fn inject_faults(&mut self) {
-        let faults = self.config.faults;
-        let members = self.config.members;
-        if faults.crashes && self.rng.u32(..1000) < 4 {
-            let alive = self.nodes.iter().filter(|n| n.alive).count();
-            let index = self.rng.usize(..self.nodes.len());
-            // Crash at most a minority at once, so the cluster can still make progress.
-            if self.nodes[index].alive && alive > (members as usize / 2) + 1 {
-                let torn: Vec<u8> = (0..self.rng.usize(..100)).map(|_| self.rng.u8(..)).collect();
-                let keep_unsynced = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
-                let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
-                // One member at a time loses its disk: with a second, the cluster would
-                // rightly wait for an operator (a majority may be what lost the data).
-                let recovering = self.nodes.iter().any(|n| n.storage.recovering || n.consensus.recovering());
-                let lose_disk = faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
-                let node = &mut self.nodes[index];
-                node.alive = false;
-                node.storage.log.crash(keep_unsynced, flip_bit, &torn);
-                node.storage.events.crash(0, None, &[]);
-                if lose_disk {
-                    // What `DiskStorage` finds on a folder with no vote, log or snapshot.
-                    node.storage = MemStorage { recovering: true, ..MemStorage::default() };
-                    self.checks.votes[index] = Vote::default();
-                    self.stats.disks_lost += 1;
-                }
-                node.restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
-                self.stats.crashes += 1;
-                let lost = if lose_disk { ", its disk lost" } else { "" };
-                let note = format!("crash member {}{lost} (log back to {})", index + 1, self.nodes[index].storage.log.end());
-                self.note(note);
-            }
-        }
-        if faults.partitions {
-            if self.isolated.is_none() && self.rng.u32(..1000) < 3 {
-                let victim = self.rng.u16(..members);
-                if self.rng.bool() {
-                    self.net.isolate(victim, members);
-                    self.note(format!("isolate member {}", victim + 1));
-                } else {
-                    let other = (victim + 1 + self.rng.u16(..members - 1)) % members;
-                    self.net.cut(victim, other);
-                    self.note(format!("cut member {} -> member {}", victim + 1, other + 1));
-                }
-                self.isolated = Some(victim);
-                self.heal_at_ns = self.now_ns + self.rng.u64(50..800) * TICK_NS;
-            } else if self.isolated.is_some() && self.now_ns >= self.heal_at_ns {
-                self.net.heal();
-                self.isolated = None;
-                self.note("heal the network".to_string());
-            }
-        }
-    }
-
-    fn stop_faults(&mut self) {
-        self.net.heal();
-        self.net.set_faults(FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE });
-        self.isolated = None;
-        for node in &mut self.nodes {
-            if !node.alive {
-                node.restart_at_ns = self.now_ns;
-            }
-        }
-        self.commit_at_faults_end = self.checks.commits.iter().copied().max().unwrap_or_default();
-        self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
-    }
-
-    fn restart_due(&mut self) {
-        for index in 0..self.nodes.len() {
-            let now = self.local_now(index);
-            let node = &mut self.nodes[index];
-            if !node.alive && self.now_ns >= node.restart_at_ns {
-                node.alive = true;
-                let config = consensus_config(&self.config, node.id, self.stats.crashes);
-                let vote = node.storage.vote;
-                let (term, voted_for) =
-                    Consensus::starting_vote(vote.term, vote.voted_for, node.storage.log.last_term());
-                node.consensus = Consensus::new(config, term, voted_for, now);
-                if let Some(snapshot) = node.storage.snapshots.last() {
-                    node.consensus.note_committed(snapshot.info.position()); // as the real member
-                }
-                if node.storage.recovering {
-                    node.consensus.start_recovering();
-                }
-                // A restarted member starts from its newest snapshot (or empty) and applies
-                // its log after it as the commit position comes back.
-                node.container = Container::new(M::default());
-                let events = &mut node.storage.events;
-                if let Err(error) = events::recover(events, Position::ZERO, None) {
-                    unreachable!("the in-memory event log cannot fail: {error}");
-                }
-                node.duties_proposed.clear();
-                node.snapshot_requested_at = Position::ZERO;
-                self.checks.commits[index] = Position::ZERO;
-                let note = format!("restart member {} at {} (term {})", index + 1, node.storage.log.end(), vote.term);
-                self.note(note);
-            }
-        }
-    }
-
-    /// Each client sends what it may: a session opening, new commands, resends.
+    /// Each client submits what keeps it at a few commands outstanding and sends what its
+    /// session says is due: an opening, new commands, resends.
     fn step_clients(&mut self) {
         let now = self.now_ns;
         let quiet_after_ns = self.config.duration_ns / 2;
         let command_of = self.command;
         for client in &mut self.clients {
-            if client.nonce == 1 && now >= quiet_after_ns && client.outstanding.is_empty() {
+            if client.number == 1 && now >= quiet_after_ns && client.session.outstanding() == 0 {
                 continue; // this client goes quiet: the leader will close its session
             }
-            let to = client.leader_hint;
-            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut client.codec, from: client.net_id };
-            let Some(session) = client.session else {
-                if client.open_sent_ns.is_none_or(|at| now - at >= CLIENT_RETRY_NS) {
-                    client.open_sent_ns = Some(now);
-                    outbox.send_frame(MemberId(to + 1), Term::ZERO, &Body::SessionOpen { client_nonce: client.nonce });
-                    client.leader_hint = (client.leader_hint + 1) % self.config.members; // try another next time
-                }
-                continue;
-            };
-            let mut resent = false;
-            for (&sequence, sent_at) in client.outstanding.iter_mut() {
-                if now - *sent_at >= CLIENT_RETRY_NS {
-                    *sent_at = now;
-                    resent = true;
-                    let command = command_of(client.nonce, sequence);
-                    outbox.send_frame(
-                        MemberId(to + 1),
-                        Term::ZERO,
-                        &Body::ClientRequest { session, sequence, command: &command },
-                    );
-                }
+            while client.session.outstanding() < CLIENT_OUTSTANDING_MAX {
+                client.submitted += 1;
+                client.session.submit(&command_of(client.number, client.submitted));
             }
-            if resent {
-                // No answer in time: the hint may be stale; the next member will redirect.
-                client.leader_hint = (client.leader_hint + 1) % self.config.members;
-            }
-            while client.outstanding.len() < CLIENT_OUTSTANDING_MAX {
-                let sequence = client.next_sequence;
-                client.next_sequence += 1;
-                client.outstanding.insert(sequence, now);
-                let command = command_of(client.nonce, sequence);
-                outbox.send_frame(
-                    MemberId(to + 1),
-                    Term::ZERO,
-                    &Body::ClientRequest { session, sequence, command: &command },
-                );
-            }
+            let mut port = SimPort { net: &mut self.net, codec: &mut client.codec, from: client.net_id };
+            let sent = client.session.poll(now, &mut |to, body| port.queue(to as u16, Term::ZERO, body));
+            sent.expect("a client's frame fits the MTU");
         }
     }
 
     fn client_receives(&mut self, client: usize, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
+        let members = self.config.members;
         let client = &mut self.clients[client];
         let frame = match client.codec.decode(&mut bytes) {
             Ok(frame) => frame,
-            Err(error) => {
-                return Err(self.checks.fail("codec", format!("a frame to a client did not decode: {error}")));
-            }
+            Err(error) => return Err(self.fail("codec", format!("a frame to a client did not decode: {error}"))),
         };
-        match frame.body {
-            Body::Redirect { leader } if leader.0 >= 1 => client.leader_hint = leader.0 - 1,
-            Body::ClientResponse { session, sequence: 0, status: ResponseStatus::SessionOpened, reply, .. }
-                if client.session.is_none() && reply == client.nonce.to_le_bytes() =>
-            {
-                client.session = Some(session);
-                client.leader_hint = frame.header.sender().0 - 1;
-            }
-            Body::ClientResponse { session, sequence, status, .. } if Some(session) == client.session => {
-                let ok = status.is_ok();
-                if client.outstanding.remove(&sequence).is_some() && ok {
-                    client.acked.insert(sequence);
-                }
-                client.leader_hint = frame.header.sender().0 - 1;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// A client's frame at a member: sequenced if it leads, else answered with a redirect.
-    fn member_takes_client_frame(&mut self, index: usize, from: u16, body: Body<'_>) -> Result<(), SimFailure> {
-        let node = &mut self.nodes[index];
-        let mut out = Vec::new();
-        match serving::take_client_frame(&mut node.consensus, &body, &mut out) {
-            None => self.carry_out(index, out),
-            Some(redirect) => {
-                let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-                outbox.send_to_client(MemberId(from + 1), node.consensus.term(), &redirect);
-                Ok(())
-            }
-        }
-    }
-
-    /// The leader sequences the service's duties: due timers, idle sessions' closing.
-    fn propose_duties(&mut self) -> Result<(), SimFailure> {
-        let mut duties = Vec::new();
-        for index in 0..self.nodes.len() {
-            let node = &mut self.nodes[index];
-            if !node.alive || node.consensus.role() != Role::Leader {
-                continue;
-            }
-            let mut out = Vec::new();
-            let end = node.storage.log.end();
-            if end.0 >= node.snapshot_requested_at.0 + SNAPSHOT_INTERVAL_BYTES {
-                node.snapshot_requested_at = end;
-                let _ = node.consensus.propose_entry(EntryKind::SnapshotRequest, SessionId(0), 0, &[], &mut out);
-            }
-            let (consensus, container) = (&mut node.consensus, &node.container);
-            serving::propose_duties(
-                consensus,
-                container,
-                &mut node.duties_proposed,
-                SESSION_TIMEOUT_NS,
-                &mut duties,
-                &mut out,
-            );
-            if !out.is_empty() {
-                self.note(format!("member {} proposes {duties:?}", index + 1));
-                self.carry_out(index, out)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies what member `index` has committed (from its newest snapshot, when that is
-    /// ahead: installed from the leader, or after a restart), snapshotting where asked; the
-    /// leader answers the clients. Checks that every member has the same state hash at the
-    /// same applied position, and that no command is applied at two positions.
-    fn apply_committed(&mut self, index: usize) -> Result<(), SimFailure> {
-        let node = &mut self.nodes[index];
-        if let Some(snapshot) = node.storage.newest_snapshot()
-            && snapshot.info.position() > node.container.applied_position()
-        {
-            let position = snapshot.info.position();
-            node.container = match Container::restore(snapshot.body()) {
-                Ok(container) => container,
-                Err(reason) => {
-                    let message = format!("member {} cannot restore its snapshot at {position}: {reason}", index + 1);
-                    return Err(self.checks.fail("snapshot", message));
-                }
-            };
-            let snapshot_events = snapshot.info.events;
-            let applied = node.container.applied_position();
-            if let Err(error) = events::recover(&mut node.storage.events, applied, Some(&snapshot_events)) {
-                return Err(self.checks.fail("snapshot", format!("member {}: {error}", index + 1)));
-            }
-            self.note(format!("member {} restores its snapshot at {position}", index + 1));
-            self.check_hash(index)?;
-        }
-        loop {
-            self.apply_some(index)?;
-            let node = &mut self.nodes[index];
-            let Some(position) = node.container.take_snapshot_due() else { return Ok(()) };
-            let mut body = Vec::new();
-            node.container.encode(&mut body);
-            if let Err(reason) = Container::<M>::check_round_trip(&body) {
-                return Err(self.checks.fail("snapshot", format!("member {} at {position}: {reason}", index + 1)));
-            }
-            node.storage.events.sync();
-            let events = node.storage.events.events_base();
-            if let Err(error) = node.storage.store_snapshot(&node.container.log_base(), &events, &body) {
-                return Err(self.checks.fail("snapshot", format!("member {} could not snapshot: {error}", index + 1)));
-            }
-            self.stats.snapshots += 1;
-            let state_hash = ordo_core::checksum::crc64(&body);
-            node.state_hashes.record(node.id, position, state_hash);
-            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-            for member in (1..=self.config.members).map(MemberId).filter(|&m| m != node.id) {
-                outbox.send_frame(member, node.consensus.term(), &Body::StateHash { position, state_hash });
-            }
-        }
-    }
-
-    fn apply_some(&mut self, index: usize) -> Result<(), SimFailure> {
-        let members = self.config.members;
-        let node = &mut self.nodes[index];
-        let commit = node.consensus.commit_position();
-        let leads = node.consensus.role() == Role::Leader;
-        let term = node.consensus.term();
-        let reply_bytes_max = node.codec.capacity_bytes(ordo_transport::FrameType::ClientResponse);
-        let Node { container, storage, .. } = node;
-        let applied_at = &mut self.checks.applied_at;
-        let events = &mut storage.events;
-        let mut twice = None;
-        // (session, nonce of an opening, response): routed once the container is free.
-        let mut responses: Vec<(SessionId, Option<u64>, Body<'static>, Vec<u8>)> = Vec::new();
-        let applied = serving::apply_committed(container, &storage.log, commit, &mut |output| {
-            if let Output::Event { position, session, time, event } = output {
-                events.append(&events::event_meta(position, session, time), event).expect("an event fits");
-                return;
-            }
-            if let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = output {
-                let first = *applied_at.entry((session.0, sequence)).or_insert(position);
-                if first != position {
-                    twice = Some((session, sequence, first, position));
-                }
-            }
-            let mut nonce = [0u8; 8];
-            let Some(body) = serving::response(&output, reply_bytes_max, &mut nonce).filter(|_| leads) else { return };
-            let opening =
-                if let Output::SessionOpened { client_nonce, .. } = output { Some(client_nonce) } else { None };
-            if let Body::ClientResponse { session, sequence, position, status, reply } = body {
-                let owned = Body::ClientResponse { session, sequence, position, status, reply: &[] };
-                responses.push((session, opening, owned, reply.to_vec()));
-            }
-        });
-        if let Some((session, sequence, first, again)) = twice {
-            let message = format!(
-                "member {} applied session {} sequence {sequence} at {again}, already applied at {first}",
-                index + 1,
-                session.0
-            );
-            return Err(self.checks.fail("exactly once", message));
-        }
-        let node = &mut self.nodes[index];
-        for (session, opening, body, reply) in responses {
-            // A client's net id follows from its nonce here (the real member routes by address).
-            let Some(client_nonce) = opening.or_else(|| node.container.session_nonce(session)) else { continue };
-            let Body::ClientResponse { session, sequence, position, status, .. } = body else { continue };
-            let body = Body::ClientResponse { session, sequence, position, status, reply: &reply };
-            let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-            outbox.send_to_client(MemberId(members + client_nonce as u16 + 1), term, &body);
-        }
-        if let Err(message) = self.nodes[index].container.machine().check_invariants() {
-            return Err(self.checks.fail("app invariant", format!("member {}: {message}", index + 1)));
-        }
-        match applied {
-            Ok(0) => Ok(()),
-            Ok(_) => self.check_hash(index),
-            Err(position) => {
-                let message = format!("member {} has no entry at {position} below its commit {commit}", index + 1);
-                Err(self.checks.fail("apply", message))
-            }
-        }
-    }
-
-    /// Members at the same applied position have the same state hash.
-    fn check_hash(&mut self, index: usize) -> Result<(), SimFailure> {
-        let node = &self.nodes[index];
-        let hash = node.container.state_hash();
-        let position = node.container.applied_position();
-        match self.checks.hashes.get(&position) {
-            Some(&expected) if expected != hash => {
-                let message = format!(
-                    "member {} has state hash {hash:#018x} at {position}, another had {expected:#018x}",
-                    index + 1
-                );
-                Err(self.checks.fail("state machine safety", message))
-            }
-            Some(_) => Ok(()),
-            None => {
-                self.checks.hashes.insert(position, hash);
-                Ok(())
-            }
-        }
-    }
-
-    /// Every command a client saw acknowledged was applied (at one position: `apply_some`
-    /// checks it is never applied at two), and no member reported a diverging replica.
-    fn check_exactly_once(&self) -> Result<(), SimFailure> {
-        for client in &self.clients {
-            let Some(session) = client.session else { continue };
-            for &sequence in &client.acked {
-                if !self.checks.applied_at.contains_key(&(session.0, sequence)) {
-                    let message =
-                        format!("session {} sequence {sequence} was acknowledged but never applied", session.0);
-                    return Err(self.checks.fail("exactly once", message));
-                }
-            }
-        }
-        for node in &self.nodes {
-            if let Some(divergence) = node.state_hashes.divergences().first() {
-                let message = format!("member {} saw a divergence: {divergence:?}", node.id.0);
-                return Err(self.checks.fail("state machine safety", message));
-            }
-        }
-        Ok(())
-    }
-
-    fn send_appends(&mut self, index: usize) {
-        let now = self.local_now(index);
-        let Node { consensus, storage, codec, alive, .. } = &mut self.nodes[index];
-        if !*alive {
-            return;
-        }
-        let capacity = codec.capacity_bytes(FrameType::Append);
-        let snapshot_capacity = codec.capacity_bytes(FrameType::SnapshotChunk);
-        let mut outbox = SimOutbox { net: &mut self.net, codec, from: index as u16 };
-        consensus.poll_appends(&storage.log, capacity, 16, &mut |to, term, append| {
-            outbox.send_frame(to, term, &append.chunk.to_body(append.commit_position));
-        });
-        if consensus.installing() {
-            let snapshot = effects::snapshot_to_send(storage);
-            consensus.poll_snapshots(now, snapshot, snapshot_capacity, 16, &mut |to, term, chunk| {
-                outbox.send_frame(to, term, &chunk);
-            });
-        }
-    }
-
-    fn deliver(&mut self, from: u16, to: u16, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
-        if to >= self.config.members {
-            return self.client_receives((to - self.config.members) as usize, bytes);
-        }
-        let index = to as usize;
-        if !self.nodes[index].alive {
-            return Ok(());
-        }
-        let frame = match self.nodes[index].codec.decode(&mut bytes) {
-            Ok(frame) => frame,
-            Err(error) => {
-                return Err(self
-                    .checks
-                    .fail("codec", format!("a frame from member {} did not decode: {error}", from + 1)));
-            }
-        };
-        let (sender, term) = (frame.header.sender(), frame.header.term());
-        let members = self.config.members;
-        let is_peer = |m: MemberId| m.0 >= 1 && m.0 <= members && m.0 != to + 1;
-        if !serving::admits(frame.body.frame_type(), frame.header.key_id.get(), sender, is_peer) {
-            let message = format!("member {} refused a frame from {} it should take", to + 1, from + 1);
-            return Err(self.checks.fail("codec", message));
-        }
-        let mut out = Vec::new();
-        let now = self.local_now(index);
-        let node = &mut self.nodes[index];
-        match frame.body {
-            Body::Append { commit_position, .. } => {
-                let chunk = Chunk::from_body(&frame.body).expect("an Append");
-                node.consensus.on_append(
-                    now,
-                    sender,
-                    term,
-                    Append { chunk, commit_position },
-                    &node.storage.log,
-                    &mut out,
-                );
-            }
-            Body::SessionOpen { .. } | Body::ClientRequest { .. } => {
-                return self.member_takes_client_frame(index, from, frame.body);
-            }
-            Body::StateHash { position, state_hash } => {
-                node.state_hashes.record(sender, position, state_hash);
-                return Ok(());
-            }
-            body => node.consensus.on_message(now, sender, term, body, &node.storage.log, &mut out),
-        }
-        self.carry_out(index, out)
-    }
-
-    /// Carries out a member's effects with the same code the real member uses, each checked
-    /// first.
-    fn carry_out(&mut self, index: usize, mut out: Vec<Effect<'_>>) -> Result<(), SimFailure> {
-        let node = &mut self.nodes[index];
-        let mut outbox = SimOutbox { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
-        let checks = &mut self.checks;
-        let result =
-            effects::carry_out(&mut node.consensus, &mut node.storage, &mut outbox, &mut out, &mut |effect, log| {
-                checks.before(index, effect, log)
-            });
-        match result {
-            Ok(()) => self.apply_committed(index),
-            Err(CarryError::Check(failure)) => Err(failure),
-            Err(CarryError::Storage(error)) => {
-                Err(self.checks.fail("storage", format!("member {} could not carry out an effect: {error}", index + 1)))
-            }
-        }
-    }
-
-    /// Logs that agree at the highest committed position are byte-identical below it, and
-    /// a majority holds it (less those that lost their disk and have not caught up: what a
-    /// lost disk held is gone, which is why such a member does not vote).
-    fn check_logs_match(&self) -> Result<(), SimFailure> {
-        let Some((&position, &(checksum, _))) = self.checks.committed.iter().next_back() else { return Ok(()) };
-        let holders: Vec<&Node<M>> =
-            self.nodes.iter().filter(|n| n.storage.log.checksum_before(position) == Some(checksum)).collect();
-        let recovering = self.nodes.iter().filter(|n| n.storage.recovering).count();
-        if holders.len() + recovering < self.nodes.len() / 2 + 1 {
-            let message = format!(
-                "only {} members hold the committed prefix up to {position} ({recovering} lost their disk)",
-                holders.len()
-            );
-            return Err(self.checks.fail("committed never lost", message));
-        }
-        // Event logs are identical wherever two members both hold events.
-        for pair in self.nodes.windows(2) {
-            let (a, b) = (&pair[0].storage.events, &pair[1].storage.events);
-            let (from, to) = (a.start().max(b.start()), a.end().min(b.end()));
-            if from < to && a.bytes_between(from, to) != b.bytes_between(from, to) {
-                let message =
-                    format!("members {} and {} have different events in {from}..{to}", pair[0].id.0, pair[1].id.0);
-                return Err(self.checks.fail("events identical", message));
-            }
-        }
-        for pair in holders.windows(2) {
-            let (a, b) = (&pair[0].storage.log, &pair[1].storage.log);
-            let from = a.start().max(b.start()).min(position);
-            if a.bytes_between(from, position) != b.bytes_between(from, position) {
-                let message =
-                    format!("members {} and {} agree at {position} but differ below", pair[0].id.0, pair[1].id.0);
-                return Err(self.checks.fail("log matching", message));
+        let sender = frame.header.sender().0;
+        let from = (sender >= 1 && sender <= members).then(|| sender as usize - 1);
+        client.session.on_frame(from, &frame);
+        while let Some(reply) = client.session.take_reply() {
+            if reply.status.is_ok() {
+                client.acked.insert((reply.session.0, reply.sequence));
+            } else {
+                self.stats.outcomes_unknown += 1;
             }
         }
         Ok(())

@@ -130,6 +130,8 @@ pub struct SimStats {
     pub commit_position: u64,
     /// Client commands acknowledged.
     pub acked: u64,
+    /// Client commands answered "outcome unknown" (their session expired in flight).
+    pub outcomes_unknown: u64,
     /// Sessions still open at the end on the member that applied the most.
     pub sessions_open: u64,
     /// Timers fired (on the member that applied the most).
