@@ -12,10 +12,13 @@
 #![forbid(unsafe_code)]
 
 pub mod airlock;
+pub mod app;
 pub mod book;
 pub mod codec;
 pub mod kv;
 pub mod ledger;
 pub mod mutex;
+
+pub use app::App;
 #[cfg(test)]
 mod testing;

@@ -9,9 +9,9 @@ use crate::latency::{LatencyReport, histogram};
 use ordo_core::{
     ClusterId, Durability, LogConfig, MemberId, NodeConfig, Position, Security, SessionId, SnapshotSettings,
 };
-use ordo_service::consensus::Role;
-use ordo_service::echo::Echo;
-use ordo_service::member::Member;
+use ordo_service::machinery::consensus::Role;
+use ordo_service::machinery::echo::Echo;
+use ordo_service::machinery::member::Member;
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::collections::VecDeque;
@@ -46,8 +46,8 @@ fn member(
     };
     let endpoint = Endpoint::new(Box::new(net), codec);
     // A new cluster's member (unformatted, it would wait to recover from a leader).
-    ordo_service::node::format(&node).map_err(io::Error::other)?;
-    let config = ordo_service::node::member_config(&node).map_err(io::Error::other)?;
+    ordo_service::machinery::node::format(&node).map_err(io::Error::other)?;
+    let config = ordo_service::machinery::node::member_config(&node).map_err(io::Error::other)?;
     Member::open(Echo::default(), &config, endpoint, 0).map(|(member, _)| member).map_err(io::Error::other)
 }
 

@@ -41,4 +41,4 @@ pub use idle::{IdleStrategy, Idler};
 pub use ids::{ClusterId, ClusterTimeNs, MemberId, Position, SessionId, Term, align32};
 pub use machine::{Context, StateMachine, TimerRequest};
 #[doc(hidden)]
-pub use source::LogSource;
+pub use source::{LogBase, LogSource, Vote};

@@ -1,8 +1,33 @@
-//! The one thing the transport needs from a log: its raw bytes from a position. Defined
-//! here so that `ordo-log` implements it and `ordo-transport` uses it without either
-//! depending on the other.
+//! What the layers above need from a log and its files, as plain data and one trait:
+//! its raw bytes from a position ([`LogSource`]: `ordo-log` implements it, the transport and
+//! consensus read through it), where a log starts over after a snapshot ([`LogBase`]), and
+//! a member's vote ([`Vote`]). Defined here so that consensus and the service container
+//! name no file-backed type.
 
-use crate::ids::Position;
+use crate::ids::{ClusterTimeNs, MemberId, Position, Term};
+
+/// Where a log reset after a snapshot starts: the snapshot's position and what the log must
+/// know of the entry just before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBase {
+    /// The first position of the new log (the snapshot covers everything below).
+    pub position: Position,
+    /// The term, position and checksum of the last entry below `position` (zero when
+    /// `position` is zero).
+    pub term: Term,
+    pub entry_position: Position,
+    pub checksum: u32,
+    /// The latest cluster time below `position`.
+    pub time_max: ClusterTimeNs,
+}
+
+/// A member's vote: its current term and whom it voted for in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vote {
+    pub term: Term,
+    /// Who this member voted for in `term`, if anyone.
+    pub voted_for: Option<MemberId>,
+}
 
 /// Where a log stream reads log bytes from (a leader's log).
 pub trait LogSource {

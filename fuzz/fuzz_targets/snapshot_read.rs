@@ -17,7 +17,7 @@ fn round_trip<M: StateMachine + PartialEq + std::fmt::Debug>(body: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(snapshot) = ordo_service::snapshot::Snapshot::from_bytes(data.to_vec(), "fuzz input") {
+    if let Ok(snapshot) = ordo_service::machinery::snapshot::Snapshot::from_bytes(data.to_vec(), "fuzz input") {
         let _ = snapshot.body();
     }
     // The apps' own restore, on the raw bytes (as the container hands a body over).

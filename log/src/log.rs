@@ -581,7 +581,7 @@ impl Log {
     /// the leader sends links onto it. Crash-safe: a checkpoint marked `reset` is written
     /// first, and an interrupted reset is finished by the next open.
     pub fn reset_to(&mut self, base: &LogBase) -> Result<()> {
-        let mut checkpoint = base.checkpoint(true);
+        let mut checkpoint = checkpoint_of(base, true);
         checkpoint.store(&self.dir, self.config.cluster_id, self.config.durability == Durability::Fsync)?;
         let files: Vec<(Position, PathBuf)> =
             self.set.segments.iter().map(|s| (s.base(), s.path().to_path_buf())).collect();
@@ -603,36 +603,22 @@ impl Log {
     }
 }
 
-/// Where a log reset after a snapshot starts: the snapshot's position and what the log must
-/// know of the entry just before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogBase {
-    /// The first position of the new log (the snapshot covers everything below).
-    pub position: Position,
-    /// The term, position and checksum of the last entry below `position` (zero when
-    /// `position` is zero).
-    pub term: Term,
-    pub entry_position: Position,
-    pub checksum: u32,
-    /// The latest cluster time below `position`.
-    pub time_max: ClusterTimeNs,
-}
+pub use ordo_core::LogBase;
 
-impl LogBase {
-    fn checkpoint(&self, reset: bool) -> Checkpoint {
-        let mut terms = TermIndex::default();
-        if self.position > Position::ZERO {
-            debug_assert!(self.entry_position < self.position);
-            terms.observe(self.term, self.entry_position);
-        }
-        Checkpoint {
-            position_start: self.position,
-            position_scan: self.position,
-            checksum_prev: self.checksum,
-            time_max: self.time_max,
-            terms,
-            reset,
-        }
+/// The checkpoint of a log starting over at `base` (`reset`: marked as a reset in progress).
+fn checkpoint_of(base: &LogBase, reset: bool) -> Checkpoint {
+    let mut terms = TermIndex::default();
+    if base.position > Position::ZERO {
+        debug_assert!(base.entry_position < base.position);
+        terms.observe(base.term, base.entry_position);
+    }
+    Checkpoint {
+        position_start: base.position,
+        position_scan: base.position,
+        checksum_prev: base.checksum,
+        time_max: base.time_max,
+        terms,
+        reset,
     }
 }
 

@@ -18,12 +18,7 @@ const VOTE_MAGIC: &[u8; 8] = b"ORDOVOT1";
 const RECOVERING_FILE: &str = "recovering";
 const RECOVERING_MAGIC: &[u8; 8] = b"ORDOREC1";
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Vote {
-    pub term: Term,
-    /// Who this member voted for in `term`, if anyone.
-    pub voted_for: Option<MemberId>,
-}
+pub use ordo_core::Vote;
 
 /// Reads and writes `DIR/vote` for one cluster.
 #[derive(Debug)]

@@ -81,54 +81,45 @@
 #![deny(missing_docs)]
 
 mod client;
-mod client_keys;
-#[doc(hidden)]
-pub mod client_session;
-mod embed;
+// The machinery's own items are documented where a reader of the code needs it, not as API.
+#[allow(missing_docs)]
+mod disk;
+#[allow(missing_docs)]
+mod replica;
+#[allow(missing_docs)]
+mod run;
+#[allow(missing_docs)]
+mod sim;
 pub mod simulation;
 
 pub use client::{Client, ClientConfig, ClientError, Event, Reply, ReplyStatus};
-pub use embed::{Node, NodeError, Running, load_client_key, load_key};
 pub use ordo_core::{
     ClusterId, ClusterTimeNs, Context, Durability, IdleStrategy, MemberId, NodeConfig, Position, Security, SessionId,
     StateMachine, Threading,
 };
 pub use ordo_transport::ClientKey;
+pub use run::embed::{Node, NodeError, Running, load_client_key, load_key};
 
 #[doc(hidden)]
 pub use client::MemberStatus;
 
-/// The member's machinery: public for the `ordo` program and the benchmarks in this
-/// workspace, hidden from the documentation, no stability promised.
-macro_rules! machinery {
-    ($($module:ident),* $(,)?) => {
-        $(
-            #[doc(hidden)]
-            pub mod $module;
-        )*
-    };
+/// The member's machinery: public for the `ordo` program, the benchmarks and the tests in
+/// this workspace, hidden from the documentation, no stability promised. Everything else is
+/// private to the crate.
+#[doc(hidden)]
+pub mod machinery {
+    pub use crate::disk::{replay, snapshots};
+    pub use crate::replica::{consensus, snapshot};
+    pub use crate::run::{counters, member, node, runtime};
+    /// The simulator, as `ordo sim` runs it.
+    pub mod sim {
+        pub use crate::sim::{Faults, SimConfig, SimFailure, SimStats, run, run_app, tally_command};
+    }
+    /// The echo machine the benchmarks run.
+    pub mod echo {
+        pub use crate::echo::Echo;
+    }
 }
 
-machinery!(
-    consensus,
-    container,
-    counters,
-    divergence,
-    echo,
-    effects,
-    event_feed,
-    events,
-    mem_log,
-    member,
-    metrics,
-    node,
-    peer_watch,
-    records,
-    replica,
-    replay,
-    runtime,
-    service_agent,
-    serving,
-    sim,
-    snapshot,
-);
+#[allow(missing_docs)]
+mod echo;

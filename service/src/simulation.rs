@@ -39,7 +39,7 @@
 //! }
 //! ```
 
-use crate::consensus::DeliberateBug;
+use crate::replica::consensus::DeliberateBug;
 use ordo_core::StateMachine;
 use std::fmt;
 

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use ordo_service::echo::Echo;
-use ordo_service::member::Member;
+use ordo_service::machinery::echo::Echo;
+use ordo_service::machinery::member::Member;
 use ordo_service::{Client, ClientConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

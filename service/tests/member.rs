@@ -9,10 +9,10 @@ mod common;
 
 use common::*;
 use ordo_core::{MemberId, Position, Security, SessionId, Term};
-use ordo_service::consensus::Role;
-use ordo_service::echo::Echo;
-use ordo_service::member::{Member, MemberConfig};
-use ordo_service::replay::{ReplayOptions, replay};
+use ordo_service::machinery::consensus::Role;
+use ordo_service::machinery::echo::Echo;
+use ordo_service::machinery::member::{Member, MemberConfig};
+use ordo_service::machinery::replay::{ReplayOptions, replay};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, Endpoint, FrameCodec, KeyRing};
 use std::net::SocketAddr;

@@ -4,9 +4,9 @@
 //! cleanly, a member's folder replays to the state it had.
 
 use ordo_core::NodeConfig;
-use ordo_service::echo::Echo;
-use ordo_service::node;
-use ordo_service::replay::{ReplayOptions, replay};
+use ordo_service::machinery::echo::Echo;
+use ordo_service::machinery::node;
+use ordo_service::machinery::replay::{ReplayOptions, replay};
 use ordo_service::{Client, ClientConfig};
 use std::path::Path;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `ORDO_SIM_FIRST_SEED` change the range; a failure prints its seed, the checker, the last
 //! events and the command that reproduces it.
 
-use ordo_service::sim::{self, SimConfig};
+use ordo_service::machinery::sim::{self, SimConfig};
 
 #[test]
 fn a_thousand_seeds_with_every_fault_pass_every_checker() {

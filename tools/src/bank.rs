@@ -17,7 +17,7 @@ use crate::children::Members;
 use crate::netns::Network;
 use ordo_apps::ledger::{self, Command, Ledger, Reason, Reply};
 use ordo_core::{NodeConfig, Position};
-use ordo_service::replay::{ReplayOptions, replay};
+use ordo_service::machinery::replay::{ReplayOptions, replay};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

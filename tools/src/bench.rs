@@ -277,7 +277,8 @@ fn cluster_run(
     stop: &AtomicBool,
 ) -> Result<Run, Failure> {
     let mut client = target.client()?;
-    let mut fill = |k: u64, command: &mut Vec<u8>| crate::apps::workload_into(app, k, bench.size_bytes, command);
+    let app = crate::apps::app(app)?;
+    let mut fill = |k: u64, command: &mut Vec<u8>| app.workload_into(k, bench.size_bytes, command);
     let run = open_loop_run(bench, &mut client, label, rate, &mut fill, stop)?;
     if run.report.completed == 0 {
         return Err(Failure(format!(
@@ -339,7 +340,7 @@ fn open_loop_run(
     fill: &mut dyn FnMut(u64, &mut Vec<u8>),
     stop: &AtomicBool,
 ) -> Result<Run, Failure> {
-    ordo_service::runtime::prepare_thread(bench.idle);
+    ordo_service::machinery::runtime::prepare_thread(bench.idle);
     let mut load = OpenLoop::new(rate, bench.warmup, bench.duration);
     let mut idler = Idler::new(bench.idle);
     let drain_end_ns = load.end_ns() + DRAIN_LIMIT.as_nanos() as u64;

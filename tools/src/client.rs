@@ -23,7 +23,7 @@ fn line(number: usize, ok: bool, position: Option<u64>, reply: serde_json::Value
 /// Sends `commands` (one per line, `words` each) and prints a JSON line for each; returns
 /// whether every one succeeded.
 pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<bool, Failure> {
-    crate::apps::check(app)?;
+    let app = crate::apps::app(app)?;
     let mut client = target.client()?;
     let lines: Vec<String> =
         if stdin { std::io::stdin().lock().lines().collect::<Result<_, _>>()? } else { vec![words.join(" ")] };
@@ -32,7 +32,7 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
     let mut parsed = Vec::with_capacity(lines.len());
     for text in &lines {
         let words: Vec<&str> = text.split_whitespace().collect();
-        parsed.push(if words.is_empty() { None } else { Some(crate::apps::encode_words(app, &words)) });
+        parsed.push(if words.is_empty() { None } else { Some(app.encode_words(&words)) });
     }
     let mut ticket_of_line: Vec<Option<u64>> = Vec::with_capacity(parsed.len());
     for parse in &parsed {
@@ -62,7 +62,7 @@ pub fn run(target: &Target, app: &str, words: &[String], stdin: bool) -> Result<
                             Some(line(number, false, Some(reply.position.0), serde_json::Value::Null, Some(said)))
                         }
                         None => {
-                            let (rendered, error) = crate::apps::render_reply(app, &reply.reply);
+                            let (rendered, error) = app.render_reply(&reply.reply);
                             Some(line(number, error.is_none(), Some(reply.position.0), rendered, error))
                         }
                     },

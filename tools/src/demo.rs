@@ -94,10 +94,8 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     );
     let mut load = OpenLoop::new(demo.rate_per_s, Duration::ZERO, Duration::from_secs(demo.seconds));
     let run_ns = load.end_ns();
-    let app = nodes[0].app.clone();
-    let mut fill = |k: u64, command: &mut Vec<u8>| {
-        crate::apps::workload_into(&app, applied_before + k, demo.command_bytes, command)
-    };
+    let app = crate::apps::app(&nodes[0].app)?;
+    let mut fill = |k: u64, command: &mut Vec<u8>| app.workload_into(applied_before + k, demo.command_bytes, command);
     let mut killed: Option<(usize, Instant)> = None;
     let mut failover_ms = None;
     let mut first_commit_ms = None;

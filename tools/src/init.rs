@@ -57,14 +57,14 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
             .map_err(|e| Failure(format!("cannot create {}: {e}", node_dir.display())))?;
         let key_path = node_dir.join("cluster.key");
         let key = match key {
-            None => *key.insert(ordo_service::node::write_key(&key_path)?),
+            None => *key.insert(ordo_service::machinery::node::write_key(&key_path)?),
             Some(key) => {
-                ordo_service::node::write_key_bytes(&key_path, &key)?;
+                ordo_service::machinery::node::write_key_bytes(&key_path, &key)?;
                 key
             }
         };
         let log = LogConfig {
-            cluster_id: ordo_service::node::cluster_id_of_key(&key),
+            cluster_id: ordo_service::machinery::node::cluster_id_of_key(&key),
             segment_bytes: 16 << 20,
             durability: init.durability,
             ..LogConfig::default()
@@ -83,10 +83,10 @@ pub fn init(init: &Init) -> Result<Vec<PathBuf>, Failure> {
         paths.push(path);
     }
     // The clients' own key: members accept clients under it, never under the cluster key.
-    let cluster_id = ordo_service::node::cluster_id_of_key(&key.expect("one member at least"));
+    let cluster_id = ordo_service::machinery::node::cluster_id_of_key(&key.expect("one member at least"));
     let member_files: Vec<PathBuf> =
         (1..=init.members).map(|id| init.dir.join(format!("node-{id}/client-keys"))).collect();
-    ordo_service::node::write_client_keys(&init.dir.join("client.key"), cluster_id, &member_files)?;
+    ordo_service::machinery::node::write_client_keys(&init.dir.join("client.key"), cluster_id, &member_files)?;
     Ok(paths)
 }
 
@@ -129,10 +129,15 @@ mod tests {
         let paths = super::init(&init).unwrap();
         let configs: Vec<NodeConfig> = paths.iter().map(|p| NodeConfig::load(p).unwrap()).collect();
         assert_eq!(configs[2].members[2].address.port(), 19003);
-        let keys: Vec<_> = configs.iter().map(|c| ordo_service::node::load_key(&c.key_file).unwrap()).collect();
+        let keys: Vec<_> =
+            configs.iter().map(|c| ordo_service::machinery::node::load_key(&c.key_file).unwrap()).collect();
         assert!(keys.windows(2).all(|w| w[0] == w[1]), "one cluster key");
         assert_eq!(configs[0].cluster_id(), configs[1].cluster_id());
-        assert_eq!(configs[0].cluster_id(), ordo_service::node::cluster_id_of_key(&keys[0]), "known from the key");
+        assert_eq!(
+            configs[0].cluster_id(),
+            ordo_service::machinery::node::cluster_id_of_key(&keys[0]),
+            "known from the key"
+        );
         let again = super::init(&init).expect_err("an existing cluster is refused");
         assert!(again.0.contains("already holds a cluster"), "{}", again.0);
         let hosts = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];

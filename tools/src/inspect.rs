@@ -71,7 +71,7 @@ pub fn stat(dir: &Path, json: bool, watch: Option<&AtomicBool>) -> Result<(), Fa
 }
 
 fn is_total(name: &str) -> bool {
-    ordo_service::counters::Counter::ALL.iter().any(|c| c.name() == name && c.is_total())
+    ordo_service::machinery::counters::Counter::ALL.iter().any(|c| c.name() == name && c.is_total())
 }
 
 /// `ordo log verify`: every checksum and the chain; exit 1 naming the first bad entry.
@@ -120,7 +120,7 @@ pub fn log_dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> R
         let header = entry.header;
         let kind = entry.kind();
         let command = (kind == ordo_core::EntryKind::Command)
-            .then(|| crate::apps::describe_command(&node.app, entry.payload))
+            .then(|| crate::apps::app(&node.app).ok()?.describe_command(entry.payload))
             .flatten();
         let (position, term, time) = (entry.position().0, header.term().0, header.timestamp().0);
         let (session, correlation) = (header.session().0, header.correlation_id.get());
@@ -148,7 +148,7 @@ pub fn log_dump(dir: &Path, from: Option<u64>, to: Option<u64>, json: bool) -> R
 /// `ordo replay`: the state rebuilt offline from the newest snapshot and the log.
 pub fn replay(dir: &Path, to: Option<u64>, no_snapshot: bool, json: bool) -> Result<(), Failure> {
     let node = member_config(dir)?;
-    let options = ordo_service::replay::ReplayOptions { to: to.map(Position), no_snapshot };
+    let options = ordo_service::machinery::replay::ReplayOptions { to: to.map(Position), no_snapshot };
     let report = crate::apps::replay_report(&node, &options)?;
     if json {
         println!(
@@ -182,21 +182,14 @@ pub struct Sim {
 }
 
 pub fn sim(settings: &Sim) -> Result<bool, Failure> {
-    use ordo_service::sim::{Faults, SimConfig, run_app};
-    crate::apps::check(&settings.app)?;
+    use ordo_service::machinery::sim::{Faults, SimConfig};
+    let app = crate::apps::app(&settings.app)?;
     let started = std::time::Instant::now();
     let (mut failures, mut ticks, mut commits) = (0u64, 0u64, 0u64);
     for seed in settings.first..settings.first + settings.seeds {
         let faults = if settings.faults { Faults::ALL } else { Faults::NONE };
         let config = SimConfig { members: settings.members, faults, ..SimConfig::new(seed) };
-        let result = match settings.app.as_str() {
-            "ledger" => run_app::<ordo_apps::ledger::Ledger>(config, ordo_apps::ledger::workload_command),
-            "kv" => run_app::<ordo_apps::kv::Kv>(config, ordo_apps::kv::workload_command),
-            "mutex" => run_app::<ordo_apps::mutex::Mutex>(config, ordo_apps::mutex::workload_command),
-            "airlock" => run_app::<ordo_apps::airlock::Airlock>(config, ordo_apps::airlock::workload_command),
-            "book" => run_app::<ordo_apps::book::Book>(config, ordo_apps::book::workload_command),
-            _ => ordo_service::sim::run(config),
-        };
+        let result = app.simulate(config);
         match result {
             Ok(stats) => {
                 ticks += stats.ticks;
@@ -295,7 +288,8 @@ pub fn describe(target: &crate::target::Target, json: bool) -> Result<(), Failur
 /// `ordo snapshot list|inspect|verify`: a member's snapshots, offline.
 pub fn snapshot(dir: &Path, action: &str, position: Option<u64>, json: bool) -> Result<bool, Failure> {
     let node = member_config(dir)?;
-    let store = ordo_service::snapshot::SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
+    let store =
+        ordo_service::machinery::snapshots::SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
     let files = store.list()?;
     let chosen: Vec<_> = match position {
         Some(p) => files.into_iter().filter(|(at, _)| at.0 == p).collect(),
@@ -337,7 +331,8 @@ pub fn snapshot(dir: &Path, action: &str, position: Option<u64>, json: bool) -> 
         });
         if action == "verify" {
             // Its state hash must be what replaying the log to its position gives.
-            let options = ordo_service::replay::ReplayOptions { to: Some(info.position()), no_snapshot: true };
+            let options =
+                ordo_service::machinery::replay::ReplayOptions { to: Some(info.position()), no_snapshot: true };
             let verdict = match crate::apps::replay_report(&node, &options) {
                 Ok(report) if report.position == info.position() && report.state_hash == info.state_hash => {
                     "matches a replay".to_string()
@@ -371,6 +366,7 @@ pub fn events_tail(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), Failure> {
     let node = member_config(dir)?;
+    let app = crate::apps::app(&node.app)?;
     let events_config = ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..node.log.clone() };
     let mut reader = ordo_log::LogReader::open(&node.data_dir.join("events"), &events_config)?;
     let mut position = from.map_or(reader.position_start(), Position);
@@ -385,7 +381,7 @@ pub fn events_tail(
                 continue;
             }
             let header = entry.header;
-            let text = crate::apps::describe_event(&node.app, entry.payload);
+            let text = app.describe_event(entry.payload);
             let line = if json {
                 serde_json::json!({
                     "position": entry.position().0,
@@ -422,7 +418,7 @@ pub fn events_tail(
 /// depend on it) and stored; the member starts from it: its log begins at the snapshot's
 /// position, its state is the snapshot's.
 pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
-    use ordo_service::snapshot::{Snapshot, SnapshotStore};
+    use ordo_service::machinery::{snapshot::Snapshot, snapshots::SnapshotStore};
     let node = member_config(dir)?;
     let bytes = std::fs::read(from).map_err(|e| Failure(format!("cannot read {}: {e}", from.display())))?;
     let snapshot = Snapshot::from_bytes(bytes, &from.display().to_string())?;

@@ -75,7 +75,7 @@ pub fn resolve(args: &TargetArgs) -> Result<Target, Failure> {
         (Some(dir), true) => Target::of_node(&cluster_config(dir)?, Some(dir.clone())),
         (None, false) => {
             let key_file = args.key_file.as_ref().ok_or_else(|| Failure("--cluster needs --key-file".into()))?;
-            let (key, cluster_id) = ordo_service::node::load_client_key_file(key_file)?;
+            let (key, cluster_id) = ordo_service::machinery::node::load_client_key_file(key_file)?;
             let cluster_id = cluster_id.ok_or_else(|| {
                 Failure(format!(
                     "{} names no cluster (a line `cluster ID`, which `ordo init` writes in DIR/client.key)",

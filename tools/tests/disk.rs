@@ -157,7 +157,7 @@ fn a_full_disk_stops_the_member_with_a_clear_error_and_loses_nothing_acknowledge
     let configs = init_small_segments(&cluster, 1, common::base_port(4), "kv");
     let disk = Mount::tmpfs(&cluster.join("node-1/data"), "size=3m");
     // The new volume is a new member's folder: formatted, as `ordo init` formats one.
-    ordo_service::node::format(&ordo_core::NodeConfig::load(&configs[0]).unwrap()).unwrap();
+    ordo_service::machinery::node::format(&ordo_core::NodeConfig::load(&configs[0]).unwrap()).unwrap();
     let mut nodes = Nodes(vec![
         Command::new(env!("CARGO_BIN_EXE_ordo"))
             .args(["node", "--config", configs[0].to_str().unwrap()])

@@ -21,7 +21,7 @@ fn garbage_at_live_members_is_dropped_counted_and_never_applied() {
     let configs = common::init(&cluster, "echo", base);
     let _nodes = start_nodes(&configs);
     let node = ordo_core::NodeConfig::load(&configs[0]).unwrap();
-    let key = ordo_service::node::load_key(&node.key_file).unwrap();
+    let key = ordo_service::machinery::node::load_key(&node.key_file).unwrap();
     let members: Vec<SocketAddr> = node.members.iter().map(|m| m.address).collect();
 
     // The garbage, made once.
@@ -154,7 +154,7 @@ fn a_client_cannot_act_as_a_member_and_client_keys_are_added_and_retired_live() 
         FrameCodec::new(node.cluster_id(), MemberId(1), Security::Mac, KeyRing::for_client(&client_key), 1408)
             .with_key_id(client_key.id);
     // And the cluster key, even if a client had it, does not carry a client's frames.
-    let cluster_key = ordo_service::node::load_key(&node.key_file).unwrap();
+    let cluster_key = ordo_service::machinery::node::load_key(&node.key_file).unwrap();
     let mut as_member =
         FrameCodec::new(node.cluster_id(), MemberId(2), Security::Mac, KeyRing::new(FrameKey::new(&cluster_key)), 1408);
     let seal = |codec: &mut FrameCodec, body: Body<'_>| {

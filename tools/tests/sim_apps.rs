@@ -3,7 +3,7 @@
 //! through crashes, partitions, loss and clock drift; a ledger broken on purpose is caught.
 
 use ordo_apps::ledger::{LeakyLedger, Ledger, workload_command};
-use ordo_service::sim::{SimConfig, run_app};
+use ordo_service::machinery::sim::{SimConfig, run_app};
 
 #[test]
 fn the_ledger_keeps_its_invariants_on_every_member_through_every_fault() {

@@ -12,7 +12,7 @@ use ordo_apps::ledger::{self, Command, Ledger};
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, ClusterTimeNs, Position, SessionId, Term};
 use ordo_log::LogBase;
-use ordo_service::snapshot::SnapshotStore;
+use ordo_service::machinery::snapshots::SnapshotStore;
 use std::io::Write;
 use std::time::Instant;
 

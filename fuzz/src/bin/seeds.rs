@@ -69,7 +69,7 @@ fn main() {
     ];
     for (index, (app, (commands, body))) in apps.iter().enumerate() {
         let mut file = Vec::new();
-        ordo_service::snapshot::Snapshot::encode(ordo_fuzz::CLUSTER, &base, &base, app, body, &mut file);
+        ordo_service::machinery::snapshot::Snapshot::encode(ordo_fuzz::CLUSTER, &base, &base, app, body, &mut file);
         write("snapshot_read", &format!("{app}-file"), &file);
         write("snapshot_read", &format!("{app}-body"), &[&[index as u8][..], body].concat());
         let mut input = vec![index as u8];

@@ -3,8 +3,8 @@
 //! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none] [--json]
 //! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority|recovering-votes]`
 
-use ordo_service::consensus::DeliberateBug;
-use ordo_service::sim::{self, Faults, SimConfig};
+use ordo_service::machinery::consensus::DeliberateBug;
+use ordo_service::machinery::sim::{self, Faults, SimConfig};
 use std::time::Instant;
 
 fn main() {

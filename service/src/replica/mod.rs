@@ -1,4 +1,4 @@
-//! The replica: one member's whole duty cycle, sans-I/O. The real member ([`crate::member`])
+//! The replica: one member's whole duty cycle, sans-I/O. The real member ([`crate::run::member`])
 //! drives it over a UDP endpoint and its folder on disk; the simulator ([`crate::sim`])
 //! drives the same code over its simulated network and in-memory storage. Only sockets,
 //! files, threads and clocks differ.
@@ -16,31 +16,40 @@
 //!
 //! Snapshots: a snapshot-request entry makes every member write one at the same position
 //! (then the log below the oldest kept goes) and tell the others its state hash, so a
-//! replica that diverged is named ([`crate::divergence`]). The leader sends its newest
+//! replica that diverged is named ([`crate::replica::divergence`]). The leader sends its newest
 //! snapshot to a follower that needs entries it deleted; a member restores it before it
 //! applies anything committed after it.
 
-pub mod network;
+pub mod consensus;
+pub(crate) mod container;
+pub(crate) mod divergence;
+pub(crate) mod effects;
+pub(crate) mod event_feed;
+pub(crate) mod events;
+pub(crate) mod network;
+pub(crate) mod peer_watch;
+pub(crate) mod records;
+pub(crate) mod service;
+pub(crate) mod serving;
+pub mod snapshot;
 
-use crate::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
-use crate::container::Container;
-use crate::divergence::{Divergence, StateHashes};
-use crate::effects::{self, CarryError, Outbox, Storage, StorageError};
-use crate::event_feed::EventFeed;
-use crate::events;
-use crate::peer_watch::PeerWatch;
-use crate::records::{self, Record, RecordReader};
-use crate::runtime::{Runner, RunnerConfig, Stopped};
-use crate::service_agent::{
-    InPlace, MappedLog, OutputHook, ServiceAgent, ServiceError, ServiceParts, Shared, ThreadedService, ToService,
+use crate::replica::consensus::{Append, Consensus, ConsensusConfig, Effect, LogView, NotLeader, Role};
+use crate::replica::container::Container;
+use crate::replica::divergence::{Divergence, StateHashes};
+use crate::replica::event_feed::EventFeed;
+use crate::replica::peer_watch::PeerWatch;
+use crate::replica::service::FromService;
+use crate::replica::service::{
+    InPlace, OutputHook, ServiceAgent, ServiceError, ServiceParts, Shared, ThreadedService, ToService,
 };
-use crate::service_agent::FromService;
-use crate::serving;
+use crate::run::runtime::{Runner, RunnerConfig, Stopped};
 use crossbeam_channel::{Receiver, Sender};
+use effects::{CarryError, Outbox, Storage, StorageError};
 use network::{Address, Network};
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, LogSource, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, Frame, FrameType, ResponseStatus};
+use records::{Record, RecordReader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,6 +87,8 @@ pub struct Hooks {
     /// Check that every snapshot restores to the same state (else only the first, in debug
     /// builds).
     pub check_every_snapshot: bool,
+    /// A consensus rule to break on purpose (the simulator's tests of its checkers).
+    pub deliberate_bug: Option<crate::replica::consensus::DeliberateBug>,
 }
 
 /// Where a client is answered: the address it was last heard from, and the key it sealed
@@ -105,13 +116,19 @@ pub struct ReplicaConfig<A> {
     pub reply_bytes_max: usize,
 }
 
+/// A service agent over storage `S`'s event log and snapshot sink.
+type Agent<M, S> = ServiceAgent<M, <S as Storage>::Events, <S as Storage>::Snapshots>;
+
+/// A service agent on a thread of its own, reading through storage `S`'s own mapping.
+type Threaded<M, S> = ThreadedService<M, <S as Storage>::Events, <S as Storage>::Snapshots, <S as Storage>::OwnLog>;
+
 /// Where the replica's service agent runs.
 enum ServiceSlot<M: StateMachine, S: Storage> {
     /// Called from the duty cycle (`shared` threading; always in the simulator), reading the
     /// log in place.
-    Inline(Box<ServiceAgent<M, S::Events, S::Snapshots>>),
+    Inline(Box<Agent<M, S>>),
     /// On its own thread (`dedicated`), reading the log through its own mapping.
-    Dedicated(Runner<ThreadedService<M, S::Events, S::Snapshots>>),
+    Dedicated(Runner<Threaded<M, S>>),
     /// Only while moving between the two.
     Moving,
 }
@@ -203,14 +220,14 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         mut events: S::Events,
         snapshots: S::Snapshots,
         hooks: Hooks,
-        threaded: Option<(MappedLog, RunnerConfig)>,
+        threaded: Option<(S::OwnLog, RunnerConfig)>,
         now_ns: u64,
         wall_ns: u64,
     ) -> Result<Self, ReplicaError> {
         let vote = storage.vote();
         let (term, voted_for) = Consensus::starting_vote(vote.term, vote.voted_for, storage.view().last_term());
         let container = match storage.newest_snapshot() {
-            Some(snapshot) => crate::service_agent::restore(snapshot)?,
+            Some(snapshot) => crate::replica::service::restore(snapshot)?,
             None => Container::new(machine),
         };
         let snapshot_events = storage.newest_snapshot().map(|s| s.info.events);
@@ -245,6 +262,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
         consensus.set_clock(wall_ns);
         consensus.note_committed(applied); // its snapshot holds only what was committed
+        consensus.break_deliberately(hooks.deliberate_bug);
         if storage.recovering() {
             tracing::warn!(
                 "member {} is recovering (it lost its state, or was restored from a snapshot into a folder that was not a new cluster's), so it will not vote until it has caught up from a leader; if most members are recovering, stop them all and copy the data folder of one that is not over theirs (docs/operations.md)",
@@ -270,7 +288,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
             snapshot_requested_at: applied,
             state_hashes: StateHashes::new(config.consensus.members.len()),
             event_feed: EventFeed::default(),
-            peer_watch: PeerWatch::new(&config.peers, now_ns, crate::peer_watch::SILENCE_REPORTED_NS),
+            peer_watch: PeerWatch::new(&config.peers, now_ns, crate::replica::peer_watch::SILENCE_REPORTED_NS),
             effect_hook: hooks.effects,
             frames_refused: 0,
             client_sends_failed: 0,
@@ -602,27 +620,30 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
 
     fn carry_out_deferring_sync(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, sync_pending, .. } = self;
-        let mut check = |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
-        *sync_pending |= effects::carry_out_deferring_sync(consensus, storage, pending, out, &mut check)
-            .map_err(carry_error)?;
+        let mut check =
+            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        *sync_pending |=
+            effects::carry_out_deferring_sync(consensus, storage, pending, out, &mut check).map_err(carry_error)?;
         Ok(())
     }
 
     fn carry_out(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, .. } = self;
-        let mut check = |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        let mut check =
+            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
         effects::carry_out(consensus, storage, pending, out, &mut check).map_err(carry_error)
     }
 
     fn sync_and_report(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, .. } = self;
-        let mut check = |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        let mut check =
+            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
         effects::sync_and_report(consensus, storage, pending, out, &mut check).map_err(carry_error)
     }
 
     /// The service agent, when it runs inside the duty cycle (`shared` threading, or after
     /// [`Replica::join_service`]).
-    pub fn inline(&self) -> &ServiceAgent<M, S::Events, S::Snapshots> {
+    pub fn inline(&self) -> &Agent<M, S> {
         match &self.service {
             ServiceSlot::Inline(agent) => agent,
             _ => panic!("the service runs on its own thread: call join_service first to look at its state"),

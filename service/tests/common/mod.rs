@@ -6,8 +6,8 @@ use ordo_core::machine::StateMachine;
 use ordo_core::{
     ClusterId, ConsensusSettings, Durability, LogConfig, MemberId, NodeConfig, Security, SnapshotSettings,
 };
-use ordo_service::echo::Echo;
-use ordo_service::member::{Member, MemberConfig, Opened};
+use ordo_service::machinery::echo::Echo;
+use ordo_service::machinery::member::{Member, MemberConfig, Opened};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{ClientKey, Endpoint, FrameCodec, FrameKey, KeyRing};
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub fn open_member_with<M: StateMachine>(
 ) -> (Member<M>, Opened) {
     let net = StdUdp::bind(addresses[id as usize - 1], 1408).unwrap();
     let codec = FrameCodec::new(CLUSTER, MemberId(id), Security::Mac, KeyRing::new(FrameKey::new(&KEY)), 1408);
-    let mut config = ordo_service::node::member_config(&node_config(id, dir, addresses)).unwrap();
+    let mut config = ordo_service::machinery::node::member_config(&node_config(id, dir, addresses)).unwrap();
     let client_keys = dir.join("client-keys");
     std::fs::write(&client_keys, CLIENT_KEY.to_line()).unwrap();
     config.client_keys_file = Some(client_keys);

@@ -20,10 +20,10 @@
 //!   stops there (`snapshot_due`) so the driver writes [`Container::encode`] at exactly that
 //!   position, the same on every member; [`Container::restore`] reads it back.
 
+use ordo_core::LogBase;
 use ordo_core::checksum::crc64;
 use ordo_core::machine::{Context, StateMachine, TimerRequest};
 use ordo_core::{ClusterTimeNs, EntryKind, EntryView, Position, SessionId, Term};
-use ordo_log::LogBase;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Sequences remembered per session below the highest applied one.
@@ -492,7 +492,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem_log::MemLog;
+    use crate::sim::mem_log::MemLog;
     use ordo_core::{EntryMeta, LogSource, Term};
 
     /// Sums the first byte of each command, replies with the sum, schedules timer 9.

@@ -10,12 +10,12 @@
 //!   within the window of the oldest unanswered one, so a retry is never older than the
 //!   window the cluster remembers (which would leave it unsure whether the command was
 //!   applied).
-//! - Events come from whichever member the client talks to ([`crate::event_feed`]): every
+//! - Events come from whichever member the client talks to ([`crate::replica::event_feed`]): every
 //!   member's event log is the same, so after a failover the client asks the next member from
 //!   the position it reached.
 
 use crate::client::{Event, Reply, ReplyStatus};
-use crate::container::SEQUENCE_WINDOW;
+use crate::replica::container::SEQUENCE_WINDOW;
 use ordo_core::entry::decode_entry;
 use ordo_core::{EntryKind, HEADER_BYTES, Position, SessionId};
 use ordo_transport::{Body, Frame, ResponseStatus};

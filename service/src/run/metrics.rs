@@ -6,7 +6,7 @@
 //! HTTP/1.0-style, one request a connection, with short timeouts: enough for Prometheus and
 //! `curl`, and too small a job for an HTTP crate (ARCHITECTURE.md).
 
-use crate::counters::Counter;
+use crate::run::counters::Counter;
 use ordo_log::counters::CountersReader;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -115,7 +115,7 @@ pub fn render(counters: &CountersReader, member_id: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::Counters;
+    use crate::run::counters::Counters;
 
     fn get(address: SocketAddr, path: &str) -> String {
         let mut stream = TcpStream::connect(address).unwrap();

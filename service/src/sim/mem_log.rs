@@ -2,8 +2,13 @@
 //! mapped log (it uses core's codec), one contiguous buffer instead of segments, and a
 //! durable position that a simulated crash falls back to, possibly leaving a torn tail.
 
-use crate::consensus::LogView;
+use crate::replica::consensus::LogView;
+use crate::replica::effects::{Storage, StorageError};
+use crate::replica::events::{EventStore, base_of};
+use crate::replica::service::{CommittedLog, SnapshotSink};
+use crate::replica::snapshot::{Snapshot, SnapshotError, check_received};
 use ordo_core::entry::{decode_entry, encode_entry, entry_span_bytes};
+use ordo_core::{ClusterId, EntryKind, LogBase, MemberId, Vote};
 use ordo_core::{ClusterTimeNs, EntryMeta, Error, LogSource, Position, Term};
 use ordo_log::TermIndex;
 
@@ -32,6 +37,7 @@ impl MemLog {
     }
 
     /// The bytes from the log's start to its end, and that start.
+    #[cfg(test)]
     pub fn bytes(&self) -> (Position, &[u8]) {
         (self.start, &self.bytes[self.start.0 as usize..])
     }
@@ -332,10 +338,159 @@ pub struct MemStorage {
     pub log: MemLog,
     pub vote: ordo_log::Vote,
     /// Oldest first.
-    pub snapshots: Vec<crate::snapshot::Snapshot>,
+    pub snapshots: Vec<crate::replica::snapshot::Snapshot>,
     /// The recovering mark (see `ordo_log::vote`): set when the member lost its disk,
     /// cleared once it caught up.
     pub recovering: bool,
     /// A snapshot installed from the leader, for the service to restore.
-    pub installed: Option<crate::snapshot::Snapshot>,
+    pub installed: Option<crate::replica::snapshot::Snapshot>,
+}
+
+/// Snapshots kept in memory by the simulator's storage.
+const MEM_SNAPSHOTS_KEPT: usize = 2;
+
+/// The simulator's snapshot sink: the snapshot encoded in memory (the member's storage
+/// keeps it, as a disk would, once the consensus side hears of it).
+pub struct MemSnapshots;
+
+impl SnapshotSink for MemSnapshots {
+    fn write(
+        &mut self,
+        base: &LogBase,
+        events: &LogBase,
+        app: &str,
+        body: &[u8],
+    ) -> Result<(Snapshot, Option<Position>), StorageError> {
+        let mut bytes = Vec::new();
+        Snapshot::encode(ClusterId::default(), base, events, app, body, &mut bytes);
+        Ok((Snapshot::from_bytes(bytes, "just taken")?, None))
+    }
+}
+
+/// The simulator runs every service inline: it has no log mapping of its own to give one.
+pub enum NoOwnLog {}
+
+impl LogSource for NoOwnLog {
+    fn read_log(&self, _position: Position) -> Option<(Position, &[u8])> {
+        match *self {}
+    }
+    fn log_end(&self) -> Position {
+        match *self {}
+    }
+}
+
+impl CommittedLog for NoOwnLog {
+    fn refresh_until(&mut self, _commit: Position) -> Result<(), StorageError> {
+        match *self {}
+    }
+    fn release_below(&mut self, _applied: Position) {
+        match *self {}
+    }
+    fn reopen(&mut self) -> Result<(), StorageError> {
+        match *self {}
+    }
+}
+
+impl Storage for MemStorage {
+    type Events = MemLog;
+    type Snapshots = MemSnapshots;
+    type OwnLog = NoOwnLog;
+    fn view(&self) -> &dyn LogView {
+        &self.log
+    }
+    fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append(meta, payload)?)
+    }
+    fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append_raw(position, bytes)?)
+    }
+    fn truncate_to(&mut self, position: Position) -> Result<(), StorageError> {
+        self.log.truncate_to(position);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<Position, StorageError> {
+        Ok(self.log.sync())
+    }
+    fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        self.vote = Vote { term, voted_for };
+        Ok(())
+    }
+    fn snapshot_taken(&mut self, snapshot: Snapshot, _oldest_kept: Option<Position>) -> Result<(), StorageError> {
+        self.snapshots.push(snapshot);
+        if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
+        self.log.delete_below(self.snapshots[0].info.position());
+        Ok(())
+    }
+    fn take_installed(&mut self) -> Option<Snapshot> {
+        self.installed.take()
+    }
+    fn vote(&self) -> Vote {
+        self.vote
+    }
+    fn recovering(&self) -> bool {
+        self.recovering
+    }
+    fn events_for_feed(&mut self, _published: Position) -> Option<&dyn LogSource> {
+        None // the simulator's clients do not subscribe to events
+    }
+    fn events_reset(&mut self) {}
+    fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
+        let (snapshot, reset) = match check_received(bytes, ClusterId::default(), &self.log) {
+            Ok(checked) => checked,
+            Err(error) => return Ok(Err(error)),
+        };
+        if reset {
+            self.log.reset_to(&snapshot.info.base);
+        }
+        self.installed = Some(snapshot.clone());
+        self.snapshots.push(snapshot);
+        if self.snapshots.len() > MEM_SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
+        Ok(Ok(()))
+    }
+    fn newest_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshots.last()
+    }
+    fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        self.vote = Vote { term, voted_for };
+        self.recovering = false;
+        Ok(())
+    }
+}
+
+impl EventStore for MemLog {
+    fn events_start(&self) -> Position {
+        self.start()
+    }
+    fn events_end(&self) -> Position {
+        self.end()
+    }
+    fn event_at(&self, position: Position) -> Option<(Option<Position>, Position)> {
+        let entry = self.entry(position)?;
+        let source = (entry.kind() == EntryKind::Event).then(|| Position(entry.header.correlation_id.get()));
+        Some((source, entry.next_position()))
+    }
+    fn append_event(&mut self, meta: &EntryMeta, event: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.append(meta, event)?)
+    }
+    fn truncate_events(&mut self, position: Position) -> Result<(), StorageError> {
+        self.truncate_to(position);
+        Ok(())
+    }
+    fn reset_events(&mut self, base: &LogBase) -> Result<(), StorageError> {
+        self.reset_to(base);
+        Ok(())
+    }
+    fn sync_events(&mut self) -> Result<Position, StorageError> {
+        Ok(self.sync())
+    }
+    fn events_base(&self) -> LogBase {
+        let terms = self.terms();
+        let entry_position = terms.first_position(terms.last_term()).unwrap_or(Position::ZERO);
+        use crate::replica::consensus::LogView;
+        base_of(self.log_end(), terms.last_term(), entry_position, self.checksum_last(), LogView::time_max(self))
+    }
 }

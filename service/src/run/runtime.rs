@@ -110,10 +110,10 @@ pub fn pin_to_core(core: usize) -> std::io::Result<()> {
     rustix::thread::sched_setaffinity(None, &set).map_err(std::io::Error::from)
 }
 
-impl<M: ordo_core::machine::StateMachine> Agent for crate::member::Member<M> {
-    type Error = crate::member::MemberError;
+impl<M: ordo_core::machine::StateMachine> Agent for crate::run::member::Member<M> {
+    type Error = crate::run::member::MemberError;
     fn do_work(&mut self, now_ns: u64) -> Result<usize, Self::Error> {
-        crate::member::Member::do_work(self, now_ns)
+        crate::run::member::Member::do_work(self, now_ns)
     }
     fn role_name(&self) -> String {
         format!("ordo-member-{}", self.id().0)

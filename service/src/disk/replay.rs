@@ -7,8 +7,9 @@
 //! The log's tail may hold entries not yet committed when the member stopped (the commit
 //! position is not stored); replay applies every entry the log holds up to `to`.
 
-use crate::container::Container;
-use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
+use crate::disk::snapshots::SnapshotStore;
+use crate::replica::container::Container;
+use crate::replica::snapshot::{SnapshotError, SnapshotInfo};
 use ordo_core::machine::StateMachine;
 use ordo_core::{LogConfig, LogSource, Position};
 use ordo_log::{LogError, LogReader};

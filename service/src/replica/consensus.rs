@@ -33,8 +33,8 @@ use ordo_core::entry::read_header;
 use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, PeerStream, Received, StreamConfig, StreamReceiver};
 
-/// What consensus reads of the log. Implemented by `ordo_log::Log` and the simulator's
-/// in-memory log.
+/// What consensus reads of the log. Implemented by the mapped log (`crate::disk`) and the
+/// simulator's in-memory one.
 pub trait LogView: LogSource {
     /// The first position the log holds (everything below is in a snapshot).
     fn log_start(&self) -> Position;
@@ -52,36 +52,6 @@ pub trait LogView: LogSource {
     fn position_durable(&self) -> Position;
     /// The latest cluster time of any entry the log has held.
     fn time_max(&self) -> ClusterTimeNs;
-}
-
-impl LogView for ordo_log::Log {
-    fn log_start(&self) -> Position {
-        self.position_start()
-    }
-    fn last_term(&self) -> Term {
-        ordo_log::Log::last_term(self)
-    }
-    fn term_at(&self, position: Position) -> Option<Term> {
-        self.terms().term_at(position)
-    }
-    fn term_start(&self, term: Term) -> Option<Position> {
-        self.terms().first_position(term)
-    }
-    fn checksum_before(&self, position: Position) -> Option<u32> {
-        if ordo_log::segments::entry_start(position, self.config().segment_bytes) == self.position_append() {
-            return Some(self.checksum_last());
-        }
-        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum_prev())
-    }
-    fn checksum_of_entry_at(&self, position: Position) -> Option<u32> {
-        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum())
-    }
-    fn position_durable(&self) -> Position {
-        ordo_log::Log::position_durable(self)
-    }
-    fn time_max(&self) -> ClusterTimeNs {
-        ordo_log::Log::time_max(self)
-    }
 }
 
 /// The most members a cluster has (1, 3 or 5 in practice).
@@ -181,12 +151,10 @@ pub struct ConsensusConfig {
     pub snapshot_bytes_max: u64,
     /// Seeds the election-timeout randomness (deterministic in the simulator).
     pub seed: u64,
-    /// A rule to break on purpose, to show the simulator catches it. Always `None` outside
-    /// the simulator's own tests.
-    pub deliberate_bug: Option<DeliberateBug>,
 }
 
-/// Rules the simulator's tests break on purpose.
+/// Rules the simulator's tests break on purpose ([`Consensus::break_deliberately`]), to
+/// show its checkers catch each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliberateBug {
     /// Commit by count alone, even entries of older terms (Raft's figure 8).
@@ -276,6 +244,8 @@ pub struct Consensus {
     /// The highest commit position the current leader announced (a recovering member is
     /// caught up once it holds it).
     leader_commit: Position,
+    /// A rule broken on purpose: set only by the simulator's hooks, never in a member.
+    deliberate_bug: Option<DeliberateBug>,
 }
 
 impl Consensus {
@@ -305,24 +275,35 @@ impl Consensus {
             incoming: None,
             recovering: false,
             leader_commit: Position::ZERO,
+            deliberate_bug: None,
             config,
         };
         consensus.reset_election_deadline(now_ns);
         consensus
     }
 
+    /// Breaks a rule on purpose from now on: the simulator's hook, to show its checkers
+    /// catch each broken rule. A member never calls it.
+    pub fn break_deliberately(&mut self, bug: Option<DeliberateBug>) {
+        self.deliberate_bug = bug;
+    }
+
     /// The term and vote a member starts with, from its stored vote and its log's last term:
     /// never a term below the log's (a log reset to a snapshot carries the snapshot's term,
     /// and the vote file may be older or missing; starting lower, the member would win an
     /// election and append entries of a term older than its log's last).
-    pub fn starting_vote(stored_term: Term, voted_for: Option<MemberId>, log_last_term: Term) -> (Term, Option<MemberId>) {
+    pub fn starting_vote(
+        stored_term: Term,
+        voted_for: Option<MemberId>,
+        log_last_term: Term,
+    ) -> (Term, Option<MemberId>) {
         if log_last_term > stored_term { (log_last_term, None) } else { (stored_term, voted_for) }
     }
 
     /// This member starts without its state (see `recovering`): it follows a leader and
     /// catches up, and stands and votes only once it holds everything committed.
     pub fn start_recovering(&mut self) {
-        self.recovering = self.config.deliberate_bug != Some(DeliberateBug::RecoveringVotes);
+        self.recovering = self.deliberate_bug != Some(DeliberateBug::RecoveringVotes);
     }
 
     /// Whether this member is still catching up after losing its state.
@@ -540,8 +521,7 @@ impl Consensus {
                 | EntryKind::Timer
                 | EntryKind::SnapshotRequest
         ));
-        let meta =
-            EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(), session, correlation_id };
+        let meta = EntryMeta { kind, flags: 0, term: self.term, timestamp: self.stamp(), session, correlation_id };
         out.push(Effect::Append { meta, payload });
         out.push(Effect::Sync);
         Ok(())
@@ -565,7 +545,7 @@ impl Consensus {
                 let leader_fresh = self.role == Role::Leader
                     || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
                 let log_ok = Self::up_to_date(log, last_term, last_position)
-                    || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
+                    || self.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
                 let granted = term > self.term && !leader_fresh && log_ok && !self.recovering;
                 // A refusal carries this member's term: a candidate behind it adopts it
                 // (etcd's rule), or two members, one with the newer term and one with the
@@ -579,7 +559,7 @@ impl Consensus {
                     self.become_follower(term, None, out);
                 }
                 let log_ok = Self::up_to_date(log, last_term, last_position)
-                    || self.config.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
+                    || self.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
                 let granted = term == self.term
                     && self.role == Role::Follower
                     && self.voted_for.is_none_or(|v| v == from)
@@ -1013,11 +993,11 @@ impl Consensus {
         let members = self.peers.len() + 1;
         durable[..members].sort_unstable_by(|a, b| b.cmp(a));
         let quorum =
-            if self.config.deliberate_bug == Some(DeliberateBug::CommitWithoutMajority) { 1 } else { self.majority() };
+            if self.deliberate_bug == Some(DeliberateBug::CommitWithoutMajority) { 1 } else { self.majority() };
         let candidate = durable[quorum - 1];
         // Only past this leader's first entry: an older term's entry commits under ours.
         let past_term_start =
-            candidate > self.term_start || self.config.deliberate_bug == Some(DeliberateBug::CommitOlderTermByCount);
+            candidate > self.term_start || self.deliberate_bug == Some(DeliberateBug::CommitOlderTermByCount);
         if past_term_start && candidate > self.commit {
             self.commit = candidate;
             out.push(Effect::Commit { position: candidate });
@@ -1071,7 +1051,7 @@ fn whole_entries_span(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem_log::MemLog;
+    use crate::sim::mem_log::MemLog;
 
     const TIMEOUT: u64 = 100;
 
@@ -1085,7 +1065,6 @@ mod tests {
             entry_bytes_max: 4096,
             snapshot_bytes_max: 1 << 20,
             seed: 1,
-            deliberate_bug: None,
         }
     }
 
@@ -1339,7 +1318,7 @@ mod tests {
         let (mut leader, now) = leader(&log);
         let snapshot_at = Position(log.end().0 / 2 / 96 * 96); // an entry boundary (96-byte entries)
         let last = log.entry(Position(snapshot_at.0 - 96)).unwrap();
-        let base = ordo_log::LogBase {
+        let base = ordo_core::LogBase {
             position: snapshot_at,
             term: last.header.term(),
             entry_position: last.position(),
@@ -1544,13 +1523,20 @@ mod tests {
         let logs = [log_of(&[1, 1, 3]), log_of(&[1, 1])];
         let mut nodes = [Consensus::new(config(1), Term(3), None, 0), Consensus::new(config(2), Term(5), None, 0)];
         let leader = elect(&mut nodes, &logs, 500);
-        assert_eq!(leader, Some(0), "no leader in 50 election timeouts: terms {}, {}", nodes[0].term().0, nodes[1].term().0);
+        assert_eq!(
+            leader,
+            Some(0),
+            "no leader in 50 election timeouts: terms {}, {}",
+            nodes[0].term().0,
+            nodes[1].term().0
+        );
     }
 
     /// A follower that committed the six entries of `log` under member 1 in term 1.
     fn follower_that_committed(log: &MemLog) -> Consensus {
         let mut node = follower(2);
-        let chunk = Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
+        let chunk =
+            Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
         let mut out = Vec::new();
         node.on_append(1, MemberId(1), Term(1), Append { chunk, commit_position: log.end() }, log, &mut out);
         assert_eq!(node.commit_position(), log.end());
@@ -1614,7 +1600,12 @@ mod tests {
         // Member 1 leads term 2: its log is the term-1 entries, then its own first entry.
         let leaders = log_of(&[1, 1, 2]);
         let (start, end) = (Position::ZERO, leaders.end());
-        let chunk = Chunk { from_position: start, checksum_prev: 0, fragment_offset: 0, bytes: leaders.bytes_between(start, end) };
+        let chunk = Chunk {
+            from_position: start,
+            checksum_prev: 0,
+            fragment_offset: 0,
+            bytes: leaders.bytes_between(start, end),
+        };
         out.clear();
         node.on_append(11 * TIMEOUT, MemberId(1), Term(2), Append { chunk, commit_position: end }, &log, &mut out);
         assert!(node.recovering(), "nothing is written yet");
@@ -1643,11 +1634,19 @@ mod tests {
     #[test]
     fn an_append_from_anyone_but_another_member_changes_nothing() {
         let log = log_of(&[1]);
-        let chunk = Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
+        let chunk =
+            Chunk { from_position: log.end(), checksum_prev: log.checksum_last(), fragment_offset: 0, bytes: &[] };
         for impostor in [0, 2, 9] {
             let mut node = follower(2);
             let mut out = Vec::new();
-            node.on_append(1, MemberId(impostor), Term(7), Append { chunk, commit_position: log.end() }, &log, &mut out);
+            node.on_append(
+                1,
+                MemberId(impostor),
+                Term(7),
+                Append { chunk, commit_position: log.end() },
+                &log,
+                &mut out,
+            );
             assert!(out.is_empty(), "member {impostor}: {out:?}");
             assert_eq!((node.term(), node.leader()), (Term::ZERO, None));
         }

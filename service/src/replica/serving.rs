@@ -2,8 +2,8 @@
 //! with a client's frame, how committed entries reach the container, what the leader must
 //! sequence for the service. Used by the real member and the simulator alike.
 
-use crate::consensus::{Consensus, Effect, NotLeader};
-use crate::container::{Container, Outcome, Output};
+use crate::replica::consensus::{Consensus, Effect, NotLeader};
+use crate::replica::container::{Container, Outcome, Output};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, LogSource, MemberId, Position, SessionId};

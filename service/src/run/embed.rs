@@ -1,9 +1,9 @@
 //! The embedding API: run a member with your own state machine from your own `main`
-//! ([`Node`] → [`Running`]). A thin, documented layer over [`crate::node`], which the
+//! ([`Node`] → [`Running`]). A thin, documented layer over [`crate::run::node`], which the
 //! `ordo` program uses directly.
 
-use crate::member::MemberError;
-use crate::node::{KEY_BYTES, run};
+use crate::run::member::MemberError;
+use crate::run::node::{KEY_BYTES, run};
 use ordo_core::machine::StateMachine;
 use ordo_core::{IdleStrategy, NodeConfig, Threading};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ impl Node {
     /// or a snapshot is taken to have lost its state, and does not vote until it has caught
     /// up from a leader (so a cluster whose members all start that way never elects one).
     pub fn format(&self) -> Result<bool, NodeError> {
-        crate::node::format(&self.config).map_err(|error| NodeError::Failed(Box::new(error)))
+        crate::run::node::format(&self.config).map_err(|error| NodeError::Failed(Box::new(error)))
     }
 
     /// Opens the member with `machine` as its empty state (its newest snapshot and log
@@ -225,7 +225,7 @@ pub fn load_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
 /// member's `client-keys` lists every key its clients may use); of several keys, the newest
 /// (the highest id). A member's cluster key is refused: clients never hold it.
 pub fn load_client_key(path: &Path) -> Result<ordo_transport::ClientKey, NodeError> {
-    Ok(crate::node::load_client_key_file(path)?.0)
+    Ok(crate::run::node::load_client_key_file(path)?.0)
 }
 
 /// A member running on a thread of its own: what a service embedding ordo holds (see

@@ -15,16 +15,16 @@
 //! log it was told to leave. It maps only segments up to the one holding the commit:
 //! segments past it may be truncated and made again.
 
-use crate::container::{Container, Output};
-use crate::effects::StorageError;
-use crate::events::{self, EventStore};
-use crate::records::{REPLY_BYTES_MAX, Record, RecordWriter};
-use crate::serving;
-use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::replica::container::{Container, Output};
+use crate::replica::effects::StorageError;
+use crate::replica::events::{self, EventStore};
+use crate::replica::records::{REPLY_BYTES_MAX, Record, RecordWriter};
+use crate::replica::serving;
+use crate::replica::snapshot::Snapshot;
 use crossbeam_channel::{Receiver, Sender};
+use ordo_core::LogBase;
 use ordo_core::machine::StateMachine;
 use ordo_core::{ClusterTimeNs, EntryKind, LogSource, MemberId, Position, SessionId};
-use ordo_log::{LogBase, LogReader};
 use ordo_transport::ResponseStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,45 +67,6 @@ impl CommittedLog for InPlace<'_> {
     }
 }
 
-/// A read-only mapping of the log folder, for a service on a thread of its own.
-pub struct MappedLog {
-    reader: LogReader,
-    dir: std::path::PathBuf,
-    config: ordo_core::LogConfig,
-}
-
-impl MappedLog {
-    pub fn open(dir: &std::path::Path, config: &ordo_core::LogConfig) -> Result<Self, StorageError> {
-        let reader = LogReader::open(dir, config)?;
-        Ok(MappedLog { reader, dir: dir.to_path_buf(), config: config.clone() })
-    }
-}
-
-impl LogSource for MappedLog {
-    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
-        self.reader.read_log(position)
-    }
-    fn log_end(&self) -> Position {
-        self.reader.log_end()
-    }
-    fn entry_start(&self, position: Position) -> Position {
-        self.reader.entry_start(position)
-    }
-}
-
-impl CommittedLog for MappedLog {
-    fn refresh_until(&mut self, commit: Position) -> Result<(), StorageError> {
-        Ok(self.reader.refresh_until(commit)?)
-    }
-    fn release_below(&mut self, applied: Position) {
-        self.reader.release_below(applied);
-    }
-    fn reopen(&mut self) -> Result<(), StorageError> {
-        self.reader = LogReader::open(&self.dir, &self.config)?;
-        Ok(())
-    }
-}
-
 /// Where the service writes the snapshots it takes: a folder of files, or (the simulator)
 /// memory. Durable when `write` returns.
 pub trait SnapshotSink {
@@ -119,27 +80,6 @@ pub trait SnapshotSink {
         app: &str,
         body: &[u8],
     ) -> Result<(Snapshot, Option<Position>), StorageError>;
-}
-
-/// A member's snapshot folder, as the service writes it.
-pub struct SnapshotFolder {
-    pub store: SnapshotStore,
-    pub kept: usize,
-}
-
-impl SnapshotSink for SnapshotFolder {
-    fn write(
-        &mut self,
-        base: &LogBase,
-        events: &LogBase,
-        app: &str,
-        body: &[u8],
-    ) -> Result<(Snapshot, Option<Position>), StorageError> {
-        let path = self.store.write(base, events, app, body)?;
-        let snapshot = self.store.read(&path)?;
-        let (oldest_kept, _) = self.store.prune(self.kept)?;
-        Ok((snapshot, oldest_kept))
-    }
 }
 
 /// Entries applied between checks that the ring has room for their responses.
@@ -295,11 +235,6 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
         &self.events
     }
 
-    /// Snapshots written since the start.
-    pub fn snapshots_taken(&self) -> u64 {
-        self.snapshots_taken
-    }
-
     /// The event log, given back (the member is stopping, or crashed in the simulator).
     pub fn into_events(self) -> E {
         self.events
@@ -351,36 +286,34 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
                 container, events, records, shared, reply_bytes_max, reply_scratch, output_hook, ..
             } = self;
             let mut failed = None;
-            let result =
-                serving::apply_committed_up_to(container, &*log, commit, APPLY_BATCH_ENTRIES, &mut |output| {
-                    if let Some(hook) = output_hook {
-                        hook(&output);
+            let result = serving::apply_committed_up_to(container, &*log, commit, APPLY_BATCH_ENTRIES, &mut |output| {
+                if let Some(hook) = output_hook {
+                    hook(&output);
+                }
+                let record = match output {
+                    Output::Event { position, session, time, event } => {
+                        if let Err(error) = events.append_event(&events::event_meta(position, session, time), event) {
+                            failed = Some(error);
+                        }
+                        return;
                     }
-                    let record = match output {
-                        Output::Event { position, session, time, event } => {
-                            if let Err(error) = events.append_event(&events::event_meta(position, session, time), event)
-                            {
-                                failed = Some(error);
-                            }
-                            return;
+                    Output::SessionOpened { session, client_nonce, position } => {
+                        Record::Opened { session, client_nonce, position }
+                    }
+                    Output::SessionClosed { session, .. } => Record::Closed { session },
+                    Output::Reply { .. } if !leads => return,
+                    Output::Reply { session, sequence, position, outcome, reply } => {
+                        let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);
+                        if status == ResponseStatus::ReplyTooLarge {
+                            shared.replies_too_large.fetch_add(1, Ordering::Relaxed);
                         }
-                        Output::SessionOpened { session, client_nonce, position } => {
-                            Record::Opened { session, client_nonce, position }
-                        }
-                        Output::SessionClosed { session, .. } => Record::Closed { session },
-                        Output::Reply { .. } if !leads => return,
-                        Output::Reply { session, sequence, position, outcome, reply } => {
-                            let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);
-                            if status == ResponseStatus::ReplyTooLarge {
-                                shared.replies_too_large.fetch_add(1, Ordering::Relaxed);
-                            }
-                            debug_assert!(reply.len() <= REPLY_BYTES_MAX, "a response frame holds less");
-                            Record::Response { session, sequence, position, status, reply }
-                        }
-                    };
-                    let written = records.write(&record);
-                    debug_assert!(written, "room was checked for a whole batch");
-                });
+                        debug_assert!(reply.len() <= REPLY_BYTES_MAX, "a response frame holds less");
+                        Record::Response { session, sequence, position, status, reply }
+                    }
+                };
+                let written = records.write(&record);
+                debug_assert!(written, "room was checked for a whole batch");
+            });
             if let Some(error) = failed {
                 return Err(error.into());
             }
@@ -469,16 +402,17 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
 }
 
 /// A service on a thread of its own, reading the log through its own mapping.
-pub struct ThreadedService<M: StateMachine, E: EventStore, K: SnapshotSink> {
+pub struct ThreadedService<M: StateMachine, E: EventStore, K: SnapshotSink, L: CommittedLog> {
     pub agent: ServiceAgent<M, E, K>,
-    pub log: MappedLog,
+    pub log: L,
 }
 
-impl<M, E, K> crate::runtime::Agent for ThreadedService<M, E, K>
+impl<M, E, K, L> crate::run::runtime::Agent for ThreadedService<M, E, K, L>
 where
     M: StateMachine,
     E: EventStore + Send + 'static,
     K: SnapshotSink + Send + 'static,
+    L: CommittedLog + Send + 'static,
 {
     type Error = ServiceError;
     fn do_work(&mut self, _now_ns: u64) -> Result<usize, ServiceError> {

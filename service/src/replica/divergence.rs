@@ -77,6 +77,7 @@ impl StateHashes {
     }
 
     /// The hashes reported at `position`, by member.
+    #[cfg(test)]
     pub fn at(&self, position: Position) -> &[(MemberId, u64)] {
         self.hashes.get(&position).map_or(&[], Vec::as_slice)
     }

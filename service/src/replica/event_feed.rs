@@ -47,15 +47,6 @@ impl<A: Address> Default for EventFeed<A> {
 }
 
 impl<A: Address> EventFeed<A> {
-    pub fn subscribers(&self) -> usize {
-        self.subscribers.len()
-    }
-
-    /// Whether anyone is subscribed.
-    pub fn is_empty(&self) -> bool {
-        self.subscribers.is_empty()
-    }
-
     /// A subscriber at `client` has every event below `from`.
     pub fn on_request(&mut self, client: ClientRoute<A>, from: Position, now_ns: u64) {
         let full = self.subscribers.len() >= SUBSCRIBERS_MAX;

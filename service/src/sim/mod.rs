@@ -16,20 +16,20 @@
 //! app's own invariants; and once faults stop, a leader is elected, new commands commit
 //! and every member catches up.
 
-use crate::client_session::ClientSession;
-use crate::consensus::{ConsensusConfig, Effect, LogView, Role};
-use crate::container::SEQUENCE_WINDOW;
-use crate::container::{Outcome, Output};
-use crate::effects::MemSnapshots;
-use crate::mem_log::{MemLog, MemStorage};
+pub(crate) mod mem_log;
+
+use crate::client::session::ClientSession;
+use crate::replica::consensus::{ConsensusConfig, Effect, LogView, Role};
+use crate::replica::container::SEQUENCE_WINDOW;
+use crate::replica::container::{Outcome, Output};
 use crate::replica::network::Network;
 use crate::replica::{Hooks, Refused, Replica, ReplicaConfig, ReplicaError};
+use crate::sim::mem_log::MemSnapshots;
+use crate::sim::mem_log::{MemLog, MemStorage};
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, MemberId, Position, Term};
 use ordo_log::Vote;
-use ordo_transport::{
-    Body, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig,
-};
+use ordo_transport::{Body, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -269,7 +269,6 @@ fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> C
         entry_bytes_max: 64 * 1024,
         snapshot_bytes_max: 1 << 20,
         seed: config.seed.wrapping_mul(31).wrapping_add(member.0 as u64).wrapping_add(incarnation << 16),
-        deliberate_bug: config.deliberate_bug,
     }
 }
 
@@ -370,7 +369,8 @@ impl<M: StateMachine + Default> Sim<M> {
     fn start(&mut self, index: usize, incarnation: u64) -> Result<(), ReplicaError> {
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
-        let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), 0)))
+        let Life::Down(disk) =
+            std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), 0)))
         else {
             unreachable!("only a member that is down starts")
         };
@@ -383,7 +383,7 @@ impl<M: StateMachine + Default> Sim<M> {
             snapshot_interval_bytes: Some(SNAPSHOT_INTERVAL_BYTES),
             reply_bytes_max: node.codec.capacity_bytes(FrameType::ClientResponse),
         };
-        let hooks = hooks(&self.checks, index);
+        let hooks = hooks(&self.checks, index, &self.config);
         self.checks.lock().expect("one thread").commits[index] = Position::ZERO;
         let replica = Replica::new(M::default(), &config, storage, events, MemSnapshots, hooks, None, now, now)?;
         node.life = Life::Up(Box::new(replica));
@@ -612,13 +612,15 @@ impl<M: StateMachine + Default> Sim<M> {
         let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
         // One member at a time loses its disk: with a second, the cluster would rightly wait
         // for an operator (a majority may be what lost the data).
-        let recovering = self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
+        let recovering =
+            self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
         let lose_disk = self.config.faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
         let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
         let node = &mut self.nodes[index];
-        let Life::Up(replica) =
-            std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)))
-        else {
+        let Life::Up(replica) = std::mem::replace(
+            &mut node.life,
+            Life::Down(Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)),
+        ) else {
             unreachable!("only a running member crashes")
         };
         self.snapshots_before += replica.snapshots_taken();
@@ -650,7 +652,8 @@ impl<M: StateMachine + Default> Sim<M> {
                 disk.restart_at_ns = now;
             }
         }
-        self.commit_at_faults_end = self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
+        self.commit_at_faults_end =
+            self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
         self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
     }
 
@@ -739,7 +742,7 @@ impl<M: StateMachine + Default> Sim<M> {
 
 /// Member `index`'s hooks: every effect checked before it is carried out, every applied
 /// command checked to be applied at one position only.
-fn hooks(checks: &Arc<Mutex<Checks>>, index: usize) -> Hooks {
+fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks {
     let effect_checks = checks.clone();
     let output_checks = checks.clone();
     Hooks {
@@ -764,6 +767,7 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize) -> Hooks {
             }
         })),
         check_every_snapshot: true,
+        deliberate_bug: config.deliberate_bug,
     }
 }
 
@@ -821,7 +825,8 @@ impl Checks {
                 if let Some(candidate) = voted_for {
                     let earlier = *self.granted[index].entry(term).or_insert(candidate);
                     if earlier != candidate {
-                        let message = format!("member {member} voted for {candidate:?} in {term}, having voted for {earlier:?}");
+                        let message =
+                            format!("member {member} voted for {candidate:?} in {term}, having voted for {earlier:?}");
                         return Err(self.fail("one vote per term", message));
                     }
                 }
@@ -992,7 +997,7 @@ impl<M: StateMachine + Default> Sim<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::DeliberateBug;
+    use crate::replica::consensus::DeliberateBug;
 
     #[test]
     fn a_run_elects_commits_and_survives_faults() {

@@ -12,13 +12,13 @@
 //! together on this thread: splitting them would add a copy and a ring hop per frame, which
 //! on this 2-core machine costs more than it frees (see docs/internals.md, "Two agents, not three").
 
-use crate::consensus::ConsensusConfig;
-use crate::member::{Member, MemberConfig, Opened};
+use crate::replica::consensus::ConsensusConfig;
+use crate::run::member::{Member, MemberConfig, Opened};
+use ordo_core::ClusterId;
 use ordo_core::entry::entry_span_bytes;
 use ordo_core::idle::Idler;
 use ordo_core::machine::StateMachine;
 use ordo_core::{IdleStrategy, NodeConfig, Threading};
-use ordo_core::ClusterId;
 use ordo_transport::{ClientKey, Endpoint, FrameCodec, FrameKey, KeyRing, StreamConfig};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ use std::time::Instant;
 /// A cluster key's length.
 pub const KEY_BYTES: usize = 32;
 
-pub use crate::embed::{NodeError, Running, load_key, start};
+pub use crate::run::embed::{NodeError, Running, load_key, start};
 
 /// Writes a fresh random cluster key (hex), readable by its owner only.
 pub fn write_key(path: &Path) -> Result<[u8; KEY_BYTES], NodeError> {
@@ -79,7 +79,6 @@ pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
         entry_bytes_max: entry_span_bytes(node.log.entry_payload_bytes_max as usize) as usize,
         snapshot_bytes_max: node.consensus.snapshot_bytes_max,
         seed: u64::from_le_bytes(seed),
-        deliberate_bug: None,
     };
     let peers = node.members.iter().filter(|m| m.id != node.member_id).map(|m| (m.id, m.address)).collect();
     let mut config = MemberConfig::new(&node.data_dir, node.log.clone(), &node.app, consensus, peers);
@@ -87,7 +86,8 @@ pub fn member_config(node: &NodeConfig) -> Result<MemberConfig, NodeError> {
     config.snapshot_interval_bytes = Some(node.snapshot.interval_bytes).filter(|&bytes| bytes > 0);
     config.snapshots_kept = node.snapshot.kept;
     config.threading = node.runtime.threading;
-    config.service_runner = crate::runtime::RunnerConfig { idle: node.runtime.idle, core: node.runtime.service_core };
+    config.service_runner =
+        crate::run::runtime::RunnerConfig { idle: node.runtime.idle, core: node.runtime.service_core };
     config.client_keys_file = Some(node.client_keys_file.clone());
     Ok(config)
 }
@@ -154,17 +154,20 @@ pub fn run<M: StateMachine>(
     ready: &mut dyn FnMut(&Member<M>, &Opened),
 ) -> Result<(), NodeError> {
     if let Some(core) = node.runtime.core
-        && let Err(error) = crate::runtime::pin_to_core(core)
+        && let Err(error) = crate::run::runtime::pin_to_core(core)
     {
         tracing::warn!("could not pin member {} to core {core}: {error}; running unpinned", node.member_id.0);
     }
     let started = Instant::now();
     let (mut member, opened) = open(node, machine)?;
     let _metrics = match node.metrics_addr {
-        Some(address) => Some(
-            crate::metrics::MetricsServer::start(address, node.data_dir.join("counters"), node.member_id.0)
-                .map_err(|source| NodeError::Metrics { address, source })?,
-        ),
+        Some(address) => {
+            let server =
+                crate::run::metrics::MetricsServer::start(address, node.data_dir.join("counters"), node.member_id.0)
+                    .map_err(|source| NodeError::Metrics { address, source })?;
+            tracing::info!("member {} serves metrics at http://{}/metrics", node.member_id.0, server.address());
+            Some(server)
+        }
         None => None,
     };
     ready(&member, &opened);
@@ -174,7 +177,7 @@ pub fn run<M: StateMachine>(
         tracing::warn!("idle = \"block\" needs threading = \"shared\"; backing off instead");
         idle = IdleStrategy::Backoff;
     }
-    crate::runtime::prepare_thread(idle);
+    crate::run::runtime::prepare_thread(idle);
     let mut idler = Idler::new(idle);
     while !stop.load(Ordering::Acquire) {
         let work = member.do_work(started.elapsed().as_nanos() as u64)?;
@@ -192,13 +195,18 @@ pub fn load_client_key_file(path: &Path) -> Result<(ClientKey, Option<ClusterId>
     let bad = |reason: String| NodeError::Key { path: path.to_path_buf(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
     let keys = ClientKey::parse_all(&text).map_err(bad)?;
-    let key = keys.into_iter().max_by_key(|k| k.id).ok_or_else(|| bad("holds no client key (a line `ID HEX`)".into()))?;
+    let key =
+        keys.into_iter().max_by_key(|k| k.id).ok_or_else(|| bad("holds no client key (a line `ID HEX`)".into()))?;
     Ok((key, ClientKey::parse_cluster(&text).map(ClusterId)))
 }
 
 /// Writes a new cluster's first client key: `dir/client.key` (for clients: the cluster's id
 /// and the key) and each member's client-keys file (the key alone) at `members`.
-pub fn write_client_keys(client_file: &Path, cluster_id: ClusterId, members: &[std::path::PathBuf]) -> Result<ClientKey, NodeError> {
+pub fn write_client_keys(
+    client_file: &Path,
+    cluster_id: ClusterId,
+    members: &[std::path::PathBuf],
+) -> Result<ClientKey, NodeError> {
     let mut secret = [0u8; KEY_BYTES];
     getrandom::fill(&mut secret).map_err(|e| NodeError::Random(e.to_string()))?;
     let key = ClientKey { id: 1, secret };

@@ -10,26 +10,29 @@
 //!
 //! Snapshots: a snapshot-request entry makes every member write one at the same position
 //! (then the log below the oldest kept is deleted) and tell the others its state hash, so a
-//! replica that diverged is named ([`crate::divergence`]). The leader sends its newest
+//! replica that diverged is named ([`crate::replica::divergence`]). The leader sends its newest
 //! snapshot to a follower that needs entries it deleted. On start a member restores the
 //! newest valid snapshot, then applies the log after it.
 //!
-//! Events go to the member's event log ([`crate::events`]), the same on every member.
+//! Events go to the member's event log ([`crate::replica::events`]), the same on every member.
 //!
-//! The apply loop is the service agent ([`crate::service_agent`]), inline or on a thread of
+//! The apply loop is the service agent ([`crate::replica::service`]), inline or on a thread of
 //! its own (`threading`).
 //!
 //! Folder layout: `log/` (segments, checkpoint, lock), `events/` (the same), `vote`,
 //! `snapshots/`, `counters`.
 
-use crate::client_keys::ClientKeysFile;
-use crate::consensus::{ConsensusConfig, LogView, NotLeader, Role};
-use crate::counters::{Counter, Counters};
-use crate::divergence::Divergence;
-use crate::effects::{DiskStorage, Storage, StorageError};
+use crate::disk::DiskStorage;
+use crate::disk::MappedLog;
+use crate::disk::snapshots::SnapshotStore;
+use crate::replica::consensus::{ConsensusConfig, LogView, NotLeader, Role};
+use crate::replica::divergence::Divergence;
+use crate::replica::effects::{Storage, StorageError};
+use crate::replica::service::ServiceError;
+use crate::replica::snapshot::{SnapshotError, SnapshotInfo};
 use crate::replica::{Hooks, Replica, ReplicaConfig, ReplicaError};
-use crate::service_agent::{MappedLog, ServiceError};
-use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
+use crate::run::client_keys::ClientKeysFile;
+use crate::run::counters::{Counter, Counters};
 use ordo_core::machine::StateMachine;
 use ordo_core::{EntryKind, MemberId, Position, SessionId, Term};
 use ordo_transport::{Endpoint, FrameType};
@@ -112,7 +115,7 @@ pub struct MemberConfig {
     /// `shared`: the service agent runs inside the member's duty cycle; `dedicated`: on a
     /// thread of its own, run as `service_runner` says.
     pub threading: ordo_core::Threading,
-    pub service_runner: crate::runtime::RunnerConfig,
+    pub service_runner: crate::run::runtime::RunnerConfig,
     /// The client keys file (`ID HEX` a line), re-read when it changes; `None`: no client
     /// keys (no client is accepted).
     pub client_keys_file: Option<std::path::PathBuf>,
@@ -135,9 +138,9 @@ impl MemberConfig {
             peers,
             session_timeout_ns: SESSION_TIMEOUT_NS_DEFAULT,
             snapshot_interval_bytes: None,
-            snapshots_kept: crate::effects::SNAPSHOTS_KEPT_DEFAULT,
+            snapshots_kept: crate::disk::SNAPSHOTS_KEPT_DEFAULT,
             threading: ordo_core::Threading::Shared,
-            service_runner: crate::runtime::RunnerConfig::default(),
+            service_runner: crate::run::runtime::RunnerConfig::default(),
             client_keys_file: None,
         }
     }
@@ -264,8 +267,8 @@ impl<M: StateMachine> Member<M> {
         let votes = ordo_log::VoteStore::new(dir, cluster_id);
         let (events, _) =
             ordo_log::Log::open(&dir.join("events"), events_config(&config.log)).map_err(StorageError::from)?;
-        let storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot)?
-            .with_snapshots_kept(config.snapshots_kept);
+        let storage =
+            DiskStorage::new(log, votes, snapshots, loaded.snapshot)?.with_snapshots_kept(config.snapshots_kept);
         let member = Member::new(machine, config, storage, events, endpoint, now_ns)?;
         Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
     }

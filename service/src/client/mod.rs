@@ -1,13 +1,15 @@
 //! The client library. What it promises a user is on [`Client`] (the module is private;
 //! its types are re-exported at the crate root). The protocol itself (sessions, the
-//! window, resends, expiry, events) is [`crate::client_session`], sans-I/O, which the
+//! window, resends, expiry, events) is [`crate::client::session`], sans-I/O, which the
 //! simulator's clients run too; this is its driver over a UDP socket and a clock.
 
-use crate::client_session::ClientSession;
-use crate::container::SEQUENCE_WINDOW;
+pub(crate) mod session;
+
+use crate::replica::container::SEQUENCE_WINDOW;
 use ordo_core::{ClusterId, ClusterTimeNs, MemberId, NodeConfig, Position, Security, SessionId, Term};
 use ordo_transport::backend::StdUdp;
 use ordo_transport::{Body, ClientKey, Endpoint, FrameCodec, KeyRing, ResponseStatus};
+use session::ClientSession;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -55,7 +57,7 @@ impl ClientConfig {
     /// newest key of its client keys file, and the transport's security and MTU (a client
     /// must use the members' own).
     pub fn of_node(node: &NodeConfig) -> Result<ClientConfig, ClientError> {
-        let key = crate::embed::load_client_key(&node.client_keys_file)
+        let key = crate::run::embed::load_client_key(&node.client_keys_file)
             .map_err(|error| ClientError::Key(error.to_string()))?;
         let mut config = ClientConfig::new(node.members.iter().map(|m| m.address).collect(), node.cluster_id(), key);
         config.security = node.transport.security;

@@ -13,10 +13,9 @@
 //! them again; a member that installed a snapshot from the leader starts its event log at
 //! the snapshot's event position, as the leader's stood.
 
-use crate::effects::StorageError;
-use crate::mem_log::MemLog;
-use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, Position, SessionId, Term};
-use ordo_log::{Log, LogBase};
+use crate::replica::effects::StorageError;
+use ordo_core::LogBase;
+use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, Position, SessionId, Term};
 
 /// What a member does with its event log; implemented by the mapped log and the simulator's
 /// in-memory one.
@@ -67,79 +66,20 @@ pub fn recover(
     Ok(())
 }
 
-fn base_of(position: Position, term: Term, entry_position: Position, checksum: u32, time: ClusterTimeNs) -> LogBase {
+pub(crate) fn base_of(
+    position: Position,
+    term: Term,
+    entry_position: Position,
+    checksum: u32,
+    time: ClusterTimeNs,
+) -> LogBase {
     LogBase { position, term, entry_position, checksum, time_max: time }
-}
-
-impl EventStore for Log {
-    fn events_start(&self) -> Position {
-        self.position_start()
-    }
-    fn events_end(&self) -> Position {
-        self.position_append()
-    }
-    fn event_at(&self, position: Position) -> Option<(Option<Position>, Position)> {
-        let entry = self.entry(position).ok()?;
-        let source = (entry.kind() == EntryKind::Event).then(|| Position(entry.header.correlation_id.get()));
-        Some((source, entry.next_position()))
-    }
-    fn append_event(&mut self, meta: &EntryMeta, event: &[u8]) -> Result<Position, StorageError> {
-        Ok(self.append(meta, event)?)
-    }
-    fn truncate_events(&mut self, position: Position) -> Result<(), StorageError> {
-        Ok(self.truncate_to(position)?)
-    }
-    fn reset_events(&mut self, base: &LogBase) -> Result<(), StorageError> {
-        Ok(self.reset_to(base)?)
-    }
-    fn sync_events(&mut self) -> Result<Position, StorageError> {
-        Ok(self.sync()?)
-    }
-    fn events_base(&self) -> LogBase {
-        // Event entries all have term 0, so the term's first entry stands for the last one
-        // (the base's entry position only seeds the term index).
-        let entry_position = self.terms().first_position(self.last_term()).unwrap_or(Position::ZERO);
-        base_of(self.position_append(), self.last_term(), entry_position, self.checksum_last(), self.time_max())
-    }
-}
-
-impl EventStore for MemLog {
-    fn events_start(&self) -> Position {
-        self.start()
-    }
-    fn events_end(&self) -> Position {
-        self.end()
-    }
-    fn event_at(&self, position: Position) -> Option<(Option<Position>, Position)> {
-        let entry = self.entry(position)?;
-        let source = (entry.kind() == EntryKind::Event).then(|| Position(entry.header.correlation_id.get()));
-        Some((source, entry.next_position()))
-    }
-    fn append_event(&mut self, meta: &EntryMeta, event: &[u8]) -> Result<Position, StorageError> {
-        Ok(self.append(meta, event)?)
-    }
-    fn truncate_events(&mut self, position: Position) -> Result<(), StorageError> {
-        self.truncate_to(position);
-        Ok(())
-    }
-    fn reset_events(&mut self, base: &LogBase) -> Result<(), StorageError> {
-        self.reset_to(base);
-        Ok(())
-    }
-    fn sync_events(&mut self) -> Result<Position, StorageError> {
-        Ok(self.sync())
-    }
-    fn events_base(&self) -> LogBase {
-        let terms = self.terms();
-        let entry_position = terms.first_position(terms.last_term()).unwrap_or(Position::ZERO);
-        use crate::consensus::LogView;
-        base_of(self.log_end(), terms.last_term(), entry_position, self.checksum_last(), LogView::time_max(self))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::mem_log::MemLog;
 
     fn emit(store: &mut dyn EventStore, source: u64) {
         let meta = event_meta(Position(source), SessionId(1), ClusterTimeNs(source));

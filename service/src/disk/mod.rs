@@ -1,0 +1,312 @@
+//! A member's storage on disk: the mapped log, the vote file, the snapshot folder and the
+//! event log ([`DiskStorage`], what consensus writes), the service's read-only mapping of
+//! the log when it runs on a thread of its own ([`MappedLog`]) and its snapshot folder
+//! ([`SnapshotFolder`]). Everything here is what the simulator replaces with memory
+//! (`crate::sim::mem_log`).
+
+pub mod replay;
+pub mod snapshots;
+
+use crate::replica::consensus::LogView;
+use crate::replica::effects::{Storage, StorageError};
+use crate::replica::events::{EventStore, base_of};
+use crate::replica::service::{CommittedLog, SnapshotSink};
+use crate::replica::snapshot::{Snapshot, SnapshotError, check_received};
+use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, MemberId, Position, Term};
+use ordo_log::{Log, LogBase, LogReader, Vote, VoteStore};
+use snapshots::SnapshotStore;
+
+/// Snapshots kept on disk unless configured otherwise (the log below the oldest is deleted).
+pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
+
+/// A member's storage on disk as consensus writes it: the mapped log, the vote file and the
+/// snapshot folder (the service agent writes the snapshots it takes; the ones installed
+/// from the leader are written here).
+pub struct DiskStorage {
+    pub log: Log,
+    votes: VoteStore,
+    vote: Vote,
+    snapshots: SnapshotStore,
+    /// The newest snapshot, whole, ready to send (read once, not per follower).
+    newest: Option<Snapshot>,
+    snapshots_kept: usize,
+    /// A snapshot installed from the leader, for the service to restore.
+    installed: Option<Snapshot>,
+    /// The member lost its state and has not caught up yet (`ordo_log::vote`'s mark).
+    recovering: bool,
+    /// The event log's folder and configuration, and the feed's read-only mapping of it
+    /// (made when the first subscriber comes).
+    events_dir: std::path::PathBuf,
+    events_config: ordo_core::LogConfig,
+    events_reader: Option<LogReader>,
+}
+
+impl DiskStorage {
+    /// The storage over an opened log, its vote file and its snapshot folder; `newest` is
+    /// the newest valid snapshot the folder held (see `SnapshotStore::load_newest`).
+    pub fn new(
+        log: Log,
+        votes: VoteStore,
+        snapshots: SnapshotStore,
+        newest: Option<Snapshot>,
+    ) -> Result<Self, StorageError> {
+        let vote = votes.load()?;
+        let snapshots_kept = SNAPSHOTS_KEPT_DEFAULT;
+        // No vote file, no log entry and no snapshot: not a formatted new member but one that
+        // lost its state. The mark goes down before anything else happens.
+        let lost = votes.load_stored()?.is_none() && log.position_append() == Position::ZERO && newest.is_none();
+        let recovering = lost || votes.is_recovering()?;
+        if lost {
+            votes.mark_recovering()?;
+        }
+        let events_dir = log.dir().parent().unwrap_or(log.dir()).join("events");
+        let events_config =
+            ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..log.config().clone() };
+        Ok(DiskStorage {
+            log,
+            votes,
+            vote,
+            snapshots,
+            newest,
+            snapshots_kept,
+            installed: None,
+            recovering,
+            events_dir,
+            events_config,
+            events_reader: None,
+        })
+    }
+
+    /// Where the service writes its snapshots: the same folder.
+    pub fn snapshot_folder(&self) -> SnapshotFolder {
+        SnapshotFolder { store: self.snapshots.clone(), kept: self.snapshots_kept }
+    }
+
+    pub fn with_snapshots_kept(mut self, kept: usize) -> Self {
+        self.snapshots_kept = kept.max(1);
+        self
+    }
+
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.snapshots
+    }
+
+    pub fn snapshots_kept(&self) -> usize {
+        self.snapshots_kept
+    }
+}
+
+impl Storage for DiskStorage {
+    type Events = Log;
+    type Snapshots = SnapshotFolder;
+    type OwnLog = MappedLog;
+    fn view(&self) -> &dyn LogView {
+        &self.log
+    }
+    fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append(meta, payload)?)
+    }
+    fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.log.append_raw(position, bytes)?)
+    }
+    fn truncate_to(&mut self, position: Position) -> Result<(), StorageError> {
+        Ok(self.log.truncate_to(position)?)
+    }
+    fn sync(&mut self) -> Result<Position, StorageError> {
+        Ok(self.log.sync()?)
+    }
+    fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        let vote = Vote { term, voted_for };
+        if vote != self.vote {
+            self.votes.store(&vote)?;
+            self.vote = vote;
+        }
+        Ok(())
+    }
+    fn snapshot_taken(&mut self, snapshot: Snapshot, oldest_kept: Option<Position>) -> Result<(), StorageError> {
+        self.newest = Some(snapshot);
+        if let Some(oldest_kept) = oldest_kept {
+            self.log.delete_below(oldest_kept)?;
+        }
+        Ok(())
+    }
+    fn take_installed(&mut self) -> Option<Snapshot> {
+        self.installed.take()
+    }
+    fn vote(&self) -> Vote {
+        self.vote
+    }
+    fn recovering(&self) -> bool {
+        self.recovering
+    }
+    fn events_for_feed(&mut self, published: Position) -> Option<&dyn LogSource> {
+        if self.events_reader.is_none() {
+            match LogReader::open(&self.events_dir, &self.events_config) {
+                Ok(reader) => self.events_reader = Some(reader),
+                Err(error) => {
+                    tracing::warn!("event subscribers wait: the event log cannot be read yet: {error}");
+                    return None;
+                }
+            }
+        }
+        let reader = self.events_reader.as_mut().expect("opened above");
+        if reader.log_end() <= published && reader.refresh_until(published).is_err() {
+            return None;
+        }
+        Some(reader)
+    }
+    fn events_reset(&mut self) {
+        self.events_reader = None;
+    }
+    fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
+        let (snapshot, reset) = match check_received(bytes, self.log.config().cluster_id, &self.log) {
+            Ok(checked) => checked,
+            Err(error) => return Ok(Err(error)),
+        };
+        // The snapshot is stored before the log is reset: a crash between leaves a snapshot
+        // past the log's end, and the next start resets the log to it.
+        self.snapshots.write_bytes(snapshot.info.position(), snapshot.bytes())?;
+        if reset {
+            self.log.reset_to(&snapshot.info.base)?;
+        }
+        self.installed = Some(snapshot.clone());
+        self.newest = Some(snapshot);
+        self.snapshots.prune(self.snapshots_kept)?;
+        Ok(Ok(()))
+    }
+    fn newest_snapshot(&self) -> Option<&Snapshot> {
+        self.newest.as_ref()
+    }
+    fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {
+        // The vote file first: a member with neither vote file nor mark counts as one that
+        // lost its state again.
+        self.vote = Vote { term, voted_for };
+        self.votes.store(&self.vote)?;
+        self.votes.clear_recovering()?;
+        self.recovering = false;
+        tracing::info!("caught up with everything committed after losing its state: this member votes again");
+        Ok(())
+    }
+}
+
+/// A read-only mapping of the log folder, for a service on a thread of its own.
+pub struct MappedLog {
+    reader: LogReader,
+    dir: std::path::PathBuf,
+    config: ordo_core::LogConfig,
+}
+
+impl MappedLog {
+    pub fn open(dir: &std::path::Path, config: &ordo_core::LogConfig) -> Result<Self, StorageError> {
+        let reader = LogReader::open(dir, config)?;
+        Ok(MappedLog { reader, dir: dir.to_path_buf(), config: config.clone() })
+    }
+}
+
+impl LogSource for MappedLog {
+    fn read_log(&self, position: Position) -> Option<(Position, &[u8])> {
+        self.reader.read_log(position)
+    }
+    fn log_end(&self) -> Position {
+        self.reader.log_end()
+    }
+    fn entry_start(&self, position: Position) -> Position {
+        self.reader.entry_start(position)
+    }
+}
+
+impl CommittedLog for MappedLog {
+    fn refresh_until(&mut self, commit: Position) -> Result<(), StorageError> {
+        Ok(self.reader.refresh_until(commit)?)
+    }
+    fn release_below(&mut self, applied: Position) {
+        self.reader.release_below(applied);
+    }
+    fn reopen(&mut self) -> Result<(), StorageError> {
+        self.reader = LogReader::open(&self.dir, &self.config)?;
+        Ok(())
+    }
+}
+
+/// A member's snapshot folder, as the service writes it.
+pub struct SnapshotFolder {
+    pub store: SnapshotStore,
+    pub kept: usize,
+}
+
+impl SnapshotSink for SnapshotFolder {
+    fn write(
+        &mut self,
+        base: &LogBase,
+        events: &LogBase,
+        app: &str,
+        body: &[u8],
+    ) -> Result<(Snapshot, Option<Position>), StorageError> {
+        let path = self.store.write(base, events, app, body)?;
+        let snapshot = self.store.read(&path)?;
+        let (oldest_kept, _) = self.store.prune(self.kept)?;
+        Ok((snapshot, oldest_kept))
+    }
+}
+
+impl LogView for ordo_log::Log {
+    fn log_start(&self) -> Position {
+        self.position_start()
+    }
+    fn last_term(&self) -> Term {
+        ordo_log::Log::last_term(self)
+    }
+    fn term_at(&self, position: Position) -> Option<Term> {
+        self.terms().term_at(position)
+    }
+    fn term_start(&self, term: Term) -> Option<Position> {
+        self.terms().first_position(term)
+    }
+    fn checksum_before(&self, position: Position) -> Option<u32> {
+        if ordo_log::segments::entry_start(position, self.config().segment_bytes) == self.position_append() {
+            return Some(self.checksum_last());
+        }
+        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum_prev())
+    }
+    fn checksum_of_entry_at(&self, position: Position) -> Option<u32> {
+        self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum())
+    }
+    fn position_durable(&self) -> Position {
+        ordo_log::Log::position_durable(self)
+    }
+    fn time_max(&self) -> ClusterTimeNs {
+        ordo_log::Log::time_max(self)
+    }
+}
+
+impl EventStore for Log {
+    fn events_start(&self) -> Position {
+        self.position_start()
+    }
+    fn events_end(&self) -> Position {
+        self.position_append()
+    }
+    fn event_at(&self, position: Position) -> Option<(Option<Position>, Position)> {
+        let entry = self.entry(position).ok()?;
+        let source = (entry.kind() == EntryKind::Event).then(|| Position(entry.header.correlation_id.get()));
+        Some((source, entry.next_position()))
+    }
+    fn append_event(&mut self, meta: &EntryMeta, event: &[u8]) -> Result<Position, StorageError> {
+        Ok(self.append(meta, event)?)
+    }
+    fn truncate_events(&mut self, position: Position) -> Result<(), StorageError> {
+        Ok(self.truncate_to(position)?)
+    }
+    fn reset_events(&mut self, base: &LogBase) -> Result<(), StorageError> {
+        Ok(self.reset_to(base)?)
+    }
+    fn sync_events(&mut self) -> Result<Position, StorageError> {
+        Ok(self.sync()?)
+    }
+    fn events_base(&self) -> LogBase {
+        // Event entries all have term 0, so the term's first entry stands for the last one
+        // (the base's entry position only seeds the term index).
+        let entry_position = self.terms().first_position(self.last_term()).unwrap_or(Position::ZERO);
+        base_of(self.position_append(), self.last_term(), entry_position, self.checksum_last(), self.time_max())
+    }
+}
