@@ -39,7 +39,7 @@ const TRACE_EVENTS: usize = 40;
 
 const CLIENTS: u16 = 2;
 /// Commands each client keeps submitted (its session sends them within the real window).
-const CLIENT_OUTSTANDING_MAX: usize = 8;
+const CLIENT_OUTSTANDING_MAX: usize = 4;
 const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
 /// Sessions idle this long are closed by the leader (one client goes quiet half way, so its
 /// session times out during every run).
