@@ -9,10 +9,10 @@
 
 pub mod args;
 pub mod cluster;
-pub mod hgrm;
-pub mod latency;
-pub mod open_loop;
 pub mod peers;
 pub mod pingpong;
 pub mod plot;
 pub mod stream;
+
+/// The open-loop load and its report live in `ordo-load`, which the `ordo` program uses too.
+pub use ordo_load::{hgrm, latency, open_loop};

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ordo_core::{Durability, IdleStrategy, NodeConfig, Threading, TransportBackend};
 use ordo_tools::target::TargetArgs;
 use ordo_tools::{Failure, bench, demo, init, inspect};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -339,21 +339,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             inspect::stat(&dir, json, stop.as_deref())?
         }
         Command::Describe { target, json } => inspect::describe(&ordo_tools::target::resolve(&target)?, json)?,
-        Command::Snapshot { action, dir, from, position, json } => {
-            if action == "take" {
-                return ordo_tools::client::snapshot_take(&dir, json);
-            }
-            if action == "restore" {
-                let from = from.ok_or_else(|| Failure("snapshot restore needs --from FILE".into()))?;
-                return inspect::snapshot_restore(&from, &dir);
-            }
-            if !["list", "inspect", "verify"].contains(&action.as_str()) {
-                return Err(Failure(format!("snapshot takes list, inspect, verify or restore, not {action:?}")));
-            }
-            if !inspect::snapshot(&dir, &action, position, json)? {
-                return Err(Failure("a snapshot is corrupt or differs from a replay: see above".into()));
-            }
-        }
+        Command::Snapshot { action, dir, from, position, json } => snapshot(&action, &dir, from, position, json)?,
         Command::Events { action, dir, from, json } => {
             if action != "tail" {
                 return Err(Failure(format!("events takes tail, not {action:?}")));
@@ -361,148 +347,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let stop = stop_flag()?;
             inspect::events_tail(&dir, from, json, &stop)?;
         }
-        Command::Cluster { dir, members, app, base_port } => {
-            let stop = stop_flag()?;
-            let configs: Vec<PathBuf> = if init::config_path(&dir, 1).exists() {
-                (1..).map(|id| init::config_path(&dir, id)).take_while(|p| p.exists()).collect()
-            } else {
-                init::init(&init::Init {
-                    dir: dir.clone(),
-                    members,
-                    base_port,
-                    app,
-                    durability: Durability::Fsync,
-                    hosts: Vec::new(),
-                })?
-            };
-            let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
-            let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
-            let mut children = ordo_tools::children::Members::start(&configs, &data_dirs, &dir)?;
-            for node in &nodes {
-                let address = node.members.iter().find(|m| m.id == node.member_id).map(|m| m.address);
-                println!("member {} listens on {}", node.member_id.0, address.map_or("?".into(), |a| a.to_string()));
-            }
-            println!("logs in {}; Ctrl-C stops them all", dir.display());
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                if let Some((index, status)) = children.exited() {
-                    children.stop_all(std::time::Duration::from_secs(10));
-                    return Err(children.died(index, status));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            if !children.stop_all(std::time::Duration::from_secs(10)) {
-                return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
-            }
-        }
+        Command::Cluster { dir, members, app, base_port } => cluster(&dir, members, app, base_port)?,
         Command::Log { command: LogCommand::Verify { dir, json } } => inspect::log_verify(&dir, json)?,
         Command::Log { command: LogCommand::Dump { dir, from, to, json } } => inspect::log_dump(&dir, from, to, json)?,
         Command::Replay { dir, to, no_snapshot, json } => inspect::replay(&dir, to, no_snapshot, json)?,
-        Command::Sim { seeds, seed, first, members, app, faults, json } => {
-            let faults = match faults.as_str() {
-                "all" => true,
-                "none" => false,
-                other => return Err(Failure(format!("--faults is all or none, not {other:?}"))),
-            };
-            let (first, seeds) = seed.map_or((first, seeds), |seed| (seed, 1));
-            if !inspect::sim(&inspect::Sim { seeds, first, members, app, faults, json })? {
-                return Err(Failure(
-                    "the simulation failed: see the seeds and the command to reproduce each above".into(),
-                ));
-            }
-        }
-        Command::Bench(args) => {
-            let BenchArgs {
-                target,
-                members,
-                baseline,
-                peer,
-                app,
-                rate,
-                rates,
-                p99_max_us,
-                size,
-                duration,
-                warmup,
-                durability,
-                idle,
-                threading,
-                backend,
-                json,
-                out,
-                plot,
-                label,
-                inputs,
-            } = *args;
-            if let Some(plot) = plot.as_ref().filter(|_| !inputs.is_empty()) {
-                return bench::plot_files(plot, &inputs, size);
-            }
-            let idle = IdleStrategy::parse(&idle)
-                .ok_or_else(|| Failure(format!("--idle is busy-spin, yield, backoff or sleep, not {idle:?}")))?;
-            let backend = match backend.as_str() {
-                "std" => TransportBackend::Std,
-                "io_uring" => TransportBackend::IoUring,
-                other => return Err(Failure(format!("--backend is std or io_uring, not {other:?}"))),
-            };
-            let threading = match threading.as_str() {
-                "shared" => Threading::Shared,
-                "dedicated" => Threading::Dedicated,
-                other => return Err(Failure(format!("--threading is shared or dedicated, not {other:?}"))),
-            };
-            let seconds = |name: &str, value: f64| {
-                (value.is_finite() && value >= 0.0)
-                    .then(|| std::time::Duration::from_secs_f64(value))
-                    .ok_or_else(|| Failure(format!("--{name} takes seconds, not {value}")))
-            };
-            let subject = match (baseline.as_deref(), members) {
-                _ if peer.is_some() => match peer.as_deref() {
-                    Some("etcd") => bench::Subject::Peer(bench::Peer::Etcd),
-                    Some("nats") => bench::Subject::Peer(bench::Peer::Nats),
-                    other => return Err(Failure(format!("--peer takes etcd or nats, not {other:?}"))),
-                },
-                (Some("udp"), _) => bench::Subject::Udp { backend },
-                (Some(other), _) => return Err(Failure(format!("--baseline takes udp, not {other:?}"))),
-                (None, Some(members)) => bench::Subject::Spawned(bench::Spawned {
-                    members,
-                    app,
-                    durability: durability.into(),
-                    idle,
-                    threading,
-                    backend,
-                }),
-                (None, None) => {
-                    let mut resolved = ordo_tools::target::resolve(&target)?;
-                    resolved.app.get_or_insert(app);
-                    bench::Subject::Cluster(resolved)
-                }
-            };
-            let settings = bench::Bench {
-                subject,
-                rates: if rates.is_empty() { vec![rate] } else { rates },
-                p99_max_us,
-                size_bytes: size,
-                warmup: seconds("warmup", warmup)?,
-                duration: seconds("duration", duration)?.max(std::time::Duration::from_millis(100)),
-                idle,
-                json,
-                out,
-                plot,
-                label,
-            };
-            let stop = stop_flag()?;
-            let runs = bench::run(&settings, &stop)?;
-            if runs.iter().any(|r| r.report.completed < r.report.sent) {
-                return Err(Failure(
-                    "some commands were not answered within 10 s of the end: see completed < sent".into(),
-                ));
-            }
-        }
+        Command::Sim { seeds, seed, first, members, app, faults, json } => sim(
+            inspect::Sim { seeds, first: seed.unwrap_or(first), members, app, faults: faults == "all", json },
+            seed.is_some(),
+            &faults,
+        )?,
+        Command::Bench(args) => bench_command(*args)?,
         Command::Bank { seconds, minutes, rate, accounts, fault_interval, partitions, lossy, dir, seed, json } => {
-            if accounts < 2 {
-                return Err(Failure("--accounts must be at least 2: a transfer needs two".into()));
-            }
-            let stop = stop_flag()?;
+            let seconds = minutes.map_or(seconds, |m| m * 60);
             let settings = ordo_tools::bank::Bank {
-                seconds: minutes.map_or(seconds, |m| m * 60),
+                seconds,
                 accounts,
                 rate_per_s: rate,
                 fault_interval_s: fault_interval,
@@ -511,15 +369,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 dir,
                 seed,
             };
-            let report = ordo_tools::bank::run(&settings, &stop)?;
-            if json {
-                println!("{}", serde_json::to_string(&report).map_err(|e| Failure(e.to_string()))?);
-            } else {
-                ordo_tools::bank::print(&report);
-            }
-            if !report.passed() {
-                return Err(Failure("the bank test failed: see the checks above and the errors logged".into()));
-            }
+            bank(settings, json)?
         }
         Command::Demo { dir, app, seconds, rate } => {
             let stop = stop_flag()?;
@@ -530,6 +380,189 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure("the members' states differ, or a command was not applied once: a bug".into()));
             }
         }
+    }
+    Ok(())
+}
+
+/// `ordo snapshot take|restore|list|inspect|verify`.
+fn snapshot(action: &str, dir: &Path, from: Option<PathBuf>, position: Option<u64>, json: bool) -> Result<(), Failure> {
+    match action {
+        "take" => ordo_tools::client::snapshot_take(dir, json),
+        "restore" => {
+            let from = from.ok_or_else(|| Failure("snapshot restore needs --from FILE".into()))?;
+            inspect::snapshot_restore(&from, dir)
+        }
+        "list" | "inspect" | "verify" => match inspect::snapshot(dir, action, position, json)? {
+            true => Ok(()),
+            false => Err(Failure("a snapshot is corrupt or differs from a replay: see above".into())),
+        },
+        other => Err(Failure(format!("snapshot takes list, inspect, verify or restore, not {other:?}"))),
+    }
+}
+
+/// `ordo cluster`: `init` if the folder is empty, every member a child process, until
+/// SIGINT or SIGTERM stops them all.
+fn cluster(dir: &Path, members: u16, app: String, base_port: u16) -> Result<(), Failure> {
+    let stop = stop_flag()?;
+    let configs: Vec<PathBuf> = if init::config_path(dir, 1).exists() {
+        (1..).map(|id| init::config_path(dir, id)).take_while(|p| p.exists()).collect()
+    } else {
+        let settings = init::Init {
+            dir: dir.to_path_buf(),
+            members,
+            base_port,
+            app,
+            durability: Durability::Fsync,
+            hosts: Vec::new(),
+        };
+        init::init(&settings)?
+    };
+    let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
+    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
+    let mut children = ordo_tools::children::Members::start(&configs, &data_dirs, dir)?;
+    for node in &nodes {
+        let address = node.members.iter().find(|m| m.id == node.member_id).map(|m| m.address);
+        println!("member {} listens on {}", node.member_id.0, address.map_or("?".into(), |a| a.to_string()));
+    }
+    println!("logs in {}; Ctrl-C stops them all", dir.display());
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        if let Some((index, status)) = children.exited() {
+            children.stop_all(std::time::Duration::from_secs(10));
+            return Err(children.died(index, status));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !children.stop_all(std::time::Duration::from_secs(10)) {
+        return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
+    }
+    Ok(())
+}
+
+/// `ordo sim`: `faults` is the flag as given (all or none).
+fn sim(mut settings: inspect::Sim, one_seed: bool, faults: &str) -> Result<(), Failure> {
+    if !["all", "none"].contains(&faults) {
+        return Err(Failure(format!("--faults is all or none, not {faults:?}")));
+    }
+    if one_seed {
+        settings.seeds = 1;
+    }
+    if !inspect::sim(&settings)? {
+        return Err(Failure("the simulation failed: see the seeds and the command to reproduce each above".into()));
+    }
+    Ok(())
+}
+
+/// `ordo bank`, the Jepsen-style bank test.
+fn bank(settings: ordo_tools::bank::Bank, json: bool) -> Result<(), Failure> {
+    if settings.accounts < 2 {
+        return Err(Failure("--accounts must be at least 2: a transfer needs two".into()));
+    }
+    let stop = stop_flag()?;
+    let report = ordo_tools::bank::run(&settings, &stop)?;
+    if json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| Failure(e.to_string()))?);
+    } else {
+        ordo_tools::bank::print(&report);
+    }
+    if !report.passed() {
+        return Err(Failure("the bank test failed: see the checks above and the errors logged".into()));
+    }
+    Ok(())
+}
+
+/// The runtime flags of `ordo bench`: `--idle`, `--backend`, `--threading`.
+fn runtime_flags(
+    idle: &str,
+    backend: &str,
+    threading: &str,
+) -> Result<(IdleStrategy, TransportBackend, Threading), Failure> {
+    let idle = IdleStrategy::parse(idle)
+        .ok_or_else(|| Failure(format!("--idle is busy-spin, yield, backoff or sleep, not {idle:?}")))?;
+    let backend = match backend {
+        "std" => TransportBackend::Std,
+        "io_uring" => TransportBackend::IoUring,
+        other => return Err(Failure(format!("--backend is std or io_uring, not {other:?}"))),
+    };
+    let threading = match threading {
+        "shared" => Threading::Shared,
+        "dedicated" => Threading::Dedicated,
+        other => return Err(Failure(format!("--threading is shared or dedicated, not {other:?}"))),
+    };
+    Ok((idle, backend, threading))
+}
+
+/// `ordo bench`.
+fn bench_command(args: BenchArgs) -> Result<(), Failure> {
+    let BenchArgs {
+        target,
+        members,
+        baseline,
+        peer,
+        app,
+        rate,
+        rates,
+        p99_max_us,
+        size,
+        duration,
+        warmup,
+        durability,
+        idle,
+        threading,
+        backend,
+        json,
+        out,
+        plot,
+        label,
+        inputs,
+    } = args;
+    if let Some(plot) = plot.as_ref().filter(|_| !inputs.is_empty()) {
+        return bench::plot_files(plot, &inputs, size);
+    }
+    let (idle, backend, threading) = runtime_flags(&idle, &backend, &threading)?;
+    let seconds = |name: &str, value: f64| {
+        (value.is_finite() && value >= 0.0)
+            .then(|| std::time::Duration::from_secs_f64(value))
+            .ok_or_else(|| Failure(format!("--{name} takes seconds, not {value}")))
+    };
+    let subject = match (baseline.as_deref(), members) {
+        _ if peer.is_some() => match peer.as_deref() {
+            Some("etcd") => bench::Subject::Peer(bench::Peer::Etcd),
+            Some("nats") => bench::Subject::Peer(bench::Peer::Nats),
+            other => return Err(Failure(format!("--peer takes etcd or nats, not {other:?}"))),
+        },
+        (Some("udp"), _) => bench::Subject::Udp { backend },
+        (Some(other), _) => return Err(Failure(format!("--baseline takes udp, not {other:?}"))),
+        (None, Some(members)) => bench::Subject::Spawned(bench::Spawned {
+            members,
+            app,
+            durability: durability.into(),
+            idle,
+            threading,
+            backend,
+        }),
+        (None, None) => {
+            let mut resolved = ordo_tools::target::resolve(&target)?;
+            resolved.app.get_or_insert(app);
+            bench::Subject::Cluster(resolved)
+        }
+    };
+    let settings = bench::Bench {
+        subject,
+        rates: if rates.is_empty() { vec![rate] } else { rates },
+        p99_max_us,
+        size_bytes: size,
+        warmup: seconds("warmup", warmup)?,
+        duration: seconds("duration", duration)?.max(std::time::Duration::from_millis(100)),
+        idle,
+        json,
+        out,
+        plot,
+        label,
+    };
+    let stop = stop_flag()?;
+    let runs = bench::run(&settings, &stop)?;
+    if runs.iter().any(|r| r.report.completed < r.report.sent) {
+        return Err(Failure("some commands were not answered within 10 s of the end: see completed < sent".into()));
     }
     Ok(())
 }
