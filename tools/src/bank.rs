@@ -19,7 +19,7 @@ use ordo_apps::ledger::{self, Command, Ledger, Reason, Reply};
 use ordo_core::{NodeConfig, Position};
 use ordo_service::machinery::replay::{ReplayOptions, replay};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -109,12 +109,78 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
     };
     let dir = bank.dir.clone().unwrap_or_else(|| temp.as_ref().expect("made above").path().to_path_buf());
     let network = if bank.partitions { Some(Network::create(3)?) } else { None };
-    let base_port = match &network {
+    let (configs, nodes) = configure(bank, &dir, network.as_ref())?;
+    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
+    let wrappers: Vec<Vec<String>> = match &network {
+        Some(network) => (0..3).map(|i| network.exec_prefix(i)).collect(),
+        None => vec![Vec::new(); 3],
+    };
+    let mut members = Members::start_wrapped(&configs, &data_dirs, &dir, &wrappers)?;
+    members.wait_for_leader(Duration::from_secs(30))?;
+    if let Some(network) = &network {
+        network.enter_hub()?; // the client talks to the members from the hub namespace
+    }
+    let mut client = crate::target::Target::of_node(&nodes[0], None)?.client()?;
+    fund(&mut client, bank.accounts)?;
+
+    // Transfers at a steady rate while the faults come.
+    let mut report = BankReport::default();
+    let mut random = fastrand::Rng::with_seed(bank.seed);
+    let mut load = Load::default();
+    let mut faults = Faults::new(bank, &members);
+    let started = Instant::now();
+    let run = Duration::from_secs(bank.seconds);
+    while started.elapsed() < run || client.outstanding() > 0 {
+        if stop.load(Ordering::Acquire) {
+            return Err(Failure("interrupted".into()));
+        }
+        let sending = started.elapsed() < run;
+        if sending {
+            load.send_due(bank, started.elapsed(), &mut client, &mut random);
+        }
+        client.poll(client.now_ns())?;
+        load.take_replies(&mut client)?;
+        faults.heal_if_due(&mut members, network.as_ref(), &mut report)?;
+        if sending {
+            faults.inject_if_due(&mut members, network.as_ref(), &mut report, &mut random)?;
+        }
+        faults.note_leader(&members, &mut report);
+        if let Some((index, status)) = members.exited() {
+            return Err(members.died(index, status));
+        }
+        if !sending && started.elapsed() > run + Duration::from_secs(60) {
+            let unanswered = client.outstanding();
+            return Err(Failure(format!("{unanswered} transfers still unanswered 60 s after the load stopped")));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    if let Some(network) = &network {
+        network.heal()?;
+    }
+    for index in 0..3 {
+        if !members.is_running(index) {
+            members.spawn(index)?;
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.transfers = load.sent.len() as u64;
+    report.acknowledged = load.answers.len() as u64;
+    let last = load.answers.values().map(|(position, _)| *position).max().unwrap_or(Position::ZERO);
+    members.settle(last, Duration::from_secs(60))?;
+    check(&nodes, &load.sent, &load.answers, bank.accounts, &mut report)?;
+    drop(network);
+    Ok(report)
+}
+
+/// Writes the three members' folders and `ordo.toml`s for the run: the members' addresses in
+/// their namespaces if there are any, snapshots often, lossy links if asked.
+fn configure(bank: &Bank, dir: &Path, network: Option<&Network>) -> Result<(Vec<PathBuf>, Vec<NodeConfig>), Failure> {
+    let base_port = match network {
         Some(_) => 9000,
         None => crate::init::free_base_port()?,
     };
     let settings = crate::init::Init {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         members: 3,
         base_port,
         app: "ledger".into(),
@@ -125,7 +191,7 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
     let mut nodes = Vec::new();
     for (index, path) in configs.iter().enumerate() {
         let mut node = NodeConfig::load(path)?;
-        if let Some(network) = &network {
+        if let Some(network) = network {
             for member in &mut node.members {
                 member.address = network.address(member.id.0 as usize - 1, member.address.port());
             }
@@ -146,21 +212,12 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
         nodes.push(NodeConfig::load(path)?);
         debug_assert_eq!(nodes[index].member_id.0 as usize, index + 1);
     }
-    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
-    let wrappers: Vec<Vec<String>> = match &network {
-        Some(network) => (0..3).map(|i| network.exec_prefix(i)).collect(),
-        None => vec![Vec::new(); 3],
-    };
-    let mut members = Members::start_wrapped(&configs, &data_dirs, &dir, &wrappers)?;
-    members.wait_for_leader(Duration::from_secs(30))?;
-    if let Some(network) = &network {
-        network.enter_hub()?; // the client talks to the members from the hub namespace
-    }
-    let mut client = crate::target::Target::of_node(&nodes[0], None)?.client()?;
+    Ok((configs, nodes))
+}
 
-    // Fund the accounts.
-    let mut report = BankReport::default();
-    let setup: Vec<Vec<u8>> = (0..u64::from(bank.accounts))
+/// Opens and funds every account.
+fn fund(client: &mut ordo_service::Client, accounts: u32) -> Result<(), Failure> {
+    let setup: Vec<Vec<u8>> = (0..u64::from(accounts))
         .flat_map(|i| {
             [
                 ledger::encode(&Command::Open { account: account(i), limit: 0 }),
@@ -172,154 +229,167 @@ pub fn run(bank: &Bank, stop: &AtomicBool) -> Result<BankReport, Failure> {
     if replies.iter().any(|r| !r.status.is_ok()) {
         return Err(Failure("the accounts could not be opened and funded".into()));
     }
+    Ok(())
+}
 
-    // Transfers at a steady rate while the faults come.
-    let mut random = fastrand::Rng::with_seed(bank.seed);
-    let mut sent: BTreeMap<u64, Sent> = BTreeMap::new(); // by transfer id
-    let mut by_ticket: BTreeMap<u64, u64> = BTreeMap::new(); // ticket -> transfer id
-    let mut answers: BTreeMap<u64, (Position, Reply<'static>)> = BTreeMap::new(); // by transfer id
-    let schedule: &[Fault] = if bank.partitions {
-        &[Fault::IsolateLeader, Fault::KillLeader, Fault::IsolateFollower, Fault::OneWayFromLeader, Fault::KillAll]
-    } else {
-        &[Fault::KillLeader, Fault::KillFollower, Fault::KillAll]
-    };
-    let started = Instant::now();
-    let run = Duration::from_secs(bank.seconds);
-    let interval = Duration::from_secs_f64(bank.fault_interval_s.max(0.5));
-    let mut next_fault = started + interval;
-    let mut heal_at: Option<(Instant, Vec<usize>)> = None;
-    let mut cut_leader: Option<usize> = None;
-    let mut faults = 0usize;
-    let mut leader_seen = members.leader();
-    let mut next_id = 1u64;
-    let send_interval_ns = 1_000_000_000 / bank.rate_per_s.max(1);
-    while started.elapsed() < run || client.outstanding() > 0 {
-        if stop.load(Ordering::Acquire) {
-            return Err(Failure("interrupted".into()));
-        }
-        let sending = started.elapsed() < run;
-        while sending && (next_id - 1) * send_interval_ns <= started.elapsed().as_nanos() as u64 {
-            let from = random.u64(..u64::from(bank.accounts));
-            let to = (from + 1 + random.u64(..u64::from(bank.accounts) - 1)) % u64::from(bank.accounts);
+/// The transfers: what was sent, and the answers.
+#[derive(Default)]
+struct Load {
+    /// By transfer id.
+    sent: BTreeMap<u64, Sent>,
+    /// Client ticket → transfer id.
+    by_ticket: BTreeMap<u64, u64>,
+    /// By transfer id.
+    answers: BTreeMap<u64, (Position, Reply<'static>)>,
+    /// The last transfer id used.
+    last_id: u64,
+}
+
+impl Load {
+    /// Submits the transfers due by `elapsed` at the bank's rate, between random accounts.
+    fn send_due(
+        &mut self,
+        bank: &Bank,
+        elapsed: Duration,
+        client: &mut ordo_service::Client,
+        random: &mut fastrand::Rng,
+    ) {
+        let send_interval_ns = 1_000_000_000 / bank.rate_per_s.max(1);
+        let accounts = u64::from(bank.accounts);
+        while self.last_id * send_interval_ns <= elapsed.as_nanos() as u64 {
+            let id = self.last_id + 1;
+            let from = random.u64(..accounts);
+            let to = (from + 1 + random.u64(..accounts - 1)) % accounts;
             let transfer = Sent { from: account(from), to: account(to), amount: 1 + random.u64(..INITIAL_BALANCE / 2) };
-            let command = ledger::encode(&Command::Transfer {
-                id: next_id,
-                from: transfer.from.clone(),
-                to: transfer.to.clone(),
-                amount: transfer.amount,
-            });
-            by_ticket.insert(client.submit(&command), next_id);
-            sent.insert(next_id, transfer);
-            next_id += 1;
+            let (from, to, amount) = (transfer.from.clone(), transfer.to.clone(), transfer.amount);
+            let command = ledger::encode(&Command::Transfer { id, from, to, amount });
+            self.by_ticket.insert(client.submit(&command), id);
+            self.sent.insert(id, transfer);
+            self.last_id = id;
         }
-        client.poll(client.now_ns())?;
+    }
+
+    fn take_replies(&mut self, client: &mut ordo_service::Client) -> Result<(), Failure> {
         while let Some(reply) = client.take_reply() {
-            let Some(id) = by_ticket.remove(&reply.ticket) else { continue };
+            let Some(id) = self.by_ticket.remove(&reply.ticket) else { continue };
             let decoded = ledger::decode_reply(&reply.reply)
                 .map_err(|e| Failure(format!("transfer {id}: an undecodable reply: {e}")))?;
-            answers.insert(id, (reply.position, decoded));
+            self.answers.insert(id, (reply.position, decoded));
         }
-        // Faults, each healed (restarted, reconnected) before the next.
-        if let Some((at, down)) = &heal_at
-            && Instant::now() >= *at
-        {
-            // A leader cut off from its majority must have stepped down, and the majority
-            // elected another, before the cut heals.
-            if let Some(old) = cut_leader.take() {
-                let new_elected = (0..3).any(|i| i != old && members.role(i) == Some(2));
-                if members.role(old) == Some(2) || !new_elected {
-                    tracing::error!("member {} still leads, or no other does, after being cut off", old + 1);
-                    report.stale_leaders += 1;
-                }
+        Ok(())
+    }
+}
+
+/// The fault schedule, each fault healed (restarted, reconnected) before the next.
+struct Faults {
+    schedule: &'static [Fault],
+    interval: Duration,
+    next_fault: Instant,
+    /// When to heal, and the members to restart then.
+    heal_at: Option<(Instant, Vec<usize>)>,
+    /// A leader cut off, which must have stepped down by the heal.
+    cut_leader: Option<usize>,
+    injected: usize,
+    leader_seen: Option<usize>,
+}
+
+impl Faults {
+    fn new(bank: &Bank, members: &Members) -> Faults {
+        let schedule: &'static [Fault] = if bank.partitions {
+            &[Fault::IsolateLeader, Fault::KillLeader, Fault::IsolateFollower, Fault::OneWayFromLeader, Fault::KillAll]
+        } else {
+            &[Fault::KillLeader, Fault::KillFollower, Fault::KillAll]
+        };
+        let interval = Duration::from_secs_f64(bank.fault_interval_s.max(0.5));
+        let next_fault = Instant::now() + interval;
+        let leader_seen = members.leader();
+        Faults { schedule, interval, next_fault, heal_at: None, cut_leader: None, injected: 0, leader_seen }
+    }
+
+    fn heal_if_due(
+        &mut self,
+        members: &mut Members,
+        network: Option<&Network>,
+        report: &mut BankReport,
+    ) -> Result<(), Failure> {
+        let Some((at, down)) = &self.heal_at else { return Ok(()) };
+        if Instant::now() < *at {
+            return Ok(());
+        }
+        // A leader cut off from its majority must have stepped down, and the majority
+        // elected another, before the cut heals.
+        if let Some(old) = self.cut_leader.take() {
+            let new_elected = (0..3).any(|i| i != old && members.role(i) == Some(2));
+            if members.role(old) == Some(2) || !new_elected {
+                tracing::error!("member {} still leads, or no other does, after being cut off", old + 1);
+                report.stale_leaders += 1;
             }
-            for &index in down {
-                if members.is_running(index) {
-                    continue;
-                }
+        }
+        for &index in down {
+            if !members.is_running(index) {
                 members.spawn(index)?;
             }
-            if let Some(network) = &network {
-                network.heal()?;
-            }
-            heal_at = None;
         }
-        if sending && heal_at.is_none() && Instant::now() >= next_fault {
-            let fault = schedule[faults % schedule.len()];
-            faults += 1;
-            let leader = members.leader();
-            let follower = leader.map(|l| (l + 1 + random.usize(..2)) % 3);
-            let mut down = Vec::new();
-            match (fault, leader, follower, &network) {
-                (Fault::KillLeader, Some(l), _, _) => down.push(l),
-                (Fault::KillFollower, _, Some(f), _) => down.push(f),
-                (Fault::KillAll, _, _, _) => down.extend(0..3),
-                (Fault::IsolateLeader, Some(l), _, Some(network)) => {
-                    network.isolate(l)?;
-                    cut_leader = Some(l);
-                    report.partitions += 1;
-                }
-                (Fault::IsolateFollower, _, Some(f), Some(network)) => {
-                    network.isolate(f)?;
-                    report.partitions += 1;
-                }
-                (Fault::OneWayFromLeader, Some(l), _, Some(network)) => {
-                    network.drop_outgoing(l)?;
-                    cut_leader = Some(l);
-                    report.partitions += 1;
-                }
-                _ => {} // no leader just now: the next fault
-            }
-            for &index in &down {
-                members.kill(index);
-                report.kills += 1;
-            }
-            tracing::info!("fault {fault:?} on {down:?}");
-            heal_at = Some((Instant::now() + interval / 2, down));
-            next_fault = Instant::now() + interval;
+        if let Some(network) = network {
+            network.heal()?;
         }
-        let leader_now = members.leader();
-        if leader_now.is_some() && leader_now != leader_seen {
-            report.failovers += u64::from(leader_seen.is_some());
-            leader_seen = leader_now;
-        }
-        if let Some((index, status)) = members.exited() {
-            return Err(members.died(index, status));
-        }
-        if !sending && started.elapsed() > run + Duration::from_secs(60) {
-            return Err(Failure(format!(
-                "{} transfers still unanswered 60 s after the load stopped",
-                client.outstanding()
-            )));
-        }
-        std::thread::sleep(Duration::from_micros(200));
+        self.heal_at = None;
+        Ok(())
     }
-    if let Some(network) = &network {
-        network.heal()?;
-    }
-    for index in 0..3 {
-        if !members.is_running(index) {
-            members.spawn(index)?;
-        }
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    report.transfers = sent.len() as u64;
-    report.acknowledged = answers.len() as u64;
 
-    // Every member applies everything, stops, and its folder is checked.
-    let last = answers.values().map(|(position, _)| *position).max().unwrap_or(Position::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (0..3).any(|i| members.counters(i).and_then(|c| c.value("applied_position")) <= Some(last.0)) {
-        if Instant::now() > deadline {
-            return Err(Failure("the members did not all apply the last transfer within 60 s".into()));
+    fn inject_if_due(
+        &mut self,
+        members: &mut Members,
+        network: Option<&Network>,
+        report: &mut BankReport,
+        random: &mut fastrand::Rng,
+    ) -> Result<(), Failure> {
+        if self.heal_at.is_some() || Instant::now() < self.next_fault {
+            return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let fault = self.schedule[self.injected % self.schedule.len()];
+        self.injected += 1;
+        let leader = members.leader();
+        let follower = leader.map(|l| (l + 1 + random.usize(..2)) % 3);
+        let mut down = Vec::new();
+        match (fault, leader, follower, network) {
+            (Fault::KillLeader, Some(l), _, _) => down.push(l),
+            (Fault::KillFollower, _, Some(f), _) => down.push(f),
+            (Fault::KillAll, _, _, _) => down.extend(0..3),
+            (Fault::IsolateLeader, Some(l), _, Some(network)) => {
+                network.isolate(l)?;
+                self.cut_leader = Some(l);
+                report.partitions += 1;
+            }
+            (Fault::IsolateFollower, _, Some(f), Some(network)) => {
+                network.isolate(f)?;
+                report.partitions += 1;
+            }
+            (Fault::OneWayFromLeader, Some(l), _, Some(network)) => {
+                network.drop_outgoing(l)?;
+                self.cut_leader = Some(l);
+                report.partitions += 1;
+            }
+            _ => {} // no leader just now: the next fault
+        }
+        for &index in &down {
+            members.kill(index);
+            report.kills += 1;
+        }
+        tracing::info!("fault {fault:?} on {down:?}");
+        self.heal_at = Some((Instant::now() + self.interval / 2, down));
+        self.next_fault = Instant::now() + self.interval;
+        Ok(())
     }
-    if !members.stop_all(Duration::from_secs(20)) {
-        return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
+
+    /// Counts a failover each time another member is seen leading.
+    fn note_leader(&mut self, members: &Members, report: &mut BankReport) {
+        let leader_now = members.leader();
+        if leader_now.is_some() && leader_now != self.leader_seen {
+            report.failovers += u64::from(self.leader_seen.is_some());
+            self.leader_seen = leader_now;
+        }
     }
-    check(&nodes, &sent, &answers, bank.accounts, &mut report)?;
-    drop(network);
-    Ok(report)
 }
 
 /// The offline checks over every member's folder.

@@ -158,6 +158,22 @@ impl Members {
         }
     }
 
+    /// Waits until every member applied past `last` (within `limit`), then stops them all
+    /// cleanly: what a run does before its folders are checked offline.
+    pub fn settle(&mut self, last: ordo_core::Position, limit: Duration) -> Result<(), Failure> {
+        let deadline = Instant::now() + limit;
+        while (0..self.len()).any(|i| self.counters(i).and_then(|c| c.value("applied_position")) <= Some(last.0)) {
+            if Instant::now() > deadline {
+                return Err(Failure(format!("the members did not all apply the last command within {limit:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.stop_all(Duration::from_secs(20)) {
+            return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
+        }
+        Ok(())
+    }
+
     /// SIGTERM to every member, then SIGKILL to any still running after `limit`. Returns
     /// whether all stopped cleanly.
     pub fn stop_all(&mut self, limit: Duration) -> bool {

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ordo_core::{Durability, NodeConfig};
 use ordo_load::latency::LatencyReport;
 use ordo_load::open_loop::OpenLoop;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,19 +51,16 @@ impl Summary {
     }
 }
 
-pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
-    let temp = match &demo.dir {
-        Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("ordo-demo-").tempdir()?),
-    };
-    let dir = demo.dir.clone().unwrap_or_else(|| temp.as_ref().expect("made above").path().to_path_buf());
-    let reused = config_path(&dir, 1).exists();
+/// The cluster's folder, made unless `dir` holds one already (then the app's load goes on
+/// from the commands its log holds); the configs and how many commands were applied before.
+fn prepare(demo: &Demo, dir: &Path) -> Result<(Vec<PathBuf>, Vec<NodeConfig>, u64), Failure> {
+    let reused = config_path(dir, 1).exists();
     let configs: Vec<PathBuf> = if reused {
-        (1..=3).map(|id| config_path(&dir, id)).collect()
+        (1..=3).map(|id| config_path(dir, id)).collect()
     } else {
         let base_port = crate::init::free_base_port()?;
         let settings = Init {
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             members: 3,
             base_port,
             app: demo.app.clone(),
@@ -73,12 +70,22 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         init(&settings)?
     };
     let nodes: Vec<NodeConfig> = configs.iter().map(|p| NodeConfig::load(p)).collect::<Result<_, _>>()?;
-    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
     let applied_before = if reused && nodes[0].data_dir.join("log").is_dir() {
         crate::apps::replay_state(&nodes[0])?.commands_applied.unwrap_or(0)
     } else {
         0
     };
+    Ok((configs, nodes, applied_before))
+}
+
+pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
+    let temp = match &demo.dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("ordo-demo-").tempdir()?),
+    };
+    let dir = demo.dir.clone().unwrap_or_else(|| temp.as_ref().expect("made above").path().to_path_buf());
+    let (configs, nodes, applied_before) = prepare(demo, &dir)?;
+    let data_dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
     println!("ordo demo: a 3-member cluster in {} (app {}, durability fsync)", dir.display(), nodes[0].app);
     let mut members = Members::start(&configs, &data_dirs, &dir)?;
     let leader = members.wait_for_leader(Duration::from_secs(20))?;
@@ -96,9 +103,7 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     let run_ns = load.end_ns();
     let app = crate::apps::app(&nodes[0].app)?;
     let mut fill = |k: u64, command: &mut Vec<u8>| app.workload_into(applied_before + k, demo.command_bytes, command);
-    let mut killed: Option<(usize, Instant)> = None;
-    let mut failover_ms = None;
-    let mut first_commit_ms = None;
+    let mut failover = Failover::default();
 
     // Progress lines: above the bar on a terminal, plain lines otherwise.
     let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { println!("{line}") } else { bar.println(line) };
@@ -111,36 +116,12 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
         let answered_before = load.answered();
         load.step(&mut client, &mut fill)?;
         let now_ns = load.elapsed_ns();
-        // The first reply once another member leads: the next leader's first commit.
-        if let (Some((_, at)), Some(_), None) = (killed, failover_ms, first_commit_ms)
-            && load.answered() > answered_before
-        {
-            let ms = at.elapsed().as_secs_f64() * 1e3;
-            first_commit_ms = Some(ms);
-            say(&bar, format!("  the client's first reply from the new leader came {ms:.0} ms after the kill"));
-        }
         if let Some((index, status)) = members.exited() {
             bar.abandon();
             return Err(members.died(index, status));
         }
-        // Half way: kill the leader; once another leads, restart it.
-        if killed.is_none() && now_ns >= run_ns / 2 {
-            if let Some(leader) = members.leader() {
-                members.kill(leader);
-                say(&bar, format!("  killed the leader, member {} (SIGKILL), with commands in flight", leader + 1));
-                killed = Some((leader, Instant::now()));
-            }
-        } else if let Some((old, at)) = killed
-            && failover_ms.is_none()
-            && let Some(new) = members.leader()
-            && new != old
-        {
-            let ms = at.elapsed().as_secs_f64() * 1e3;
-            failover_ms = Some(ms);
-            say(&bar, format!("  member {} leads after {ms:.0} ms; the client followed it", new + 1));
-            members.spawn(old)?;
-            say(&bar, format!("  member {} restarted: it recovers its log and catches up", old + 1));
-        }
+        let replied = load.answered() > answered_before;
+        failover.step(&mut members, now_ns >= run_ns / 2, replied, &mut |line| say(&bar, line))?;
         bar.set_position((now_ns / 100_000_000).min(demo.seconds * 10));
         bar.set_message(format!("{} committed", load.answered()));
         if !load.sending() && client.outstanding() == 0 {
@@ -159,20 +140,59 @@ pub fn run(demo: &Demo, stop: &AtomicBool) -> Result<Summary, Failure> {
     let last_position = load.last_position();
 
     // Every member applies everything, then stops cleanly; each folder is replayed offline.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (0..members.len())
-        .any(|i| members.counters(i).and_then(|c| c.value("applied_position")) <= Some(last_position.0))
-    {
-        if Instant::now() > deadline {
-            return Err(Failure("the members did not all apply the last command within 30 s".into()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !members.stop_all(Duration::from_secs(10)) {
-        return Err(Failure("a member did not stop cleanly on SIGTERM".into()));
-    }
+    members.settle(last_position, Duration::from_secs(30))?;
     let states = nodes.iter().map(crate::apps::replay_state).collect::<Result<Vec<_>, _>>()?;
+    let Failover { failover_ms, first_commit_ms, .. } = failover;
     Ok(Summary { sent: load.sent(), latency: load.report(), failover_ms, first_commit_ms, applied_before, states })
+}
+
+/// The demo's failover: the leader killed half way, restarted once another leads, and the
+/// times to the new leader and to the client's first reply from it.
+#[derive(Default)]
+struct Failover {
+    /// The member killed, and when.
+    killed: Option<(usize, Instant)>,
+    failover_ms: Option<f64>,
+    first_commit_ms: Option<f64>,
+}
+
+impl Failover {
+    /// One step of the run: `half_way` once half the load is sent, `replied` if a reply came
+    /// since the last step; `say` prints a progress line.
+    fn step(
+        &mut self,
+        members: &mut Members,
+        half_way: bool,
+        replied: bool,
+        say: &mut dyn FnMut(String),
+    ) -> Result<(), Failure> {
+        // The first reply once another member leads: the next leader's first commit.
+        if let (Some((_, at)), Some(_), None) = (self.killed, self.failover_ms, self.first_commit_ms)
+            && replied
+        {
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            self.first_commit_ms = Some(ms);
+            say(format!("  the client's first reply from the new leader came {ms:.0} ms after the kill"));
+        }
+        if self.killed.is_none() && half_way {
+            if let Some(leader) = members.leader() {
+                members.kill(leader);
+                say(format!("  killed the leader, member {} (SIGKILL), with commands in flight", leader + 1));
+                self.killed = Some((leader, Instant::now()));
+            }
+        } else if let Some((old, at)) = self.killed
+            && self.failover_ms.is_none()
+            && let Some(new) = members.leader()
+            && new != old
+        {
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            self.failover_ms = Some(ms);
+            say(format!("  member {} leads after {ms:.0} ms; the client followed it", new + 1));
+            members.spawn(old)?;
+            say(format!("  member {} restarted: it recovers its log and catches up", old + 1));
+        }
+        Ok(())
+    }
 }
 
 /// Prints the summary the way `ordo demo` shows it.

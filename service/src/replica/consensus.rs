@@ -542,74 +542,15 @@ impl Consensus {
         }
         match message {
             Body::VoteRequest { pre_vote: true, last_term, last_position } => {
-                let leader_fresh = self.role == Role::Leader
-                    || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
-                let log_ok = Self::up_to_date(log, last_term, last_position)
-                    || self.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
-                let granted = term > self.term && !leader_fresh && log_ok && !self.recovering;
-                // A refusal carries this member's term: a candidate behind it adopts it
-                // (etcd's rule), or two members, one with the newer term and one with the
-                // longer log, would refuse each other forever.
-                let answer_term = if granted { term } else { self.term };
-                let message = Body::VoteResponse { pre_vote: true, granted };
-                out.push(Effect::Send { to: from, term: answer_term, message });
+                self.answer_pre_vote(now_ns, from, term, (last_term, last_position), log, out)
             }
             Body::VoteRequest { pre_vote: false, last_term, last_position } => {
-                if term > self.term {
-                    self.become_follower(term, None, out);
-                }
-                let log_ok = Self::up_to_date(log, last_term, last_position)
-                    || self.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck);
-                let granted = term == self.term
-                    && self.role == Role::Follower
-                    && self.voted_for.is_none_or(|v| v == from)
-                    && log_ok
-                    && !self.recovering;
-                if granted {
-                    self.voted_for = Some(from);
-                    out.push(Effect::StoreVote { term, voted_for: Some(from) });
-                    self.reset_election_deadline(now_ns);
-                }
-                out.push(Effect::Send {
-                    to: from,
-                    term: self.term,
-                    message: Body::VoteResponse { pre_vote: false, granted },
-                });
+                self.answer_vote(now_ns, from, term, (last_term, last_position), log, out)
             }
-            Body::VoteResponse { pre_vote: true, granted: true }
-                if self.pre_voting && term == Term(self.term.0 + 1) && !self.granted.contains(&from) =>
-            {
-                self.granted.push(from);
-                if self.granted.len() >= self.majority() {
-                    self.start_election(now_ns, log, out);
-                }
+            Body::VoteResponse { pre_vote, granted } => {
+                self.on_vote_response(now_ns, from, term, pre_vote, granted, log, out)
             }
-            Body::VoteResponse { pre_vote: true, granted: false } if term > self.term => {
-                // The voter is in a newer term: catch up with it, then stand again from there.
-                self.become_follower(term, None, out);
-            }
-            Body::VoteResponse { pre_vote: false, granted } => {
-                if term > self.term {
-                    self.become_follower(term, None, out);
-                } else if self.role == Role::Candidate
-                    && !self.pre_voting // `granted` holds the pre-votes of the next round
-                    && term == self.term
-                    && granted
-                    && !self.granted.contains(&from)
-                {
-                    self.granted.push(from);
-                    if self.granted.len() >= self.majority() {
-                        self.become_leader(now_ns, log, out);
-                    }
-                }
-            }
-            Body::AppendAck { position_append, position_durable } => {
-                if term > self.term {
-                    return self.become_follower(term, None, out);
-                }
-                if self.role != Role::Leader || term != self.term {
-                    return;
-                }
+            Body::AppendAck { position_append, position_durable } if self.leader_hears(term, out) => {
                 if let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) {
                     peer.heard_ns = now_ns;
                     peer.stream.on_ack(position_append, now_ns);
@@ -617,25 +558,9 @@ impl Consensus {
                 }
                 self.advance_commit(log, out);
             }
-            Body::Nak { position } => {
-                if term > self.term {
-                    return self.become_follower(term, None, out);
-                }
-                if self.role != Role::Leader || term != self.term {
-                    return;
-                }
-                let restart = self.restart_point(log, position);
-                if let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) {
-                    peer.heard_ns = now_ns;
-                    if restart < log.log_start() {
-                        // What it needs was deleted after a snapshot: it gets the snapshot.
-                        peer.install.get_or_insert_with(InstallSend::default);
-                    } else if restart < peer.stream.position_acked() {
-                        peer.stream.restart_at(restart, now_ns); // the follower diverges earlier
-                    } else {
-                        peer.stream.on_nak(restart, now_ns);
-                    }
-                }
+            Body::Nak { position } if self.leader_hears(term, out) => self.on_nak(now_ns, from, position, log),
+            Body::SnapshotAck { snapshot_position, offset } if self.leader_hears(term, out) => {
+                self.on_snapshot_ack(now_ns, from, snapshot_position, offset)
             }
             Body::Heartbeat { position_commit, .. } => {
                 if !self.accept_leader(now_ns, from, term, out) {
@@ -650,30 +575,144 @@ impl Consensus {
                 }
                 self.on_snapshot_chunk(from, snapshot_position, offset, total_bytes, bytes, out);
             }
-            Body::SnapshotAck { snapshot_position, offset } => {
-                if term > self.term {
-                    return self.become_follower(term, None, out);
-                }
-                if self.role != Role::Leader || term != self.term {
-                    return;
-                }
-                let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) else { return };
-                peer.heard_ns = now_ns;
-                let Some(install) = peer.install.as_mut().filter(|i| i.position == Some(snapshot_position)) else {
-                    return;
-                };
-                if offset < install.acked_bytes {
-                    install.sent_bytes = offset; // the follower started over
-                }
-                install.acked_bytes = offset;
-                install.sent_bytes = install.sent_bytes.max(offset);
-                if offset >= install.total_bytes {
-                    peer.install = None;
-                    peer.stream.restart_at(snapshot_position, now_ns);
-                }
-            }
             // Appends come through on_append; client frames are not consensus' business.
             _ => {}
+        }
+    }
+
+    /// Whether a follower's answer in `term` is for this member as the leader of its
+    /// current term; a newer term makes it a follower first.
+    fn leader_hears(&mut self, term: Term, out: &mut Vec<Effect<'_>>) -> bool {
+        if term > self.term {
+            self.become_follower(term, None, out);
+            return false;
+        }
+        self.role == Role::Leader && term == self.term
+    }
+
+    /// Whether a candidate's log, ending with an entry of `last_term` at `last_position`, is
+    /// at least as up to date as this one (or a deliberate bug says not to look).
+    fn log_ok(&self, log: &dyn LogView, (last_term, last_position): (Term, Position)) -> bool {
+        Self::up_to_date(log, last_term, last_position)
+            || self.deliberate_bug == Some(DeliberateBug::VoteWithoutLogCheck)
+    }
+
+    fn answer_pre_vote(
+        &mut self,
+        now_ns: u64,
+        from: MemberId,
+        term: Term,
+        last: (Term, Position),
+        log: &dyn LogView,
+        out: &mut Vec<Effect<'_>>,
+    ) {
+        let leader_fresh = self.role == Role::Leader
+            || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
+        let granted = term > self.term && !leader_fresh && self.log_ok(log, last) && !self.recovering;
+        // A refusal carries this member's term: a candidate behind it adopts it (etcd's
+        // rule), or two members, one with the newer term and one with the longer log, would
+        // refuse each other forever.
+        let answer_term = if granted { term } else { self.term };
+        let message = Body::VoteResponse { pre_vote: true, granted };
+        out.push(Effect::Send { to: from, term: answer_term, message });
+    }
+
+    fn answer_vote(
+        &mut self,
+        now_ns: u64,
+        from: MemberId,
+        term: Term,
+        last: (Term, Position),
+        log: &dyn LogView,
+        out: &mut Vec<Effect<'_>>,
+    ) {
+        if term > self.term {
+            self.become_follower(term, None, out);
+        }
+        let granted = term == self.term
+            && self.role == Role::Follower
+            && self.voted_for.is_none_or(|v| v == from)
+            && self.log_ok(log, last)
+            && !self.recovering;
+        if granted {
+            self.voted_for = Some(from);
+            out.push(Effect::StoreVote { term, voted_for: Some(from) });
+            self.reset_election_deadline(now_ns);
+        }
+        let message = Body::VoteResponse { pre_vote: false, granted };
+        out.push(Effect::Send { to: from, term: self.term, message });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_vote_response(
+        &mut self,
+        now_ns: u64,
+        from: MemberId,
+        term: Term,
+        pre_vote: bool,
+        granted: bool,
+        log: &dyn LogView,
+        out: &mut Vec<Effect<'_>>,
+    ) {
+        if pre_vote {
+            if granted && self.pre_voting && term == Term(self.term.0 + 1) && !self.granted.contains(&from) {
+                self.granted.push(from);
+                if self.granted.len() >= self.majority() {
+                    self.start_election(now_ns, log, out);
+                }
+            } else if !granted && term > self.term {
+                // The voter is in a newer term: catch up with it, then stand again from there.
+                self.become_follower(term, None, out);
+            }
+            return;
+        }
+        if term > self.term {
+            self.become_follower(term, None, out);
+        } else if self.role == Role::Candidate
+            && !self.pre_voting // `granted` holds the pre-votes of the next round
+            && term == self.term
+            && granted
+            && !self.granted.contains(&from)
+        {
+            self.granted.push(from);
+            if self.granted.len() >= self.majority() {
+                self.become_leader(now_ns, log, out);
+            }
+        }
+    }
+
+    /// A follower asks for the log from `position`: resent from there, from the start of the
+    /// term holding it, or, if that was deleted after a snapshot, the snapshot.
+    fn on_nak(&mut self, now_ns: u64, from: MemberId, position: Position, log: &dyn LogView) {
+        let restart = self.restart_point(log, position);
+        let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) else { return };
+        peer.heard_ns = now_ns;
+        if restart < log.log_start() {
+            // What it needs was deleted after a snapshot: it gets the snapshot.
+            peer.install.get_or_insert_with(InstallSend::default);
+        } else if restart < peer.stream.position_acked() {
+            peer.stream.restart_at(restart, now_ns); // the follower diverges earlier
+        } else {
+            peer.stream.on_nak(restart, now_ns);
+        }
+    }
+
+    /// A follower holds `offset` bytes of the snapshot at `snapshot_position`; all of them:
+    /// it installed it, and the log streams on from its position.
+    fn on_snapshot_ack(&mut self, now_ns: u64, from: MemberId, snapshot_position: Position, offset: u64) {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.id == from) else { return };
+        peer.heard_ns = now_ns;
+        let Some(install) = peer.install.as_mut().filter(|i| i.position == Some(snapshot_position)) else {
+            return;
+        };
+        if offset < install.acked_bytes {
+            install.sent_bytes = offset; // the follower started over
+        }
+        install.acked_bytes = offset;
+        install.sent_bytes = install.sent_bytes.max(offset);
+        if offset >= install.total_bytes {
+            peer.install = None;
+            peer.stream.restart_at(snapshot_position, now_ns);
         }
     }
 

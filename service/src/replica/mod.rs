@@ -91,6 +91,12 @@ pub struct Hooks {
     pub deliberate_bug: Option<crate::replica::consensus::DeliberateBug>,
 }
 
+/// The simulator's hooks into the service agent.
+struct ServiceHooks {
+    outputs: Option<OutputHook>,
+    check_every_snapshot: bool,
+}
+
 /// Where a client is answered: the address it was last heard from, and the key it sealed
 /// its frame under (its answers are sealed under the same key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,36 +239,13 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         let snapshot_events = storage.newest_snapshot().map(|s| s.info.events);
         events::recover(&mut events, container.applied_position(), snapshot_events.as_ref())?;
         let applied = container.applied_position();
-        let shared = Arc::new(Shared::default());
-        let (writer, reader) = records::ring(RECORDS_RING_BYTES);
-        let (control, control_receiver) = crossbeam_channel::unbounded();
-        let (notice_sender, notices) = crossbeam_channel::unbounded();
-        let agent = ServiceAgent::new(ServiceParts {
-            id: config.consensus.member,
-            container,
-            events,
-            snapshots,
-            app: config.app.clone(),
-            shared: shared.clone(),
-            records: writer,
-            control: control_receiver,
-            notices: notice_sender,
-            session_timeout_ns: config.session_timeout_ns,
-            reply_bytes_max: config.reply_bytes_max,
-            check_every_snapshot: hooks.check_every_snapshot,
-            output_hook: hooks.outputs,
-        });
-        let service = match threaded {
-            None => ServiceSlot::Inline(Box::new(agent)),
-            Some((log, runner)) => {
-                let threaded = ThreadedService { agent, log };
-                ServiceSlot::Dedicated(Runner::spawn(threaded, runner, std::time::Instant::now())?)
-            }
-        };
+        let Hooks { effects: effect_hook, outputs, check_every_snapshot, deliberate_bug } = hooks;
+        let service_hooks = ServiceHooks { outputs, check_every_snapshot };
+        let (service, links) = start_service(config, container, events, snapshots, service_hooks, threaded)?;
         let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
         consensus.set_clock(wall_ns);
         consensus.note_committed(applied); // its snapshot holds only what was committed
-        consensus.break_deliberately(hooks.deliberate_bug);
+        consensus.break_deliberately(deliberate_bug);
         if storage.recovering() {
             tracing::warn!(
                 "member {} is recovering (it lost its state, or was restored from a snapshot into a folder that was not a new cluster's), so it will not vote until it has caught up from a leader; if most members are recovering, stop them all and copy the data folder of one that is not over theirs (docs/operations.md)",
@@ -273,7 +256,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         Ok(Replica {
             consensus,
             service,
-            links: Links { shared, records: reader, control, notices },
+            links,
             storage,
             peers: config.peers.clone(),
             routes: BTreeMap::new(),
@@ -289,7 +272,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
             state_hashes: StateHashes::new(config.consensus.members.len()),
             event_feed: EventFeed::default(),
             peer_watch: PeerWatch::new(&config.peers, now_ns, crate::replica::peer_watch::SILENCE_REPORTED_NS),
-            effect_hook: hooks.effects,
+            effect_hook,
             frames_refused: 0,
             client_sends_failed: 0,
             snapshots_taken: 0,
@@ -704,6 +687,45 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
     pub fn snapshots_taken(&self) -> u64 {
         self.snapshots_taken
     }
+}
+
+/// The service agent over `container`, inline or on a thread of its own (`threaded`), and
+/// the consensus side's links to it.
+fn start_service<M: StateMachine, S: Storage, A: Address>(
+    config: &ReplicaConfig<A>,
+    container: Container<M>,
+    events: S::Events,
+    snapshots: S::Snapshots,
+    hooks: ServiceHooks,
+    threaded: Option<(S::OwnLog, RunnerConfig)>,
+) -> Result<(ServiceSlot<M, S>, Links), ReplicaError> {
+    let shared = Arc::new(Shared::default());
+    let (writer, reader) = records::ring(RECORDS_RING_BYTES);
+    let (control, control_receiver) = crossbeam_channel::unbounded();
+    let (notice_sender, notices) = crossbeam_channel::unbounded();
+    let agent = ServiceAgent::new(ServiceParts {
+        id: config.consensus.member,
+        container,
+        events,
+        snapshots,
+        app: config.app.clone(),
+        shared: shared.clone(),
+        records: writer,
+        control: control_receiver,
+        notices: notice_sender,
+        session_timeout_ns: config.session_timeout_ns,
+        reply_bytes_max: config.reply_bytes_max,
+        check_every_snapshot: hooks.check_every_snapshot,
+        output_hook: hooks.outputs,
+    });
+    let service = match threaded {
+        None => ServiceSlot::Inline(Box::new(agent)),
+        Some((log, runner)) => {
+            let threaded = ThreadedService { agent, log };
+            ServiceSlot::Dedicated(Runner::spawn(threaded, runner, std::time::Instant::now())?)
+        }
+    };
+    Ok((service, Links { shared, records: reader, control, notices }))
 }
 
 fn redirect(not_leader: NotLeader) -> Body<'static> {
