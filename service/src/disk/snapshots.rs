@@ -152,17 +152,7 @@ impl SnapshotStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordo_core::{ClusterTimeNs, Term};
-
-    fn base(position: u64) -> LogBase {
-        LogBase {
-            position: Position(position),
-            term: Term(3),
-            entry_position: Position(position - 64),
-            checksum: 0xABCD,
-            time_max: ClusterTimeNs(777),
-        }
-    }
+    use crate::replica::snapshot::base;
 
     #[test]
     fn the_newest_whole_snapshot_is_loaded_and_a_corrupt_one_reported() {

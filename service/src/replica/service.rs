@@ -130,7 +130,9 @@ pub enum FromService {
 pub enum ServiceError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("snapshot at {position} does not restore: {reason}")]
+    #[error(
+        "snapshot at {position} does not restore: {reason}; it was written by another app or version: restore with the app that wrote it, or move it away to use the one before"
+    )]
     Restore { position: Position, reason: String },
     #[error("a committed entry at {0} cannot be read from the log")]
     Unreadable(Position),

@@ -236,19 +236,21 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<SnapshotInfo, SnapshotError
     })
 }
 
+/// A log base at `position` for tests: term 3, the last entry 64 bytes before.
+#[cfg(test)]
+pub(crate) fn base(position: u64) -> LogBase {
+    LogBase {
+        position: Position(position),
+        term: Term(3),
+        entry_position: Position(position - 64),
+        checksum: 0xABCD,
+        time_max: ClusterTimeNs(777),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn base(position: u64) -> LogBase {
-        LogBase {
-            position: Position(position),
-            term: Term(3),
-            entry_position: Position(position - 64),
-            checksum: 0xABCD,
-            time_max: ClusterTimeNs(777),
-        }
-    }
 
     #[test]
     fn a_snapshot_round_trips_and_any_flipped_bit_is_refused() {

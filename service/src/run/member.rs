@@ -28,7 +28,6 @@ use crate::disk::snapshots::SnapshotStore;
 use crate::replica::consensus::{ConsensusConfig, LogView, NotLeader, Role};
 use crate::replica::divergence::Divergence;
 use crate::replica::effects::{Storage, StorageError};
-use crate::replica::service::ServiceError;
 use crate::replica::snapshot::{SnapshotError, SnapshotInfo};
 use crate::replica::{Hooks, Replica, ReplicaConfig, ReplicaError};
 use crate::run::client_keys::ClientKeysFile;
@@ -40,38 +39,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+/// Why a member stopped: its replica did (a storage, socket or service failure), or its
+/// folder could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
     #[error("the member's storage failed: {0}")]
     Storage(#[from] StorageError),
     #[error("the member's network endpoint failed: {0}")]
     Io(#[from] io::Error),
-    #[error("the member's service failed: {0}")]
-    Service(#[from] ServiceError),
-    #[error("the member's service thread stopped unexpectedly")]
-    ServiceStopped,
-    #[error("a checker refused an effect")]
-    Refused,
-    #[error(
-        "snapshot at {position} does not restore: {reason}; it was written by another app or version: restore with the app that wrote it, or move it away to use the one before"
-    )]
-    Restore { position: Position, reason: String },
     #[error(
         "the log in {dir} holds position {position} but not the entry snapshot {position} ends with: the log or the snapshot is corrupt; run `ordo log verify` and `ordo snapshot verify`"
     )]
     SnapshotMismatch { dir: std::path::PathBuf, position: Position },
-}
-
-impl From<ReplicaError> for MemberError {
-    fn from(error: ReplicaError) -> Self {
-        match error {
-            ReplicaError::Storage(error) => MemberError::Storage(error),
-            ReplicaError::Io(error) => MemberError::Io(error),
-            ReplicaError::Service(error) => MemberError::Service(error),
-            ReplicaError::ServiceStopped => MemberError::ServiceStopped,
-            ReplicaError::Refused => MemberError::Refused,
-        }
-    }
 }
 
 impl From<SnapshotError> for MemberError {
