@@ -366,7 +366,6 @@ pub fn events_tail(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), Failure> {
     let node = member_config(dir)?;
-    let app = crate::apps::app(&node.app)?;
     let events_config = ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..node.log.clone() };
     let mut reader = ordo_log::LogReader::open(&node.data_dir.join("events"), &events_config)?;
     let mut position = from.map_or(reader.position_start(), Position);
@@ -381,7 +380,7 @@ pub fn events_tail(
                 continue;
             }
             let header = entry.header;
-            let text = app.describe_event(entry.payload);
+            let text = crate::apps::describe_event(&node.app, entry.payload);
             let line = if json {
                 serde_json::json!({
                     "position": entry.position().0,

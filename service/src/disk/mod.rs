@@ -112,6 +112,9 @@ impl Storage for DiskStorage {
     fn truncate_to(&mut self, position: Position) -> Result<(), StorageError> {
         Ok(self.log.truncate_to(position)?)
     }
+    fn reset_to(&mut self, base: &LogBase) -> Result<(), StorageError> {
+        Ok(self.log.reset_to(base)?)
+    }
     fn sync(&mut self) -> Result<Position, StorageError> {
         Ok(self.log.sync()?)
     }

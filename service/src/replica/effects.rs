@@ -7,8 +7,8 @@ use crate::replica::consensus::{AppendBytes, Consensus, Effect, LogView};
 use crate::replica::events::EventStore;
 use crate::replica::service::{CommittedLog, SnapshotSink};
 use crate::replica::snapshot::{Snapshot, SnapshotError};
-use ordo_core::Vote;
 use ordo_core::{EntryMeta, LogSource, MemberId, Position, Term};
+use ordo_core::{LogBase, Vote};
 use ordo_log::LogError;
 use ordo_transport::Body;
 
@@ -38,6 +38,8 @@ pub trait Storage {
     fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<Position, StorageError>;
     fn append_raw(&mut self, position: Position, bytes: &[u8]) -> Result<Position, StorageError>;
     fn truncate_to(&mut self, position: Position) -> Result<(), StorageError>;
+    /// Empties the log, to continue from `base` (a snapshot's).
+    fn reset_to(&mut self, base: &LogBase) -> Result<(), StorageError>;
     /// Makes every append durable; returns the durable position.
     fn sync(&mut self) -> Result<Position, StorageError>;
     /// Stores the vote durably before returning.
@@ -64,6 +66,25 @@ pub trait Storage {
     /// Records durably that this member, which had lost its state, caught up (with its
     /// vote): it votes again.
     fn store_recovered(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError>;
+}
+
+/// What a member starting on `storage` does with its newest snapshot before anything else
+/// (the real member when it opens its folder, the simulator when it restarts one): a
+/// snapshot past the log's end or below its start (installed from the leader, or taken from
+/// applied entries the crash then cut from the log) resets the log to continue after it; one
+/// inside the log must end with the entry the log holds there. `Ok(Ok(reset))`: whether the
+/// log was reset; `Ok(Err(position))`: the log and the snapshot disagree at `position`.
+pub fn reconcile_with_snapshot<S: Storage + ?Sized>(storage: &mut S) -> Result<Result<bool, Position>, StorageError> {
+    let Some(base) = storage.newest_snapshot().map(|s| s.info.base) else { return Ok(Ok(false)) };
+    let log = storage.view();
+    if base.position > log.log_end() || base.position < log.log_start() {
+        storage.reset_to(&base)?;
+        return Ok(Ok(true));
+    }
+    if log.checksum_before(base.position) != Some(base.checksum) {
+        return Ok(Err(base.position));
+    }
+    Ok(Ok(false))
 }
 
 /// The newest snapshot's position and bytes, as `Consensus::poll_snapshots` takes them.

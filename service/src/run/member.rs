@@ -25,9 +25,9 @@
 use crate::disk::DiskStorage;
 use crate::disk::MappedLog;
 use crate::disk::snapshots::SnapshotStore;
-use crate::replica::consensus::{ConsensusConfig, LogView, NotLeader, Role};
+use crate::replica::consensus::{ConsensusConfig, NotLeader, Role};
 use crate::replica::divergence::Divergence;
-use crate::replica::effects::{Storage, StorageError};
+use crate::replica::effects::{Storage, StorageError, reconcile_with_snapshot};
 use crate::replica::snapshot::{SnapshotError, SnapshotInfo};
 use crate::replica::{Hooks, Replica, ReplicaConfig, ReplicaError};
 use crate::run::client_keys::ClientKeysFile;
@@ -231,25 +231,15 @@ impl<M: StateMachine> Member<M> {
             tracing::error!("{rejected}; starting from an older snapshot");
         }
         let log_dir = dir.join("log");
-        let (mut log, recovery) = ordo_log::Log::open(&log_dir, log).map_err(StorageError::from)?;
-        let mut log_reset = false;
-        if let Some(snapshot) = &loaded.snapshot {
-            let base = snapshot.info.base;
-            let (start, end) = (log.position_start(), log.position_append());
-            if base.position > end || base.position < start {
-                // Installed from the leader, and the crash came before the log was reset.
-                log.reset_to(&base).map_err(StorageError::from)?;
-                log_reset = true;
-            } else if log.checksum_before(base.position) != Some(base.checksum) {
-                return Err(MemberError::SnapshotMismatch { dir: log_dir, position: base.position });
-            }
-        }
+        let (log, recovery) = ordo_log::Log::open(&log_dir, log).map_err(StorageError::from)?;
         let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
         let votes = ordo_log::VoteStore::new(dir, cluster_id);
         let (events, _) =
             ordo_log::Log::open(&dir.join("events"), events_config(&config.log)).map_err(StorageError::from)?;
-        let storage =
+        let mut storage =
             DiskStorage::new(log, votes, snapshots, loaded.snapshot)?.with_snapshots_kept(config.snapshots_kept);
+        let log_reset = reconcile_with_snapshot(&mut storage)?
+            .map_err(|position| MemberError::SnapshotMismatch { dir: log_dir, position })?;
         let member = Member::new(machine, config, storage, events, endpoint, now_ns)?;
         Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
     }

@@ -408,6 +408,10 @@ impl Storage for MemStorage {
         self.log.truncate_to(position);
         Ok(())
     }
+    fn reset_to(&mut self, base: &LogBase) -> Result<(), StorageError> {
+        self.log.reset_to(base);
+        Ok(())
+    }
     fn sync(&mut self) -> Result<Position, StorageError> {
         Ok(self.log.sync())
     }

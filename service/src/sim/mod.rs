@@ -374,7 +374,18 @@ impl<M: StateMachine + Default> Sim<M> {
         else {
             unreachable!("only a member that is down starts")
         };
-        let Disk { storage, events, .. } = *disk;
+        let Disk { mut storage, events, .. } = *disk;
+        // What the real member does when it opens its folder. (A reset cannot happen here
+        // yet: it needs a crash in the middle of installing a snapshot, which the in-memory
+        // storage does in one step.)
+        match crate::replica::effects::reconcile_with_snapshot(&mut storage)? {
+            Ok(_reset) => {}
+            Err(position) => {
+                let message = format!("member {}'s log and snapshot disagree at {position}", index + 1);
+                self.checks.lock().expect("one thread").failure = Some(self.fail("snapshot", message));
+                return Err(ReplicaError::Refused);
+            }
+        }
         let config = ReplicaConfig {
             consensus: consensus_config(&self.config, node.id, incarnation),
             peers: (1..=self.config.members).filter(|&m| m != node.id.0).map(|m| (MemberId(m), m - 1)).collect(),
@@ -666,7 +677,10 @@ impl<M: StateMachine + Default> Sim<M> {
             let (end, term) = (disk.storage.log.end(), disk.storage.vote.term);
             let incarnation = self.stats.crashes;
             if let Err(error) = self.start(index, incarnation) {
-                return Err(self.fail("restart", format!("member {} did not restart: {error}", index + 1)));
+                let found = self.checks.lock().expect("one thread").failure.take();
+                return Err(found.unwrap_or_else(|| {
+                    self.fail("restart", format!("member {} did not restart: {error}", index + 1))
+                }));
             }
             self.note(format!("restart member {} at {end} (term {term})", index + 1));
         }
