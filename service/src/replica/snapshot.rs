@@ -3,13 +3,13 @@
 //! A snapshot file is a 160-byte header and a body. The header holds the position (the state
 //! covers every entry below it), what the log must know to continue after it (the last
 //! entry's term, position and checksum, the latest cluster time: a [`LogBase`]), where the
-//! event log stood (its own `LogBase`: see [`crate::replica::events`]), the state
+//! event log stood (its own `LogBase`: see `crate::replica::events`), the state
 //! hash (CRC-64 of the body, which is the container's encoding, so it equals
 //! `Container::state_hash` at that position on every member), the app's name, the body's
 //! length and CRC32C, and the header's own CRC32C. The same bytes are the file on disk and
 //! what a leader streams to a follower that is too far behind.
 //!
-//! On disk ([`SnapshotStore`]): `snapshot-<position, 20 digits>.ordosnap` in the member's
+//! On disk (`crate::disk::snapshots::SnapshotStore`): `snapshot-<position, 20 digits>.ordosnap` in the member's
 //! `snapshots/` folder, written to a temp file, fsynced, renamed, the folder fsynced; so a
 //! snapshot file is whole or absent. Loading tries the newest first and reports (never
 //! silently skips) any it finds corrupt.

@@ -1,23 +1,9 @@
-//! The real driver of consensus: one member's duty cycle over a real UDP [`Endpoint`] and
-//! the mapped log, carrying out effects with the same [`effects::carry_out`] code the
-//! simulator uses. One `do_work` call is one duty cycle (Aeron's agent): receive a batch,
-//! hand each frame to consensus, make one sync cover the whole batch (group commit), tick,
-//! stream Append frames, send everything queued in one batch.
-//!
-//! It serves clients too: a client's frame is sequenced if this member leads, else answered
-//! with a redirect; committed entries are applied to the service container, and the leader
-//! answers each client at the address its latest frame came from.
-//!
-//! Snapshots: a snapshot-request entry makes every member write one at the same position
-//! (then the log below the oldest kept is deleted) and tell the others its state hash, so a
-//! replica that diverged is named ([`crate::replica::divergence`]). The leader sends its newest
-//! snapshot to a follower that needs entries it deleted. On start a member restores the
-//! newest valid snapshot, then applies the log after it.
-//!
-//! Events go to the member's event log ([`crate::replica::events`]), the same on every member.
-//!
-//! The apply loop is the service agent ([`crate::replica::service`]), inline or on a thread of
-//! its own (`threading`).
+//! The real member: the `Replica` (`crate::replica`) driven over a real UDP [`Endpoint`] and
+//! the member's folder (`crate::disk`). What only a real member does is here: opening the
+//! folder (recovery, the newest valid snapshot reconciled with the log), the wall clock, the
+//! client keys file, the socket's poll loop, and the counters file `ordo stat` reads. One
+//! `do_work` call is one duty cycle (Aeron's agent): `begin_cycle`, a batch of frames into
+//! `on_frame`, `end_cycle`, counters.
 //!
 //! Folder layout: `log/` (segments, checkpoint, lock), `events/` (the same), `vote`,
 //! `snapshots/`, `counters`.
@@ -127,7 +113,7 @@ impl MemberConfig {
     }
 }
 
-/// A real member: the [`Replica`] over a UDP endpoint and its folder, with its counters
+/// A real member: the `Replica` over a UDP endpoint and its folder, with its counters
 /// file and its client keys file.
 pub struct Member<M: StateMachine> {
     replica: Replica<M, DiskStorage, SocketAddr>,
