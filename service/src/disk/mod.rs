@@ -39,6 +39,8 @@ pub struct DiskStorage {
     events_dir: std::path::PathBuf,
     events_config: ordo_core::LogConfig,
     events_reader: Option<LogReader>,
+    /// The inline service's read-only mapping of the log.
+    inline_log: Option<MappedLog>,
 }
 
 impl DiskStorage {
@@ -74,6 +76,7 @@ impl DiskStorage {
             events_dir,
             events_config,
             events_reader: None,
+            inline_log: None,
         })
     }
 
@@ -160,6 +163,13 @@ impl Storage for DiskStorage {
     }
     fn events_reset(&mut self) {
         self.events_reader = None;
+    }
+    fn inline_log(&mut self) -> Result<Option<&mut dyn CommittedLog>, StorageError> {
+        // Opened on first use: after any reset of the log at start.
+        if self.inline_log.is_none() {
+            self.inline_log = Some(MappedLog::open(self.log.dir(), self.log.config())?);
+        }
+        Ok(self.inline_log.as_mut().map(|log| log as &mut dyn CommittedLog))
     }
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
         let (snapshot, reset) = match check_received(bytes, self.log.config().cluster_id, &self.log) {

@@ -437,13 +437,17 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         Ok(work)
     }
 
-    /// Runs an inline service's cycle over the log in place; checks a dedicated one still runs.
+    /// Runs an inline service's cycle (over a mapping of its own where the storage has one,
+    /// else over the log in place); checks a dedicated one still runs.
     fn run_service(&mut self) -> Result<usize, ReplicaError> {
         match &mut self.service {
-            ServiceSlot::Inline(agent) => {
-                let log: &dyn LogSource = self.storage.view();
-                Ok(agent.do_work(&mut InPlace(log))?)
-            }
+            ServiceSlot::Inline(agent) => match self.storage.inline_log()? {
+                Some(own) => Ok(agent.do_work(own)?),
+                None => {
+                    let log: &dyn LogSource = self.storage.view();
+                    Ok(agent.do_work(&mut InPlace(log))?)
+                }
+            },
             ServiceSlot::Dedicated(runner) if runner.is_finished() => {
                 let ServiceSlot::Dedicated(runner) = std::mem::replace(&mut self.service, ServiceSlot::Moving) else {
                     unreachable!("matched above")

@@ -440,6 +440,9 @@ impl Storage for MemStorage {
         None // the simulator's clients do not subscribe to events
     }
     fn events_reset(&mut self) {}
+    fn inline_log(&mut self) -> Result<Option<&mut dyn CommittedLog>, StorageError> {
+        Ok(None) // the service reads the log in place
+    }
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Result<(), SnapshotError>, StorageError> {
         let (snapshot, reset) = match check_received(bytes, ClusterId::default(), &self.log) {
             Ok(checked) => checked,
