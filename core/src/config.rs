@@ -69,6 +69,12 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The configuration of a member's event log: this log's, without an fsync per append
+    /// (events are derived state, synced before each snapshot).
+    pub fn for_events(&self) -> LogConfig {
+        LogConfig { durability: Durability::Replicated, ..self.clone() }
+    }
+
     /// Checks the limits; the message names the field and the allowed range.
     pub fn validate(&self) -> Result<(), String> {
         if !self.segment_bytes.is_multiple_of(4096)

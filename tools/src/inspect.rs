@@ -366,7 +366,7 @@ pub fn events_tail(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), Failure> {
     let node = member_config(dir)?;
-    let events_config = ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..node.log.clone() };
+    let events_config = node.log.for_events();
     let mut reader = ordo_log::LogReader::open(&node.data_dir.join("events"), &events_config)?;
     let mut position = from.map_or(reader.position_start(), Position);
     let mut out = std::io::stdout().lock();

@@ -62,8 +62,7 @@ impl DiskStorage {
             votes.mark_recovering()?;
         }
         let events_dir = log.dir().parent().unwrap_or(log.dir()).join("events");
-        let events_config =
-            ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..log.config().clone() };
+        let events_config = log.config().for_events();
         Ok(DiskStorage {
             log,
             votes,

@@ -526,10 +526,9 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
             queued += send_to_client(net, &mut self.client_sends_failed, client, term, &answer) as usize;
         }
         let Replica { consensus, storage, peers, .. } = self;
-        let address_of = |to: MemberId| peers.iter().find(|(id, _)| *id == to).map(|&(_, address)| address);
         let capacity = net.capacity_bytes(FrameType::Append);
         consensus.poll_appends(storage.view(), capacity, FRAMES_MAX, &mut |to, term, append| {
-            let Some(address) = address_of(to) else { return };
+            let Some(address) = address_of(peers, to) else { return };
             if let Err(error) = net.queue(address, term, &append.chunk.to_body(append.commit_position)) {
                 failed = Some(error);
             }
@@ -539,7 +538,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
             let capacity = net.capacity_bytes(FrameType::SnapshotChunk);
             let snapshot = effects::snapshot_to_send(storage);
             queued += consensus.poll_snapshots(now_ns, snapshot, capacity, FRAMES_MAX, &mut |to, term, chunk| {
-                let Some(address) = address_of(to) else { return };
+                let Some(address) = address_of(peers, to) else { return };
                 if let Err(error) = net.queue(address, term, &chunk) {
                     failed = Some(error);
                 }
@@ -550,7 +549,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         }
         queued += self.feed_events(now_ns, net);
         for (to, term, message) in self.pending.0.drain(..) {
-            if let Some(address) = self.peers.iter().find(|(id, _)| *id == to).map(|&(_, address)| address) {
+            if let Some(address) = address_of(&self.peers, to) {
                 net.queue(address, term, &message)?;
                 queued += 1;
             }
@@ -607,8 +606,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
 
     fn carry_out_deferring_sync(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, sync_pending, .. } = self;
-        let mut check =
-            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        let mut check = checked_by(effect_hook);
         *sync_pending |=
             effects::carry_out_deferring_sync(consensus, storage, pending, out, &mut check).map_err(carry_error)?;
         Ok(())
@@ -616,15 +614,13 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
 
     fn carry_out(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, .. } = self;
-        let mut check =
-            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        let mut check = checked_by(effect_hook);
         effects::carry_out(consensus, storage, pending, out, &mut check).map_err(carry_error)
     }
 
     fn sync_and_report(&mut self, out: &mut Vec<Effect<'_>>) -> Result<(), ReplicaError> {
         let Replica { consensus, storage, pending, effect_hook, .. } = self;
-        let mut check =
-            |effect: &Effect<'_>, log: &dyn LogView| effect_hook.as_mut().map_or(Ok(()), |h| h(effect, log));
+        let mut check = checked_by(effect_hook);
         effects::sync_and_report(consensus, storage, pending, out, &mut check).map_err(carry_error)
     }
 
@@ -730,6 +726,16 @@ fn start_service<M: StateMachine, S: Storage, A: Address>(
         }
     };
     Ok((service, Links { shared, records: reader, control, notices }))
+}
+
+/// The check run before each effect: the simulator's hook, or none.
+fn checked_by(hook: &mut Option<EffectHook>) -> impl FnMut(&Effect<'_>, &dyn LogView) -> Result<(), Refused> + '_ {
+    move |effect, log| hook.as_mut().map_or(Ok(()), |hook| hook(effect, log))
+}
+
+/// Where member `to` is, if it is a peer.
+fn address_of<A: Address>(peers: &[(MemberId, A)], to: MemberId) -> Option<A> {
+    peers.iter().find(|(id, _)| *id == to).map(|&(_, address)| address)
 }
 
 fn redirect(not_leader: NotLeader) -> Body<'static> {

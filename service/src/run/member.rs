@@ -133,12 +133,6 @@ pub struct Member<M: StateMachine> {
 /// How stale an idle member's counters may be.
 const COUNTERS_IDLE_INTERVAL_NS: u64 = 1_000_000;
 
-/// The event log's configuration: the command log's, without an fsync per append (events
-/// are derived state, synced before each snapshot).
-fn events_config(log: &ordo_core::LogConfig) -> ordo_core::LogConfig {
-    ordo_core::LogConfig { durability: ordo_core::Durability::Replicated, ..log.clone() }
-}
-
 impl<M: StateMachine> Member<M> {
     /// A member starting (or restarting) from its storage and event log, with its stored
     /// vote: the service from the storage's newest snapshot if it has one, else from
@@ -221,7 +215,7 @@ impl<M: StateMachine> Member<M> {
         let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
         let votes = ordo_log::VoteStore::new(dir, cluster_id);
         let (events, _) =
-            ordo_log::Log::open(&dir.join("events"), events_config(&config.log)).map_err(StorageError::from)?;
+            ordo_log::Log::open(&dir.join("events"), config.log.for_events()).map_err(StorageError::from)?;
         let mut storage =
             DiskStorage::new(log, votes, snapshots, loaded.snapshot)?.with_snapshots_kept(config.snapshots_kept);
         let log_reset = reconcile_with_snapshot(&mut storage)?

@@ -131,6 +131,12 @@ impl Disk {
     fn new(storage: MemStorage, events: MemLog, restart_at_ns: u64) -> Box<Disk> {
         Box::new(Disk { storage, events, restart_at_ns })
     }
+
+    /// A disk with nothing on it (a member not started yet, or a placeholder while one is
+    /// taken apart).
+    fn empty(restart_at_ns: u64) -> Box<Disk> {
+        Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)
+    }
 }
 
 struct Node<M: StateMachine> {
@@ -318,7 +324,7 @@ pub fn run_app<M: StateMachine + Default>(
         let id = MemberId(m);
         let codec = FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES);
         let drift_ppm = if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 };
-        let down = Life::<M>::Down(Disk::new(MemStorage::default(), MemLog::new(), 0));
+        let down = Life::<M>::Down(Disk::empty(0));
         nodes.push(Node { id, drift_ppm, codec, life: down, inbox: Vec::new(), checked_at: None });
     }
     let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security)).collect();
@@ -369,9 +375,7 @@ impl<M: StateMachine + Default> Sim<M> {
     fn start(&mut self, index: usize, incarnation: u64) -> Result<(), ReplicaError> {
         let now = self.local_now(index);
         let node = &mut self.nodes[index];
-        let Life::Down(disk) =
-            std::mem::replace(&mut node.life, Life::Down(Disk::new(MemStorage::default(), MemLog::new(), 0)))
-        else {
+        let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(0))) else {
             unreachable!("only a member that is down starts")
         };
         let Disk { mut storage, events, .. } = *disk;
@@ -628,10 +632,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let lose_disk = self.config.faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
         let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
         let node = &mut self.nodes[index];
-        let Life::Up(replica) = std::mem::replace(
-            &mut node.life,
-            Life::Down(Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)),
-        ) else {
+        let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(restart_at_ns))) else {
             unreachable!("only a running member crashes")
         };
         self.snapshots_before += replica.snapshots_taken();
