@@ -55,29 +55,122 @@ pub fn run<M: StateMachine + Default>(
     })
 }
 
-/// Which faults a run injects.
+/// One class of fault the simulator can inject; `ordo sim --faults` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// A member crashes and restarts: its unsynced tail lost, partly kept, torn or bit-flipped.
+    Crash,
+    /// Several members crash at once, now and then the whole cluster (a power cut).
+    Outage,
+    /// With crashes: a member comes back with its disk gone (no vote, log, snapshot or event
+    /// log), one at a time.
+    DiskLoss,
+    /// Partitions of any shape: a member isolated, 2|3 of five, one-way cuts, a member that
+    /// hears but is not heard.
+    Partition,
+    /// Loss, duplication, reordering and jitter.
+    Network,
+    /// Now and then a datagram is held and delivered up to several election timeouts late.
+    Delay,
+    /// Members' clocks: monotonic clocks that run up to 2% fast or slow from an origin of their
+    /// own, new at every restart; wall clocks off by up to a few hundred ms, stepped forward
+    /// and back (an NTP correction).
+    Clock,
+    /// A member frozen for up to several election timeouts (a stop-the-world stall) while the
+    /// others go on; what is sent to it waits in its socket buffer.
+    Pause,
+    /// Work takes time: syncs, snapshots and applies cost virtual time, and now and then a
+    /// sync stalls for tens of milliseconds.
+    Stall,
+}
+
+impl Fault {
+    /// Every class, in the order `ordo sim --faults` lists them.
+    pub const EVERY: [Fault; 9] = [
+        Fault::Crash,
+        Fault::Outage,
+        Fault::DiskLoss,
+        Fault::Partition,
+        Fault::Network,
+        Fault::Delay,
+        Fault::Clock,
+        Fault::Pause,
+        Fault::Stall,
+    ];
+
+    /// Its name in `--faults` lists.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Outage => "outage",
+            Fault::DiskLoss => "disk-loss",
+            Fault::Partition => "partition",
+            Fault::Network => "network",
+            Fault::Delay => "delay",
+            Fault::Clock => "clock",
+            Fault::Pause => "pause",
+            Fault::Stall => "stall",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// Which faults a run injects: a set of [`Fault`] classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
-    /// Crashes and restarts: the unsynced tail lost, partly kept, torn or bit-flipped.
-    pub crashes: bool,
-    /// Symmetric (a member isolated) and asymmetric (one link cut) partitions.
-    pub partitions: bool,
-    /// Loss, duplication, reordering and delay.
-    pub network: bool,
-    /// Members' clocks run up to 2% fast or slow.
-    pub clock_drift: bool,
-    /// With crashes: now and then a member comes back with its disk gone (no vote, log,
-    /// snapshot or event log), one at a time.
-    pub disk_loss: bool,
+    bits: u32,
 }
 
 impl Faults {
     /// Every fault.
-    pub const ALL: Faults =
-        Faults { crashes: true, partitions: true, network: true, clock_drift: true, disk_loss: true };
+    pub const ALL: Faults = Faults { bits: (1 << Fault::EVERY.len()) - 1 };
     /// No faults: a healthy cluster.
-    pub const NONE: Faults =
-        Faults { crashes: false, partitions: false, network: false, clock_drift: false, disk_loss: false };
+    pub const NONE: Faults = Faults { bits: 0 };
+
+    /// Whether the run injects `fault`.
+    pub fn has(self, fault: Fault) -> bool {
+        self.bits & fault.bit() != 0
+    }
+
+    /// These faults and `fault`.
+    pub fn with(self, fault: Fault) -> Faults {
+        Faults { bits: self.bits | fault.bit() }
+    }
+
+    /// These faults but `fault`.
+    pub fn without(self, fault: Fault) -> Faults {
+        Faults { bits: self.bits & !fault.bit() }
+    }
+
+    /// `all`, `none`, or a comma-separated list of class names (`crash,partition,clock`);
+    /// the error names the word it did not know and the names it knows.
+    pub fn parse(list: &str) -> Result<Faults, String> {
+        match list {
+            "all" => return Ok(Faults::ALL),
+            "none" => return Ok(Faults::NONE),
+            _ => {}
+        }
+        list.split(',').map(str::trim).try_fold(Faults::NONE, |faults, word| {
+            match Fault::EVERY.iter().find(|f| f.name() == word) {
+                Some(&fault) => Ok(faults.with(fault)),
+                None => Err(format!("{word:?} is not a fault class: use all, none, or a list of {}", Faults::ALL)),
+            }
+        })
+    }
+}
+
+impl fmt::Display for Faults {
+    /// The names of its classes, comma-separated (`none` for none).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Faults::NONE {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = Fault::EVERY.iter().filter(|&&c| self.has(c)).map(|c| c.name()).collect();
+        f.write_str(&names.join(","))
+    }
 }
 
 /// One simulated run: its seed decides everything (elections, faults, timing), so a seed that
@@ -142,6 +235,14 @@ pub struct SimStats {
     pub events_bytes: u64,
     /// Snapshots a follower installed from its leader.
     pub snapshots_installed: u64,
+    /// Power cuts of several members at once.
+    pub outages: u64,
+    /// Partitions (of any shape).
+    pub partitions: u64,
+    /// Members frozen.
+    pub pauses: u64,
+    /// Wall clocks stepped.
+    pub clock_steps: u64,
 }
 
 /// A checker failed: which, why, and the last events before it.

@@ -177,17 +177,17 @@ pub struct Sim {
     pub first: u64,
     pub members: u16,
     pub app: String,
-    pub faults: bool,
+    pub faults: ordo_service::machinery::sim::Faults,
     pub json: bool,
 }
 
 pub fn sim(settings: &Sim) -> Result<bool, Failure> {
     use ordo_service::machinery::sim::{Faults, SimConfig};
     let app = crate::apps::app(&settings.app)?;
+    let faults = settings.faults;
     let started = std::time::Instant::now();
     let (mut failures, mut ticks, mut commits) = (0u64, 0u64, 0u64);
     for seed in settings.first..settings.first + settings.seeds {
-        let faults = if settings.faults { Faults::ALL } else { Faults::NONE };
         let config = SimConfig { members: settings.members, faults, ..SimConfig::new(seed) };
         let result = app.simulate(config);
         match result {
@@ -197,7 +197,14 @@ pub fn sim(settings: &Sim) -> Result<bool, Failure> {
             }
             Err(mut failure) => {
                 failures += 1;
-                failure.reproduce = format!("ordo sim --seed {seed} --app {}", settings.app);
+                let mut reproduce = format!("ordo sim --seed {seed} --app {}", settings.app);
+                if settings.members != 3 {
+                    reproduce += &format!(" --members {}", settings.members);
+                }
+                if faults != Faults::ALL {
+                    reproduce += &format!(" --faults {faults}");
+                }
+                failure.reproduce = reproduce;
                 eprintln!("{failure}\n");
             }
         }

@@ -21,11 +21,23 @@ pub struct FaultConfig {
     /// the jitter, the real network supplies the latency).
     pub latency_ns: u64,
     pub jitter_ns: u64,
+    /// A held datagram is delivered up to `hold_ns` late (a queue in a switch, a route that
+    /// flapped): long enough, in the simulator, to arrive from an earlier round.
+    pub hold: f64,
+    pub hold_ns: u64,
 }
 
 impl FaultConfig {
-    pub const NONE: FaultConfig =
-        FaultConfig { loss: 0.0, duplicate: 0.0, reorder: 0.0, reorder_delay_ns: 0, latency_ns: 0, jitter_ns: 0 };
+    pub const NONE: FaultConfig = FaultConfig {
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        reorder_delay_ns: 0,
+        latency_ns: 0,
+        jitter_ns: 0,
+        hold: 0.0,
+        hold_ns: 0,
+    };
 }
 
 /// What happens to one datagram.
@@ -62,6 +74,9 @@ impl FaultDice {
             *delay = c.latency_ns + if c.jitter_ns > 0 { self.rng.u64(0..=c.jitter_ns) } else { 0 };
             if self.rng.f64() < c.reorder && c.reorder_delay_ns > 0 {
                 *delay += self.rng.u64(1..=c.reorder_delay_ns);
+            }
+            if c.hold > 0.0 && self.rng.f64() < c.hold && c.hold_ns > 0 {
+                *delay += self.rng.u64(1..=c.hold_ns);
             }
         }
         Fate::Deliver { copies, delays_ns }
@@ -226,6 +241,11 @@ impl SimNet {
     }
 
     pub fn send(&mut self, from: u16, to: u16, bytes: &[u8]) {
+        self.send_after(from, to, bytes, 0);
+    }
+
+    /// Sends a datagram that leaves `depart_ns` from now (its sender was busy until then).
+    pub fn send_after(&mut self, from: u16, to: u16, bytes: &[u8], depart_ns: u64) {
         self.sent += 1;
         if self.cut.contains(&(from, to)) {
             self.dropped += 1;
@@ -236,7 +256,8 @@ impl SimNet {
             Fate::Deliver { copies, delays_ns } => {
                 for &delay_ns in &delays_ns[..copies as usize] {
                     self.sequence += 1;
-                    self.in_flight.push(Reverse((self.now_ns + delay_ns, self.sequence, from, to, bytes.to_vec())));
+                    let due_ns = self.now_ns + depart_ns + delay_ns;
+                    self.in_flight.push(Reverse((due_ns, self.sequence, from, to, bytes.to_vec())));
                 }
             }
         }
@@ -296,6 +317,8 @@ mod tests {
             reorder_delay_ns: 5_000,
             latency_ns: 1_000,
             jitter_ns: 500,
+            hold: 0.0,
+            hold_ns: 0,
         }
     }
 

@@ -193,6 +193,7 @@ fn a_million_log_bytes_reach_two_followers_byte_identical_through_loss_duplicati
         reorder_delay_ns: 300_000,
         latency_ns: 0,
         jitter_ns: 0,
+        ..FaultConfig::NONE
     };
     for (name, open) in backends() {
         for security in [Security::Mac, Security::Aead] {

@@ -1,6 +1,6 @@
 //! Runs the deterministic simulator (until `ordo sim` wraps it).
 //!
-//! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none] [--json]
+//! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none|LIST] [--json]
 //! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority|recovering-votes]`
 
 use ordo_service::machinery::consensus::DeliberateBug;
@@ -23,14 +23,10 @@ fn main() {
         None => (number("--first", 0), number("--seeds", 100)),
     };
     let members = number("--members", 3) as u16;
-    let faults = match value("--faults").as_deref() {
-        None | Some("all") => Faults::ALL,
-        Some("none") => Faults::NONE,
-        Some(other) => {
-            eprintln!("ordo-sim: --faults is all or none, not {other:?}");
-            std::process::exit(2)
-        }
-    };
+    let faults = Faults::parse(value("--faults").as_deref().unwrap_or("all")).unwrap_or_else(|error| {
+        eprintln!("ordo-sim: --faults: {error}");
+        std::process::exit(2)
+    });
     let json = args.iter().any(|a| a == "--json");
     // For showing the checkers catch a broken rule; never for real runs.
     let deliberate_bug = match value("--deliberate-bug").as_deref() {
@@ -48,6 +44,7 @@ fn main() {
     };
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut faults_seen = [0u64; 5];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
@@ -55,6 +52,10 @@ fn main() {
                 commits += stats.acked;
                 snapshots += stats.snapshots;
                 installs += stats.snapshots_installed;
+                let seen = [stats.crashes, stats.outages, stats.partitions, stats.pauses, stats.clock_steps];
+                for (total, count) in faults_seen.iter_mut().zip(seen) {
+                    *total += count;
+                }
             }
             Err(failure) => {
                 failures += 1;
@@ -69,9 +70,13 @@ fn main() {
         );
     } else {
         println!(
-            "{count} seeds from {first}: {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {seconds:.1} s",
+            "{count} seeds from {first} (faults: {faults}): {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {seconds:.1} s",
             ticks as f64 / seconds,
             commits as f64 / seconds
+        );
+        let [crashes, outages, partitions, pauses, steps] = faults_seen;
+        println!(
+            "faults injected in the seeds that passed: {crashes} crashes, {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps"
         );
     }
     if failures > 0 {

@@ -140,8 +140,9 @@ pub enum ServiceError {
     RoundTrip { app: String, position: Position, reason: String },
 }
 
-/// Sees every output of every entry applied (the simulator's exactly-once checker).
-pub type OutputHook = Box<dyn FnMut(&Output<'_>) + Send>;
+/// Sees every output of every entry applied, with the log it was read from (the
+/// simulator's exactly-once checker reads the command's id from its entry).
+pub type OutputHook = Box<dyn FnMut(&Output<'_>, &dyn LogSource) + Send>;
 
 pub struct ServiceAgent<M: StateMachine, E: EventStore, K: SnapshotSink> {
     id: MemberId,
@@ -288,34 +289,37 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
                 container, events, records, shared, reply_bytes_max, reply_scratch, output_hook, ..
             } = self;
             let mut failed = None;
-            let result = serving::apply_committed_up_to(container, &*log, commit, APPLY_BATCH_ENTRIES, &mut |output| {
-                if let Some(hook) = output_hook {
-                    hook(&output);
-                }
-                let record = match output {
-                    Output::Event { position, session, time, event } => {
-                        if let Err(error) = events.append_event(&events::event_meta(position, session, time), event) {
-                            failed = Some(error);
+            let reader: &dyn LogSource = &*log;
+            let result =
+                serving::apply_committed_up_to(container, reader, commit, APPLY_BATCH_ENTRIES, &mut |output| {
+                    if let Some(hook) = output_hook {
+                        hook(&output, reader);
+                    }
+                    let record = match output {
+                        Output::Event { position, session, time, event } => {
+                            if let Err(error) = events.append_event(&events::event_meta(position, session, time), event)
+                            {
+                                failed = Some(error);
+                            }
+                            return;
                         }
-                        return;
-                    }
-                    Output::SessionOpened { session, client_nonce, position } => {
-                        Record::Opened { session, client_nonce, position }
-                    }
-                    Output::SessionClosed { session, .. } => Record::Closed { session },
-                    Output::Reply { .. } if !leads => return,
-                    Output::Reply { session, sequence, position, outcome, reply } => {
-                        let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);
-                        if status == ResponseStatus::ReplyTooLarge {
-                            shared.replies_too_large.fetch_add(1, Ordering::Relaxed);
+                        Output::SessionOpened { session, client_nonce, position } => {
+                            Record::Opened { session, client_nonce, position }
                         }
-                        debug_assert!(reply.len() <= REPLY_BYTES_MAX, "a response frame holds less");
-                        Record::Response { session, sequence, position, status, reply }
-                    }
-                };
-                let written = records.write(&record);
-                debug_assert!(written, "room was checked for a whole batch");
-            });
+                        Output::SessionClosed { session, .. } => Record::Closed { session },
+                        Output::Reply { .. } if !leads => return,
+                        Output::Reply { session, sequence, position, outcome, reply } => {
+                            let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);
+                            if status == ResponseStatus::ReplyTooLarge {
+                                shared.replies_too_large.fetch_add(1, Ordering::Relaxed);
+                            }
+                            debug_assert!(reply.len() <= REPLY_BYTES_MAX, "a response frame holds less");
+                            Record::Response { session, sequence, position, status, reply }
+                        }
+                    };
+                    let written = records.write(&record);
+                    debug_assert!(written, "room was checked for a whole batch");
+                });
             if let Some(error) = failed {
                 return Err(error.into());
             }

@@ -116,6 +116,7 @@ pub fn endpoint(node: &NodeConfig, key: &[u8; KEY_BYTES]) -> Result<Endpoint, No
             reorder_delay_ns: faults.reorder_delay_us * 1000,
             latency_ns: 0,
             jitter_ns: faults.jitter_us * 1000,
+            ..ordo_transport::FaultConfig::NONE
         };
         let seed = faults.seed ^ u64::from(node.member_id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         net = Box::new(ordo_transport::FaultyNet::new(net, seed, config));

@@ -344,6 +344,8 @@ pub struct MemStorage {
     pub recovering: bool,
     /// A snapshot installed from the leader, for the service to restore.
     pub installed: Option<crate::replica::snapshot::Snapshot>,
+    /// Syncs that had something to write (each costs time when work takes time).
+    pub syncs: u64,
 }
 
 /// Snapshots kept in memory by the simulator's storage.
@@ -413,6 +415,9 @@ impl Storage for MemStorage {
         Ok(())
     }
     fn sync(&mut self) -> Result<Position, StorageError> {
+        if self.log.end() > self.log.durable {
+            self.syncs += 1;
+        }
         Ok(self.log.sync())
     }
     fn store_vote(&mut self, term: Term, voted_for: Option<MemberId>) -> Result<(), StorageError> {

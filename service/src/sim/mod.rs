@@ -16,6 +16,8 @@
 //! app's own invariants; and once faults stop, a leader is elected, new commands commit
 //! and every member catches up.
 
+mod clock;
+mod faults;
 pub(crate) mod mem_log;
 
 use crate::client::session::ClientSession;
@@ -26,16 +28,24 @@ use crate::replica::network::Network;
 use crate::replica::{Hooks, Refused, Replica, ReplicaConfig, ReplicaError};
 use crate::sim::mem_log::MemSnapshots;
 use crate::sim::mem_log::{MemLog, MemStorage};
+use crate::simulation::Fault;
+use ordo_core::entry::decode_entry;
 use ordo_core::machine::{Context, StateMachine};
-use ordo_core::{ClusterId, MemberId, Position, Term};
+use ordo_core::{ClusterId, ClusterTimeNs, LogSource, MemberId, Position, Term};
 use ordo_log::Vote;
 use ordo_transport::{Body, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use clock::Clocks;
+
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
 const TRACE_EVENTS: usize = 40;
+/// What a member's socket buffer holds while it does not read (about 1.4 MB of datagrams);
+/// more is dropped, as the kernel drops it.
+const INBOX_DATAGRAMS_MAX: usize = 1024;
+const ELECTION_TIMEOUT_NS: u64 = 150 * TICK_NS;
 
 const CLIENTS: u16 = 2;
 /// Commands each client keeps submitted (its session sends them within the real window).
@@ -48,9 +58,10 @@ const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
 /// log below the older is deleted, so a member down a while is sent a snapshot.
 const SNAPSHOT_INTERVAL_BYTES: u64 = 32 * 1024;
 
-/// The simulator's state machine: counts commands, folds each (session, sequence) into a
-/// rolling hash, emits up to two events a command, and every 50 commands schedules a timer
-/// 10 ms ahead (which emits one when it fires).
+/// The simulator's state machine: counts commands, folds each command's id into a rolling
+/// hash, emits up to two events a command, and every 50 commands schedules a timer 10 ms
+/// ahead (which emits one, with its due time, when it fires). A command is its id (8 bytes)
+/// and filler ([`tally_command`]).
 #[derive(Default)]
 pub struct Tally {
     count: u64,
@@ -58,14 +69,46 @@ pub struct Tally {
     timers_fired: u64,
 }
 
+/// The longest command the `Tally` workload sends: what a client request frame holds, less
+/// a margin (a test checks it fits under either codec).
+pub const TALLY_COMMAND_BYTES_MAX: usize = 1280;
+
+/// Command `k` of client `c` of the `Tally` workload: a unique id (`tally_id`), then filler,
+/// mostly a few bytes, now and then hundreds, one in fifty up to the request frame.
+pub fn tally_command(client: u64, k: u64) -> Vec<u8> {
+    let id = tally_id(client, k);
+    let spread = ordo_core::checksum::crc64(&id.to_le_bytes());
+    let filler = match spread % 50 {
+        0 => (spread >> 8) as usize % (TALLY_COMMAND_BYTES_MAX - 8 + 1),
+        1..=5 => (spread >> 8) as usize % 400,
+        _ => (spread >> 8) as usize % 24,
+    };
+    let mut command = id.to_le_bytes().to_vec();
+    command.extend((0..filler).map(|i| (id as usize + i) as u8));
+    command
+}
+
+/// The id of command `k` of client `c`: unique in a run, whatever session carries it.
+fn tally_id(client: u64, k: u64) -> u64 {
+    debug_assert!(k < 1 << 40, "commands of a client fit 40 bits");
+    ((client + 1) << 40) | k
+}
+
+/// Reads the unique id a workload's command carries.
+type IdOf = fn(&[u8]) -> Option<u64>;
+
+/// The id a `Tally` command carries.
+fn tally_id_of(command: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(command.get(..8)?.try_into().ok()?))
+}
+
 impl StateMachine for Tally {
     fn apply(&mut self, ctx: &mut Context<'_>, command: &[u8]) {
-        let sequence = command.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        let id = tally_id_of(command).unwrap_or(0);
         self.count += 1;
-        let mut bytes = [0u8; 24];
+        let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&self.rolling.to_le_bytes());
-        bytes[8..16].copy_from_slice(&ctx.session().0.to_le_bytes());
-        bytes[16..].copy_from_slice(&sequence.to_le_bytes());
+        bytes[8..].copy_from_slice(&id.to_le_bytes());
         self.rolling = ordo_core::checksum::crc64(&bytes);
         ctx.reply(&self.count.to_le_bytes());
         // Events: one for most commands, two for some, none for others.
@@ -108,6 +151,8 @@ struct Client {
     submitted: u64,
     /// Every command acknowledged as applied: (session, sequence).
     acked: BTreeSet<(u64, u64)>,
+    /// The workload's `k` of every command acknowledged as applied (its ticket).
+    acked_k: BTreeSet<u64>,
 }
 
 pub use crate::simulation::{Faults, SimConfig, SimFailure, SimStats};
@@ -141,12 +186,17 @@ impl Disk {
 
 struct Node<M: StateMachine> {
     id: MemberId,
-    /// How far this member's clock runs fast (+) or slow (−), in parts per million.
-    drift_ppm: i64,
+    /// Its monotonic and wall clocks (new at every boot).
+    clocks: Clocks,
     codec: FrameCodec,
     life: Life<M>,
-    /// Datagrams delivered since its last duty cycle: (sender's net id, bytes).
+    /// Datagrams delivered since its last duty cycle: (sender's net id, bytes); what its
+    /// socket buffer holds while it is paused or busy, up to `INBOX_DATAGRAMS_MAX`.
     inbox: Vec<(u16, Vec<u8>)>,
+    /// Frozen (a stop-the-world pause) until then: it runs no duty cycle, its clocks go on.
+    paused_until_ns: u64,
+    /// Busy with its last duty cycle's work (syncs, applies, snapshots) until then.
+    busy_until_ns: u64,
     /// The applied position its state was last checked at.
     checked_at: Option<Position>,
 }
@@ -180,6 +230,7 @@ impl<M: StateMachine> Node<M> {
 struct Checks {
     seed: u64,
     members: u16,
+    faults: Faults,
     now_ns: u64,
     elections: u64,
     installs: u64,
@@ -197,9 +248,18 @@ struct Checks {
     hashes: BTreeMap<Position, u64>,
     /// Where each (session, sequence) was applied (exactly once: never at two positions).
     applied_at: BTreeMap<(u64, u64), Position>,
+    /// Reads a command's unique id, if the workload carries one.
+    id_of: Option<IdOf>,
+    /// Where each command id was applied: once, whatever sessions carried it.
+    applied_ids: BTreeMap<u64, Position>,
     trace: VecDeque<String>,
     /// What a hook found, for the cycle that stopped to return.
     failure: Option<SimFailure>,
+    /// Each member's wall clock at the start of its current (or last) duty cycle.
+    walls: Vec<u64>,
+    /// While a member leads undisturbed (not frozen, crashed or stepped since): the cluster
+    /// time it has led steadily from.
+    steady_since: Vec<Option<ClusterTimeNs>>,
 }
 
 /// The simulated clients' key (members hold it; clients never hold the cluster key).
@@ -217,20 +277,22 @@ struct Sim<M: StateMachine> {
     stats: SimStats,
     /// Shared with every replica's hooks.
     checks: Arc<Mutex<Checks>>,
-    isolated: Option<u16>,
-    heal_at_ns: u64,
+    /// While a partition holds: when it heals.
+    heal_at_ns: Option<u64>,
     faults_end_ns: u64,
     commit_at_faults_end: Position,
     /// Snapshots written by replicas since replaced (crashed).
     snapshots_before: u64,
+    /// What a duty cycle (or a client) sent, to leave once its work is done.
+    outbox: Vec<(u16, Vec<u8>)>,
 }
 
-/// A member's sends through SimNet, encoded by its real frame codec; addresses are net ids
-/// (member `m` is `m - 1`, clients follow).
+/// A member's sends, encoded by its real frame codec, into an outbox the simulator hands to
+/// SimNet once the sender's work is done; addresses are net ids (member `m` is `m - 1`,
+/// clients follow).
 struct SimPort<'a> {
-    net: &'a mut SimNet,
+    outbox: &'a mut Vec<(u16, Vec<u8>)>,
     codec: &'a mut FrameCodec,
-    from: u16,
 }
 
 impl SimPort<'_> {
@@ -240,7 +302,7 @@ impl SimPort<'_> {
             .codec
             .encode_keyed(&mut buffer, term, body, key_id)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        self.net.send(self.from, to, &buffer[..length]);
+        self.outbox.push((to, buffer[..length].to_vec()));
         Ok(())
     }
 }
@@ -265,7 +327,7 @@ fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> C
     ConsensusConfig {
         member,
         members: (1..=config.members).map(MemberId).collect(),
-        election_timeout_ns: 150 * TICK_NS,
+        election_timeout_ns: ELECTION_TIMEOUT_NS,
         heartbeat_interval_ns: 20 * TICK_NS,
         stream: StreamConfig {
             window_bytes: 256 * 1024,
@@ -278,30 +340,30 @@ fn consensus_config(config: &SimConfig, member: MemberId, incarnation: u64) -> C
     }
 }
 
-/// The `Tally` workload: command `k` is `k` itself.
-pub fn tally_command(_client: u64, sequence: u64) -> Vec<u8> {
-    sequence.to_le_bytes().to_vec()
-}
-
 /// Runs one seed with the `Tally` machine; `Ok` with its statistics, or the first checker
-/// that failed.
+/// that failed. Exactly-once is checked on the id every command carries, across sessions.
 pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
-    run_app::<Tally>(config, tally_command)
+    run_with::<Tally>(config, tally_command, Some(tally_id_of))
 }
 
 fn network_faults(config: &SimConfig) -> FaultConfig {
-    if config.faults.network {
-        FaultConfig {
+    let mut faults = FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE };
+    if config.faults.has(Fault::Network) {
+        faults = FaultConfig {
             loss: 0.02,
             duplicate: 0.02,
             reorder: 0.05,
             reorder_delay_ns: 5 * TICK_NS,
-            latency_ns: 100_000,
             jitter_ns: 400_000,
-        }
-    } else {
-        FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE }
+            ..faults
+        };
     }
+    if config.faults.has(Fault::Delay) {
+        // One datagram in 500 arrives up to four election timeouts late: from a round
+        // long over, after the sender crashed, or after a new leader took over.
+        faults = FaultConfig { hold: 0.002, hold_ns: 4 * ELECTION_TIMEOUT_NS, ..faults };
+    }
+    faults
 }
 
 /// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
@@ -311,6 +373,16 @@ pub fn run_app<M: StateMachine + Default>(
     config: SimConfig,
     command: fn(u64, u64) -> Vec<u8>,
 ) -> Result<SimStats, SimFailure> {
+    run_with::<M>(config, command, None)
+}
+
+/// [`run_app`], with exactly-once checked on the id `id_of` reads from each command, if
+/// given (on (session, sequence) always).
+fn run_with<M: StateMachine + Default>(
+    config: SimConfig,
+    command: fn(u64, u64) -> Vec<u8>,
+    id_of: Option<IdOf>,
+) -> Result<SimStats, SimFailure> {
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
     // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
@@ -318,14 +390,23 @@ pub fn run_app<M: StateMachine + Default>(
     let security = if config.seed % 2 == 1 { ordo_core::Security::Aead } else { ordo_core::Security::Mac };
     keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
     let members = config.members as usize;
-    let checks = Arc::new(Mutex::new(Checks::new(&config)));
+    let checks = Arc::new(Mutex::new(Checks::new(&config, id_of)));
     let mut nodes = Vec::with_capacity(members);
     for m in 1..=config.members {
         let id = MemberId(m);
         let codec = FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES);
-        let drift_ppm = if config.faults.clock_drift { rng.i64(-20_000..=20_000) } else { 0 };
         let down = Life::<M>::Down(Disk::empty(0));
-        nodes.push(Node { id, drift_ppm, codec, life: down, inbox: Vec::new(), checked_at: None });
+        let clocks = Clocks::exact();
+        nodes.push(Node {
+            id,
+            clocks,
+            codec,
+            life: down,
+            inbox: Vec::new(),
+            paused_until_ns: 0,
+            busy_until_ns: 0,
+            checked_at: None,
+        });
     }
     let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security)).collect();
     let mut sim = Sim {
@@ -337,11 +418,11 @@ pub fn run_app<M: StateMachine + Default>(
         now_ns: 0,
         stats: SimStats::default(),
         checks,
-        isolated: None,
-        heal_at_ns: 0,
+        heal_at_ns: None,
         faults_end_ns: config.duration_ns * 7 / 10,
         commit_at_faults_end: Position::ZERO,
         snapshots_before: 0,
+        outbox: Vec::new(),
         config,
     };
     for index in 0..members {
@@ -364,17 +445,26 @@ impl<M: StateMachine + Default> Sim<M> {
         checks.note(event);
     }
 
-    /// The time on member `index`'s own clock.
-    fn local_now(&self, index: usize) -> u64 {
-        let drift = (self.now_ns / 1_000_000) as i64 * self.nodes[index].drift_ppm / 1_000;
-        self.now_ns.saturating_add_signed(drift)
+    /// Member `index`'s monotonic clock now.
+    fn mono_now(&self, index: usize) -> u64 {
+        self.nodes[index].clocks.mono_ns(self.now_ns)
+    }
+
+    /// Member `index`'s wall clock now.
+    fn wall_now(&self, index: usize) -> u64 {
+        self.nodes[index].clocks.wall_ns(self.now_ns)
     }
 
     /// Starts (or restarts) member `index` on what its disk holds, as the real member does:
-    /// the real `Replica`, its service inline, checked by hooks.
+    /// the real `Replica`, its service inline, checked by hooks. Its clocks boot anew.
     fn start(&mut self, index: usize, incarnation: u64) -> Result<(), ReplicaError> {
-        let now = self.local_now(index);
+        if self.config.faults.has(Fault::Clock) {
+            self.nodes[index].clocks = Clocks::boot(&mut self.rng, self.now_ns);
+        }
+        let (now, wall) = (self.mono_now(index), self.wall_now(index));
+        self.checks.lock().expect("one thread").walls[index] = wall;
         let node = &mut self.nodes[index];
+        (node.paused_until_ns, node.busy_until_ns) = (0, 0);
         let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(0))) else {
             unreachable!("only a member that is down starts")
         };
@@ -400,7 +490,7 @@ impl<M: StateMachine + Default> Sim<M> {
         };
         let hooks = hooks(&self.checks, index, &self.config);
         self.checks.lock().expect("one thread").commits[index] = Position::ZERO;
-        let replica = Replica::new(M::default(), &config, storage, events, MemSnapshots, hooks, None, now, now)?;
+        let replica = Replica::new(M::default(), &config, storage, events, MemSnapshots, hooks, None, now, wall)?;
         node.life = Life::Up(Box::new(replica));
         node.checked_at = None;
         Ok(())
@@ -448,9 +538,12 @@ impl<M: StateMachine + Default> Sim<M> {
                     self.step_clients();
                 }
             }
-            // A member runs a duty cycle each tick, and whenever datagrams came for it.
+            // A member runs a duty cycle each tick, and whenever datagrams came for it,
+            // unless it is frozen or still busy with its last cycle's work.
             for index in 0..self.nodes.len() {
-                if tick || !self.nodes[index].inbox.is_empty() {
+                let node = &self.nodes[index];
+                let free = self.now_ns >= node.paused_until_ns.max(node.busy_until_ns);
+                if free && (tick || !node.inbox.is_empty()) {
                     self.cycle(index)?;
                 }
             }
@@ -473,7 +566,7 @@ impl<M: StateMachine + Default> Sim<M> {
             return self.client_receives((to - self.config.members) as usize, bytes);
         }
         let node = &mut self.nodes[to as usize];
-        if node.replica().is_some() {
+        if node.replica().is_some() && node.inbox.len() < INBOX_DATAGRAMS_MAX {
             node.inbox.push((from, bytes));
         }
         Ok(())
@@ -482,15 +575,16 @@ impl<M: StateMachine + Default> Sim<M> {
     /// One duty cycle of member `index`, as the real member runs one: every frame in its
     /// inbox, then the cycle's end; then the checks on its state.
     fn cycle(&mut self, index: usize) -> Result<(), SimFailure> {
-        let now = self.local_now(index);
+        let (now, wall) = (self.mono_now(index), self.wall_now(index));
         let members = self.config.members;
+        self.checks.lock().expect("one thread").walls[index] = wall;
         let node = &mut self.nodes[index];
         let Life::Up(replica) = &mut node.life else {
             node.inbox.clear();
             return Ok(());
         };
-        // One drifting clock a member, for its timeouts and its stamps alike.
-        replica.begin_cycle(now);
+        let work_before = (replica.storage().syncs, replica.applied_position(), replica.snapshots_taken());
+        replica.begin_cycle(wall);
         let mut result = Ok(());
         let mut undecodable = None;
         for (from, mut bytes) in node.inbox.drain(..) {
@@ -511,8 +605,14 @@ impl<M: StateMachine + Default> Sim<M> {
             return Err(self.fail("codec", message));
         }
         if result.is_ok() {
-            let mut port = SimPort { net: &mut self.net, codec: &mut node.codec, from: index as u16 };
+            let mut port = SimPort { outbox: &mut self.outbox, codec: &mut node.codec };
             result = replica.end_cycle(now, &mut port).map(drop);
+        }
+        let work_after = (replica.storage().syncs, replica.applied_position(), replica.snapshots_taken());
+        let work_ns = self.work_ns(work_before, work_after);
+        self.nodes[index].busy_until_ns = self.now_ns + work_ns;
+        for (to, bytes) in self.outbox.drain(..) {
+            self.net.send_after(index as u16, to, &bytes, work_ns);
         }
         match result {
             Ok(()) => self.check_replica(index),
@@ -587,107 +687,6 @@ impl<M: StateMachine + Default> Sim<M> {
         Ok(())
     }
 
-    fn inject_faults(&mut self) {
-        let faults = self.config.faults;
-        let members = self.config.members;
-        if faults.crashes && self.rng.u32(..1000) < 4 {
-            let alive = self.nodes.iter().filter(|n| n.replica().is_some()).count();
-            let index = self.rng.usize(..self.nodes.len());
-            // Crash at most a minority at once, so the cluster can still make progress.
-            if self.nodes[index].replica().is_some() && alive > (members as usize / 2) + 1 {
-                self.crash(index);
-            }
-        }
-        if faults.partitions {
-            if self.isolated.is_none() && self.rng.u32(..1000) < 3 {
-                let victim = self.rng.u16(..members);
-                if self.rng.bool() {
-                    self.net.isolate(victim, members);
-                    self.note(format!("isolate member {}", victim + 1));
-                } else {
-                    let other = (victim + 1 + self.rng.u16(..members - 1)) % members;
-                    self.net.cut(victim, other);
-                    self.note(format!("cut member {} -> member {}", victim + 1, other + 1));
-                }
-                self.isolated = Some(victim);
-                self.heal_at_ns = self.now_ns + self.rng.u64(50..800) * TICK_NS;
-            } else if self.isolated.is_some() && self.now_ns >= self.heal_at_ns {
-                self.net.heal();
-                self.isolated = None;
-                self.note("heal the network".to_string());
-            }
-        }
-    }
-
-    /// Member `index` crashes: what it had not synced may be lost, torn or (a disk that
-    /// lied) flipped; sometimes its whole disk is lost.
-    fn crash(&mut self, index: usize) {
-        let torn: Vec<u8> = (0..self.rng.usize(..100)).map(|_| self.rng.u8(..)).collect();
-        let keep_unsynced = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
-        let flip_bit = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
-        // One member at a time loses its disk: with a second, the cluster would rightly wait
-        // for an operator (a majority may be what lost the data).
-        let recovering =
-            self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
-        let lose_disk = self.config.faults.disk_loss && !recovering && self.rng.u32(..5) == 0;
-        let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
-        let node = &mut self.nodes[index];
-        let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(restart_at_ns))) else {
-            unreachable!("only a running member crashes")
-        };
-        self.snapshots_before += replica.snapshots_taken();
-        node.inbox.clear();
-        let (mut storage, mut events) = replica.into_storage().expect("an inline service hands its state back");
-        storage.log.crash(keep_unsynced, flip_bit, &torn);
-        events.crash(0, None, &[]);
-        if lose_disk {
-            // What `DiskStorage` finds on a folder with no vote, log or snapshot.
-            storage = MemStorage { recovering: true, ..MemStorage::default() };
-            events = MemLog::new();
-            self.checks.lock().expect("one thread").votes[index] = Vote::default();
-            self.stats.disks_lost += 1;
-        }
-        let end = storage.log.end();
-        node.life = Life::Down(Disk::new(storage, events, restart_at_ns));
-        self.stats.crashes += 1;
-        let lost = if lose_disk { ", its disk lost" } else { "" };
-        self.note(format!("crash member {}{lost} (log back to {end})", index + 1));
-    }
-
-    fn stop_faults(&mut self) {
-        self.net.heal();
-        self.net.set_faults(FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE });
-        self.isolated = None;
-        let now = self.now_ns;
-        for node in &mut self.nodes {
-            if let Life::Down(disk) = &mut node.life {
-                disk.restart_at_ns = now;
-            }
-        }
-        self.commit_at_faults_end =
-            self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
-        self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
-    }
-
-    fn restart_due(&mut self) -> Result<(), SimFailure> {
-        for index in 0..self.nodes.len() {
-            let Life::Down(disk) = &self.nodes[index].life else { continue };
-            if self.now_ns < disk.restart_at_ns {
-                continue;
-            }
-            let (end, term) = (disk.storage.log.end(), disk.storage.vote.term);
-            let incarnation = self.stats.crashes;
-            if let Err(error) = self.start(index, incarnation) {
-                let found = self.checks.lock().expect("one thread").failure.take();
-                return Err(found.unwrap_or_else(|| {
-                    self.fail("restart", format!("member {} did not restart: {error}", index + 1))
-                }));
-            }
-            self.note(format!("restart member {} at {end} (term {term})", index + 1));
-        }
-        Ok(())
-    }
-
     /// Every command a client saw acknowledged was applied (at one position: the output hook
     /// checks it is never applied at two), and no member reported a diverging replica.
     fn check_exactly_once(&self) -> Result<(), SimFailure> {
@@ -696,6 +695,14 @@ impl<M: StateMachine + Default> Sim<M> {
             for &(session, sequence) in &client.acked {
                 if !checks.applied_at.contains_key(&(session, sequence)) {
                     let message = format!("session {session} sequence {sequence} was acknowledged but never applied");
+                    return Err(checks.fail("exactly once", message));
+                }
+            }
+            let Some(id_of) = checks.id_of else { continue };
+            for &k in &client.acked_k {
+                let id = id_of(&(self.command)(client.number, k)).expect("the workload's commands carry ids");
+                if !checks.applied_ids.contains_key(&id) {
+                    let message = format!("command {id:#x} was acknowledged but never applied");
                     return Err(checks.fail("exactly once", message));
                 }
             }
@@ -768,17 +775,13 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks
                 Refused
             })
         })),
-        outputs: Some(Box::new(move |output| {
+        outputs: Some(Box::new(move |output, log| {
             let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = *output else { return };
             let mut checks = output_checks.lock().expect("one thread");
-            let first = *checks.applied_at.entry((session.0, sequence)).or_insert(position);
-            if first != position && checks.failure.is_none() {
-                let message = format!(
-                    "member {} applied session {} sequence {sequence} at {position}, already applied at {first}",
-                    index + 1,
-                    session.0
-                );
-                checks.failure = Some(checks.fail("exactly once", message));
+            if checks.failure.is_none()
+                && let Err(failure) = checks.applied(index, session.0, sequence, position, log)
+            {
+                checks.failure = Some(failure);
             }
         })),
         check_every_snapshot: true,
@@ -787,11 +790,12 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks
 }
 
 impl Checks {
-    fn new(config: &SimConfig) -> Checks {
+    fn new(config: &SimConfig, id_of: Option<IdOf>) -> Checks {
         let members = config.members as usize;
         Checks {
             seed: config.seed,
             members: config.members,
+            faults: config.faults,
             now_ns: 0,
             elections: 0,
             installs: 0,
@@ -802,16 +806,28 @@ impl Checks {
             granted: vec![BTreeMap::new(); members],
             hashes: BTreeMap::new(),
             applied_at: BTreeMap::new(),
+            id_of,
+            applied_ids: BTreeMap::new(),
             trace: VecDeque::with_capacity(TRACE_EVENTS),
             failure: None,
+            walls: vec![0; members],
+            steady_since: vec![None; members],
         }
     }
 
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
         let trace = self.trace.iter().cloned().collect();
         let members = if self.members == 3 { String::new() } else { format!(" --members {}", self.members) };
-        let reproduce = format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}", self.seed);
+        let faults = if self.faults == Faults::ALL { String::new() } else { format!(" --faults {}", self.faults) };
+        let reproduce =
+            format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}{faults}", self.seed);
         SimFailure { seed: self.seed, checker, message, trace, reproduce }
+    }
+
+    /// Member `index` was disturbed (frozen, crashed, its clock stepped): what it does next
+    /// is not held to a steady leader's bounds.
+    fn unsteady(&mut self, index: usize) {
+        self.steady_since[index] = None;
     }
 
     fn note(&mut self, event: String) {
@@ -873,11 +889,7 @@ impl Checks {
                 self.votes[index] = Vote { term, voted_for };
                 self.note(format!("member {member} caught up after losing its disk: it votes again"));
             }
-            Effect::Append { meta, .. } if meta.timestamp < log.time_max() => {
-                let message =
-                    format!("member {member} stamps {} after its log reached {}", meta.timestamp, log.time_max());
-                return Err(self.fail("cluster time never goes back", message));
-            }
+            Effect::Append { meta, .. } => self.check_stamp(index, meta.timestamp, log)?,
             Effect::RoleChanged { role, term, leader } => {
                 self.note(format!("member {member} is {role:?} in {term} (leader {leader:?})"));
                 if role == Role::Leader {
@@ -885,6 +897,61 @@ impl Checks {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A leader stamps its wall clock, or a later stamp when its clock is behind one: never
+    /// back, never behind its own clock, and never further ahead of it than two clocks can
+    /// disagree.
+    fn check_stamp(&mut self, index: usize, stamp: ClusterTimeNs, log: &dyn LogView) -> Result<(), SimFailure> {
+        let member = index + 1;
+        if stamp < log.time_max() {
+            let message = format!("member {member} stamps {stamp} after its log reached {}", log.time_max());
+            return Err(self.fail("cluster time never goes back", message));
+        }
+        let wall = self.walls[index];
+        if stamp.0 < wall || stamp.0 > wall + 2 * clock::WALL_OFFSET_MAX_NS {
+            let message = format!(
+                "member {member} stamps {stamp} with its clock at {wall} ({:+.3} ms off; clocks differ by at most {} ms)",
+                (stamp.0 as f64 - wall as f64) / 1e6,
+                2 * clock::WALL_OFFSET_MAX_NS / TICK_NS
+            );
+            return Err(self.fail("cluster time follows the leader's clock", message));
+        }
+        Ok(())
+    }
+
+    /// Member `index` applied the command of (`session`, `sequence`) at `position`: never
+    /// at another position, under this session or, by its id, under any other.
+    fn applied(
+        &mut self,
+        index: usize,
+        session: u64,
+        sequence: u64,
+        position: Position,
+        log: &dyn LogSource,
+    ) -> Result<(), SimFailure> {
+        let member = index + 1;
+        let first = *self.applied_at.entry((session, sequence)).or_insert(position);
+        if first != position {
+            let message = format!(
+                "member {member} applied session {session} sequence {sequence} at {position}, already at {first}"
+            );
+            return Err(self.fail("exactly once", message));
+        }
+        let Some(id_of) = self.id_of else { return Ok(()) };
+        let entry = log.read_log(position).and_then(|(start, bytes)| decode_entry(bytes, start).ok());
+        let Some(id) = entry.and_then(|entry| id_of(entry.payload)) else {
+            let message = format!("member {member} applied a command at {position} that carries no id");
+            return Err(self.fail("exactly once", message));
+        };
+        let first = *self.applied_ids.entry(id).or_insert(position);
+        if first != position {
+            let message = format!(
+                "member {member} applied command {id:#x} at {position} (session {session}), already applied at {first}"
+            );
+            return Err(self.fail("exactly once", message));
         }
         Ok(())
     }
@@ -963,7 +1030,8 @@ impl Client {
         let codec =
             FrameCodec::new(ClusterId(1), MemberId(100 + c), security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
         let session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
-        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked: BTreeSet::new() }
+        let (acked, acked_k) = (BTreeSet::new(), BTreeSet::new());
+        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k }
     }
 }
 
@@ -980,11 +1048,15 @@ impl<M: StateMachine + Default> Sim<M> {
             }
             while client.session.outstanding() < CLIENT_OUTSTANDING_MAX {
                 client.submitted += 1;
-                client.session.submit(&command_of(client.number, client.submitted));
+                let ticket = client.session.submit(&command_of(client.number, client.submitted));
+                debug_assert_eq!(ticket, client.submitted, "command k is ticket k");
             }
-            let mut port = SimPort { net: &mut self.net, codec: &mut client.codec, from: client.net_id };
+            let mut port = SimPort { outbox: &mut self.outbox, codec: &mut client.codec };
             let sent = client.session.poll(now, &mut |to, body| port.queue(to as u16, Term::ZERO, body));
             sent.expect("a client's frame fits the MTU");
+            for (to, bytes) in self.outbox.drain(..) {
+                self.net.send(client.net_id, to, &bytes);
+            }
         }
     }
 
@@ -1001,6 +1073,7 @@ impl<M: StateMachine + Default> Sim<M> {
         while let Some(reply) = client.session.take_reply() {
             if reply.status.is_ok() {
                 client.acked.insert((reply.session.0, reply.sequence));
+                client.acked_k.insert(reply.ticket);
             } else {
                 self.stats.outcomes_unknown += 1;
             }
@@ -1028,6 +1101,17 @@ mod tests {
         assert!(stats.timers_fired > 10, "{stats:?}");
         assert_eq!(stats.sessions_open, 1, "the quiet client's session was closed by the leader: {stats:?}");
         assert!(stats.snapshots > 10 && stats.events_bytes > 10_000, "snapshots and events: {stats:?}");
+    }
+
+    #[test]
+    fn the_longest_tally_command_fits_a_request_under_either_codec() {
+        for security in [ordo_core::Security::Mac, ordo_core::Security::Aead] {
+            let client = Client::new(0, 3, security);
+            let capacity = client.codec.capacity_bytes(FrameType::ClientRequest);
+            assert!(TALLY_COMMAND_BYTES_MAX <= capacity, "{TALLY_COMMAND_BYTES_MAX} > {capacity} ({security:?})");
+        }
+        let longest = (0..20_000).map(|k| tally_command(1, k).len()).max().unwrap();
+        assert!(longest > TALLY_COMMAND_BYTES_MAX - 100 && longest <= TALLY_COMMAND_BYTES_MAX, "{longest}");
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! The simulator's faults, each class switched on by [`Faults`]: crashes (a process killed,
+//! or a power cut that loses what was not synced) of one member, several or the whole
+//! cluster; lost disks; partitions of any shape; datagrams lost, duplicated, reordered or
+//! held for several election timeouts; clocks that drift, start anywhere and step; members
+//! frozen; work that takes time. All decided by the run's seed.
+
+use super::mem_log::{MemLog, MemStorage};
+use super::{Disk, ELECTION_TIMEOUT_NS, Life, Sim, TICK_NS};
+use crate::simulation::{Fault, SimFailure};
+use ordo_core::StateMachine;
+use ordo_core::Vote;
+use ordo_transport::FaultConfig;
+
+/// How a member goes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    /// The process is killed: the page cache survives, so everything written is kept (a
+    /// write cut short leaves a partial entry).
+    Kill,
+    /// The machine loses power: of what was not synced, some was written back, some torn,
+    /// and a disk that lied may flip a bit.
+    PowerCut,
+}
+
+impl<M: StateMachine + Default> Sim<M> {
+    /// One tick's chance of each fault that is switched on.
+    pub(super) fn inject_faults(&mut self) {
+        let faults = self.config.faults;
+        if faults.has(Fault::Crash) && self.rng.u32(..1000) < 4 {
+            self.crash_one();
+        }
+        if faults.has(Fault::Outage) && self.rng.u32(..2500) == 0 {
+            self.outage();
+        }
+        if faults.has(Fault::Partition) {
+            match self.heal_at_ns {
+                None if self.rng.u32(..1000) < 3 => self.partition(),
+                Some(at) if self.now_ns >= at => {
+                    self.net.heal();
+                    self.heal_at_ns = None;
+                    self.note("heal the network".to_string());
+                }
+                _ => {}
+            }
+        }
+        if faults.has(Fault::Clock) && self.rng.u32(..1000) == 0 {
+            let index = self.rng.usize(..self.nodes.len());
+            let step_ns = self.nodes[index].clocks.step(&mut self.rng);
+            self.checks.lock().expect("one thread").unsteady(index);
+            self.stats.clock_steps += 1;
+            self.note(format!("member {}'s wall clock steps {:+.3} ms", index + 1, step_ns as f64 / 1e6));
+        }
+        if faults.has(Fault::Pause) && self.rng.u32(..1000) == 0 {
+            let index = self.rng.usize(..self.nodes.len());
+            let node = &mut self.nodes[index];
+            if node.replica().is_some() && node.paused_until_ns <= self.now_ns {
+                let pause_ns = self.rng.u64(10 * TICK_NS..=4 * ELECTION_TIMEOUT_NS);
+                node.paused_until_ns = self.now_ns + pause_ns;
+                self.checks.lock().expect("one thread").unsteady(index);
+                self.stats.pauses += 1;
+                self.note(format!("member {} freezes for {} ms", index + 1, pause_ns / TICK_NS));
+            }
+        }
+    }
+
+    /// One member crashes, if a majority stays up (so the cluster can go on meanwhile).
+    fn crash_one(&mut self) {
+        let members = self.config.members as usize;
+        let alive = self.nodes.iter().filter(|n| n.replica().is_some()).count();
+        let index = self.rng.usize(..members);
+        if self.nodes[index].replica().is_some() && alive > members / 2 + 1 {
+            let how = if self.rng.bool() { Crash::Kill } else { Crash::PowerCut };
+            self.crash(index, how);
+        }
+    }
+
+    /// Several members lose power at once, now and then every one of them.
+    fn outage(&mut self) {
+        let members = self.config.members as usize;
+        let count = if self.rng.u32(..3) == 0 { members } else { self.rng.usize(2.min(members)..=members) };
+        let mut chosen: Vec<usize> = (0..members).collect();
+        self.rng.shuffle(&mut chosen);
+        self.stats.outages += 1;
+        self.note(format!("power cut: {count} of {members} members"));
+        for index in chosen.into_iter().take(count) {
+            if self.nodes[index].replica().is_some() {
+                self.crash(index, Crash::PowerCut);
+            }
+        }
+    }
+
+    /// A partition of some shape: one member isolated, the cluster split in two (both ways
+    /// or one way), or one member that hears but is not heard (or is heard but hears
+    /// nothing); now and then a client is cut from a member too.
+    fn partition(&mut self) {
+        let members = self.config.members;
+        let mut order: Vec<u16> = (0..members).collect();
+        self.rng.shuffle(&mut order);
+        let split = self.rng.usize(1..members.max(2) as usize).min(order.len());
+        let (side, rest) = order.split_at(split);
+        let shape = match self.rng.u8(..4) {
+            0 => {
+                self.net.isolate(side[0], members);
+                format!("isolate member {}", side[0] + 1)
+            }
+            1 | 2 => {
+                let both_ways = self.rng.bool();
+                for &a in side {
+                    for &b in rest {
+                        self.net.cut(a, b);
+                        if both_ways {
+                            self.net.cut(b, a);
+                        }
+                    }
+                }
+                let names = |group: &[u16]| group.iter().map(|m| (m + 1).to_string()).collect::<Vec<_>>().join(",");
+                let arrow = if both_ways { "|" } else { "-/->" };
+                format!("partition members {} {arrow} {}", names(side), names(rest))
+            }
+            _ => {
+                let mute = self.rng.bool();
+                for other in (0..members).filter(|&o| o != side[0]) {
+                    if mute {
+                        self.net.cut(side[0], other);
+                    } else {
+                        self.net.cut(other, side[0]);
+                    }
+                }
+                let how = if mute { "hears but is not heard" } else { "is heard but hears nothing" };
+                format!("member {} {how}", side[0] + 1)
+            }
+        };
+        let mut shape = shape;
+        if self.rng.u32(..4) == 0 {
+            let client = members + self.rng.u16(..super::CLIENTS);
+            let member = self.rng.u16(..members);
+            self.net.cut(client, member);
+            self.net.cut(member, client);
+            shape += &format!("; client {} cut from member {}", client - members, member + 1);
+        }
+        self.heal_at_ns = Some(self.now_ns + self.rng.u64(50..800) * TICK_NS);
+        self.stats.partitions += 1;
+        self.note(shape);
+    }
+
+    /// Member `index` goes down `how`; sometimes it comes back with its disk gone.
+    fn crash(&mut self, index: usize, how: Crash) {
+        let (keep_unsynced, flip_bit, torn) = match how {
+            // A write cut short: a partial entry after everything written.
+            Crash::Kill => {
+                let partial = self.rng.usize(..2) * 40;
+                (usize::MAX, None, self.garbage(partial))
+            }
+            Crash::PowerCut => {
+                let keep = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
+                let flip = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                let torn = self.rng.usize(..100);
+                (keep, flip, self.garbage(torn))
+            }
+        };
+        // One member at a time loses its disk: with a second, the cluster would rightly wait
+        // for an operator (a majority may be what lost the data).
+        let recovering =
+            self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
+        let lose_disk = self.config.faults.has(Fault::DiskLoss) && !recovering && self.rng.u32(..5) == 0;
+        let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
+        let node = &mut self.nodes[index];
+        let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(restart_at_ns))) else {
+            unreachable!("only a running member crashes")
+        };
+        self.snapshots_before += replica.snapshots_taken();
+        node.inbox.clear();
+        let (mut storage, mut events) = replica.into_storage().expect("an inline service hands its state back");
+        storage.log.crash(keep_unsynced, flip_bit, &torn);
+        events.crash(if how == Crash::Kill { usize::MAX } else { 0 }, None, &[]);
+        if lose_disk {
+            // What `DiskStorage` finds on a folder with no vote, log or snapshot.
+            storage = MemStorage { recovering: true, ..MemStorage::default() };
+            events = MemLog::new();
+            self.checks.lock().expect("one thread").votes[index] = Vote::default();
+            self.stats.disks_lost += 1;
+        }
+        let end = storage.log.end();
+        node.life = Life::Down(Disk::new(storage, events, restart_at_ns));
+        self.checks.lock().expect("one thread").unsteady(index);
+        self.stats.crashes += 1;
+        let lost = if lose_disk { ", its disk lost" } else { "" };
+        let how = match how {
+            Crash::Kill => "kill",
+            Crash::PowerCut => "power cut on",
+        };
+        self.note(format!("{how} member {}{lost} (log back to {end})", index + 1));
+    }
+
+    fn garbage(&mut self, length: usize) -> Vec<u8> {
+        (0..length).map(|_| self.rng.u8(..)).collect()
+    }
+
+    /// What a duty cycle's work cost in virtual time, from the member's counts before and
+    /// after it (syncs, applied position, snapshots taken): nothing unless work takes time.
+    pub(super) fn work_ns(
+        &mut self,
+        before: (u64, ordo_core::Position, u64),
+        after: (u64, ordo_core::Position, u64),
+    ) -> u64 {
+        if !self.config.faults.has(Fault::Stall) {
+            return 0;
+        }
+        let mut work_ns = 0;
+        for _ in before.0..after.0 {
+            // An fdatasync: tens to hundreds of µs, and one in 200 stalls behind the device.
+            work_ns += if self.rng.u32(..200) == 0 {
+                self.rng.u64(10 * TICK_NS..=60 * TICK_NS)
+            } else {
+                self.rng.u64(30_000..=500_000)
+            };
+        }
+        // Applying: about a µs a 500 bytes; a snapshot: encoding and writing, a few ms.
+        work_ns += after.1.0.saturating_sub(before.1.0) * 2;
+        work_ns += (after.2 - before.2) * self.rng.u64(TICK_NS..=5 * TICK_NS);
+        work_ns
+    }
+
+    /// Faults stop: the network heals and behaves, members down restart, frozen ones thaw.
+    pub(super) fn stop_faults(&mut self) {
+        self.net.heal();
+        self.net.set_faults(FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE });
+        self.heal_at_ns = None;
+        let now = self.now_ns;
+        for node in &mut self.nodes {
+            node.paused_until_ns = node.paused_until_ns.min(now);
+            if let Life::Down(disk) = &mut node.life {
+                disk.restart_at_ns = now;
+            }
+        }
+        self.commit_at_faults_end =
+            self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
+        self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
+    }
+
+    pub(super) fn restart_due(&mut self) -> Result<(), SimFailure> {
+        for index in 0..self.nodes.len() {
+            let Life::Down(disk) = &self.nodes[index].life else { continue };
+            if self.now_ns < disk.restart_at_ns {
+                continue;
+            }
+            let (end, term) = (disk.storage.log.end(), disk.storage.vote.term);
+            let incarnation = self.stats.crashes;
+            if let Err(error) = self.start(index, incarnation) {
+                let found = self.checks.lock().expect("one thread").failure.take();
+                return Err(found.unwrap_or_else(|| {
+                    self.fail("restart", format!("member {} did not restart: {error}", index + 1))
+                }));
+            }
+            self.note(format!("restart member {} at {end} (term {term})", index + 1));
+        }
+        Ok(())
+    }
+}
