@@ -81,6 +81,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod deliberate;
 // The machinery's own items are documented where a reader of the code needs it, not as API.
 #[allow(missing_docs)]
 mod disk;
@@ -113,7 +114,8 @@ pub mod machinery {
     pub use crate::run::{counters, member, node, runtime};
     /// The simulator, as `ordo sim` runs it.
     pub mod sim {
-        pub use crate::sim::{Faults, SimConfig, SimFailure, SimStats, run, run_app, tally_command};
+        pub use crate::deliberate::DeliberateBug;
+        pub use crate::sim::{Fault, Faults, SimConfig, SimFailure, SimStats, run, run_app, tally_command};
     }
     /// The echo machine the benchmarks run.
     pub mod echo {

@@ -39,7 +39,7 @@
 //! }
 //! ```
 
-use crate::replica::consensus::DeliberateBug;
+use crate::deliberate::DeliberateBug;
 use ordo_core::StateMachine;
 use std::fmt;
 

@@ -1,10 +1,10 @@
 //! Runs the deterministic simulator (until `ordo sim` wraps it).
 //!
 //! Usage: `ordo-sim [--seeds N | --seed S] [--first F] [--members M] [--faults all|none|LIST] [--json]
-//! [--deliberate-bug commit-by-count|vote-without-log-check|commit-without-majority|recovering-votes]`
+//! [--deliberate-bug NAME]` (the names: `DeliberateBug::name`; for showing the checkers
+//! catch each, never for real runs)
 
-use ordo_service::machinery::consensus::DeliberateBug;
-use ordo_service::machinery::sim::{self, Faults, SimConfig};
+use ordo_service::machinery::sim::{self, DeliberateBug, Faults, SimConfig};
 use std::time::Instant;
 
 fn main() {
@@ -29,19 +29,12 @@ fn main() {
     });
     let json = args.iter().any(|a| a == "--json");
     // For showing the checkers catch a broken rule; never for real runs.
-    let deliberate_bug = match value("--deliberate-bug").as_deref() {
-        None => None,
-        Some("commit-by-count") => Some(DeliberateBug::CommitOlderTermByCount),
-        Some("vote-without-log-check") => Some(DeliberateBug::VoteWithoutLogCheck),
-        Some("commit-without-majority") => Some(DeliberateBug::CommitWithoutMajority),
-        Some("recovering-votes") => Some(DeliberateBug::RecoveringVotes),
-        Some(other) => {
-            eprintln!(
-                "ordo-sim: --deliberate-bug is commit-by-count, vote-without-log-check, commit-without-majority or recovering-votes, not {other:?}"
-            );
+    let deliberate_bug = value("--deliberate-bug").map(|name| {
+        DeliberateBug::parse(&name).unwrap_or_else(|error| {
+            eprintln!("ordo-sim: --deliberate-bug: {error}");
             std::process::exit(2)
-        }
-    };
+        })
+    });
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut faults_seen = [0u64; 5];

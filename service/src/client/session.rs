@@ -15,6 +15,7 @@
 //!   the position it reached.
 
 use crate::client::{Event, Reply, ReplyStatus};
+use crate::deliberate::DeliberateBug;
 use crate::replica::container::SEQUENCE_WINDOW;
 use ordo_core::entry::decode_entry;
 use ordo_core::{EntryKind, HEADER_BYTES, Position, SessionId};
@@ -54,11 +55,14 @@ pub struct ClientSession {
     events_ack_due: bool,
     events_requested_ns: u64,
     events: VecDeque<Event>,
+    /// The simulator's tests only.
+    deliberate_bug: Option<DeliberateBug>,
 }
 
 impl ClientSession {
     /// A session to open with a cluster of `members` members, under `nonce` (random: it
-    /// tells this client's opening from another's); at most `in_flight_max` commands in
+    /// tells this client's opening from another's; each later opening takes the next of a
+    /// sequence that starts there); at most `in_flight_max` commands in
     /// flight (capped at the cluster's window), resent after `retry_interval_ns` unanswered.
     pub fn new(members: usize, nonce: u64, retry_interval_ns: u64, in_flight_max: usize) -> Self {
         debug_assert!(members > 0, "a client needs a member");
@@ -81,7 +85,13 @@ impl ClientSession {
             events_ack_due: false,
             events_requested_ns: 0,
             events: VecDeque::new(),
+            deliberate_bug: None,
         }
+    }
+
+    /// Switches a defect back on (the simulator's tests only).
+    pub(crate) fn break_deliberately(&mut self, bug: Option<DeliberateBug>) {
+        self.deliberate_bug = bug;
     }
 
     pub fn nonce(&self) -> u64 {
@@ -271,13 +281,33 @@ impl ClientSession {
     fn expired(&mut self) {
         let Some(session) = self.session.take() else { return };
         self.opening_sent_ns = None;
+        // The next opening has a nonce of its own: a late or duplicated answer to an earlier
+        // one must not be taken for it (that session is closed, and its stored replies would
+        // answer new commands as duplicates).
+        self.nonce = next_nonce(self.nonce);
         self.next_sequence = 1;
+        if self.deliberate_bug == Some(DeliberateBug::ResendAfterExpiry) {
+            // The defect: "nothing of it was applied", so it goes again under a new session.
+            for (_, flight) in std::mem::take(&mut self.in_flight).into_iter().rev() {
+                self.waiting.push_front((flight.ticket, flight.command));
+            }
+        }
         for (sequence, flight) in std::mem::take(&mut self.in_flight) {
             let (ticket, position, status) = (flight.ticket, Position::ZERO, ReplyStatus::SessionExpired);
             self.replies.push_back(Reply { ticket, session, sequence, position, status, reply: Vec::new() });
             self.spare.push(flight.command);
         }
     }
+}
+
+/// The nonce of the opening after one under `nonce`: a step of SplitMix64, so a client's
+/// openings take a pseudo-random sequence from its random start, and a repeat is as unlikely
+/// as two random nonces colliding.
+fn next_nonce(nonce: u64) -> u64 {
+    let mut z = nonce.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -329,6 +359,45 @@ mod tests {
         assert!(sent(&mut client, 50).is_empty(), "nothing due before the retry interval");
         let resend = sent(&mut client, 102);
         assert!(resend[0].1.contains("sequence: 1"), "the same sequence: {resend:?}");
+    }
+
+    #[test]
+    fn a_late_answer_to_an_earlier_opening_is_not_taken_for_the_next_session() {
+        // Found by the simulator (seed 176 of the fault classes of issue 18): a duplicated
+        // answer to the first opening arrived after the session expired and the client asked
+        // for a new one; taken as the new session, the old session's stored reply answered a
+        // new command as a duplicate, and that command was never applied.
+        let mut client = ClientSession::new(1, 1, 100, 1);
+        let first_nonce = client.nonce().to_le_bytes();
+        sent(&mut client, 0);
+        fn opened(reply: &[u8; 8]) -> Body<'_> {
+            let (session, status) = (SessionId(4), ResponseStatus::SessionOpened);
+            Body::ClientResponse { session, sequence: 0, position: Position(0), status, reply: &reply[..] }
+        }
+        receive(&mut client, 0, opened(&first_nonce));
+        assert_eq!(client.session(), Some(SessionId(4)));
+        let closed = Body::ClientResponse {
+            session: SessionId(4),
+            sequence: 1,
+            position: Position(0),
+            status: ResponseStatus::UnknownSession,
+            reply: &[],
+        };
+        receive(&mut client, 0, closed);
+        assert!(sent(&mut client, 1)[0].1.contains("SessionOpen"), "it asks for a new session");
+        receive(&mut client, 0, opened(&first_nonce));
+        assert_eq!(client.session(), None, "the first opening's answer, late, is not the new session");
+        let second_nonce = client.nonce().to_le_bytes();
+        assert_ne!(second_nonce, first_nonce, "each opening has a nonce of its own");
+        let reopened = Body::ClientResponse {
+            session: SessionId(9),
+            sequence: 0,
+            position: Position(96),
+            status: ResponseStatus::SessionOpened,
+            reply: &second_nonce,
+        };
+        receive(&mut client, 0, reopened);
+        assert_eq!(client.session(), Some(SessionId(9)));
     }
 
     #[test]

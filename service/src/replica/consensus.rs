@@ -153,19 +153,7 @@ pub struct ConsensusConfig {
     pub seed: u64,
 }
 
-/// Rules the simulator's tests break on purpose ([`Consensus::break_deliberately`]), to
-/// show its checkers catch each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliberateBug {
-    /// Commit by count alone, even entries of older terms (Raft's figure 8).
-    CommitOlderTermByCount,
-    /// Grant votes without comparing logs.
-    VoteWithoutLogCheck,
-    /// Commit what the leader alone has made durable.
-    CommitWithoutMajority,
-    /// A member that lost its disk votes at once, without catching up first.
-    RecoveringVotes,
-}
+pub use crate::deliberate::DeliberateBug;
 
 /// Why a proposal was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -669,7 +657,8 @@ impl Consensus {
         if term > self.term {
             self.become_follower(term, None, out);
         } else if self.role == Role::Candidate
-            && !self.pre_voting // `granted` holds the pre-votes of the next round
+            // `granted` holds the pre-votes of the next round
+            && (!self.pre_voting || self.deliberate_bug == Some(DeliberateBug::LateVoteCounted))
             && term == self.term
             && granted
             && !self.granted.contains(&from)
@@ -889,7 +878,8 @@ impl Consensus {
             let message = Body::SnapshotAck { snapshot_position: position, offset };
             out.push(Effect::Send { to: leader, term, message });
         };
-        if self.matched >= position || position <= self.commit {
+        let below_commit = position <= self.commit && self.deliberate_bug != Some(DeliberateBug::SnapshotBelowCommit);
+        if self.matched >= position || below_commit {
             // This log already matches past it, or this member committed past it: an older
             // snapshot must not reset a log holding committed entries after it.
             return ack(total_bytes, out, self.term);

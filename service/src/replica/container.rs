@@ -20,6 +20,7 @@
 //!   stops there (`snapshot_due`) so the driver writes [`Container::encode`] at exactly that
 //!   position, the same on every member; [`Container::restore`] reads it back.
 
+use crate::deliberate::DeliberateBug;
 use ordo_core::LogBase;
 use ordo_core::checksum::crc64;
 use ordo_core::machine::{Context, StateMachine, TimerRequest};
@@ -123,6 +124,8 @@ pub struct Container<M: StateMachine> {
     reply: Vec<u8>,
     events: Vec<u8>,
     timer_requests: Vec<TimerRequest>,
+    /// The simulator's tests only (not state: not encoded).
+    deliberate_bug: Option<DeliberateBug>,
 }
 
 impl<M: StateMachine> Container<M> {
@@ -139,7 +142,13 @@ impl<M: StateMachine> Container<M> {
             reply: Vec::new(),
             events: Vec::new(),
             timer_requests: Vec::new(),
+            deliberate_bug: None,
         }
+    }
+
+    /// Switches a defect back on (the simulator's tests only).
+    pub fn break_deliberately(&mut self, bug: Option<DeliberateBug>) {
+        self.deliberate_bug = bug;
     }
 
     /// Timers fired since this container was made or restored.
@@ -192,7 +201,10 @@ impl<M: StateMachine> Container<M> {
                 // carries; it takes effect only if the session is idle still, at the
                 // entry's own time (a command of the session may have been applied since).
                 let session = header.session();
-                if self.session_idle(session, time, header.correlation_id.get()) {
+                let ignores_activity = self.deliberate_bug == Some(DeliberateBug::CloseIgnoresActivity);
+                if self.session_idle(session, time, header.correlation_id.get())
+                    || (ignores_activity && self.sessions.contains_key(&session))
+                {
                     self.sessions.remove(&session);
                     out(Output::SessionClosed { session, position });
                 }
@@ -436,6 +448,7 @@ impl<M: StateMachine> Container<M> {
             reply: Vec::new(),
             events: Vec::new(),
             timer_requests: Vec::new(),
+            deliberate_bug: None,
         })
     }
 }

@@ -88,13 +88,14 @@ pub struct Hooks {
     /// builds).
     pub check_every_snapshot: bool,
     /// A consensus rule to break on purpose (the simulator's tests of its checkers).
-    pub deliberate_bug: Option<crate::replica::consensus::DeliberateBug>,
+    pub deliberate_bug: Option<crate::deliberate::DeliberateBug>,
 }
 
 /// The simulator's hooks into the service agent.
 struct ServiceHooks {
     outputs: Option<OutputHook>,
     check_every_snapshot: bool,
+    deliberate_bug: Option<crate::deliberate::DeliberateBug>,
 }
 
 /// Where a client is answered: the address it was last heard from, and the key it sealed
@@ -240,7 +241,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         events::recover(&mut events, container.applied_position(), snapshot_events.as_ref())?;
         let applied = container.applied_position();
         let Hooks { effects: effect_hook, outputs, check_every_snapshot, deliberate_bug } = hooks;
-        let service_hooks = ServiceHooks { outputs, check_every_snapshot };
+        let service_hooks = ServiceHooks { outputs, check_every_snapshot, deliberate_bug };
         let (service, links) = start_service(config, container, events, snapshots, service_hooks, threaded)?;
         let mut consensus = Consensus::new(config.consensus.clone(), term, voted_for, now_ns);
         consensus.set_clock(wall_ns);
@@ -717,6 +718,7 @@ fn start_service<M: StateMachine, S: Storage, A: Address>(
         reply_bytes_max: config.reply_bytes_max,
         check_every_snapshot: hooks.check_every_snapshot,
         output_hook: hooks.outputs,
+        deliberate_bug: hooks.deliberate_bug,
     });
     let service = match threaded {
         None => ServiceSlot::Inline(Box::new(agent)),

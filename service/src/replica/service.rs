@@ -170,6 +170,8 @@ pub struct ServiceAgent<M: StateMachine, E: EventStore, K: SnapshotSink> {
     /// Check the round trip of every snapshot, in any build (the simulator).
     check_every_snapshot: bool,
     output_hook: Option<OutputHook>,
+    /// The simulator's tests only: set on every container, restored ones too.
+    deliberate_bug: Option<crate::deliberate::DeliberateBug>,
     /// Snapshots written since the start.
     snapshots_taken: u64,
 }
@@ -194,6 +196,7 @@ pub struct ServiceParts<M: StateMachine, E: EventStore, K: SnapshotSink> {
     /// Check the round trip of every snapshot, in any build (the simulator).
     pub check_every_snapshot: bool,
     pub output_hook: Option<OutputHook>,
+    pub deliberate_bug: Option<crate::deliberate::DeliberateBug>,
 }
 
 pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<M>, ServiceError> {
@@ -202,7 +205,8 @@ pub(crate) fn restore<M: StateMachine>(snapshot: &Snapshot) -> Result<Container<
 }
 
 impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
-    pub fn new(parts: ServiceParts<M, E, K>) -> Self {
+    pub fn new(mut parts: ServiceParts<M, E, K>) -> Self {
+        parts.container.break_deliberately(parts.deliberate_bug);
         parts.shared.applied.store(parts.container.applied_position().0, Ordering::Release);
         parts.shared.events_position.store(parts.events.events_end().0, Ordering::Release);
         ServiceAgent {
@@ -226,6 +230,7 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
             round_trip_checked: false,
             check_every_snapshot: parts.check_every_snapshot,
             output_hook: parts.output_hook,
+            deliberate_bug: parts.deliberate_bug,
             snapshots_taken: 0,
         }
     }
@@ -266,6 +271,7 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
             return Ok(()); // already past it: the log after it was kept
         }
         self.container = restore(snapshot)?;
+        self.container.break_deliberately(self.deliberate_bug);
         let applied = self.container.applied_position();
         events::recover(&mut self.events, applied, Some(&snapshot.info.events))?;
         log.reopen()?;

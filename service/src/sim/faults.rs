@@ -6,10 +6,71 @@
 
 use super::mem_log::{MemLog, MemStorage};
 use super::{Disk, ELECTION_TIMEOUT_NS, Life, Sim, TICK_NS};
-use crate::simulation::{Fault, SimFailure};
+use crate::simulation::{Fault, SimConfig, SimFailure};
 use ordo_core::StateMachine;
 use ordo_core::Vote;
 use ordo_transport::FaultConfig;
+
+/// How often each fault strikes in one run, drawn from its seed (swarm testing: a run
+/// heavy in one fault and light in another reaches states an even mix does not).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rates {
+    /// Chances a tick, in parts per 100,000.
+    crash: u32,
+    outage: u32,
+    partition: u32,
+    clock_step: u32,
+    pause: u32,
+    /// Every datagram's latency, and how much more it may take (a LAN, or one a few
+    /// milliseconds across: candidates then stand at once more often, and votes split).
+    latency_ns: u64,
+    jitter_ns: u64,
+    /// Chances a datagram.
+    loss: f64,
+    duplicate: f64,
+    reorder: f64,
+    hold: f64,
+}
+
+impl Rates {
+    pub(super) fn draw(rng: &mut fastrand::Rng) -> Rates {
+        Rates {
+            crash: rng.u32(50..=800),
+            outage: rng.u32(10..=80),
+            partition: rng.u32(50..=600),
+            clock_step: rng.u32(20..=300),
+            pause: rng.u32(20..=300),
+            latency_ns: [100_000, 500_000, 2_000_000, 6_000_000][rng.usize(..4)],
+            jitter_ns: rng.u64(100_000..=6_000_000),
+            loss: rng.f64() * 0.08,
+            duplicate: rng.f64() * 0.04,
+            reorder: rng.f64() * 0.1,
+            hold: rng.f64() * 0.02,
+        }
+    }
+
+    /// What the network does to datagrams while faults are on.
+    pub(super) fn network(&self, config: &SimConfig) -> FaultConfig {
+        let mut faults = FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE };
+        if config.faults.has(Fault::Network) {
+            faults = FaultConfig {
+                loss: self.loss,
+                duplicate: self.duplicate,
+                reorder: self.reorder,
+                reorder_delay_ns: 5 * TICK_NS,
+                latency_ns: self.latency_ns,
+                jitter_ns: self.jitter_ns,
+                ..faults
+            };
+        }
+        if config.faults.has(Fault::Delay) {
+            // Up to four election timeouts late: from a round long over, after the sender
+            // crashed, or after a new leader took over.
+            faults = FaultConfig { hold: self.hold, hold_ns: 4 * ELECTION_TIMEOUT_NS, ..faults };
+        }
+        faults
+    }
+}
 
 /// How a member goes down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,16 +86,22 @@ enum Crash {
 impl<M: StateMachine + Default> Sim<M> {
     /// One tick's chance of each fault that is switched on.
     pub(super) fn inject_faults(&mut self) {
-        let faults = self.config.faults;
-        if faults.has(Fault::Crash) && self.rng.u32(..1000) < 4 {
+        let (faults, rates) = (self.config.faults, self.rates);
+        let mut strikes = |per_100k: u32| self.rng.u32(..100_000) < per_100k;
+        let crash = faults.has(Fault::Crash) && strikes(rates.crash);
+        let outage = faults.has(Fault::Outage) && strikes(rates.outage);
+        let partition = faults.has(Fault::Partition) && strikes(rates.partition);
+        let clock_step = faults.has(Fault::Clock) && strikes(rates.clock_step);
+        let pause = faults.has(Fault::Pause) && strikes(rates.pause);
+        if crash {
             self.crash_one();
         }
-        if faults.has(Fault::Outage) && self.rng.u32(..2500) == 0 {
+        if outage {
             self.outage();
         }
         if faults.has(Fault::Partition) {
             match self.heal_at_ns {
-                None if self.rng.u32(..1000) < 3 => self.partition(),
+                None if partition => self.partition(),
                 Some(at) if self.now_ns >= at => {
                     self.net.heal();
                     self.heal_at_ns = None;
@@ -43,14 +110,14 @@ impl<M: StateMachine + Default> Sim<M> {
                 _ => {}
             }
         }
-        if faults.has(Fault::Clock) && self.rng.u32(..1000) == 0 {
+        if clock_step {
             let index = self.rng.usize(..self.nodes.len());
             let step_ns = self.nodes[index].clocks.step(&mut self.rng);
             self.checks.lock().expect("one thread").unsteady(index);
             self.stats.clock_steps += 1;
             self.note(format!("member {}'s wall clock steps {:+.3} ms", index + 1, step_ns as f64 / 1e6));
         }
-        if faults.has(Fault::Pause) && self.rng.u32(..1000) == 0 {
+        if pause {
             let index = self.rng.usize(..self.nodes.len());
             let node = &mut self.nodes[index];
             if node.replica().is_some() && node.paused_until_ns <= self.now_ns {

@@ -21,6 +21,7 @@ mod faults;
 pub(crate) mod mem_log;
 
 use crate::client::session::ClientSession;
+use crate::deliberate::DeliberateBug;
 use crate::replica::consensus::{ConsensusConfig, Effect, LogView, Role};
 use crate::replica::container::SEQUENCE_WINDOW;
 use crate::replica::container::{Outcome, Output};
@@ -28,16 +29,16 @@ use crate::replica::network::Network;
 use crate::replica::{Hooks, Refused, Replica, ReplicaConfig, ReplicaError};
 use crate::sim::mem_log::MemSnapshots;
 use crate::sim::mem_log::{MemLog, MemStorage};
-use crate::simulation::Fault;
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, ClusterTimeNs, LogSource, MemberId, Position, Term};
 use ordo_log::Vote;
-use ordo_transport::{Body, FaultConfig, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
+use ordo_transport::{Body, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use clock::Clocks;
+use faults::Rates;
 
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
@@ -155,7 +156,7 @@ struct Client {
     acked_k: BTreeSet<u64>,
 }
 
-pub use crate::simulation::{Faults, SimConfig, SimFailure, SimStats};
+pub use crate::simulation::{Fault, Faults, SimConfig, SimFailure, SimStats};
 
 type SimReplica<M> = Replica<M, MemStorage, u16>;
 
@@ -231,6 +232,7 @@ struct Checks {
     seed: u64,
     members: u16,
     faults: Faults,
+    deliberate_bug: Option<DeliberateBug>,
     now_ns: u64,
     elections: u64,
     installs: u64,
@@ -252,6 +254,9 @@ struct Checks {
     id_of: Option<IdOf>,
     /// Where each command id was applied: once, whatever sessions carried it.
     applied_ids: BTreeMap<u64, Position>,
+    /// The cluster time of each session's last activity each member applied (since its
+    /// start: what it restored from a snapshot it did not see).
+    last_active: Vec<BTreeMap<u64, ClusterTimeNs>>,
     trace: VecDeque<String>,
     /// What a hook found, for the cycle that stopped to return.
     failure: Option<SimFailure>,
@@ -285,6 +290,8 @@ struct Sim<M: StateMachine> {
     snapshots_before: u64,
     /// What a duty cycle (or a client) sent, to leave once its work is done.
     outbox: Vec<(u16, Vec<u8>)>,
+    /// How often each fault strikes in this run.
+    rates: Rates,
 }
 
 /// A member's sends, encoded by its real frame codec, into an outbox the simulator hands to
@@ -346,26 +353,6 @@ pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
     run_with::<Tally>(config, tally_command, Some(tally_id_of))
 }
 
-fn network_faults(config: &SimConfig) -> FaultConfig {
-    let mut faults = FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE };
-    if config.faults.has(Fault::Network) {
-        faults = FaultConfig {
-            loss: 0.02,
-            duplicate: 0.02,
-            reorder: 0.05,
-            reorder_delay_ns: 5 * TICK_NS,
-            jitter_ns: 400_000,
-            ..faults
-        };
-    }
-    if config.faults.has(Fault::Delay) {
-        // One datagram in 500 arrives up to four election timeouts late: from a round
-        // long over, after the sender crashed, or after a new leader took over.
-        faults = FaultConfig { hold: 0.002, hold_ns: 4 * ELECTION_TIMEOUT_NS, ..faults };
-    }
-    faults
-}
-
 /// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
 /// app's own invariants (`StateMachine::check_invariants`) are checked on every member after
 /// every duty cycle.
@@ -384,6 +371,7 @@ fn run_with<M: StateMachine + Default>(
     id_of: Option<IdOf>,
 ) -> Result<SimStats, SimFailure> {
     let mut rng = fastrand::Rng::with_seed(config.seed);
+    let rates = Rates::draw(&mut rng);
     let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
     // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
     // both codecs run under every fault.
@@ -408,11 +396,11 @@ fn run_with<M: StateMachine + Default>(
             checked_at: None,
         });
     }
-    let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security)).collect();
+    let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security, config.deliberate_bug)).collect();
     let mut sim = Sim {
         command,
         clients,
-        net: SimNet::new(rng.u64(..), network_faults(&config)),
+        net: SimNet::new(rng.u64(..), rates.network(&config)),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
         nodes,
         now_ns: 0,
@@ -423,6 +411,7 @@ fn run_with<M: StateMachine + Default>(
         commit_at_faults_end: Position::ZERO,
         snapshots_before: 0,
         outbox: Vec::new(),
+        rates,
         config,
     };
     for index in 0..members {
@@ -450,8 +439,11 @@ impl<M: StateMachine + Default> Sim<M> {
         self.nodes[index].clocks.mono_ns(self.now_ns)
     }
 
-    /// Member `index`'s wall clock now.
+    /// Member `index`'s wall clock now (its uptime where that defect is switched back on).
     fn wall_now(&self, index: usize) -> u64 {
+        if self.config.deliberate_bug == Some(DeliberateBug::ClockIsUptime) {
+            return self.mono_now(index);
+        }
         self.nodes[index].clocks.wall_ns(self.now_ns)
     }
 
@@ -462,7 +454,10 @@ impl<M: StateMachine + Default> Sim<M> {
             self.nodes[index].clocks = Clocks::boot(&mut self.rng, self.now_ns);
         }
         let (now, wall) = (self.mono_now(index), self.wall_now(index));
-        self.checks.lock().expect("one thread").walls[index] = wall;
+        let mut checks = self.checks.lock().expect("one thread");
+        checks.walls[index] = wall;
+        checks.last_active[index].clear();
+        drop(checks);
         let node = &mut self.nodes[index];
         (node.paused_until_ns, node.busy_until_ns) = (0, 0);
         let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(0))) else {
@@ -776,10 +771,9 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks
             })
         })),
         outputs: Some(Box::new(move |output, log| {
-            let Output::Reply { session, sequence, position, outcome: Outcome::Applied, .. } = *output else { return };
             let mut checks = output_checks.lock().expect("one thread");
             if checks.failure.is_none()
-                && let Err(failure) = checks.applied(index, session.0, sequence, position, log)
+                && let Err(failure) = checks.output(index, output, log)
             {
                 checks.failure = Some(failure);
             }
@@ -796,6 +790,7 @@ impl Checks {
             seed: config.seed,
             members: config.members,
             faults: config.faults,
+            deliberate_bug: config.deliberate_bug,
             now_ns: 0,
             elections: 0,
             installs: 0,
@@ -808,6 +803,7 @@ impl Checks {
             applied_at: BTreeMap::new(),
             id_of,
             applied_ids: BTreeMap::new(),
+            last_active: vec![BTreeMap::new(); members],
             trace: VecDeque::with_capacity(TRACE_EVENTS),
             failure: None,
             walls: vec![0; members],
@@ -819,8 +815,9 @@ impl Checks {
         let trace = self.trace.iter().cloned().collect();
         let members = if self.members == 3 { String::new() } else { format!(" --members {}", self.members) };
         let faults = if self.faults == Faults::ALL { String::new() } else { format!(" --faults {}", self.faults) };
+        let bug = self.deliberate_bug.map_or(String::new(), |bug| format!(" --deliberate-bug {}", bug.name()));
         let reproduce =
-            format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}{faults}", self.seed);
+            format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}{faults}{bug}", self.seed);
         SimFailure { seed: self.seed, checker, message, trace, reproduce }
     }
 
@@ -881,6 +878,13 @@ impl Checks {
             }
             Effect::Commit { position } => self.check_commit(index, position, log)?,
             Effect::InstallSnapshot { position } => {
+                if position <= self.commits[index] {
+                    let message = format!(
+                        "member {member} installs a snapshot at {position}, at or below its commit {}: the log after it would go",
+                        self.commits[index]
+                    );
+                    return Err(self.fail("never truncate committed", message));
+                }
                 self.installs += 1;
                 self.note(format!("member {member} installs the leader's snapshot at {position}"));
             }
@@ -918,6 +922,49 @@ impl Checks {
                 2 * clock::WALL_OFFSET_MAX_NS / TICK_NS
             );
             return Err(self.fail("cluster time follows the leader's clock", message));
+        }
+        Ok(())
+    }
+
+    /// One output of an entry member `index` applied: commands applied once; sessions
+    /// closed only after their timeout idle.
+    fn output(&mut self, index: usize, output: &Output<'_>, log: &dyn LogSource) -> Result<(), SimFailure> {
+        let time_at = |position: Position| {
+            let entry = log.read_log(position).and_then(|(start, bytes)| decode_entry(bytes, start).ok());
+            entry.map(|entry| entry.header.timestamp())
+        };
+        match *output {
+            Output::Reply { session, sequence, position, outcome, .. } => {
+                if outcome != Outcome::UnknownSession
+                    && let Some(time) = time_at(position)
+                {
+                    self.last_active[index].insert(session.0, time);
+                }
+                if outcome == Outcome::Applied {
+                    return self.applied(index, session.0, sequence, position, log);
+                }
+            }
+            Output::SessionOpened { session, position, .. } => {
+                if let Some(time) = time_at(position) {
+                    self.last_active[index].insert(session.0, time);
+                }
+            }
+            Output::SessionClosed { session, position } => {
+                let (Some(closed), Some(&active)) = (time_at(position), self.last_active[index].get(&session.0)) else {
+                    return Ok(()); // activity before a snapshot this member restored: not seen
+                };
+                if closed.0 < active.0 + SESSION_TIMEOUT_NS {
+                    let message = format!(
+                        "member {} closed session {} at {closed}, {} ms after its last activity (the timeout is {} ms)",
+                        index + 1,
+                        session.0,
+                        (closed.0 - active.0) / TICK_NS,
+                        SESSION_TIMEOUT_NS / TICK_NS
+                    );
+                    return Err(self.fail("sessions close only when idle", message));
+                }
+            }
+            Output::Event { .. } => {}
         }
         Ok(())
     }
@@ -965,6 +1012,13 @@ impl Checks {
             return Err(self.fail("one leader per term", format!("members {} and {} both lead {term}", other.0, id.0)));
         }
         self.leaders.insert(term, id);
+        // Election safety by its cause: a majority granted this leader its vote in this term
+        // (each vote is seen as the voter stores it, before it answers).
+        let votes = self.granted.iter().filter(|granted| granted.get(&term) == Some(&id)).count();
+        if votes < self.members as usize / 2 + 1 {
+            let message = format!("member {} leads {term} with {votes} votes of {}", id.0, self.members);
+            return Err(self.fail("a leader has a majority's votes", message));
+        }
         // Leader completeness: a leader of term L holds every entry committed in a term
         // before L. (A stale leader of an older term, elected while a newer one commits,
         // need not hold the newer term's commits; it will step down when it hears of it.)
@@ -1025,11 +1079,12 @@ impl Checks {
 }
 
 impl Client {
-    fn new(c: u16, members: u16, security: ordo_core::Security) -> Client {
+    fn new(c: u16, members: u16, security: ordo_core::Security, bug: Option<DeliberateBug>) -> Client {
         let keys = KeyRing::for_client(&CLIENT_KEY);
         let codec =
             FrameCodec::new(ClusterId(1), MemberId(100 + c), security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
-        let session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
+        let mut session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
+        session.break_deliberately(bug);
         let (acked, acked_k) = (BTreeSet::new(), BTreeSet::new());
         Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k }
     }
@@ -1085,7 +1140,7 @@ impl<M: StateMachine + Default> Sim<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::consensus::DeliberateBug;
+    use crate::deliberate::DeliberateBug;
 
     #[test]
     fn a_run_elects_commits_and_survives_faults() {
@@ -1106,7 +1161,7 @@ mod tests {
     #[test]
     fn the_longest_tally_command_fits_a_request_under_either_codec() {
         for security in [ordo_core::Security::Mac, ordo_core::Security::Aead] {
-            let client = Client::new(0, 3, security);
+            let client = Client::new(0, 3, security, None);
             let capacity = client.codec.capacity_bytes(FrameType::ClientRequest);
             assert!(TALLY_COMMAND_BYTES_MAX <= capacity, "{TALLY_COMMAND_BYTES_MAX} > {capacity} ({security:?})");
         }
