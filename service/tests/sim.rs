@@ -56,9 +56,16 @@ fn a_stale_leader_of_an_older_term_need_not_hold_a_newer_terms_commits() {
 ///   session opening for its next one, and the old session's stored reply answered a new
 ///   command as a duplicate: acknowledged, never applied. Each opening now has a nonce of
 ///   its own (`a_late_answer_to_an_earlier_opening_is_not_taken_for_the_next_session`).
+/// - 796: a member that lost its disk took the commit of a leader's append, held in the
+///   network from before the loss, as proof it had caught up, voted again without entries
+///   it had acknowledged, and a committed prefix was left on one member. It now waits for
+///   every other member's answer to a query of its own incarnation (`replica/recovery.rs`,
+///   `a_recovering_member_neither_stands_nor_votes_until_it_holds_what_every_other_member_reported`).
+/// - 67: the first version of that fix let such a member vote again in a term in which it had
+///   stood before the loss (harmless: that candidacy ended with it; the checker now knows).
 #[test]
 fn the_seeds_that_found_defects_pass() {
-    for seed in [176, 256, 510, 980] {
+    for seed in [176, 256, 510, 980, 796, 67] {
         if let Err(failure) = sim::run(SimConfig::new(seed)) {
             panic!("\n{failure}\n");
         }

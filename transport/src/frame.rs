@@ -22,9 +22,10 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const FRAME_MAGIC: u16 = u16::from_le_bytes(*b"OR");
-/// 2 since client keys and per-incarnation AEAD keys: members of version 1 and 2 refuse each
+/// 2 since client keys and per-incarnation AEAD keys; 3 since a member that lost its state
+/// asks its peers what they hold (`RecoveryQuery`). Members of different versions refuse each
 /// other's frames by version (a cluster upgrades as a whole).
-pub const FRAME_VERSION: u8 = 2;
+pub const FRAME_VERSION: u8 = 3;
 pub const FRAME_HEADER_BYTES: usize = 40;
 /// UDP payload bytes per datagram: 1500 Ethernet MTU minus IP/UDP headers and headroom for
 /// tunnels, as Aeron's default.
@@ -90,6 +91,15 @@ fixed_body!(SnapshotAckFixed { snapshot_position: U64, offset: U64 });
 fixed_body!(StateHashFixed { position: U64, state_hash: U64 });
 fixed_body!(SnapshotTakeFixed { nonce: U64 });
 fixed_body!(StatusRequestFixed { nonce: U64 });
+fixed_body!(RecoveryQueryFixed { nonce: U64 });
+fixed_body!(RecoveryReportFixed {
+    nonce: U64,
+    term: U64,
+    last_term: U64,
+    log_end: U64,
+    recovering: u8,
+    reserved: [u8; 7]
+});
 fixed_body!(StatusFixed {
     nonce: U64,
     term: U64,
@@ -234,6 +244,20 @@ pub enum Body<'a> {
         applied_position: Position,
         snapshot_position: Position,
     },
+    /// A member that lost its state asks another what it holds (`nonce`: this incarnation's,
+    /// so an answer is known to come after the loss).
+    RecoveryQuery {
+        nonce: u64,
+    },
+    /// The answer: the member's term, the term and end of its log, and whether it is itself
+    /// recovering (then what it holds vouches for nothing).
+    RecoveryReport {
+        nonce: u64,
+        term: Term,
+        last_term: Term,
+        log_end: Position,
+        recovering: bool,
+    },
 }
 
 /// Frame type numbers on the wire.
@@ -258,6 +282,8 @@ pub enum FrameType {
     SnapshotTake = 16,
     StatusRequest = 17,
     Status = 18,
+    RecoveryQuery = 19,
+    RecoveryReport = 20,
 }
 
 impl FrameType {
@@ -267,11 +293,21 @@ impl FrameType {
         use FrameType::*;
         matches!(
             self,
-            Append | AppendAck | Nak | Heartbeat | VoteRequest | VoteResponse | SnapshotChunk | SnapshotAck | StateHash
+            Append
+                | AppendAck
+                | Nak
+                | Heartbeat
+                | VoteRequest
+                | VoteResponse
+                | SnapshotChunk
+                | SnapshotAck
+                | StateHash
+                | RecoveryQuery
+                | RecoveryReport
         )
     }
 
-    pub const ALL: [FrameType; 18] = [
+    pub const ALL: [FrameType; 20] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
         FrameType::Redirect,
@@ -290,6 +326,8 @@ impl FrameType {
         FrameType::SnapshotTake,
         FrameType::StatusRequest,
         FrameType::Status,
+        FrameType::RecoveryQuery,
+        FrameType::RecoveryReport,
     ];
 
     pub fn from_u8(value: u8) -> Option<FrameType> {
@@ -317,6 +355,8 @@ impl FrameType {
             FrameType::SnapshotTake => size_of::<SnapshotTakeFixed>(),
             FrameType::StatusRequest => size_of::<StatusRequestFixed>(),
             FrameType::Status => size_of::<StatusFixed>(),
+            FrameType::RecoveryQuery => size_of::<RecoveryQueryFixed>(),
+            FrameType::RecoveryReport => size_of::<RecoveryReportFixed>(),
         }
     }
 
@@ -354,6 +394,8 @@ impl Body<'_> {
             Body::SnapshotTake { .. } => FrameType::SnapshotTake,
             Body::StatusRequest { .. } => FrameType::StatusRequest,
             Body::Status { .. } => FrameType::Status,
+            Body::RecoveryQuery { .. } => FrameType::RecoveryQuery,
+            Body::RecoveryReport { .. } => FrameType::RecoveryReport,
         }
     }
 
@@ -465,6 +507,18 @@ impl Body<'_> {
                     leader: U16::new(leader.0),
                     role,
                     reserved: [0; 5],
+                },
+            ),
+            Body::RecoveryQuery { nonce } => write(out, &RecoveryQueryFixed { nonce: u64le(nonce) }),
+            Body::RecoveryReport { nonce, term, last_term, log_end, recovering } => write(
+                out,
+                &RecoveryReportFixed {
+                    nonce: u64le(nonce),
+                    term: u64le(term.0),
+                    last_term: u64le(last_term.0),
+                    log_end: u64le(log_end.0),
+                    recovering: recovering as u8,
+                    reserved: [0; 7],
                 },
             ),
         }
@@ -587,6 +641,17 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
                 commit_position: Position(f.commit_position.get()),
                 applied_position: Position(f.applied_position.get()),
                 snapshot_position: Position(f.snapshot_position.get()),
+            }
+        }
+        FrameType::RecoveryQuery => Body::RecoveryQuery { nonce: read::<RecoveryQueryFixed>(fixed).nonce.get() },
+        FrameType::RecoveryReport => {
+            let f: &RecoveryReportFixed = read(fixed);
+            Body::RecoveryReport {
+                nonce: f.nonce.get(),
+                term: Term(f.term.get()),
+                last_term: Term(f.last_term.get()),
+                log_end: Position(f.log_end.get()),
+                recovering: flag(f.recovering, frame_type)?,
             }
         }
     })
@@ -952,6 +1017,14 @@ pub fn example_bodies(bytes: &[u8]) -> Vec<Body<'_>> {
             commit_position: Position(22),
             applied_position: Position(23),
             snapshot_position: Position(24),
+        },
+        Body::RecoveryQuery { nonce: 25 },
+        Body::RecoveryReport {
+            nonce: 26,
+            term: Term(27),
+            last_term: Term(28),
+            log_end: Position(29),
+            recovering: true,
         },
     ]
 }

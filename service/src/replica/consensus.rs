@@ -29,6 +29,7 @@
 //!   checks, stores, and resets its log to continue after it unless the log already holds
 //!   that position, Raft's rule) and the leader streams the log from the snapshot's position.
 
+use crate::replica::recovery::Recovery;
 use ordo_core::entry::read_header;
 use ordo_core::{ClusterTimeNs, EntryKind, EntryMeta, LogSource, MemberId, Position, SessionId, Term};
 use ordo_transport::{Body, Chunk, PeerStream, Received, StreamConfig, StreamReceiver};
@@ -225,13 +226,10 @@ pub struct Consensus {
     /// nanoseconds since the Unix epoch in a real member, the virtual clock in the simulator.
     clock_ns: u64,
     incoming: Option<InstallReceive>,
-    /// This member lost its state (no vote, log or snapshot in a cluster that has run): it
-    /// neither stands nor votes until it holds everything committed, or its vote could elect
-    /// a member missing entries it had acknowledged before the loss.
-    recovering: bool,
-    /// The highest commit position the current leader announced (a recovering member is
-    /// caught up once it holds it).
-    leader_commit: Position,
+    /// While this member has lost its state (no vote, log or snapshot in a cluster that has
+    /// run): it neither stands nor votes until it holds everything committed, or its vote
+    /// could elect a member missing entries it had acknowledged before the loss.
+    recovery: Option<Recovery>,
     /// A rule broken on purpose: set only by the simulator's hooks, never in a member.
     deliberate_bug: Option<DeliberateBug>,
 }
@@ -261,8 +259,7 @@ impl Consensus {
             time_stamped: ClusterTimeNs::ZERO,
             clock_ns: 0,
             incoming: None,
-            recovering: false,
-            leader_commit: Position::ZERO,
+            recovery: None,
             deliberate_bug: None,
             config,
         };
@@ -291,12 +288,15 @@ impl Consensus {
     /// This member starts without its state (see `recovering`): it follows a leader and
     /// catches up, and stands and votes only once it holds everything committed.
     pub fn start_recovering(&mut self) {
-        self.recovering = self.deliberate_bug != Some(DeliberateBug::RecoveringVotes);
+        if self.deliberate_bug != Some(DeliberateBug::RecoveringVotes) {
+            // The nonce of this incarnation's queries: from its seed (random in a member).
+            self.recovery = Some(Recovery::new(self.config.seed ^ 0x7265_636f_7665_7279));
+        }
     }
 
     /// Whether this member is still catching up after losing its state.
     pub fn recovering(&self) -> bool {
-        self.recovering
+        self.recovery.is_some()
     }
 
     /// Everything below `position` is known committed: this member applied it before it
@@ -356,7 +356,6 @@ impl Consensus {
         self.peers.clear();
         if changed {
             self.matched = Position::ZERO;
-            self.leader_commit = Position::ZERO;
             // Fragments of the old leader's entry are not the new leader's entry.
             self.receiver.reset();
             out.push(Effect::RoleChanged { role: Role::Follower, term: self.term, leader });
@@ -384,8 +383,14 @@ impl Consensus {
                 }
             }
             Role::Follower | Role::Candidate => {
+                if let Some(recovery) = &mut self.recovery
+                    && recovery.query_due(now_ns, self.config.heartbeat_interval_ns)
+                {
+                    let message = Body::RecoveryQuery { nonce: recovery.nonce() };
+                    self.send_all(self.term, message, out);
+                }
                 if now_ns >= self.election_deadline_ns {
-                    if self.recovering {
+                    if self.recovering() {
                         self.reset_election_deadline(now_ns); // it waits for a leader
                     } else {
                         self.start_pre_vote(now_ns, log, out);
@@ -563,6 +568,17 @@ impl Consensus {
                 }
                 self.on_snapshot_chunk(from, snapshot_position, offset, total_bytes, bytes, out);
             }
+            Body::RecoveryQuery { nonce } => {
+                let (last_term, log_end, recovering) = (log.last_term(), log.log_end(), self.recovering());
+                let message = Body::RecoveryReport { nonce, term: self.term, last_term, log_end, recovering };
+                out.push(Effect::Send { to: from, term: self.term, message });
+            }
+            Body::RecoveryReport { nonce, term: reported, last_term, log_end, recovering } => {
+                if let Some(recovery) = &mut self.recovery {
+                    recovery.on_report(from, nonce, (reported, last_term, log_end), recovering);
+                    self.check_recovered(log, out);
+                }
+            }
             // Appends come through on_append; client frames are not consensus' business.
             _ => {}
         }
@@ -596,7 +612,7 @@ impl Consensus {
     ) {
         let leader_fresh = self.role == Role::Leader
             || self.leader_heard_ns.is_some_and(|t| now_ns.saturating_sub(t) < self.config.election_timeout_ns);
-        let granted = term > self.term && !leader_fresh && self.log_ok(log, last) && !self.recovering;
+        let granted = term > self.term && !leader_fresh && self.log_ok(log, last) && !self.recovering();
         // A refusal carries this member's term: a candidate behind it adopts it (etcd's
         // rule), or two members, one with the newer term and one with the longer log, would
         // refuse each other forever.
@@ -621,7 +637,7 @@ impl Consensus {
             && self.role == Role::Follower
             && self.voted_for.is_none_or(|v| v == from)
             && self.log_ok(log, last)
-            && !self.recovering;
+            && !self.recovering();
         if granted {
             self.voted_for = Some(from);
             out.push(Effect::StoreVote { term, voted_for: Some(from) });
@@ -738,7 +754,6 @@ impl Consensus {
     }
 
     fn follow_commit(&mut self, leader_commit: Position, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
-        self.leader_commit = self.leader_commit.max(leader_commit);
         let commit = leader_commit.min(self.matched);
         if commit > self.commit {
             self.commit = commit;
@@ -747,32 +762,34 @@ impl Consensus {
         self.check_recovered(log, out);
     }
 
-    /// A recovering member is caught up once it holds durably what its leader committed past
-    /// the leader's own first entry of this term: such a commit covers every earlier one, so
-    /// it holds again everything it may have acknowledged before it lost its state. (A
-    /// snapshot from the leader is not enough by itself: it may stand below the commit.)
+    /// A recovering member is caught up once its durable log is at least as up to date as
+    /// what enough others reported holding since its loss ([`Recovery`]). It then takes the
+    /// highest term they reported and counts as having voted in it (it may have, before the
+    /// loss), so it never votes twice in one term.
     fn check_recovered(&mut self, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
-        if !self.recovering || self.leader.is_none() {
+        let Some(recovery) = &self.recovery else { return };
+        let others = self.config.members.len() - 1;
+        let holding = self.config.members.len() - self.majority() + 1;
+        let durable = log.position_durable() == log.log_end();
+        let mine = (log.last_term(), log.log_end());
+        let Some(term) = recovery.covered(mine, others, holding).filter(|_| durable) else {
             return;
+        };
+        self.recovery = None;
+        if term > self.term {
+            self.become_follower(term, None, out);
         }
-        let (commit, term_start) = (self.leader_commit, log.term_start(self.term));
-        let holds = self.commit >= commit && log.position_durable() >= commit;
-        if holds && term_start.is_some_and(|start| commit > start) {
-            self.recovering = false;
-            // It may have voted in this term before the loss: it counts as having voted for
-            // the leader it follows, so it never votes for another in this term.
-            if self.voted_for.is_none() {
-                self.voted_for = self.leader;
-            }
-            out.push(Effect::Recovered { term: self.term, voted_for: self.voted_for });
+        if self.voted_for.is_none() {
+            self.voted_for = Some(self.leader.unwrap_or(self.config.member));
         }
+        out.push(Effect::Recovered { term: self.term, voted_for: self.voted_for });
     }
 
     fn ack(&self, leader: MemberId, log: &dyn LogView, out: &mut Vec<Effect<'_>>) {
         // A recovering member says it holds nothing durably: its acks pace the stream but
         // never count toward a commit (having lost its term, it may be following a stale
         // leader, which its acks must not let commit).
-        let durable = if self.recovering { Position::ZERO } else { log.position_durable().min(self.matched) };
+        let durable = if self.recovering() { Position::ZERO } else { log.position_durable().min(self.matched) };
         let message = Body::AppendAck { position_append: self.matched, position_durable: durable };
         out.push(Effect::Send { to: leader, term: self.term, message });
     }
@@ -1613,40 +1630,36 @@ mod tests {
     }
 
     #[test]
-    fn a_recovering_member_neither_stands_nor_votes_until_it_holds_the_leaders_commit() {
+    fn a_recovering_member_neither_stands_nor_votes_until_it_holds_what_every_other_member_reported() {
         let mut log = MemLog::new();
         let mut node = follower(2);
         node.start_recovering();
         let mut out = Vec::new();
         node.on_tick(10 * TIMEOUT, &log, &mut out);
-        assert!(sends(&out).is_empty(), "it stood: {out:?}");
+        let queries: Vec<_> = sends(&out).into_iter().filter(|s| matches!(s.2, Body::RecoveryQuery { .. })).collect();
+        assert_eq!(queries.iter().map(|s| s.0).collect::<Vec<_>>(), vec![MemberId(1), MemberId(3)], "{out:?}");
+        let Body::RecoveryQuery { nonce } = queries[0].2 else { unreachable!() };
+        assert!(!sends(&out).iter().any(|s| matches!(s.2, Body::VoteRequest { .. })), "it stood: {out:?}");
         for pre_vote in [true, false] {
             let request = Body::VoteRequest { pre_vote, last_term: Term::ZERO, last_position: Position::ZERO };
             out.clear();
             node.on_message(10 * TIMEOUT, MemberId(3), Term(1), request, &log, &mut out);
             assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote, granted: false });
         }
-        // Member 1 leads term 2: its log is the term-1 entries, then its own first entry.
+        // Member 1 leads term 2 (its log: term-1 entries, then its own first entry) and says
+        // it committed all of it: a leader's word, perhaps held in the network from before
+        // the loss (seed 796), is not enough.
         let leaders = log_of(&[1, 1, 2]);
         let (start, end) = (Position::ZERO, leaders.end());
-        let chunk = Chunk {
-            from_position: start,
-            checksum_prev: 0,
-            fragment_offset: 0,
-            bytes: leaders.bytes_between(start, end),
-        };
+        let bytes = leaders.bytes_between(start, end);
+        let chunk = Chunk { from_position: start, checksum_prev: 0, fragment_offset: 0, bytes };
         out.clear();
         node.on_append(11 * TIMEOUT, MemberId(1), Term(2), Append { chunk, commit_position: end }, &log, &mut out);
-        assert!(node.recovering(), "nothing is written yet");
-        log.append_raw(start, leaders.bytes_between(start, end)).unwrap();
-        out.clear();
-        node.on_durable(&log, &mut out);
-        assert!(!out.iter().any(|e| matches!(e, Effect::Recovered { .. })), "not durable yet: {out:?}");
+        log.append_raw(start, bytes).unwrap();
         log.sync();
         out.clear();
         node.on_durable(&log, &mut out);
-        let recovered = Effect::Recovered { term: Term(2), voted_for: Some(MemberId(1)) };
-        assert!(out.contains(&recovered) && !node.recovering(), "{out:?}");
+        assert!(node.recovering(), "recovered on a leader's word: {out:?}");
         let durable_acked = |out: &[Effect<'_>]| {
             sends(out).iter().find_map(|(_, _, m)| match m {
                 Body::AppendAck { position_durable, .. } => Some(*position_durable),
@@ -1654,10 +1667,41 @@ mod tests {
             })
         };
         assert_eq!(durable_acked(&out), Some(Position::ZERO), "while recovering its acks count for no commit");
+        // The others answer: member 3 holds one entry more, in term 3 (it voted there).
+        let report = |nonce, term, log_end| Body::RecoveryReport {
+            nonce,
+            term: Term(term),
+            last_term: Term(2),
+            log_end,
+            recovering: false,
+        };
+        let longer = Position(end.0 + 96);
+        for (from, answer) in
+            [(1, report(nonce ^ 1, 2, end)), (1, report(nonce, 2, end)), (3, report(nonce, 3, longer))]
+        {
+            out.clear();
+            node.on_message(12 * TIMEOUT, MemberId(from), Term(2), answer, &log, &mut out);
+            assert!(node.recovering(), "member 3's log is longer, or an answer was of another incarnation: {out:?}");
+        }
+        let more = log_of(&[1, 1, 2, 2]);
+        let chunk = Chunk {
+            from_position: end,
+            checksum_prev: log.checksum_last(),
+            fragment_offset: 0,
+            bytes: more.bytes_between(end, more.end()),
+        };
         out.clear();
-        let heartbeat = Body::Heartbeat { position_commit: end, position_append: end };
-        node.on_message(12 * TIMEOUT, MemberId(1), Term(2), heartbeat, &log, &mut out);
-        assert_eq!(durable_acked(&out), Some(end), "caught up, they count");
+        node.on_append(13 * TIMEOUT, MemberId(1), Term(2), Append { chunk, commit_position: end }, &log, &mut out);
+        log.append_raw(end, more.bytes_between(end, more.end())).unwrap();
+        log.sync();
+        out.clear();
+        node.on_durable(&log, &mut out);
+        assert!(!node.recovering(), "{out:?}");
+        assert!(out.contains(&Effect::Recovered { term: Term(3), voted_for: Some(MemberId(2)) }), "{out:?}");
+        let request = Body::VoteRequest { pre_vote: false, last_term: Term(2), last_position: more.end() };
+        out.clear();
+        node.on_message(14 * TIMEOUT, MemberId(3), Term(3), request, &log, &mut out);
+        assert_eq!(sends(&out)[0].2, Body::VoteResponse { pre_vote: false, granted: false }, "term 3 counts as voted");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) mod events;
 pub(crate) mod network;
 pub(crate) mod peer_watch;
 pub(crate) mod records;
+pub(crate) mod recovery;
 pub(crate) mod service;
 pub(crate) mod serving;
 pub mod snapshot;

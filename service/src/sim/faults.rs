@@ -8,7 +8,6 @@ use super::mem_log::{MemLog, MemStorage};
 use super::{Disk, ELECTION_TIMEOUT_NS, Life, Sim, TICK_NS};
 use crate::simulation::{Fault, SimConfig, SimFailure};
 use ordo_core::StateMachine;
-use ordo_core::Vote;
 use ordo_transport::FaultConfig;
 
 /// How often each fault strikes in one run, drawn from its seed (swarm testing: a run
@@ -225,11 +224,14 @@ impl<M: StateMachine + Default> Sim<M> {
                 (keep, flip, self.garbage(torn))
             }
         };
-        // One member at a time loses its disk: with a second, the cluster would rightly wait
-        // for an operator (a majority may be what lost the data).
+        // Fewer than a majority's worth of members may have lost their disks at once (one of
+        // three, two of five): with more, the cluster would rightly wait for an operator (a
+        // majority may be what lost the data).
         let recovering =
-            self.nodes.iter().any(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering()));
-        let lose_disk = self.config.faults.has(Fault::DiskLoss) && !recovering && self.rng.u32(..5) == 0;
+            self.nodes.iter().filter(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering())).count();
+        let members = self.config.members as usize;
+        let room = recovering + 1 < members - members / 2;
+        let lose_disk = self.config.faults.has(Fault::DiskLoss) && room && self.rng.u32(..5) == 0;
         let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
         let node = &mut self.nodes[index];
         let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(restart_at_ns))) else {
@@ -244,7 +246,7 @@ impl<M: StateMachine + Default> Sim<M> {
             // What `DiskStorage` finds on a folder with no vote, log or snapshot.
             storage = MemStorage { recovering: true, ..MemStorage::default() };
             events = MemLog::new();
-            self.checks.lock().expect("one thread").votes[index] = Vote::default();
+            self.checks.lock().expect("one thread").disk_lost(index);
             self.stats.disks_lost += 1;
         }
         let end = storage.log.end();

@@ -246,6 +246,10 @@ struct Checks {
     /// Every vote each member granted, by term: kept when its disk is lost (what it forgot
     /// it did, it did), so a second vote in one term is caught however it comes about.
     granted: Vec<BTreeMap<Term, MemberId>>,
+    /// The terms in which each member voted for itself before it last lost its disk: its
+    /// candidacy ended with the loss (had anyone voted for it, that voter's term would have
+    /// kept it from voting there again), so it may vote once more in them.
+    stood_before_loss: Vec<BTreeSet<Term>>,
     /// The state hash every member had at each applied position seen.
     hashes: BTreeMap<Position, u64>,
     /// Where each (session, sequence) was applied (exactly once: never at two positions).
@@ -799,6 +803,7 @@ impl Checks {
             commits: vec![Position::ZERO; members],
             votes: vec![Vote::default(); members],
             granted: vec![BTreeMap::new(); members],
+            stood_before_loss: vec![BTreeSet::new(); members],
             hashes: BTreeMap::new(),
             applied_at: BTreeMap::new(),
             id_of,
@@ -819,6 +824,14 @@ impl Checks {
         let reproduce =
             format!("cargo run --release -p ordo-service --bin ordo-sim -- --seed {}{members}{faults}{bug}", self.seed);
         SimFailure { seed: self.seed, checker, message, trace, reproduce }
+    }
+
+    /// Member `index` lost its disk: what it voted, it forgot.
+    fn disk_lost(&mut self, index: usize) {
+        self.votes[index] = Vote::default();
+        let me = MemberId(index as u16 + 1);
+        let stood = self.granted[index].iter().filter(|&(_, &candidate)| candidate == me).map(|(&term, _)| term);
+        self.stood_before_loss[index] = stood.collect();
     }
 
     /// Member `index` was disturbed (frozen, crashed, its clock stepped): what it does next
@@ -851,6 +864,9 @@ impl Checks {
                     ));
                 }
                 if let Some(candidate) = voted_for {
+                    if self.stood_before_loss[index].remove(&term) {
+                        self.granted[index].insert(term, candidate);
+                    }
                     let earlier = *self.granted[index].entry(term).or_insert(candidate);
                     if earlier != candidate {
                         let message =
