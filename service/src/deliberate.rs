@@ -24,11 +24,15 @@ pub enum DeliberateBug {
     LateVoteCounted,
     /// A follower installs a snapshot at or below its commit (#9).
     SnapshotBelowCommit,
+    /// A candidate refused a pre-vote by a member of a newer term does not adopt that term
+    /// (#5: with the third member down, the longer log and the newer term refuse each other
+    /// forever).
+    RefusalTermIgnored,
 }
 
 impl DeliberateBug {
     /// Every defect the simulator can switch back on.
-    pub const EVERY: [DeliberateBug; 9] = [
+    pub const EVERY: [DeliberateBug; 10] = [
         DeliberateBug::CommitOlderTermByCount,
         DeliberateBug::VoteWithoutLogCheck,
         DeliberateBug::CommitWithoutMajority,
@@ -38,6 +42,7 @@ impl DeliberateBug {
         DeliberateBug::CloseIgnoresActivity,
         DeliberateBug::LateVoteCounted,
         DeliberateBug::SnapshotBelowCommit,
+        DeliberateBug::RefusalTermIgnored,
     ];
 
     /// Its name for `ordo-sim --deliberate-bug`.
@@ -52,6 +57,7 @@ impl DeliberateBug {
             DeliberateBug::CloseIgnoresActivity => "close-ignores-activity",
             DeliberateBug::LateVoteCounted => "late-vote-counted",
             DeliberateBug::SnapshotBelowCommit => "snapshot-below-commit",
+            DeliberateBug::RefusalTermIgnored => "refusal-term-ignored",
         }
     }
 

@@ -303,6 +303,19 @@ impl SimNet {
     pub fn heal(&mut self) {
         self.cut.clear();
     }
+
+    /// Drops every datagram in flight that is due after `due_ns`: what a healed network's
+    /// queues held longer is gone.
+    pub fn drop_due_after(&mut self, due_ns: u64) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|Reverse((due, ..))| *due <= due_ns);
+        self.dropped += (before - self.in_flight.len()) as u64;
+    }
+
+    /// Whether the link from `from` to `to` is cut.
+    pub fn is_cut(&self, from: u16, to: u16) -> bool {
+        self.cut.contains(&(from, to))
+    }
 }
 
 #[cfg(test)]

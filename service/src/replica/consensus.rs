@@ -664,7 +664,7 @@ impl Consensus {
                 if self.granted.len() >= self.majority() {
                     self.start_election(now_ns, log, out);
                 }
-            } else if !granted && term > self.term {
+            } else if !granted && term > self.term && self.deliberate_bug != Some(DeliberateBug::RefusalTermIgnored) {
                 // The voter is in a newer term: catch up with it, then stand again from there.
                 self.become_follower(term, None, out);
             }

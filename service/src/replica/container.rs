@@ -99,6 +99,12 @@ pub enum Output<'a> {
         outcome: Outcome,
         reply: &'a [u8],
     },
+    /// Timer `timer_id`, due at `deadline`, fired by the entry at `position`.
+    TimerFired {
+        timer_id: u64,
+        deadline: ClusterTimeNs,
+        position: Position,
+    },
     /// An event emitted by the entry at `position` (its session and cluster time given).
     Event {
         position: Position,
@@ -212,9 +218,10 @@ impl<M: StateMachine> Container<M> {
             EntryKind::Command => self.apply_command(entry, out),
             EntryKind::Timer => {
                 let timer_id = header.correlation_id.get();
-                if self.timers.get(&timer_id).is_some_and(|&deadline| deadline <= time) {
+                if let Some(&deadline) = self.timers.get(&timer_id).filter(|&&deadline| deadline <= time) {
                     self.timers.remove(&timer_id);
                     self.timers_fired += 1;
+                    out(Output::TimerFired { timer_id, deadline, position });
                     self.reply.clear();
                     self.events.clear();
                     let mut ctx = Context::new(

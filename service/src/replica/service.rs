@@ -313,6 +313,7 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
                             Record::Opened { session, client_nonce, position }
                         }
                         Output::SessionClosed { session, .. } => Record::Closed { session },
+                        Output::TimerFired { .. } => return,
                         Output::Reply { .. } if !leads => return,
                         Output::Reply { session, sequence, position, outcome, reply } => {
                             let (status, reply) = serving::wire_reply(outcome, reply, *reply_bytes_max, reply_scratch);

@@ -20,7 +20,7 @@ pub(super) struct Rates {
     partition: u32,
     clock_step: u32,
     pause: u32,
-    /// Every datagram's latency, and how much more it may take (a LAN, or one a few
+    /// Every datagram's latency, and how much more it may take (a LAN, or one tens of
     /// milliseconds across: candidates then stand at once more often, and votes split).
     latency_ns: u64,
     jitter_ns: u64,
@@ -39,13 +39,21 @@ impl Rates {
             partition: rng.u32(50..=600),
             clock_step: rng.u32(20..=300),
             pause: rng.u32(20..=300),
-            latency_ns: [100_000, 500_000, 2_000_000, 6_000_000][rng.usize(..4)],
+            // From one rack to across a continent: at 60 ms, votes outlive a round's timeout.
+            latency_ns: [100_000, 500_000, 2_000_000, 6_000_000, 25_000_000, 60_000_000][rng.usize(..6)],
             jitter_ns: rng.u64(100_000..=6_000_000),
             loss: rng.f64() * 0.08,
             duplicate: rng.f64() * 0.04,
             reorder: rng.f64() * 0.1,
             hold: rng.f64() * 0.02,
         }
+    }
+
+    /// The members' election timeout: six times the network's latency, at least the
+    /// default (Raft asks for a timeout well above the round trip; at six latencies, two
+    /// candidates of one round still often split the vote).
+    pub(super) fn election_timeout_ns(&self) -> u64 {
+        ELECTION_TIMEOUT_NS.max(6 * self.latency_ns)
     }
 
     /// What the network does to datagrams while faults are on.
@@ -65,7 +73,7 @@ impl Rates {
         if config.faults.has(Fault::Delay) {
             // Up to four election timeouts late: from a round long over, after the sender
             // crashed, or after a new leader took over.
-            faults = FaultConfig { hold: self.hold, hold_ns: 4 * ELECTION_TIMEOUT_NS, ..faults };
+            faults = FaultConfig { hold: self.hold, hold_ns: 4 * self.election_timeout_ns(), ..faults };
         }
         faults
     }
@@ -120,7 +128,7 @@ impl<M: StateMachine + Default> Sim<M> {
             let index = self.rng.usize(..self.nodes.len());
             let node = &mut self.nodes[index];
             if node.replica().is_some() && node.paused_until_ns <= self.now_ns {
-                let pause_ns = self.rng.u64(10 * TICK_NS..=4 * ELECTION_TIMEOUT_NS);
+                let pause_ns = self.rng.u64(10 * TICK_NS..=4 * rates.election_timeout_ns());
                 node.paused_until_ns = self.now_ns + pause_ns;
                 self.checks.lock().expect("one thread").unsteady(index);
                 self.stats.pauses += 1;
@@ -275,10 +283,12 @@ impl<M: StateMachine + Default> Sim<M> {
         if !self.config.faults.has(Fault::Stall) {
             return 0;
         }
+        let stalls = self.now_ns < self.faults_end_ns;
         let mut work_ns = 0;
         for _ in before.0..after.0 {
-            // An fdatasync: tens to hundreds of µs, and one in 200 stalls behind the device.
-            work_ns += if self.rng.u32(..200) == 0 {
+            // An fdatasync: tens to hundreds of µs, and (while faults last) one in 200 stalls
+            // behind the device.
+            work_ns += if stalls && self.rng.u32(..200) == 0 {
                 self.rng.u64(10 * TICK_NS..=60 * TICK_NS)
             } else {
                 self.rng.u64(30_000..=500_000)
@@ -294,6 +304,9 @@ impl<M: StateMachine + Default> Sim<M> {
     pub(super) fn stop_faults(&mut self) {
         self.net.heal();
         self.net.set_faults(FaultConfig { latency_ns: 100_000, ..FaultConfig::NONE });
+        // Datagrams held for several election timeouts would keep a restarted leader's old
+        // heartbeats arriving (delaying elections by as long) well into the calm.
+        self.net.drop_due_after(self.now_ns + 10 * TICK_NS);
         self.heal_at_ns = None;
         let now = self.now_ns;
         for node in &mut self.nodes {
@@ -302,8 +315,10 @@ impl<M: StateMachine + Default> Sim<M> {
                 disk.restart_at_ns = now;
             }
         }
-        self.commit_at_faults_end =
-            self.checks.lock().expect("one thread").commits.iter().copied().max().unwrap_or_default();
+        let mut checks = self.checks.lock().expect("one thread");
+        checks.calm_since_ns = Some(now);
+        self.commit_at_faults_end = checks.commits.iter().copied().max().unwrap_or_default();
+        drop(checks);
         self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
     }
 
