@@ -181,7 +181,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Cluster size: 1, 3 or 5.
     pub members: u16,
-    /// Virtual time the run lasts; faults stop at 70% of it.
+    /// Virtual time the run lasts; faults stop at 70% of it (a run whose drawn network is
+    /// slow, with long election timeouts, goes on until eight of them have passed since).
     pub duration_ns: u64,
     /// Which faults it injects.
     pub faults: Faults,

@@ -2,7 +2,7 @@
 //! event log ([`DiskStorage`], what consensus writes), the service's read-only mapping of
 //! the log when it runs on a thread of its own ([`MappedLog`]) and its snapshot folder
 //! ([`SnapshotFolder`]). Everything here is what the simulator replaces with memory
-//! (`crate::sim::mem_log`).
+//! (`crate::replica::mem_log`).
 
 pub mod replay;
 pub mod snapshots;
@@ -18,6 +18,65 @@ use snapshots::SnapshotStore;
 
 /// Snapshots kept on disk unless configured otherwise (the log below the oldest is deleted).
 pub const SNAPSHOTS_KEPT_DEFAULT: usize = 2;
+
+/// A member's folder, opened: its storage and event log, and what opening found.
+pub struct Folder {
+    pub storage: DiskStorage,
+    pub events: Log,
+    pub opened: Opened,
+}
+
+/// What opening a member's folder found: the log's recovery, the snapshot it starts from,
+/// the newer snapshots it had to pass over (corrupt), and whether the log was reset to
+/// continue after the snapshot.
+pub struct Opened {
+    pub recovery: ordo_log::Recovery,
+    pub snapshot: Option<crate::replica::snapshot::SnapshotInfo>,
+    pub rejected: Vec<SnapshotError>,
+    pub log_reset: bool,
+}
+
+/// Why a member's folder did not open.
+#[derive(Debug)]
+pub enum OpenError {
+    Storage(StorageError),
+    /// The log holds `position` but not the entry the newest snapshot ends with there.
+    SnapshotMismatch {
+        dir: std::path::PathBuf,
+        position: Position,
+    },
+}
+
+impl<E: Into<StorageError>> From<E> for OpenError {
+    fn from(error: E) -> Self {
+        OpenError::Storage(error.into())
+    }
+}
+
+/// Opens (recovering after a crash) a member's folder — its log, event log, vote and
+/// snapshots — as a member starts on it: the newest valid snapshot reconciled with the log.
+/// The one way a folder is opened, by a real member and by the simulator.
+pub fn open_folder(
+    dir: &std::path::Path,
+    config: &ordo_core::LogConfig,
+    snapshots_kept: usize,
+) -> Result<Folder, OpenError> {
+    let cluster_id = config.cluster_id;
+    let mut snapshots = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
+    if config.durability == ordo_core::Durability::Replicated {
+        snapshots = snapshots.without_sync();
+    }
+    let loaded = snapshots.load_newest()?;
+    let log_dir = dir.join("log");
+    let (log, recovery) = Log::open(&log_dir, config.clone())?;
+    let snapshot = loaded.snapshot.as_ref().map(|s| s.info.clone());
+    let votes = VoteStore::new(dir, cluster_id);
+    let (events, _) = Log::open(&dir.join("events"), config.for_events())?;
+    let mut storage = DiskStorage::new(log, votes, snapshots, loaded.snapshot)?.with_snapshots_kept(snapshots_kept);
+    let log_reset = crate::replica::effects::reconcile_with_snapshot(&mut storage)?
+        .map_err(|position| OpenError::SnapshotMismatch { dir: log_dir, position })?;
+    Ok(Folder { storage, events, opened: Opened { recovery, snapshot, rejected: loaded.rejected, log_reset } })
+}
 
 /// A member's storage on disk as consensus writes it: the mapped log, the vote file and the
 /// snapshot folder (the service agent writes the snapshots it takes; the ones installed
@@ -275,7 +334,10 @@ impl LogView for ordo_log::Log {
         self.terms().first_position(term)
     }
     fn checksum_before(&self, position: Position) -> Option<u32> {
-        if ordo_log::segments::entry_start(position, self.config().segment_bytes) == self.position_append() {
+        // The end of an entry 32 bytes short of a segment's end and the next segment's base
+        // are one point of the log: the next entry starts at the base.
+        let position = ordo_log::segments::entry_start(position, self.config().segment_bytes);
+        if position == self.position_append() {
             return Some(self.checksum_last());
         }
         self.entry(position).ok().filter(|e| e.position() == position).map(|e| e.checksum_prev())
@@ -313,12 +375,68 @@ impl EventStore for Log {
         Ok(self.reset_to(base)?)
     }
     fn sync_events(&mut self) -> Result<Position, StorageError> {
-        Ok(self.sync()?)
+        // The event log's durability is `replicated` (no fsync per append); before a
+        // snapshot records where it stands, it goes to the disk.
+        Ok(self.fsync()?)
     }
     fn events_base(&self) -> LogBase {
         // Event entries all have term 0, so the term's first entry stands for the last one
         // (the base's entry position only seeds the term index).
         let entry_position = self.terms().first_position(self.last_term()).unwrap_or(Position::ZERO);
         base_of(self.position_append(), self.last_term(), entry_position, self.checksum_last(), self.time_max())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_core::{ClusterId, ClusterTimeNs, Durability, LogConfig, SessionId};
+
+    /// Found by the simulator on real files (seed 78 of issue 18): a follower truncated an
+    /// uncommitted tail across a segment boundary, so the log removed that segment, and the
+    /// new leader's entries went into a new file of the same name; the service's own mapping
+    /// still showed the old file, zeroed, and the member stopped: "a committed entry cannot
+    /// be read". Its mapping must be made again (`CommittedLog::reopen`, which the service
+    /// does once when a committed entry does not read).
+    #[test]
+    fn a_mapping_made_before_a_truncation_across_a_segment_shows_the_new_entries_once_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            cluster_id: ClusterId(1),
+            segment_bytes: 64 * 1024,
+            durability: Durability::Fsync,
+            entry_payload_bytes_max: 16 * 1024,
+        };
+        let (mut log, _) = Log::open(dir.path(), config.clone()).unwrap();
+        let old = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
+        let mut boundary = Position::ZERO;
+        while log.position_append() < Position(64 * 1024 + 4096) {
+            let at = log.append(&old, &[1; 1000]).unwrap();
+            if at < Position(60 * 1024) {
+                boundary = log.position_append();
+            }
+        }
+        log.sync().unwrap();
+        let mut mapped = MappedLog::open(dir.path(), &config).unwrap();
+        assert!(mapped.log_end() > Position(64 * 1024), "both segments mapped");
+        log.truncate_to(boundary).unwrap();
+        let new = EntryMeta::command(Term(2), ClusterTimeNs(2), SessionId(1), 0);
+        let mut past = None;
+        while log.position_append() < Position(64 * 1024 + 4096) {
+            let at = log.append(&new, &[2; 1000]).unwrap();
+            if at >= Position(64 * 1024) && past.is_none() {
+                past = Some(at);
+            }
+        }
+        log.sync().unwrap();
+        let past = past.expect("an entry in the second segment");
+        let read = |mapped: &MappedLog| {
+            let entry =
+                mapped.read_log(past).and_then(|(start, bytes)| ordo_core::entry::decode_entry(bytes, start).ok());
+            entry.map(|e| e.header.term())
+        };
+        assert!(read(&mapped).is_none(), "the stale mapping shows the old, zeroed file");
+        mapped.reopen().unwrap();
+        assert_eq!(read(&mapped), Some(Term(2)), "reopened, it shows the new entries");
     }
 }

@@ -1097,7 +1097,7 @@ fn whole_entries_span(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::mem_log::MemLog;
+    use crate::replica::mem_log::MemLog;
 
     const TIMEOUT: u64 = 100;
 

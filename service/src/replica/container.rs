@@ -512,7 +512,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::mem_log::MemLog;
+    use crate::replica::mem_log::MemLog;
     use ordo_core::{EntryMeta, LogSource, Term};
 
     /// Sums the first byte of each command, replies with the sum, schedules timer 9.

@@ -79,7 +79,7 @@ pub(crate) fn base_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::mem_log::MemLog;
+    use crate::replica::mem_log::MemLog;
 
     fn emit(store: &mut dyn EventStore, source: u64) {
         let meta = event_meta(Position(source), SessionId(1), ClusterTimeNs(source));

@@ -26,6 +26,8 @@ pub(crate) mod divergence;
 pub(crate) mod effects;
 pub(crate) mod event_feed;
 pub(crate) mod events;
+#[cfg(test)]
+pub(crate) mod mem_log;
 pub(crate) mod network;
 pub(crate) mod peer_watch;
 pub(crate) mod records;

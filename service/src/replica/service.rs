@@ -284,6 +284,7 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
     fn apply(&mut self, commit: Position, log: &mut dyn CommittedLog) -> Result<usize, ServiceError> {
         let started = Instant::now();
         let mut applied = 0;
+        let mut remapped = false;
         while self.container.applied_position() < commit && self.records.has_room(APPLY_BATCH_ENTRIES * REPLY_BYTES_MAX)
         {
             if log.log_end() <= commit {
@@ -333,6 +334,13 @@ impl<M: StateMachine, E: EventStore, K: SnapshotSink> ServiceAgent<M, E, K> {
             match result {
                 Ok(0) if self.container.snapshot_due().is_none() => break, // not mapped yet
                 Ok(count) => applied += count,
+                // A segment mapped before the writer truncated an uncommitted tail across it and
+                // made it anew (a new leader's entries): this mapping still shows the old file.
+                // Map the log again, once (simulator seed 78 of issue 18).
+                Err(_) if !remapped => {
+                    remapped = true;
+                    log.reopen()?;
+                }
                 Err(position) => return Err(ServiceError::Unreadable(position)),
             }
             if let Some(position) = self.container.take_snapshot_due() {

@@ -10,10 +10,9 @@
 
 use crate::disk::DiskStorage;
 use crate::disk::MappedLog;
-use crate::disk::snapshots::SnapshotStore;
 use crate::replica::consensus::{ConsensusConfig, NotLeader, Role};
 use crate::replica::divergence::Divergence;
-use crate::replica::effects::{Storage, StorageError, reconcile_with_snapshot};
+use crate::replica::effects::{Storage, StorageError};
 use crate::replica::snapshot::{SnapshotError, SnapshotInfo};
 use crate::replica::{Hooks, Replica, ReplicaConfig, ReplicaError};
 use crate::run::client_keys::ClientKeysFile;
@@ -47,16 +46,7 @@ impl From<SnapshotError> for MemberError {
     }
 }
 
-/// What opening a member found: the log's recovery, the snapshot it started from, the newer
-/// snapshots it had to pass over (corrupt), and whether the log was reset to continue after
-/// the snapshot (a crash while installing one from the leader).
-#[derive(Debug)]
-pub struct Opened {
-    pub recovery: ordo_log::Recovery,
-    pub snapshot: Option<SnapshotInfo>,
-    pub rejected: Vec<SnapshotError>,
-    pub log_reset: bool,
-}
+pub use crate::disk::Opened;
 
 /// Sessions idle this long are closed by the leader, unless set otherwise.
 pub const SESSION_TIMEOUT_NS_DEFAULT: u64 = 10_000_000_000;
@@ -200,28 +190,18 @@ impl<M: StateMachine> Member<M> {
         endpoint: Endpoint,
         now_ns: u64,
     ) -> Result<(Member<M>, Opened), MemberError> {
-        let (dir, log) = (config.dir.as_path(), config.log.clone());
-        let cluster_id = log.cluster_id;
-        let mut snapshots = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
-        if log.durability == ordo_core::Durability::Replicated {
-            snapshots = snapshots.without_sync();
-        }
-        let loaded = snapshots.load_newest()?;
-        for rejected in &loaded.rejected {
+        let folder =
+            crate::disk::open_folder(&config.dir, &config.log, config.snapshots_kept).map_err(|error| match error {
+                crate::disk::OpenError::Storage(error) => MemberError::Storage(error),
+                crate::disk::OpenError::SnapshotMismatch { dir, position } => {
+                    MemberError::SnapshotMismatch { dir, position }
+                }
+            })?;
+        for rejected in &folder.opened.rejected {
             tracing::error!("{rejected}; starting from an older snapshot");
         }
-        let log_dir = dir.join("log");
-        let (log, recovery) = ordo_log::Log::open(&log_dir, log).map_err(StorageError::from)?;
-        let info = loaded.snapshot.as_ref().map(|s| s.info.clone());
-        let votes = ordo_log::VoteStore::new(dir, cluster_id);
-        let (events, _) =
-            ordo_log::Log::open(&dir.join("events"), config.log.for_events()).map_err(StorageError::from)?;
-        let mut storage =
-            DiskStorage::new(log, votes, snapshots, loaded.snapshot)?.with_snapshots_kept(config.snapshots_kept);
-        let log_reset = reconcile_with_snapshot(&mut storage)?
-            .map_err(|position| MemberError::SnapshotMismatch { dir: log_dir, position })?;
-        let member = Member::new(machine, config, storage, events, endpoint, now_ns)?;
-        Ok((member, Opened { recovery, snapshot: info, rejected: loaded.rejected, log_reset }))
+        let member = Member::new(machine, config, folder.storage, folder.events, endpoint, now_ns)?;
+        Ok((member, folder.opened))
     }
 
     /// Asks the cluster to snapshot: a snapshot-request entry, if this member leads; every

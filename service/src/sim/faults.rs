@@ -4,11 +4,15 @@
 //! held for several election timeouts; clocks that drift, start anywhere and step; members
 //! frozen; work that takes time. All decided by the run's seed.
 
-use super::mem_log::{MemLog, MemStorage};
+use super::folders::{self, PowerCut};
 use super::{Disk, ELECTION_TIMEOUT_NS, Life, Sim, TICK_NS};
+use crate::replica::effects::Storage;
 use crate::simulation::{Fault, SimConfig, SimFailure};
+use ordo_core::Position;
 use ordo_core::StateMachine;
+use ordo_log::Log;
 use ordo_transport::FaultConfig;
+use std::path::Path;
 
 /// How often each fault strikes in one run, drawn from its seed (swarm testing: a run
 /// heavy in one fault and light in another reaches states an even mix does not).
@@ -24,6 +28,12 @@ pub(super) struct Rates {
     /// milliseconds across: candidates then stand at once more often, and votes split).
     latency_ns: u64,
     jitter_ns: u64,
+    /// Snapshots each member keeps: with one, the log goes up to the newest, and a member
+    /// behind it is sent the leader's snapshot more often.
+    pub(super) snapshots_kept: usize,
+    /// Commands each client keeps submitted (its session sends them within the real
+    /// window): a light load, or one that fills logs and sends lagging members snapshots.
+    pub(super) outstanding: usize,
     /// Chances a datagram.
     loss: f64,
     duplicate: f64,
@@ -42,6 +52,8 @@ impl Rates {
             // From one rack to across a continent: at 60 ms, votes outlive a round's timeout.
             latency_ns: [100_000, 500_000, 2_000_000, 6_000_000, 25_000_000, 60_000_000][rng.usize(..6)],
             jitter_ns: rng.u64(100_000..=6_000_000),
+            snapshots_kept: rng.usize(1..=2),
+            outstanding: [1, 4, 16][rng.usize(..3)],
             loss: rng.f64() * 0.08,
             duplicate: rng.f64() * 0.04,
             reorder: rng.f64() * 0.1,
@@ -49,11 +61,11 @@ impl Rates {
         }
     }
 
-    /// The members' election timeout: six times the network's latency, at least the
-    /// default (Raft asks for a timeout well above the round trip; at six latencies, two
-    /// candidates of one round still often split the vote).
+    /// The members' election timeout: eight times the network's latency, at least the
+    /// default (Raft asks for a timeout well above the round trip; at eight latencies, two
+    /// candidates of one round still split the vote one time in four or so).
     pub(super) fn election_timeout_ns(&self) -> u64 {
-        ELECTION_TIMEOUT_NS.max(6 * self.latency_ns)
+        ELECTION_TIMEOUT_NS.max(8 * self.latency_ns)
     }
 
     /// What the network does to datagrams while faults are on.
@@ -219,46 +231,43 @@ impl<M: StateMachine + Default> Sim<M> {
 
     /// Member `index` goes down `how`; sometimes it comes back with its disk gone.
     fn crash(&mut self, index: usize, how: Crash) {
-        let (keep_unsynced, flip_bit, torn) = match how {
-            // A write cut short: a partial entry after everything written.
-            Crash::Kill => {
-                let partial = self.rng.usize(..2) * 40;
-                (usize::MAX, None, self.garbage(partial))
-            }
-            Crash::PowerCut => {
-                let keep = if self.rng.bool() { 0 } else { self.rng.usize(..4096) };
-                let flip = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
-                let torn = self.rng.usize(..100);
-                (keep, flip, self.garbage(torn))
-            }
-        };
         // Fewer than a majority's worth of members may have lost their disks at once (one of
         // three, two of five): with more, the cluster would rightly wait for an operator (a
         // majority may be what lost the data).
-        let recovering =
-            self.nodes.iter().filter(|n| n.disk().2 || n.replica().is_some_and(|r| r.consensus().recovering())).count();
+        let recovering = self.nodes.iter().filter(|n| n.recovering()).count();
         let members = self.config.members as usize;
         let room = recovering + 1 < members - members / 2;
         let lose_disk = self.config.faults.has(Fault::DiskLoss) && room && self.rng.u32(..5) == 0;
-        let restart_at_ns = self.now_ns + self.rng.u64(10..500) * TICK_NS;
+        // Down a moment, or (one in four) long enough to fall behind the leader's log.
+        let down_ms = if self.rng.u32(..4) == 0 { self.rng.u64(500..1500) } else { self.rng.u64(10..500) };
+        let restart_at_ns = self.now_ns + down_ms * TICK_NS;
         let node = &mut self.nodes[index];
-        let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(restart_at_ns))) else {
+        let Life::Up(replica) = std::mem::replace(&mut node.life, Life::Down(Disk::closed(restart_at_ns))) else {
             unreachable!("only a running member crashes")
         };
         self.snapshots_before += replica.snapshots_taken();
         node.inbox.clear();
-        let (mut storage, mut events) = replica.into_storage().expect("an inline service hands its state back");
-        storage.log.crash(keep_unsynced, flip_bit, &torn);
-        events.crash(if how == Crash::Kill { usize::MAX } else { 0 }, None, &[]);
+        let dir = node.dir.clone();
+        let (storage, events) = replica.into_storage().expect("an inline service hands its state back");
+        let mut recovering = storage.recovering();
+        let log = (storage.log.position_fsynced(), storage.log.position_append());
+        let events_span = (events.position_fsynced(), events.position_append());
+        drop((storage, events)); // the process is gone: its mappings with it
         if lose_disk {
-            // What `DiskStorage` finds on a folder with no vote, log or snapshot.
-            storage = MemStorage { recovering: true, ..MemStorage::default() };
-            events = MemLog::new();
+            std::fs::remove_dir_all(&dir).expect("the simulator removes a member's folder");
+            recovering = true;
             self.checks.lock().expect("one thread").disk_lost(index);
             self.stats.disks_lost += 1;
+        } else {
+            self.damage(&dir, how, log, events_span);
         }
-        let end = storage.log.end();
-        node.life = Life::Down(Disk::new(storage, events, restart_at_ns));
+        // Recovery, as the member will run it when it starts, for the checkers meanwhile.
+        let config = folders::log_config();
+        let logs = Log::open(&dir.join("log"), config.clone())
+            .and_then(|(log, _)| Ok((log, Log::open(&dir.join("events"), config.for_events())?.0)))
+            .ok();
+        let end = logs.as_ref().map_or(Position::ZERO, |(log, _)| log.position_append());
+        self.nodes[index].life = Life::Down(Box::new(Disk { logs, recovering, restart_at_ns }));
         self.checks.lock().expect("one thread").unsteady(index);
         self.stats.crashes += 1;
         let lost = if lose_disk { ", its disk lost" } else { "" };
@@ -269,23 +278,48 @@ impl<M: StateMachine + Default> Sim<M> {
         self.note(format!("{how} member {}{lost} (log back to {end})", index + 1));
     }
 
+    /// What the crash did to the files in `dir`: the log's bytes written but not fsynced,
+    /// `log` (fsynced, end), and the event log's, `events` (fsynced, end).
+    fn damage(&mut self, dir: &Path, how: Crash, log: (Position, Position), events: (Position, Position)) {
+        let cut = match how {
+            // A write cut short: a partial entry after everything written.
+            Crash::Kill => {
+                let partial = self.rng.usize(..2) * 40;
+                PowerCut { durable: log.1, end: log.1, keep: 0, flip: None, torn: &self.garbage(partial) }
+                    .apply(&dir.join("log"))
+            }
+            Crash::PowerCut => {
+                let keep = if self.rng.bool() { 0 } else { self.rng.u64(..4096) };
+                let flip = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                let torn_bytes = self.rng.usize(..100);
+                let torn = self.garbage(torn_bytes);
+                let (durable, end) = log;
+                // The page cache may have written back some of what was never fsynced.
+                let unsynced = events.1.0 - events.0.0;
+                let events_kept = if self.rng.bool() { 0 } else { self.rng.u64(..=unsynced) };
+                PowerCut { durable, end, keep, flip, torn: &torn }.apply(&dir.join("log")).and_then(|()| {
+                    let (durable, end) = events;
+                    PowerCut { durable, end, keep: events_kept, flip: None, torn: &[] }.apply(&dir.join("events"))
+                })
+            }
+        };
+        cut.expect("the simulator damages a member's files");
+    }
+
     fn garbage(&mut self, length: usize) -> Vec<u8> {
         (0..length).map(|_| self.rng.u8(..)).collect()
     }
 
     /// What a duty cycle's work cost in virtual time, from the member's counts before and
     /// after it (syncs, applied position, snapshots taken): nothing unless work takes time.
-    pub(super) fn work_ns(
-        &mut self,
-        before: (u64, ordo_core::Position, u64),
-        after: (u64, ordo_core::Position, u64),
-    ) -> u64 {
+    pub(super) fn work_ns(&mut self, before: (Position, Position, u64), after: (Position, Position, u64)) -> u64 {
         if !self.config.faults.has(Fault::Stall) {
             return 0;
         }
         let stalls = self.now_ns < self.faults_end_ns;
         let mut work_ns = 0;
-        for _ in before.0..after.0 {
+        // A cycle whose durable position moved did one sync (group commit).
+        for _ in 0..u64::from(after.0 > before.0) {
             // An fdatasync: tens to hundreds of µs, and (while faults last) one in 200 stalls
             // behind the device.
             work_ns += if stalls && self.rng.u32(..200) == 0 {
@@ -328,7 +362,7 @@ impl<M: StateMachine + Default> Sim<M> {
             if self.now_ns < disk.restart_at_ns {
                 continue;
             }
-            let (end, term) = (disk.storage.log.end(), disk.storage.vote.term);
+            let end = disk.logs.as_ref().map_or(Position::ZERO, |(log, _)| log.position_append());
             let incarnation = self.stats.crashes;
             if let Err(error) = self.start(index, incarnation) {
                 let found = self.checks.lock().expect("one thread").failure.take();
@@ -336,7 +370,7 @@ impl<M: StateMachine + Default> Sim<M> {
                     self.fail("restart", format!("member {} did not restart: {error}", index + 1))
                 }));
             }
-            self.note(format!("restart member {} at {end} (term {term})", index + 1));
+            self.note(format!("restart member {} at {end}", index + 1));
         }
         Ok(())
     }

@@ -18,20 +18,21 @@
 
 mod clock;
 mod faults;
-pub(crate) mod mem_log;
+mod folders;
 
 use crate::client::session::ClientSession;
 use crate::deliberate::DeliberateBug;
+use crate::disk::DiskStorage;
 use crate::replica::consensus::{ConsensusConfig, Effect, LogView, Role};
 use crate::replica::container::SEQUENCE_WINDOW;
 use crate::replica::container::{Outcome, Output};
+use crate::replica::effects::Storage;
 use crate::replica::network::Network;
 use crate::replica::{Hooks, Refused, Replica, ReplicaConfig, ReplicaError};
-use crate::sim::mem_log::MemSnapshots;
-use crate::sim::mem_log::{MemLog, MemStorage};
 use ordo_core::entry::decode_entry;
 use ordo_core::machine::{Context, StateMachine};
 use ordo_core::{ClusterId, ClusterTimeNs, LogSource, MemberId, Position, Term};
+use ordo_log::Log;
 use ordo_log::Vote;
 use ordo_transport::{Body, FrameCodec, FrameKey, FrameType, KeyRing, SimNet, StreamConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -46,20 +47,19 @@ const TRACE_EVENTS: usize = 40;
 /// What a member's socket buffer holds while it does not read (about 1.4 MB of datagrams);
 /// more is dropped, as the kernel drops it.
 const INBOX_DATAGRAMS_MAX: usize = 1024;
-/// The election timeout on a network of low latency (a run across a slower one sets six
+/// The election timeout on a network of low latency (a run across a slower one sets eight
 /// times its latency, as an operator would: `Rates::election_timeout_ns`).
 const ELECTION_TIMEOUT_NS: u64 = 150 * TICK_NS;
 /// How long after faults stop, or a leader changes since, the cluster counts as calm.
 const CALM_BEFORE_TIMERS_NS: u64 = 300 * TICK_NS;
 /// How long, in election timeouts, a connected majority may go without a leader (pre-vote
-/// and vote rounds lost, held or split, stalls, a deposed leader's timeout).
-const ELECTION_BOUND_TIMEOUTS: u64 = 10;
+/// and vote rounds lost, held or split, stalls, a deposed leader's timeout): splits are
+/// a matter of chance, so the bound is one a run fails by chance about never.
+const ELECTION_BOUND_TIMEOUTS: u64 = 15;
 /// How late (in cluster time) a calm cluster's leader may fire a due timer: a few duty cycles.
 const TIMER_LATE_MAX_NS: u64 = 5 * TICK_NS;
 
 const CLIENTS: u16 = 2;
-/// Commands each client keeps submitted (its session sends them within the real window).
-const CLIENT_OUTSTANDING_MAX: usize = 4;
 const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
 /// Sessions idle this long are closed by the leader (one client goes quiet half way, so its
 /// session times out during every run).
@@ -167,7 +167,7 @@ struct Client {
 
 pub use crate::simulation::{Fault, Faults, SimConfig, SimFailure, SimStats};
 
-type SimReplica<M> = Replica<M, MemStorage, u16>;
+type SimReplica<M> = Replica<M, DiskStorage, u16>;
 
 /// A member: running, or down with what its disk kept.
 enum Life<M: StateMachine> {
@@ -175,27 +175,27 @@ enum Life<M: StateMachine> {
     Down(Box<Disk>),
 }
 
-/// What a member that is down left on its disk, and when it starts again.
+/// A member that is down: its log and event log as recovery opens them from its folder (for
+/// the checkers; closed before it starts again, which opens them anew), whether it is
+/// recovering, and when it starts again.
 struct Disk {
-    storage: MemStorage,
-    events: MemLog,
+    logs: Option<(Log, Log)>,
+    recovering: bool,
     restart_at_ns: u64,
 }
 
 impl Disk {
-    fn new(storage: MemStorage, events: MemLog, restart_at_ns: u64) -> Box<Disk> {
-        Box::new(Disk { storage, events, restart_at_ns })
-    }
-
-    /// A disk with nothing on it (a member not started yet, or a placeholder while one is
-    /// taken apart).
-    fn empty(restart_at_ns: u64) -> Box<Disk> {
-        Disk::new(MemStorage::default(), MemLog::new(), restart_at_ns)
+    /// A folder not opened (a member not started yet, or a placeholder while one is taken
+    /// apart).
+    fn closed(restart_at_ns: u64) -> Box<Disk> {
+        Box::new(Disk { logs: None, recovering: false, restart_at_ns })
     }
 }
 
 struct Node<M: StateMachine> {
     id: MemberId,
+    /// Its folder: `log/`, `events/`, `snapshots/`, the vote file.
+    dir: std::path::PathBuf,
     /// Its monotonic and wall clocks (new at every boot).
     clocks: Clocks,
     codec: FrameCodec,
@@ -219,15 +219,21 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
-    /// The log and event log as its disk holds them now.
-    fn disk(&self) -> (&MemLog, &MemLog, bool) {
+    /// The log and event log as its disk holds them now (none for a folder not opened),
+    /// and whether it is recovering.
+    fn disk(&self) -> Option<(&Log, &Log, bool)> {
         match &self.life {
             Life::Up(replica) => {
                 let storage = replica.storage();
-                (&storage.log, replica.inline().events(), storage.recovering)
+                Some((&storage.log, replica.inline().events(), storage.recovering()))
             }
-            Life::Down(disk) => (&disk.storage.log, &disk.events, disk.storage.recovering),
+            Life::Down(disk) => disk.logs.as_ref().map(|(log, events)| (log, events, disk.recovering)),
         }
+    }
+
+    /// Whether it lost its state and has not caught up yet.
+    fn recovering(&self) -> bool {
+        self.disk().is_some_and(|(.., recovering)| recovering)
     }
 
     fn applied_position(&self) -> Position {
@@ -311,6 +317,8 @@ struct Sim<M: StateMachine> {
     rates: Rates,
     /// Since when a connected majority has had no leader, if it has none now.
     unled_since_ns: Option<u64>,
+    /// The members' folders (removed when the run ends).
+    folders: folders::Folders,
 }
 
 /// A member's sends, encoded by its real frame codec, into an outbox the simulator hands to
@@ -398,14 +406,22 @@ fn run_with<M: StateMachine + Default>(
     keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
     let members = config.members as usize;
     let checks = Arc::new(Mutex::new(Checks::new(&config, id_of)));
+    let folders = folders::Folders::new(config.seed).map_err(|error| SimFailure {
+        seed: config.seed,
+        checker: "setup",
+        message: format!("cannot create the members' folders: {error}"),
+        trace: Vec::new(),
+        reproduce: String::new(),
+    })?;
     let mut nodes = Vec::with_capacity(members);
     for m in 1..=config.members {
         let id = MemberId(m);
         let codec = FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES);
-        let down = Life::<M>::Down(Disk::empty(0));
+        let down = Life::<M>::Down(Disk::closed(0));
         let clocks = Clocks::exact();
         nodes.push(Node {
             id,
+            dir: folders.member(m as usize - 1),
             clocks,
             codec,
             life: down,
@@ -432,10 +448,14 @@ fn run_with<M: StateMachine + Default>(
         outbox: Vec::new(),
         rates,
         unled_since_ns: None,
+        folders,
         config,
     };
     for index in 0..members {
-        sim.start(index, 0).map_err(|error| sim.fail("start", format!("member {}: {error}", index + 1)))?;
+        let formatted = sim.folders.format(index).map_err(|error| ReplicaError::Storage(error.into()));
+        formatted
+            .and_then(|()| sim.start(index, 0))
+            .map_err(|error| sim.fail("start", format!("member {}: {error}", index + 1)))?;
     }
     let result = sim.run();
     sim.finish_stats();
@@ -481,21 +501,18 @@ impl<M: StateMachine + Default> Sim<M> {
         drop(checks);
         let node = &mut self.nodes[index];
         (node.paused_until_ns, node.busy_until_ns) = (0, 0);
-        let Life::Down(disk) = std::mem::replace(&mut node.life, Life::Down(Disk::empty(0))) else {
-            unreachable!("only a member that is down starts")
-        };
-        let Disk { mut storage, events, .. } = *disk;
-        // What the real member does when it opens its folder. (A reset cannot happen here
-        // yet: it needs a crash in the middle of installing a snapshot, which the in-memory
-        // storage does in one step.)
-        match crate::replica::effects::reconcile_with_snapshot(&mut storage)? {
-            Ok(_reset) => {}
-            Err(position) => {
+        // Closed first: a real member opens its folder anew.
+        node.life = Life::Down(Disk::closed(0));
+        let folder = match crate::disk::open_folder(&node.dir, &folders::log_config(), self.rates.snapshots_kept) {
+            Ok(folder) => folder,
+            Err(crate::disk::OpenError::SnapshotMismatch { position, .. }) => {
                 let message = format!("member {}'s log and snapshot disagree at {position}", index + 1);
                 self.checks.lock().expect("one thread").failure = Some(self.fail("snapshot", message));
                 return Err(ReplicaError::Refused);
             }
-        }
+            Err(crate::disk::OpenError::Storage(error)) => return Err(ReplicaError::Storage(error)),
+        };
+        let snapshots = folder.storage.snapshot_folder();
         let config = ReplicaConfig {
             consensus: consensus_config(&self.config, &self.rates, node.id, incarnation),
             peers: (1..=self.config.members).filter(|&m| m != node.id.0).map(|m| (MemberId(m), m - 1)).collect(),
@@ -506,7 +523,8 @@ impl<M: StateMachine + Default> Sim<M> {
         };
         let hooks = hooks(&self.checks, index, &self.config);
         self.checks.lock().expect("one thread").commits[index] = Position::ZERO;
-        let replica = Replica::new(M::default(), &config, storage, events, MemSnapshots, hooks, None, now, wall)?;
+        let (storage, events) = (folder.storage, folder.events);
+        let replica = Replica::new(M::default(), &config, storage, events, snapshots, hooks, None, now, wall)?;
         node.life = Life::Up(Box::new(replica));
         node.checked_at = None;
         Ok(())
@@ -519,7 +537,8 @@ impl<M: StateMachine + Default> Sim<M> {
         drop(checks);
         let replicas = || self.nodes.iter().filter_map(|n| n.replica());
         self.stats.snapshots = self.snapshots_before + replicas().map(|r| r.snapshots_taken()).sum::<u64>();
-        self.stats.events_bytes = self.nodes.iter().map(|n| n.disk().1.end().0).max().unwrap_or(0);
+        self.stats.events_bytes =
+            self.nodes.iter().filter_map(|n| n.disk()).map(|(_, events, _)| events.log_end().0).max().unwrap_or(0);
         self.stats.acked = self.clients.iter().map(|c| c.acked.len() as u64).sum();
         if let Some(most) = replicas().max_by_key(|r| r.applied_position()) {
             let container = most.inline().container();
@@ -532,7 +551,10 @@ impl<M: StateMachine + Default> Sim<M> {
         let mut next_tick_ns = 0;
         let mut next_clients_ns = 0;
         let mut faults_stopped = false;
-        while self.now_ns < self.config.duration_ns {
+        // Calm long enough for eight election timeouts (a run across a slow network sets long
+        // ones), and at least the rest of the configured duration.
+        let end_ns = self.config.duration_ns.max(self.faults_end_ns + 8 * self.rates.election_timeout_ns());
+        while self.now_ns < end_ns {
             self.checks.lock().expect("one thread").now_ns = self.now_ns;
             while let Some((from, to, bytes)) = self.net.deliver() {
                 self.stats.messages += 1;
@@ -602,7 +624,8 @@ impl<M: StateMachine + Default> Sim<M> {
             node.inbox.clear();
             return Ok(());
         };
-        let work_before = (replica.storage().syncs, replica.applied_position(), replica.snapshots_taken());
+        let durable = |replica: &SimReplica<M>| replica.storage().log.position_durable();
+        let work_before = (durable(replica), replica.applied_position(), replica.snapshots_taken());
         replica.begin_cycle(wall);
         let mut result = Ok(());
         let mut undecodable = None;
@@ -627,7 +650,7 @@ impl<M: StateMachine + Default> Sim<M> {
             let mut port = SimPort { outbox: &mut self.outbox, codec: &mut node.codec };
             result = replica.end_cycle(now, &mut port).map(drop);
         }
-        let work_after = (replica.storage().syncs, replica.applied_position(), replica.snapshots_taken());
+        let work_after = (durable(replica), replica.applied_position(), replica.snapshots_taken());
         let work_ns = self.work_ns(work_before, work_after);
         self.nodes[index].busy_until_ns = self.now_ns + work_ns;
         for (to, bytes) in self.outbox.drain(..) {
@@ -722,6 +745,28 @@ impl<M: StateMachine + Default> Sim<M> {
         Ok(())
     }
 
+    /// Each member's role, term, log and whether it is recovering, for a failure's message.
+    fn describe_members(&self) -> String {
+        let describe = |node: &Node<M>| match node.replica() {
+            Some(replica) => {
+                let consensus = replica.consensus();
+                let log = &replica.storage().log;
+                format!(
+                    "member {}: {:?} in {}{}, log {}..{} (last term {})",
+                    node.id.0,
+                    consensus.role(),
+                    consensus.term(),
+                    if consensus.recovering() { ", recovering" } else { "" },
+                    log.log_start(),
+                    log.log_end(),
+                    log.last_term().0
+                )
+            }
+            None => format!("member {}: down", node.id.0),
+        };
+        self.nodes.iter().map(describe).collect::<Vec<_>>().join("; ")
+    }
+
     /// Once faults stop, new commands commit and every member catches up with what was
     /// committed when they stopped.
     fn check_liveness(&mut self) -> Result<(), SimFailure> {
@@ -729,21 +774,21 @@ impl<M: StateMachine + Default> Sim<M> {
         self.stats.commit_position = commit_now.0;
         if commit_now <= self.commit_at_faults_end {
             let message = format!(
-                "no new command committed in the {} ms after faults stopped (commit stuck at {})",
-                (self.config.duration_ns - self.faults_end_ns) / 1_000_000,
-                commit_now
+                "no new command committed in the {} ms after faults stopped (commit stuck at {}); {}",
+                (self.now_ns - self.faults_end_ns) / 1_000_000,
+                commit_now,
+                self.describe_members()
             );
             return Err(self.fail("liveness", message));
         }
         if let Some(behind) = self.nodes.iter().find(|n| n.applied_position() < self.commit_at_faults_end) {
-            let log = behind.disk().0;
+            let (start, end) =
+                behind.disk().map_or((Position::ZERO, Position::ZERO), |d| (d.0.log_start(), d.0.log_end()));
             let message = format!(
-                "member {} applied only to {} of the {} committed when faults stopped (its log {}..{})",
+                "member {} applied only to {} of the {} committed when faults stopped (its log {start}..{end})",
                 behind.id.0,
                 behind.applied_position(),
                 self.commit_at_faults_end,
-                log.start(),
-                log.end()
             );
             return Err(self.fail("liveness", message));
         }
@@ -785,13 +830,10 @@ impl<M: StateMachine + Default> Sim<M> {
     fn check_logs_match(&self) -> Result<(), SimFailure> {
         let checks = self.checks.lock().expect("one thread");
         let Some((&position, &(checksum, _))) = checks.committed.iter().next_back() else { return Ok(()) };
-        let disks: Vec<(MemberId, &MemLog, &MemLog, bool)> = self
+        let disks: Vec<(MemberId, &Log, &Log, bool)> = self
             .nodes
             .iter()
-            .map(|n| {
-                let (log, events, recovering) = n.disk();
-                (n.id, log, events, recovering)
-            })
+            .filter_map(|n| n.disk().map(|(log, events, recovering)| (n.id, log, events, recovering)))
             .collect();
         let holders: Vec<_> = disks.iter().filter(|d| d.1.checksum_before(position) == Some(checksum)).collect();
         let recovering = disks.iter().filter(|d| d.3).count();
@@ -805,17 +847,30 @@ impl<M: StateMachine + Default> Sim<M> {
         // Event logs are identical wherever two members both hold events.
         for pair in disks.windows(2) {
             let (a, b) = (pair[0].2, pair[1].2);
-            let (from, to) = (a.start().max(b.start()), a.end().min(b.end()));
-            if from < to && a.bytes_between(from, to) != b.bytes_between(from, to) {
-                let message =
-                    format!("members {} and {} have different events in {from}..{to}", pair[0].0.0, pair[1].0.0);
+            let (from, to) = (a.log_start().max(b.log_start()), a.log_end().min(b.log_end()));
+            if from >= to {
+                continue;
+            }
+            let (bytes_a, bytes_b) = (folders::bytes_between(a, from, to), folders::bytes_between(b, from, to));
+            if bytes_a != bytes_b {
+                let first = bytes_a.iter().zip(&bytes_b).position(|(x, y)| x != y).unwrap_or(bytes_a.len());
+                let message = format!(
+                    "members {} and {} have different events in {from}..{to}, from {} on (their event logs {}..{} and {}..{})",
+                    pair[0].0.0,
+                    pair[1].0.0,
+                    from.0 + first as u64,
+                    a.log_start(),
+                    a.log_end(),
+                    b.log_start(),
+                    b.log_end()
+                );
                 return Err(checks.fail("events identical", message));
             }
         }
         for pair in holders.windows(2) {
             let (a, b) = (pair[0].1, pair[1].1);
-            let from = a.start().max(b.start()).min(position);
-            if a.bytes_between(from, position) != b.bytes_between(from, position) {
+            let from = a.log_start().max(b.log_start()).min(position);
+            if folders::bytes_between(a, from, position) != folders::bytes_between(b, from, position) {
                 let message =
                     format!("members {} and {} agree at {position} but differ below", pair[0].0.0, pair[1].0.0);
                 return Err(checks.fail("log matching", message));
@@ -1232,7 +1287,7 @@ impl<M: StateMachine + Default> Sim<M> {
             if client.number == 1 && now >= quiet_after_ns && client.session.outstanding() == 0 {
                 continue; // this client goes quiet: the leader will close its session
             }
-            while client.session.outstanding() < CLIENT_OUTSTANDING_MAX {
+            while client.session.outstanding() < self.rates.outstanding {
                 client.submitted += 1;
                 let ticket = client.session.submit(&command_of(client.number, client.submitted));
                 debug_assert_eq!(ticket, client.submitted, "command k is ticket k");
@@ -1325,7 +1380,7 @@ mod tests {
         (DeliberateBug::ResendAfterExpiry, 3, "exactly once"),
         (DeliberateBug::CloseIgnoresActivity, 3, "sessions close only when idle"),
         (DeliberateBug::LateVoteCounted, 5, "a leader has a majority's votes"),
-        (DeliberateBug::SnapshotBelowCommit, 3, "never truncate committed"),
+        (DeliberateBug::SnapshotBelowCommit, 5, "never truncate committed"),
         (DeliberateBug::RefusalTermIgnored, 3, "liveness"),
     ];
 
