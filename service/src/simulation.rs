@@ -1,10 +1,12 @@
 //! Testing a state machine in the deterministic simulator: whole clusters of it, with
-//! clients, on a virtual clock and a simulated network, through crashes (torn and lost
-//! unsynced writes), partitions, loss, duplication, reordering and clock drift, all decided
-//! by one seed. After every step it checks that no two leaders share a term, that
-//! committed entries are never lost or changed, that every command is applied exactly once,
-//! that members at the same position have the same state hash, that snapshots restore to
-//! the same state, and your machine's [`StateMachine::check_invariants`] on every member.
+//! clients, on a virtual clock and a simulated network, on the member's real storage,
+//! through the faults of [`Fault`] (crashes of one member or all, power cuts, lost disks,
+//! partitions of any shape, loss, duplication, long delays, clocks that drift and step,
+//! frozen members, slow disks), all decided by one seed. It checks that no two leaders share
+//! a term, that committed entries are never lost or changed, that every command is applied
+//! exactly once, that members at the same position have the same state hash, that
+//! snapshots restore to the same state, that a connected majority elects a leader, and your
+//! machine's [`StateMachine::check_invariants`] on every member.
 //!
 //! ```
 //! use ordo_service::simulation::{self, SimConfig};

@@ -1,20 +1,27 @@
 //! The deterministic simulator: N members, each the real [`Replica`] (the member's whole
 //! duty cycle: consensus, client serving, the service agent inline, snapshots, group
-//! commit), over `SimNet` (every frame encoded and decoded by the real frame codec) and
-//! in-memory storage, on one virtual clock, with seeded faults: crashes that lose the
-//! unsynced tail (and may leave a torn write) or the whole disk, partitions, loss,
-//! duplication, reordering and delay, and clocks that drift. Same seed, same run.
+//! commit) on the real storage (`DiskStorage` over each member's folder, on tmpfs), over
+//! `SimNet` (every frame encoded and decoded by the real frame codec), on one virtual clock,
+//! with the fault classes of [`Fault`] (`faults.rs`) at rates drawn per seed. Same seed,
+//! same run.
 //!
 //! Checkers run as the replicas work (hooks that see every effect before it is carried out
-//! and every output of every entry applied) and after every duty cycle: at most one leader
-//! per term; one vote per term; cluster time never goes back; a new leader holds every
+//! and every output of every entry applied), after every duty cycle, every tick and at the
+//! end: one leader per term, and a leader holds a majority's votes in it; one vote per term
+//! (but a vote both voter and candidate forgot in a lost disk); a leader commits only past
+//! its own term's first entry; cluster time never goes back, is never behind the leader's
+//! clock nor further ahead of it than two clocks can disagree; a new leader holds every
 //! entry committed in an earlier term; a member never commits an entry other than the one
-//! committed at that position, and never truncates below its commit; logs that agree at a
-//! committed position are byte-identical up to it; event logs are identical; members at the
-//! same applied position have the same state hash; no command is applied at two positions
-//! and every acknowledged one is applied; every snapshot restores to the same state; the
-//! app's own invariants; and once faults stop, a leader is elected, new commands commit
-//! and every member catches up.
+//! committed at that position, never truncates below its commit nor installs a snapshot at
+//! or below it; a majority holds the committed prefix; logs that agree at a committed
+//! position are byte-identical up to it; event logs are identical; members at the same
+//! applied position have the same state hash; no command is applied twice, by (session,
+//! sequence) and by the unique id a `Tally` command carries, and every acknowledged one is
+//! applied; a session closes only after its timeout idle; a calm cluster's leader fires a
+//! timer within 5 ms of its due time; every snapshot restores to the same state; the app's
+//! own invariants; a majority up and connected elects a leader within fifteen election
+//! timeouts, faults or not; and once faults stop, new commands commit and every member
+//! catches up.
 
 mod clock;
 mod faults;
