@@ -391,7 +391,10 @@ impl Log {
     /// segment is synced first, so the checkpoint never points past durable bytes.
     // TODO(perf): create the next segment ahead of time, off the append path: today a roll
     // costs a preallocation and three fsyncs once every segment_bytes, which is the p99 of
-    // `ordo bench` at 20 000 commands/s (12.7 ms; 0.6 ms with no roll in the run).
+    // `ordo bench` at 20 000 commands/s (12.7 ms; 0.6 ms with no roll in the run). Under
+    // `replicated` the roll now also fdatasyncs the sealed segment (what the page cache has
+    // not written back of it, up to a segment): a stall to move off this thread with the
+    // rest (issue 20), not measured yet.
     fn roll(&mut self, base: Position) -> Result<()> {
         debug_assert_eq!(base, self.set.end());
         // Under either durability: the checkpoint written next tells recovery to trust the
