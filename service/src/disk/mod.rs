@@ -392,6 +392,36 @@ mod tests {
     use super::*;
     use ordo_core::{ClusterId, ClusterTimeNs, Durability, LogConfig, SessionId};
 
+    /// Found by the simulator on real files (issue 18): a commit at the end of an entry 32
+    /// bytes short of a segment's end (the next entry starts at the next segment's base) was
+    /// not an entry boundary to `checksum_before` once the log had grown past it.
+    #[test]
+    fn the_end_of_an_entry_32_bytes_short_of_a_segment_end_is_an_entry_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            cluster_id: ClusterId(1),
+            segment_bytes: 64 * 1024,
+            durability: Durability::Fsync,
+            entry_payload_bytes_max: 16 * 1024,
+        };
+        let (mut log, _) = Log::open(dir.path(), config).unwrap();
+        let meta = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
+        // Entries up to near the segment's end, then one whose raw end is 32 bytes short.
+        while log.position_append().0 + 2048 < 64 * 1024 {
+            log.append(&meta, &[1; 960]).unwrap();
+        }
+        let room = 64 * 1024 - 32 - log.position_append().0;
+        let payload = room as usize - ordo_core::HEADER_BYTES;
+        let at = log.append(&meta, &vec![2; payload]).unwrap();
+        let short = Position(at.0 + ordo_core::entry::entry_span_bytes(payload));
+        assert_eq!(short, Position(64 * 1024 - 32), "the entry's raw end");
+        assert_eq!(log.position_append(), Position(64 * 1024), "the log's canonical end");
+        let checksum = log.checksum_last();
+        log.append(&meta, &[3; 100]).unwrap();
+        assert!(log.position_append() > Position(64 * 1024), "the next entry went to the next segment");
+        assert_eq!(LogView::checksum_before(&log, short), Some(checksum));
+    }
+
     /// Found by the simulator on real files (seed 78 of issue 18): a follower truncated an
     /// uncommitted tail across a segment boundary, so the log removed that segment, and the
     /// new leader's entries went into a new file of the same name; the service's own mapping

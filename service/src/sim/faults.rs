@@ -319,7 +319,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let stalls = self.now_ns < self.faults_end_ns;
         let mut work_ns = 0;
         // A cycle whose durable position moved did one sync (group commit).
-        for _ in 0..u64::from(after.0 > before.0) {
+        if after.0 > before.0 {
             // An fdatasync: tens to hundreds of µs, and (while faults last) one in 200 stalls
             // behind the device.
             work_ns += if stalls && self.rng.u32(..200) == 0 {
