@@ -28,11 +28,15 @@ pub enum DeliberateBug {
     /// (#5: with the third member down, the longer log and the newer term refuse each other
     /// forever).
     RefusalTermIgnored,
+    /// A client matches a reply to its command by sequence alone, not by session too: a late
+    /// reply to a command of its expired session answers the new session's command of that
+    /// sequence (found by the linearizability checker: two commands answered one count).
+    ReplyMatchedBySequence,
 }
 
 impl DeliberateBug {
     /// Every defect the simulator can switch back on.
-    pub const EVERY: [DeliberateBug; 10] = [
+    pub const EVERY: [DeliberateBug; 11] = [
         DeliberateBug::CommitOlderTermByCount,
         DeliberateBug::VoteWithoutLogCheck,
         DeliberateBug::CommitWithoutMajority,
@@ -43,6 +47,7 @@ impl DeliberateBug {
         DeliberateBug::LateVoteCounted,
         DeliberateBug::SnapshotBelowCommit,
         DeliberateBug::RefusalTermIgnored,
+        DeliberateBug::ReplyMatchedBySequence,
     ];
 
     /// Its name for `ordo-sim --deliberate-bug`.
@@ -58,6 +63,7 @@ impl DeliberateBug {
             DeliberateBug::LateVoteCounted => "late-vote-counted",
             DeliberateBug::SnapshotBelowCommit => "snapshot-below-commit",
             DeliberateBug::RefusalTermIgnored => "refusal-term-ignored",
+            DeliberateBug::ReplyMatchedBySequence => "reply-matched-by-sequence",
         }
     }
 

@@ -246,6 +246,8 @@ pub struct SimStats {
     pub pauses: u64,
     /// Wall clocks stepped.
     pub clock_steps: u64,
+    /// Histories whose linearizability search went past its bound (neither passed nor failed).
+    pub linearizability_undecided: u64,
 }
 
 /// A checker failed: which, why, and the last events before it.

@@ -37,6 +37,7 @@ fn main() {
     });
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut undecided = 0u64;
     let mut faults_seen = [0u64; 5];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
@@ -45,6 +46,7 @@ fn main() {
                 commits += stats.acked;
                 snapshots += stats.snapshots;
                 installs += stats.snapshots_installed;
+                undecided += stats.linearizability_undecided;
                 let seen = [stats.crashes, stats.outages, stats.partitions, stats.pauses, stats.clock_steps];
                 for (total, count) in faults_seen.iter_mut().zip(seen) {
                     *total += count;
@@ -59,11 +61,11 @@ fn main() {
     let seconds = start.elapsed().as_secs_f64();
     if json {
         println!(
-            "{{\"seeds\": {count}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}, \"snapshots\": {snapshots}, \"snapshots_installed\": {installs}}}"
+            "{{\"seeds\": {count}, \"failures\": {failures}, \"ticks\": {ticks}, \"commits\": {commits}, \"seconds\": {seconds:.3}, \"snapshots\": {snapshots}, \"snapshots_installed\": {installs}, \"linearizability_undecided\": {undecided}}}"
         );
     } else {
         println!(
-            "{count} seeds from {first} (faults: {faults}): {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {seconds:.1} s",
+            "{count} seeds from {first} (faults: {faults}): {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {undecided} histories too long to decide linearizability, {seconds:.1} s",
             ticks as f64 / seconds,
             commits as f64 / seconds
         );

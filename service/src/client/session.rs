@@ -227,7 +227,7 @@ impl ClientSession {
                     self.target = index;
                 }
             }
-            Body::ClientResponse { session, sequence, position, status, reply } if Some(session) == self.session => {
+            Body::ClientResponse { session, sequence, position, status, reply } if self.is_ours(session, status) => {
                 self.heard = true;
                 if status == ResponseStatus::UnknownSession {
                     self.expired(); // the cluster closed the session
@@ -250,6 +250,12 @@ impl ClientSession {
             }
             _ => {}
         }
+    }
+
+    /// Whether a response under `session` answers this session's commands.
+    fn is_ours(&self, session: SessionId, status: ResponseStatus) -> bool {
+        let bug = self.deliberate_bug == Some(DeliberateBug::ReplyMatchedBySequence);
+        Some(session) == self.session || (bug && self.session.is_some() && status != ResponseStatus::UnknownSession)
     }
 
     fn on_events(&mut self, from_position: Position, bytes: &[u8]) {

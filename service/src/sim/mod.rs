@@ -26,6 +26,7 @@
 mod clock;
 mod faults;
 mod folders;
+mod linearizable;
 
 use crate::client::session::ClientSession;
 use crate::deliberate::DeliberateBug;
@@ -74,6 +75,9 @@ const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
 /// The leader asks for a snapshot each time the log grows this much; two are kept and the
 /// log below the older is deleted, so a member down a while is sent a snapshot.
 const SNAPSHOT_INTERVAL_BYTES: u64 = 32 * 1024;
+/// The linearizability search's bound of steps (a few per command when the history is
+/// clean: it is reached only by a history that makes the search back off a lot).
+const LINEARIZABLE_STEPS_MAX: u64 = 2_000_000;
 
 /// The simulator's state machine: counts commands, folds each command's id into a rolling
 /// hash, emits up to two events a command, and every 50 commands schedules a timer 10 ms
@@ -170,6 +174,9 @@ struct Client {
     acked: BTreeSet<(u64, u64)>,
     /// The workload's `k` of every command acknowledged as applied (its ticket).
     acked_k: BTreeSet<u64>,
+    /// Command `k` is operation `k - 1`: when it was submitted, and when its answer came
+    /// and what it said, read as a `Tally` count (kept for the linearizability check).
+    history: Vec<linearizable::Operation<(), u64>>,
 }
 
 pub use crate::simulation::{Fault, Faults, SimConfig, SimFailure, SimStats};
@@ -282,8 +289,9 @@ struct Checks {
     applied_at: BTreeMap<(u64, u64), Position>,
     /// Reads a command's unique id, if the workload carries one.
     id_of: Option<IdOf>,
-    /// Where each command id was applied: once, whatever sessions carried it.
-    applied_ids: BTreeMap<u64, Position>,
+    /// Where each command id was applied (once, whatever sessions carried it), and the
+    /// first 8 bytes of its reply there (a `Tally`'s count).
+    applied_ids: BTreeMap<u64, (Position, Option<u64>)>,
     /// The cluster time of each session's last activity each member applied (since its
     /// start: what it restored from a snapshot it did not see).
     last_active: Vec<BTreeMap<u64, ClusterTimeNs>>,
@@ -326,6 +334,8 @@ struct Sim<M: StateMachine> {
     unled_since_ns: Option<u64>,
     /// The members' folders (removed when the run ends).
     folders: folders::Folders,
+    /// Whether the replies are a counter's (the `Tally`'s), checked for linearizability.
+    linearizable: bool,
 }
 
 /// A member's sends, encoded by its real frame codec, into an outbox the simulator hands to
@@ -384,7 +394,7 @@ fn consensus_config(config: &SimConfig, rates: &Rates, member: MemberId, incarna
 /// Runs one seed with the `Tally` machine; `Ok` with its statistics, or the first checker
 /// that failed. Exactly-once is checked on the id every command carries, across sessions.
 pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
-    run_with::<Tally>(config, tally_command, Some(tally_id_of))
+    run_with::<Tally>(config, tally_command, Some(tally_id_of), true)
 }
 
 /// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
@@ -394,15 +404,17 @@ pub fn run_app<M: StateMachine + Default>(
     config: SimConfig,
     command: fn(u64, u64) -> Vec<u8>,
 ) -> Result<SimStats, SimFailure> {
-    run_with::<M>(config, command, None)
+    run_with::<M>(config, command, None, false)
 }
 
 /// [`run_app`], with exactly-once checked on the id `id_of` reads from each command, if
-/// given (on (session, sequence) always).
+/// given (on (session, sequence) always), and the replies checked as a linearizable counter
+/// if `linearizable` (the `Tally`'s).
 fn run_with<M: StateMachine + Default>(
     config: SimConfig,
     command: fn(u64, u64) -> Vec<u8>,
     id_of: Option<IdOf>,
+    linearizable: bool,
 ) -> Result<SimStats, SimFailure> {
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let rates = Rates::draw(&mut rng);
@@ -456,6 +468,7 @@ fn run_with<M: StateMachine + Default>(
         rates,
         unled_since_ns: None,
         folders,
+        linearizable,
         config,
     };
     for index in 0..members {
@@ -603,8 +616,60 @@ impl<M: StateMachine + Default> Sim<M> {
             self.net.advance_to(self.now_ns);
         }
         self.check_logs_match()?;
+        self.check_linearizable()?;
         self.check_exactly_once()?;
         self.check_liveness()
+    }
+
+    /// The clients' history of the `Tally` workload is linearizable as a counter: each
+    /// acknowledged command's reply is the count it made, so no count is answered twice,
+    /// none skipped, and none comes before a count answered to a command that ended before
+    /// it began. (Unanswered commands may or may not have counted.)
+    fn check_linearizable(&mut self) -> Result<(), SimFailure> {
+        if !self.linearizable {
+            return Ok(());
+        }
+        let history = self.linearizable_history();
+        match linearizable::check(&linearizable::Counter, &history, LINEARIZABLE_STEPS_MAX) {
+            linearizable::Verdict::Linearizable => Ok(()),
+            linearizable::Verdict::Undecided => {
+                self.stats.linearizability_undecided += 1;
+                Ok(())
+            }
+            linearizable::Verdict::Violation { until_ns, operations } => {
+                // The answers that conflict are among the last to come.
+                let mut answered: Vec<_> = operations
+                    .iter()
+                    .filter_map(|&i| {
+                        let (at_ns, count) = history[i].answered?;
+                        (at_ns <= until_ns || at_ns == u64::MAX).then_some((at_ns, count, &history[i]))
+                    })
+                    .collect();
+                answered.sort_by_key(|&(at_ns, count, _)| (at_ns, count));
+                let last: Vec<String> = answered
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .map(|&(at_ns, count, op)| {
+                        let client = op.client;
+                        let from_ms = op.invoked_ns / TICK_NS;
+                        if at_ns == u64::MAX {
+                            format!("client {client} from {from_ms} ms: unanswered, applied as {count}")
+                        } else {
+                            format!("client {client} from {from_ms} ms: {count} at {} ms", at_ns / TICK_NS)
+                        }
+                    })
+                    .collect();
+                let message = format!(
+                    "the counts answered are not linearizable: the shortest failing history has {} commands, \
+                     up to {} ms; its last answers: {}",
+                    operations.len(),
+                    until_ns / TICK_NS,
+                    last.join("; ")
+                );
+                Err(self.fail("linearizable", message))
+            }
+        }
     }
 
     /// A datagram arrives: a client's goes to the client, a member's into its inbox (lost if
@@ -800,6 +865,30 @@ impl<M: StateMachine + Default> Sim<M> {
             return Err(self.fail("liveness", message));
         }
         Ok(())
+    }
+
+    /// The clients' history for the linearizability check, told what the simulator saw: a
+    /// command unanswered that a member applied takes the count it made there, answered at
+    /// the end of time (its answer may have been lost; the count is what it would have said),
+    /// and one never applied is left out. So the search has no operation free to take any
+    /// count, and decides in a few steps a command; the clients' answers are checked as they
+    /// came.
+    fn linearizable_history(&self) -> Vec<linearizable::Operation<(), u64>> {
+        let checks = self.checks.lock().expect("one thread");
+        let mut history = Vec::new();
+        for client in &self.clients {
+            for (k, operation) in (1..).zip(&client.history) {
+                if operation.answered.is_some() {
+                    history.push(operation.clone());
+                    continue;
+                }
+                let id = tally_id(client.number, k);
+                if let Some(&(_, Some(count))) = checks.applied_ids.get(&id) {
+                    history.push(linearizable::Operation { answered: Some((u64::MAX, count)), ..operation.clone() });
+                }
+            }
+        }
+        history
     }
 
     /// Every command a client saw acknowledged was applied (at one position: the output hook
@@ -1102,7 +1191,8 @@ impl Checks {
                     self.last_active[index].insert(session.0, time);
                 }
                 if outcome == Outcome::Applied {
-                    return self.applied(index, session.0, sequence, position, log);
+                    let reply = output_reply(output);
+                    return self.applied(index, (session.0, sequence), position, reply, log);
                 }
             }
             Output::SessionOpened { session, position, .. } => {
@@ -1155,9 +1245,9 @@ impl Checks {
     fn applied(
         &mut self,
         index: usize,
-        session: u64,
-        sequence: u64,
+        (session, sequence): (u64, u64),
         position: Position,
+        reply: Option<u64>,
         log: &dyn LogSource,
     ) -> Result<(), SimFailure> {
         let member = index + 1;
@@ -1174,7 +1264,7 @@ impl Checks {
             let message = format!("member {member} applied a command at {position} that carries no id");
             return Err(self.fail("exactly once", message));
         };
-        let first = *self.applied_ids.entry(id).or_insert(position);
+        let (first, _) = *self.applied_ids.entry(id).or_insert((position, reply));
         if first != position {
             let message = format!(
                 "member {member} applied command {id:#x} at {position} (session {session}), already applied at {first}"
@@ -1271,6 +1361,12 @@ impl Checks {
     }
 }
 
+/// The first 8 bytes of a reply output, as a number (a `Tally`'s count).
+fn output_reply(output: &Output<'_>) -> Option<u64> {
+    let Output::Reply { reply, .. } = output else { return None };
+    Some(u64::from_le_bytes(reply.get(..8)?.try_into().ok()?))
+}
+
 impl Client {
     fn new(c: u16, members: u16, security: ordo_core::Security, bug: Option<DeliberateBug>) -> Client {
         let keys = KeyRing::for_client(&CLIENT_KEY);
@@ -1279,7 +1375,8 @@ impl Client {
         let mut session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
         session.break_deliberately(bug);
         let (acked, acked_k) = (BTreeSet::new(), BTreeSet::new());
-        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k }
+        let history = Vec::new();
+        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k, history }
     }
 }
 
@@ -1298,6 +1395,13 @@ impl<M: StateMachine + Default> Sim<M> {
                 client.submitted += 1;
                 let ticket = client.session.submit(&command_of(client.number, client.submitted));
                 debug_assert_eq!(ticket, client.submitted, "command k is ticket k");
+                let invoked_ns = now;
+                client.history.push(linearizable::Operation {
+                    client: client.number,
+                    op: (),
+                    invoked_ns,
+                    answered: None,
+                });
             }
             let mut port = SimPort { outbox: &mut self.outbox, codec: &mut client.codec };
             let sent = client.session.poll(now, &mut |to, body| port.queue(to as u16, Term::ZERO, body));
@@ -1309,7 +1413,7 @@ impl<M: StateMachine + Default> Sim<M> {
     }
 
     fn client_receives(&mut self, client: usize, mut bytes: Vec<u8>) -> Result<(), SimFailure> {
-        let members = self.config.members;
+        let (members, now_ns) = (self.config.members, self.now_ns);
         let client = &mut self.clients[client];
         let frame = match client.codec.decode(&mut bytes) {
             Ok(frame) => frame,
@@ -1322,6 +1426,10 @@ impl<M: StateMachine + Default> Sim<M> {
             if reply.status.is_ok() {
                 client.acked.insert((reply.session.0, reply.sequence));
                 client.acked_k.insert(reply.ticket);
+                let count = reply.reply.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                let operation = &mut client.history[reply.ticket as usize - 1];
+                debug_assert!(operation.answered.is_none(), "a ticket is answered once");
+                operation.answered = count.map(|count| (now_ns, count));
             } else {
                 self.stats.outcomes_unknown += 1;
             }
@@ -1378,7 +1486,7 @@ mod tests {
     /// Each defect the simulator can switch back on, the cluster size it harms, and the
     /// checker that must report it within 2,000 seeds (a late vote counted with pre-votes
     /// harms only five members: with three, the two votes it takes are a majority).
-    const FOUND_BY: [(DeliberateBug, u16, &str); 10] = [
+    const FOUND_BY: [(DeliberateBug, u16, &str); 11] = [
         (DeliberateBug::CommitOlderTermByCount, 3, "a leader commits only its own term's entries"),
         (DeliberateBug::VoteWithoutLogCheck, 3, "committed never lost"),
         (DeliberateBug::CommitWithoutMajority, 3, "committed never lost"),
@@ -1389,6 +1497,7 @@ mod tests {
         (DeliberateBug::LateVoteCounted, 5, "a leader has a majority's votes"),
         (DeliberateBug::SnapshotBelowCommit, 5, "never truncate committed"),
         (DeliberateBug::RefusalTermIgnored, 3, "liveness"),
+        (DeliberateBug::ReplyMatchedBySequence, 3, "linearizable"),
     ];
 
     fn is_found(bug: DeliberateBug) {
@@ -1398,6 +1507,11 @@ mod tests {
         assert_eq!(failure.checker, checker, "{bug:?}: {failure}");
         let reproduce = format!("--deliberate-bug {}", bug.name());
         assert!(failure.to_string().contains(&reproduce), "the reproduce line names the bug: {failure}");
+    }
+
+    #[test]
+    fn a_reply_matched_by_sequence_alone_is_found() {
+        is_found(DeliberateBug::ReplyMatchedBySequence);
     }
 
     #[test]
