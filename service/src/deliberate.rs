@@ -32,11 +32,14 @@ pub enum DeliberateBug {
     /// reply to a command of its expired session answers the new session's command of that
     /// sequence (found by the linearizability checker: two commands answered one count).
     ReplyMatchedBySequence,
+    /// A member takes members' frames under a client key (#10: any client could act as a
+    /// member, forging votes and appends).
+    ClientFramesAdmitted,
 }
 
 impl DeliberateBug {
     /// Every defect the simulator can switch back on.
-    pub const EVERY: [DeliberateBug; 11] = [
+    pub const EVERY: [DeliberateBug; 12] = [
         DeliberateBug::CommitOlderTermByCount,
         DeliberateBug::VoteWithoutLogCheck,
         DeliberateBug::CommitWithoutMajority,
@@ -48,6 +51,7 @@ impl DeliberateBug {
         DeliberateBug::SnapshotBelowCommit,
         DeliberateBug::RefusalTermIgnored,
         DeliberateBug::ReplyMatchedBySequence,
+        DeliberateBug::ClientFramesAdmitted,
     ];
 
     /// Its name for `ordo-sim --deliberate-bug`.
@@ -64,6 +68,7 @@ impl DeliberateBug {
             DeliberateBug::SnapshotBelowCommit => "snapshot-below-commit",
             DeliberateBug::RefusalTermIgnored => "refusal-term-ignored",
             DeliberateBug::ReplyMatchedBySequence => "reply-matched-by-sequence",
+            DeliberateBug::ClientFramesAdmitted => "client-frames-admitted",
         }
     }
 

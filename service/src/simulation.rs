@@ -84,11 +84,21 @@ pub enum Fault {
     /// Work takes time: syncs, snapshots and applies cost virtual time, and now and then a
     /// sync stalls for tens of milliseconds.
     Stall,
+    /// With crashes: a disk that lied, one member at a time. A bit flips at rest in a
+    /// sealed segment, the log's checkpoint, the vote file or a snapshot, or a power cut
+    /// writes pages back out of order (damage followed by whole entries). The member must
+    /// refuse what it cannot trust, naming the file; the operator then rebuilds it (its
+    /// folder moved aside, it starts empty and catches up from its peers).
+    Corruption,
+    /// A hostile client: with its client key it forges members' frames (heartbeats, votes,
+    /// appends, acknowledgements, snapshot chunks) claiming to be any member, in the
+    /// cluster's term and the next few, and sends datagrams that are no frame.
+    Hostile,
 }
 
 impl Fault {
     /// Every class, in the order `ordo sim --faults` lists them.
-    pub const EVERY: [Fault; 9] = [
+    pub const EVERY: [Fault; 11] = [
         Fault::Crash,
         Fault::Outage,
         Fault::DiskLoss,
@@ -98,6 +108,8 @@ impl Fault {
         Fault::Clock,
         Fault::Pause,
         Fault::Stall,
+        Fault::Corruption,
+        Fault::Hostile,
     ];
 
     /// Its name in `--faults` lists.
@@ -112,6 +124,8 @@ impl Fault {
             Fault::Clock => "clock",
             Fault::Pause => "pause",
             Fault::Stall => "stall",
+            Fault::Corruption => "corruption",
+            Fault::Hostile => "hostile",
         }
     }
 
@@ -246,6 +260,12 @@ pub struct SimStats {
     pub pauses: u64,
     /// Wall clocks stepped.
     pub clock_steps: u64,
+    /// Members damaged at rest (a bit flipped, pages written back out of order).
+    pub corruptions: u64,
+    /// Of those, members that refused to start and were rebuilt by the operator.
+    pub rebuilds: u64,
+    /// Frames forged, and datagrams that are no frame, sent by the hostile client.
+    pub forgeries: u64,
     /// Histories whose linearizability search went past its bound (neither passed nor failed).
     pub linearizability_undecided: u64,
 }

@@ -761,6 +761,11 @@ impl FrameCodec {
         codec
     }
 
+    /// Whether its frames are authenticated only or encrypted too.
+    pub fn security(&self) -> Security {
+        self.security
+    }
+
     /// A client's codec signs with its own key (`key_id` > 0), which members hold in their
     /// key ring under the same id.
     pub fn with_key_id(mut self, key_id: u32) -> Self {

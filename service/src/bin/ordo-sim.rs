@@ -38,7 +38,7 @@ fn main() {
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut undecided = 0u64;
-    let mut faults_seen = [0u64; 5];
+    let mut faults_seen = [0u64; 7];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
@@ -47,7 +47,15 @@ fn main() {
                 snapshots += stats.snapshots;
                 installs += stats.snapshots_installed;
                 undecided += stats.linearizability_undecided;
-                let seen = [stats.crashes, stats.outages, stats.partitions, stats.pauses, stats.clock_steps];
+                let seen = [
+                    stats.crashes,
+                    stats.outages,
+                    stats.partitions,
+                    stats.pauses,
+                    stats.clock_steps,
+                    stats.corruptions,
+                    stats.rebuilds,
+                ];
                 for (total, count) in faults_seen.iter_mut().zip(seen) {
                     *total += count;
                 }
@@ -69,9 +77,9 @@ fn main() {
             ticks as f64 / seconds,
             commits as f64 / seconds
         );
-        let [crashes, outages, partitions, pauses, steps] = faults_seen;
+        let [crashes, outages, partitions, pauses, steps, corruptions, rebuilds] = faults_seen;
         println!(
-            "faults injected in the seeds that passed: {crashes} crashes, {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps"
+            "faults injected in the seeds that passed: {crashes} crashes, {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps, {corruptions} disks that lied ({rebuilds} members refused to start and were rebuilt)"
         );
     }
     if failures > 0 {

@@ -215,6 +215,8 @@ pub struct Replica<M: StateMachine, S: Storage, A: Address> {
     client_sends_failed: u64,
     /// Snapshots this member wrote since it started.
     snapshots_taken: u64,
+    /// The simulator's tests only.
+    deliberate_bug: Option<crate::deliberate::DeliberateBug>,
 }
 
 impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
@@ -280,6 +282,7 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
             frames_refused: 0,
             client_sends_failed: 0,
             snapshots_taken: 0,
+            deliberate_bug,
         })
     }
 
@@ -298,7 +301,9 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         // a client key: a client can never vote, append or send a snapshot.
         let key_id = frame.header.key_id.get();
         let peers = &self.peers;
-        if !serving::admits(frame.body.frame_type(), key_id, sender, |m| peers.iter().any(|&(id, _)| id == m)) {
+        let admitted =
+            serving::admits(frame.body.frame_type(), key_id, sender, |m| peers.iter().any(|&(id, _)| id == m));
+        if !admitted && self.deliberate_bug != Some(crate::deliberate::DeliberateBug::ClientFramesAdmitted) {
             self.frames_refused += 1;
             return Ok(());
         }

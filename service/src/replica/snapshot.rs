@@ -89,6 +89,12 @@ pub enum SnapshotError {
         "snapshot {what} belongs to cluster {found}, this member to cluster {expected}; point the member at its own data folder"
     )]
     WrongCluster { what: String, found: ClusterId, expected: ClusterId },
+    #[error(
+        "{} holds no usable snapshot at or past the log's start {log_start} (the newest usable is at {usable}; {passed_over} passed over as damaged): the state before {log_start} cannot be rebuilt from this folder; move the member's folder aside and start it empty to catch up from its peers, or seed it with `ordo snapshot restore`",
+        dir.display()
+    )]
+    /// The log starts past every usable snapshot: what was applied below its start is gone.
+    NoneReachesLog { dir: PathBuf, log_start: Position, usable: Position, passed_over: usize },
     #[error("cannot {action} {path}: {source}; check the disk and the folder's permissions")]
     Io {
         action: &'static str,

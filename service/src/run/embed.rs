@@ -148,20 +148,6 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "member {member} refuses to start on a damaged log: {source} (move {} aside first; `ordo snapshot restore --from FILE --dir MEMBER-DIR` seeds it from a peer's snapshot)",
-        data_dir.display()
-    )]
-    /// The member's log failed verification before it started.
-    Damaged {
-        /// The member.
-        member: u16,
-        /// Its folder.
-        data_dir: PathBuf,
-        /// What verification found, with file and position.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     /// The member failed while opening or running: its storage, a snapshot, the service.
     /// The message names the file or position and what to do.
     #[error(transparent)]

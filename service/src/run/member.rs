@@ -38,6 +38,17 @@ pub enum MemberError {
         "the log in {dir} holds position {position} but not the entry snapshot {position} ends with: the log or the snapshot is corrupt; run `ordo log verify` and `ordo snapshot verify`"
     )]
     SnapshotMismatch { dir: std::path::PathBuf, position: Position },
+    #[error(
+        "member {member} refuses to start on a damaged log: {source} (move {} aside first; `ordo snapshot restore --from FILE --dir MEMBER-DIR` seeds it from a peer's snapshot)",
+        dir.display()
+    )]
+    /// The member's log failed verification before it started.
+    Damaged {
+        member: u16,
+        dir: std::path::PathBuf,
+        #[source]
+        source: ordo_log::LogError,
+    },
 }
 
 impl From<SnapshotError> for MemberError {
@@ -195,6 +206,9 @@ impl<M: StateMachine> Member<M> {
                 crate::disk::OpenError::Storage(error) => MemberError::Storage(error),
                 crate::disk::OpenError::SnapshotMismatch { dir, position } => {
                     MemberError::SnapshotMismatch { dir, position }
+                }
+                crate::disk::OpenError::Damaged { dir, source } => {
+                    MemberError::Damaged { member: config.consensus.member.0, dir, source }
                 }
             })?;
         for rejected in &folder.opened.rejected {

@@ -126,20 +126,9 @@ pub fn endpoint(node: &NodeConfig, key: &[u8; KEY_BYTES]) -> Result<Endpoint, No
     Ok(Endpoint::new(net, codec))
 }
 
-/// Opens the member `node` describes, with `machine` as its empty state. Its whole log is
-/// checked first (every checksum and the chain, CRC32C at memory speed): a member with a
-/// damaged entry anywhere — sealed segments included, which recovery's scan from the
-/// checkpoint would not read — refuses to start rather than serve it to a follower or a
-/// replay.
+/// Opens the member `node` describes, with `machine` as its empty state (its whole log
+/// verified first: see `disk::open_folder`).
 pub fn open<M: StateMachine>(node: &NodeConfig, machine: M) -> Result<(Member<M>, Opened), NodeError> {
-    let log_dir = node.data_dir.join("log");
-    if log_dir.join("checkpoint").exists() {
-        ordo_log::verify(&log_dir, &node.log).map_err(|source| NodeError::Damaged {
-            member: node.member_id.0,
-            data_dir: node.data_dir.clone(),
-            source: Box::new(source),
-        })?;
-    }
     let key = load_key(&node.key_file)?;
     let endpoint = endpoint(node, &key)?;
     let config = member_config(node)?;

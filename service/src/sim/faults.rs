@@ -102,6 +102,39 @@ enum Crash {
     PowerCut,
 }
 
+/// What a disk that lied damaged at rest ([`Fault::Corruption`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Damage {
+    /// A bit of a sealed segment (the member's whole-log verification must see it, or the
+    /// bit was in bytes no entry holds).
+    SealedSegment,
+    /// A bit of the log's checkpoint (checksummed: refused).
+    Checkpoint,
+    /// A bit of the vote file (checksummed: refused, never read as another vote).
+    VoteFile,
+    /// A bit of a snapshot (checksummed: passed over for an older one).
+    Snapshot,
+    /// A power cut that wrote pages back out of order: a flipped bit with whole entries
+    /// after it (recovery refuses the log as corrupt in the middle).
+    OutOfOrder,
+}
+
+impl Damage {
+    const EVERY: [Damage; 5] =
+        [Damage::SealedSegment, Damage::Checkpoint, Damage::VoteFile, Damage::Snapshot, Damage::OutOfOrder];
+
+    /// Whether the member's log may no longer be what it holds (so the checkers do not read
+    /// it until the member has started on it or been rebuilt).
+    pub(super) fn touches_log(self) -> bool {
+        matches!(self, Damage::SealedSegment | Damage::Checkpoint | Damage::OutOfOrder)
+    }
+
+    /// Whether the member must refuse to start on it.
+    pub(super) fn must_refuse(self) -> bool {
+        matches!(self, Damage::VoteFile)
+    }
+}
+
 impl<M: StateMachine + Default> Sim<M> {
     /// One tick's chance of each fault that is switched on.
     pub(super) fn inject_faults(&mut self) {
@@ -238,6 +271,8 @@ impl<M: StateMachine + Default> Sim<M> {
         let members = self.config.members as usize;
         let room = recovering + 1 < members - members / 2;
         let lose_disk = self.config.faults.has(Fault::DiskLoss) && room && self.rng.u32(..5) == 0;
+        let corrupt = self.config.faults.has(Fault::Corruption) && room && !lose_disk && self.rng.u32(..6) == 0;
+        let damage = corrupt.then(|| Damage::EVERY[self.rng.usize(..Damage::EVERY.len())]);
         // Down a moment, or (one in four) long enough to fall behind the leader's log.
         let down_ms = if self.rng.u32(..4) == 0 { self.rng.u64(500..1500) } else { self.rng.u64(10..500) };
         let restart_at_ns = self.now_ns + down_ms * TICK_NS;
@@ -259,15 +294,22 @@ impl<M: StateMachine + Default> Sim<M> {
             self.checks.lock().expect("one thread").disk_lost(index);
             self.stats.disks_lost += 1;
         } else {
-            self.damage(&dir, how, log, events_span);
+            let out_of_order = damage == Some(Damage::OutOfOrder);
+            self.damage(&dir, if out_of_order { Crash::PowerCut } else { how }, log, events_span, out_of_order);
         }
-        // Recovery, as the member will run it when it starts, for the checkers meanwhile.
+        let damage = damage.filter(|&damage| self.corrupt(index, &dir, damage));
+        // Recovery, as the member will run it when it starts, for the checkers meanwhile (not
+        // over a log a disk lied about: the checkers would read what the member may refuse).
         let config = folders::log_config();
+        let readable = !damage.is_some_and(Damage::touches_log);
         let logs = Log::open(&dir.join("log"), config.clone())
             .and_then(|(log, _)| Ok((log, Log::open(&dir.join("events"), config.for_events())?.0)))
-            .ok();
+            .ok()
+            .filter(|_| readable);
         let end = logs.as_ref().map_or(Position::ZERO, |(log, _)| log.position_append());
-        self.nodes[index].life = Life::Down(Box::new(Disk { logs, recovering, restart_at_ns }));
+        // A damaged member counts as one that may have lost its state until it starts.
+        let recovering = recovering || damage.is_some();
+        self.nodes[index].life = Life::Down(Box::new(Disk { logs, recovering, damage, restart_at_ns }));
         self.checks.lock().expect("one thread").unsteady(index);
         self.stats.crashes += 1;
         let lost = if lose_disk { ", its disk lost" } else { "" };
@@ -280,30 +322,95 @@ impl<M: StateMachine + Default> Sim<M> {
 
     /// What the crash did to the files in `dir`: the log's bytes written but not fsynced,
     /// `log` (fsynced, end), and the event log's, `events` (fsynced, end).
-    fn damage(&mut self, dir: &Path, how: Crash, log: (Position, Position), events: (Position, Position)) {
+    fn damage(
+        &mut self,
+        dir: &Path,
+        how: Crash,
+        log: (Position, Position),
+        events: (Position, Position),
+        out_of_order: bool,
+    ) {
         let cut = match how {
             // A write cut short: a partial entry after everything written.
             Crash::Kill => {
                 let partial = self.rng.usize(..2) * 40;
-                PowerCut { durable: log.1, end: log.1, keep: 0, flip: None, torn: &self.garbage(partial) }
+                let torn = self.garbage(partial);
+                PowerCut { durable: log.1, end: log.1, keep: 0, flip: None, torn: &torn, out_of_order: false }
                     .apply(&dir.join("log"))
             }
             Crash::PowerCut => {
-                let keep = if self.rng.bool() { 0 } else { self.rng.u64(..4096) };
-                let flip = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                let keep = if self.rng.bool() && !out_of_order { 0 } else { self.rng.u64(..4096) };
+                let flip = (out_of_order || self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
                 let torn_bytes = self.rng.usize(..100);
                 let torn = self.garbage(torn_bytes);
                 let (durable, end) = log;
                 // The page cache may have written back some of what was never fsynced.
                 let unsynced = events.1.0 - events.0.0;
                 let events_kept = if self.rng.bool() { 0 } else { self.rng.u64(..=unsynced) };
-                PowerCut { durable, end, keep, flip, torn: &torn }.apply(&dir.join("log")).and_then(|()| {
-                    let (durable, end) = events;
-                    PowerCut { durable, end, keep: events_kept, flip: None, torn: &[] }.apply(&dir.join("events"))
-                })
+                PowerCut { durable, end, keep, flip, torn: &torn, out_of_order }.apply(&dir.join("log")).and_then(
+                    |()| {
+                        let (durable, end) = events;
+                        let cut =
+                            PowerCut { durable, end, keep: events_kept, flip: None, torn: &[], out_of_order: false };
+                        cut.apply(&dir.join("events"))
+                    },
+                )
             }
         };
         cut.expect("the simulator damages a member's files");
+    }
+
+    /// A disk that lied flips a bit at rest, as `damage` says, in member `index`'s folder
+    /// `dir`; `false` if there was nothing of that kind to damage (no sealed segment yet, no
+    /// snapshot) or nothing was out of order.
+    fn corrupt(&mut self, index: usize, dir: &Path, damage: Damage) -> bool {
+        let target = match damage {
+            Damage::SealedSegment => {
+                let segments = folders::files(&dir.join("log"), ".log");
+                segments.len().checked_sub(1).map(|sealed| segments[self.rng.usize(..sealed.max(1))].clone())
+            }
+            Damage::Checkpoint => Some(dir.join("log").join("checkpoint")),
+            Damage::VoteFile => Some(dir.join("vote")),
+            Damage::Snapshot => {
+                let snapshots = folders::files(&dir.join("snapshots"), ".ordosnap");
+                (!snapshots.is_empty()).then(|| snapshots[self.rng.usize(..snapshots.len())].clone())
+            }
+            Damage::OutOfOrder => None,
+        };
+        let flipped = match &target {
+            Some(path) if damage != Damage::SealedSegment || folders::files(&dir.join("log"), ".log").len() > 1 => {
+                folders::flip_bit(path, self.rng.u64(..)).expect("the simulator damages a member's files")
+            }
+            _ => damage == Damage::OutOfOrder,
+        };
+        if flipped {
+            self.stats.corruptions += 1;
+            let what =
+                target.as_deref().and_then(Path::file_name).map_or("pages written back out of order".into(), |n| {
+                    format!("a bit flipped in {}", n.to_string_lossy())
+                });
+            self.note(format!("member {}'s disk lied: {what}", index + 1));
+        }
+        flipped
+    }
+
+    /// Member `index` refused to start on its damaged folder with `error`: the refusal must
+    /// name a file in the folder; the operator then moves the folder aside and starts the
+    /// member empty, to catch up from its peers as a member that lost its disk does.
+    fn rebuild(&mut self, index: usize, damage: Damage, error: &str) -> Result<(), SimFailure> {
+        let dir = self.nodes[index].dir.clone();
+        if !error.contains(&*dir.to_string_lossy()) {
+            let message = format!(
+                "member {} refused its damaged folder ({damage:?}) without naming a file in it: {error}",
+                index + 1
+            );
+            return Err(self.fail("damage refused clearly", message));
+        }
+        std::fs::remove_dir_all(&dir).expect("the simulator removes a member's folder");
+        self.checks.lock().expect("one thread").disk_lost(index);
+        self.stats.rebuilds += 1;
+        self.note(format!("member {} refuses to start ({error}); the operator rebuilds it", index + 1));
+        Ok(())
     }
 
     fn garbage(&mut self, length: usize) -> Vec<u8> {
@@ -363,8 +470,21 @@ impl<M: StateMachine + Default> Sim<M> {
                 continue;
             }
             let end = disk.logs.as_ref().map_or(Position::ZERO, |(log, _)| log.position_append());
+            let damage = disk.damage;
             let incarnation = self.stats.crashes;
-            if let Err(error) = self.start(index, incarnation) {
+            let mut started = self.start(index, incarnation);
+            if let (Err(error), Some(damage)) = (&started, damage) {
+                if self.checks.lock().expect("one thread").failure.is_none() {
+                    self.rebuild(index, damage, &error.to_string())?;
+                    started = self.start(index, incarnation);
+                }
+            } else if let (Ok(()), Some(damage)) = (&started, damage)
+                && damage.must_refuse()
+            {
+                let message = format!("member {} started on a damaged folder ({damage:?})", index + 1);
+                return Err(self.fail("damage refused", message));
+            }
+            if let Err(error) = started {
                 let found = self.checks.lock().expect("one thread").failure.take();
                 return Err(found.unwrap_or_else(|| {
                     self.fail("restart", format!("member {} did not restart: {error}", index + 1))

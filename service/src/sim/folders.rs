@@ -82,6 +82,8 @@ pub(crate) struct PowerCut<'a> {
     pub(crate) keep: u64,
     pub(crate) flip: Option<u64>,
     pub(crate) torn: &'a [u8],
+    /// Pages written back out of order: what follows a flipped bit is kept too.
+    pub(crate) out_of_order: bool,
 }
 
 impl PowerCut<'_> {
@@ -94,22 +96,49 @@ impl PowerCut<'_> {
             *byte = 0;
         }
         // Written back in order, what it damaged ends what it wrote: a flipped bit cuts the
-        // write short there. (Damage followed by whole entries, pages written back out of
-        // order, makes recovery refuse the log as corrupt, the documented reaction that asks
-        // an operator to rebuild the member: not injected until the simulator rebuilds.)
+        // write short there. Out of order, whole entries may follow the damage, and recovery
+        // refuses the log as corrupt (the member is then rebuilt).
         let mut keep = keep;
         if let Some(bit) = self.flip.filter(|_| keep > 0) {
             let bit = bit % (keep * 8);
             bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
-            keep = bit / 8 + 1;
-            for byte in &mut bytes[keep as usize..] {
-                *byte = 0;
+            if !self.out_of_order {
+                keep = bit / 8 + 1;
+                for byte in &mut bytes[keep as usize..] {
+                    *byte = 0;
+                }
             }
         }
         let torn_at = keep as usize;
         bytes[torn_at..torn_at + self.torn.len()].copy_from_slice(self.torn);
         write_span(dir, self.durable, &bytes)
     }
+}
+
+/// Flips bit `bit` (modulo the file's bits) of the file at `path`, as a disk that lied would;
+/// `false` if there is no such file or it is empty.
+pub(crate) fn flip_bit(path: &Path, bit: u64) -> std::io::Result<bool> {
+    let Ok(mut bytes) = std::fs::read(path) else { return Ok(false) };
+    if bytes.is_empty() {
+        return Ok(false);
+    }
+    let bit = bit % (bytes.len() as u64 * 8);
+    bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.write_all(&bytes)?;
+    Ok(true)
+}
+
+/// The files in `dir` whose names end with `suffix`, in name order.
+pub(crate) fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .collect();
+    files.sort();
+    files
 }
 
 /// Where `position` lies: its segment file in `dir` and the offset in that file.
@@ -199,7 +228,7 @@ mod tests {
         let (durable, end) = (log.position_durable(), log.position_append());
         drop(log); // a crash
         let torn = [0xAB; 50];
-        PowerCut { durable, end, keep: 3000, flip: None, torn: &torn }.apply(&dir).unwrap();
+        PowerCut { durable, end, keep: 3000, flip: None, torn: &torn, out_of_order: false }.apply(&dir).unwrap();
         let (log, recovery) = ordo_log::Log::open(&dir, log_config()).unwrap();
         assert!(log.position_append() >= durable && log.position_append() < end, "{recovery:?}");
         assert!(recovery.torn_tail.is_some(), "the torn write was cut: {recovery:?}");
@@ -226,7 +255,9 @@ mod tests {
         let end = log.position_append();
         log.sync().unwrap();
         drop(log);
-        PowerCut { durable: base.position, end, keep: 0, flip: None, torn: &[] }.apply(&dir).unwrap();
+        PowerCut { durable: base.position, end, keep: 0, flip: None, torn: &[], out_of_order: false }
+            .apply(&dir)
+            .unwrap();
         let (log, recovery) = ordo_log::Log::open(&dir, config).unwrap();
         assert_eq!((log.position_start(), log.position_append()), (base.position, base.position), "{recovery:?}");
     }

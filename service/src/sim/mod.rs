@@ -26,6 +26,7 @@
 mod clock;
 mod faults;
 mod folders;
+mod forger;
 mod linearizable;
 
 use crate::client::session::ClientSession;
@@ -195,6 +196,8 @@ enum Life<M: StateMachine> {
 struct Disk {
     logs: Option<(Log, Log)>,
     recovering: bool,
+    /// What a disk that lied damaged since it went down, if anything.
+    damage: Option<faults::Damage>,
     restart_at_ns: u64,
 }
 
@@ -202,7 +205,7 @@ impl Disk {
     /// A folder not opened (a member not started yet, or a placeholder while one is taken
     /// apart).
     fn closed(restart_at_ns: u64) -> Box<Disk> {
-        Box::new(Disk { logs: None, recovering: false, restart_at_ns })
+        Box::new(Disk { logs: None, recovering: false, damage: None, restart_at_ns })
     }
 }
 
@@ -223,6 +226,9 @@ struct Node<M: StateMachine> {
     busy_until_ns: u64,
     /// The applied position its state was last checked at.
     checked_at: Option<Position>,
+    /// Frames from the hostile client it took to decode since it started (each must be
+    /// refused, and only those).
+    forged: u64,
 }
 
 impl<M: StateMachine> Node<M> {
@@ -245,9 +251,13 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
-    /// Whether it lost its state and has not caught up yet.
+    /// Whether it lost its state and has not caught up yet (or is down on a folder a disk
+    /// lied about, which it may have to be rebuilt from).
     fn recovering(&self) -> bool {
-        self.disk().is_some_and(|(.., recovering)| recovering)
+        match &self.life {
+            Life::Down(disk) => disk.recovering,
+            Life::Up(_) => self.disk().is_some_and(|(.., recovering)| recovering),
+        }
     }
 
     fn applied_position(&self) -> Position {
@@ -448,6 +458,7 @@ fn run_with<M: StateMachine + Default>(
             paused_until_ns: 0,
             busy_until_ns: 0,
             checked_at: None,
+            forged: 0,
         });
     }
     let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security, config.deliberate_bug)).collect();
@@ -531,6 +542,7 @@ impl<M: StateMachine + Default> Sim<M> {
                 return Err(ReplicaError::Refused);
             }
             Err(crate::disk::OpenError::Storage(error)) => return Err(ReplicaError::Storage(error)),
+            Err(crate::disk::OpenError::Damaged { source, .. }) => return Err(ReplicaError::Storage(source.into())),
         };
         let snapshots = folder.storage.snapshot_folder();
         let config = ReplicaConfig {
@@ -546,7 +558,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let (storage, events) = (folder.storage, folder.events);
         let replica = Replica::new(M::default(), &config, storage, events, snapshots, hooks, None, now, wall)?;
         node.life = Life::Up(Box::new(replica));
-        node.checked_at = None;
+        (node.checked_at, node.forged) = (None, 0);
         Ok(())
     }
 
@@ -586,6 +598,7 @@ impl<M: StateMachine + Default> Sim<M> {
                 self.stats.ticks += 1;
                 if self.now_ns < self.faults_end_ns {
                     self.inject_faults();
+                    self.forge();
                 } else if !faults_stopped {
                     faults_stopped = true;
                     self.stop_faults();
@@ -675,6 +688,9 @@ impl<M: StateMachine + Default> Sim<M> {
     /// A datagram arrives: a client's goes to the client, a member's into its inbox (lost if
     /// it is down).
     fn deliver(&mut self, from: u16, to: u16, bytes: Vec<u8>) -> Result<(), SimFailure> {
+        if to == self.forger_net_id() {
+            return Ok(()); // what members answer the hostile client
+        }
         if to >= self.config.members {
             return self.client_receives((to - self.config.members) as usize, bytes);
         }
@@ -689,7 +705,7 @@ impl<M: StateMachine + Default> Sim<M> {
     /// inbox, then the cycle's end; then the checks on its state.
     fn cycle(&mut self, index: usize) -> Result<(), SimFailure> {
         let (now, wall) = (self.mono_now(index), self.wall_now(index));
-        let members = self.config.members;
+        let (members, forger) = (self.config.members, self.forger_net_id());
         self.checks.lock().expect("one thread").walls[index] = wall;
         let node = &mut self.nodes[index];
         let Life::Up(replica) = &mut node.life else {
@@ -704,12 +720,14 @@ impl<M: StateMachine + Default> Sim<M> {
         for (from, mut bytes) in node.inbox.drain(..) {
             let frame = match node.codec.decode(&mut bytes) {
                 Ok(frame) => frame,
+                Err(_) if from == forger => continue, // no frame: dropped, as a member drops it
                 Err(error) => {
                     let who = if from < members { format!("member {}", from + 1) } else { "a client".to_string() };
                     undecodable = Some(format!("a frame from {who} to member {} did not decode: {error}", index + 1));
                     break;
                 }
             };
+            node.forged += u64::from(from == forger);
             result = replica.on_frame(now, from, frame);
             if result.is_err() {
                 break;
@@ -745,7 +763,7 @@ impl<M: StateMachine + Default> Sim<M> {
         }
         let node = &mut self.nodes[index];
         let Life::Up(replica) = &node.life else { return Ok(()) };
-        if replica.frames_refused() > 0 {
+        if replica.frames_refused() > node.forged {
             let message = format!("member {} refused a frame it should take", index + 1);
             return Err(checks.fail("codec", message));
         }
@@ -932,7 +950,9 @@ impl<M: StateMachine + Default> Sim<M> {
             .filter_map(|n| n.disk().map(|(log, events, recovering)| (n.id, log, events, recovering)))
             .collect();
         let holders: Vec<_> = disks.iter().filter(|d| d.1.checksum_before(position) == Some(checksum)).collect();
-        let recovering = disks.iter().filter(|d| d.3).count();
+        // Members that lost their disk, and those down on a log a disk lied about (not read).
+        let unread = |n: &&Node<M>| matches!(&n.life, Life::Down(disk) if disk.logs.is_none() && disk.damage.is_some());
+        let recovering = disks.iter().filter(|d| d.3).count() + self.nodes.iter().filter(unread).count();
         if holders.len() + recovering < self.nodes.len() / 2 + 1 {
             let message = format!(
                 "only {} members hold the committed prefix up to {position} ({recovering} lost their disk)",
@@ -1486,7 +1506,7 @@ mod tests {
     /// Each defect the simulator can switch back on, the cluster size it harms, and the
     /// checker that must report it within 2,000 seeds (a late vote counted with pre-votes
     /// harms only five members: with three, the two votes it takes are a majority).
-    const FOUND_BY: [(DeliberateBug, u16, &str); 11] = [
+    const FOUND_BY: [(DeliberateBug, u16, &str); 12] = [
         (DeliberateBug::CommitOlderTermByCount, 3, "a leader commits only its own term's entries"),
         (DeliberateBug::VoteWithoutLogCheck, 3, "committed never lost"),
         (DeliberateBug::CommitWithoutMajority, 3, "committed never lost"),
@@ -1498,6 +1518,7 @@ mod tests {
         (DeliberateBug::SnapshotBelowCommit, 5, "never truncate committed"),
         (DeliberateBug::RefusalTermIgnored, 3, "liveness"),
         (DeliberateBug::ReplyMatchedBySequence, 3, "linearizable"),
+        (DeliberateBug::ClientFramesAdmitted, 3, "committed never lost"),
     ];
 
     fn is_found(bug: DeliberateBug) {
@@ -1512,6 +1533,11 @@ mod tests {
     #[test]
     fn a_reply_matched_by_sequence_alone_is_found() {
         is_found(DeliberateBug::ReplyMatchedBySequence);
+    }
+
+    #[test]
+    fn members_frames_taken_under_a_client_key_are_found() {
+        is_found(DeliberateBug::ClientFramesAdmitted);
     }
 
     #[test]
