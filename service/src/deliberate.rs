@@ -35,11 +35,18 @@ pub enum DeliberateBug {
     /// A member takes members' frames under a client key (#10: any client could act as a
     /// member, forging votes and appends).
     ClientFramesAdmitted,
+    /// A reply is sent however long it is, as if a response frame held any (#1: its send
+    /// fails; that stopped the member, and the next leader too, answering the retry).
+    ReplyLimitUnchecked,
+    /// The applied position after an entry ending 32 bytes short of a segment's end is that
+    /// end, not where the log puts the next entry (#7: a snapshot there did not match the
+    /// log, and the member refused to restart).
+    AppliedUnnormalised,
 }
 
 impl DeliberateBug {
     /// Every defect the simulator can switch back on.
-    pub const EVERY: [DeliberateBug; 12] = [
+    pub const EVERY: [DeliberateBug; 14] = [
         DeliberateBug::CommitOlderTermByCount,
         DeliberateBug::VoteWithoutLogCheck,
         DeliberateBug::CommitWithoutMajority,
@@ -52,6 +59,8 @@ impl DeliberateBug {
         DeliberateBug::RefusalTermIgnored,
         DeliberateBug::ReplyMatchedBySequence,
         DeliberateBug::ClientFramesAdmitted,
+        DeliberateBug::ReplyLimitUnchecked,
+        DeliberateBug::AppliedUnnormalised,
     ];
 
     /// Its name for `ordo-sim --deliberate-bug`.
@@ -69,6 +78,8 @@ impl DeliberateBug {
             DeliberateBug::RefusalTermIgnored => "refusal-term-ignored",
             DeliberateBug::ReplyMatchedBySequence => "reply-matched-by-sequence",
             DeliberateBug::ClientFramesAdmitted => "client-frames-admitted",
+            DeliberateBug::ReplyLimitUnchecked => "reply-limit-unchecked",
+            DeliberateBug::AppliedUnnormalised => "applied-unnormalised",
         }
     }
 

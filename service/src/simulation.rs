@@ -264,6 +264,8 @@ pub struct SimStats {
     pub corruptions: u64,
     /// Of those, members that refused to start and were rebuilt by the operator.
     pub rebuilds: u64,
+    /// Commands answered "reply too large" (applied; their reply over a response frame).
+    pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.
     pub forgeries: u64,
     /// Histories whose linearizability search went past its bound (neither passed nor failed).

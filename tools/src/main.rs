@@ -156,7 +156,7 @@ enum Command {
         #[arg(long, default_value = "ledger")]
         app: String,
         /// `all`, `none`, or a comma-separated list of fault classes: crash, outage,
-        /// disk-loss, partition, network, delay, clock, pause, stall.
+        /// disk-loss, partition, network, delay, clock, pause, stall, corruption, hostile.
         #[arg(long, default_value = "all")]
         faults: String,
         #[arg(long)]

@@ -179,6 +179,11 @@ impl<M: StateMachine> Container<M> {
         self.sessions.contains_key(&session)
     }
 
+    /// The defect the simulator's tests switched on, if any.
+    pub(crate) fn deliberate_bug(&self) -> Option<DeliberateBug> {
+        self.deliberate_bug
+    }
+
     /// The nonce of the client that opened `session`.
     pub fn session_nonce(&self, session: SessionId) -> Option<u64> {
         self.sessions.get(&session).map(|s| s.client_nonce)

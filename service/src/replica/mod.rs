@@ -723,7 +723,11 @@ fn start_service<M: StateMachine, S: Storage, A: Address>(
         control: control_receiver,
         notices: notice_sender,
         session_timeout_ns: config.session_timeout_ns,
-        reply_bytes_max: config.reply_bytes_max,
+        reply_bytes_max: if hooks.deliberate_bug == Some(crate::deliberate::DeliberateBug::ReplyLimitUnchecked) {
+            crate::replica::records::REPLY_BYTES_MAX
+        } else {
+            config.reply_bytes_max
+        },
         check_every_snapshot: hooks.check_every_snapshot,
         output_hook: hooks.outputs,
         deliberate_bug: hooks.deliberate_bug,

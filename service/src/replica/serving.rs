@@ -92,7 +92,9 @@ pub fn apply_committed_up_to<M: StateMachine>(
             break;
         }
         let entry = decode_entry(bytes, start).map_err(|_| start)?;
-        container.apply(&entry, log.entry_start(entry.next_position()), out);
+        let unnormalised = container.deliberate_bug() == Some(crate::deliberate::DeliberateBug::AppliedUnnormalised);
+        let next = if unnormalised { entry.next_position() } else { log.entry_start(entry.next_position()) };
+        container.apply(&entry, next, out);
         applied += 1;
     }
     Ok(applied)

@@ -39,6 +39,8 @@ pub(super) struct Rates {
     duplicate: f64,
     reorder: f64,
     hold: f64,
+    /// How much the log grows between the leader's snapshot requests: often, or seldom.
+    pub(super) snapshot_interval_bytes: u64,
 }
 
 impl Rates {
@@ -58,6 +60,7 @@ impl Rates {
             duplicate: rng.f64() * 0.04,
             reorder: rng.f64() * 0.1,
             hold: rng.f64() * 0.02,
+            snapshot_interval_bytes: [4096, 8192, 16_384, 32_768][rng.usize(..4)],
         }
     }
 
@@ -271,8 +274,8 @@ impl<M: StateMachine + Default> Sim<M> {
         let members = self.config.members as usize;
         let room = recovering + 1 < members - members / 2;
         let lose_disk = self.config.faults.has(Fault::DiskLoss) && room && self.rng.u32(..5) == 0;
-        let corrupt = self.config.faults.has(Fault::Corruption) && room && !lose_disk && self.rng.u32(..6) == 0;
-        let damage = corrupt.then(|| Damage::EVERY[self.rng.usize(..Damage::EVERY.len())]);
+        let corrupt = self.config.faults.has(Fault::Corruption) && room && !lose_disk && self.rng_lies.u32(..6) == 0;
+        let damage = corrupt.then(|| Damage::EVERY[self.rng_lies.usize(..Damage::EVERY.len())]);
         // Down a moment, or (one in four) long enough to fall behind the leader's log.
         let down_ms = if self.rng.u32(..4) == 0 { self.rng.u64(500..1500) } else { self.rng.u64(10..500) };
         let restart_at_ns = self.now_ns + down_ms * TICK_NS;
@@ -367,28 +370,32 @@ impl<M: StateMachine + Default> Sim<M> {
         let target = match damage {
             Damage::SealedSegment => {
                 let segments = folders::files(&dir.join("log"), ".log");
-                segments.len().checked_sub(1).map(|sealed| segments[self.rng.usize(..sealed.max(1))].clone())
+                segments.len().checked_sub(1).map(|sealed| segments[self.rng_lies.usize(..sealed.max(1))].clone())
             }
             Damage::Checkpoint => Some(dir.join("log").join("checkpoint")),
             Damage::VoteFile => Some(dir.join("vote")),
             Damage::Snapshot => {
                 let snapshots = folders::files(&dir.join("snapshots"), ".ordosnap");
-                (!snapshots.is_empty()).then(|| snapshots[self.rng.usize(..snapshots.len())].clone())
+                (!snapshots.is_empty()).then(|| snapshots[self.rng_lies.usize(..snapshots.len())].clone())
             }
             Damage::OutOfOrder => None,
         };
-        let flipped = match &target {
+        let offset = match &target {
             Some(path) if damage != Damage::SealedSegment || folders::files(&dir.join("log"), ".log").len() > 1 => {
-                folders::flip_bit(path, self.rng.u64(..)).expect("the simulator damages a member's files")
+                folders::flip_bit(path, self.rng_lies.u64(..)).expect("the simulator damages a member's files")
             }
-            _ => damage == Damage::OutOfOrder,
+            _ => None,
         };
+        let flipped = offset.is_some() || damage == Damage::OutOfOrder;
         if flipped {
             self.stats.corruptions += 1;
-            let what =
-                target.as_deref().and_then(Path::file_name).map_or("pages written back out of order".into(), |n| {
-                    format!("a bit flipped in {}", n.to_string_lossy())
-                });
+            let what = match (&target, offset) {
+                (Some(path), Some(offset)) => {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    format!("a bit flipped in {name} at byte {offset}")
+                }
+                _ => "pages written back out of order".to_string(),
+            };
             self.note(format!("member {}'s disk lied: {what}", index + 1));
         }
         flipped

@@ -115,18 +115,18 @@ impl PowerCut<'_> {
     }
 }
 
-/// Flips bit `bit` (modulo the file's bits) of the file at `path`, as a disk that lied would;
-/// `false` if there is no such file or it is empty.
-pub(crate) fn flip_bit(path: &Path, bit: u64) -> std::io::Result<bool> {
-    let Ok(mut bytes) = std::fs::read(path) else { return Ok(false) };
+/// Flips bit `bit` (modulo the file's bits) of the file at `path`, as a disk that lied would:
+/// the byte's offset in the file, or `None` if there is no such file or it is empty.
+pub(crate) fn flip_bit(path: &Path, bit: u64) -> std::io::Result<Option<u64>> {
+    let Ok(mut bytes) = std::fs::read(path) else { return Ok(None) };
     if bytes.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let bit = bit % (bytes.len() as u64 * 8);
     bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
     let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.write_all(&bytes)?;
-    Ok(true)
+    Ok(Some(bit / 8))
 }
 
 /// The files in `dir` whose names end with `suffix`, in name order.
@@ -187,21 +187,27 @@ fn write_span(dir: &Path, from: Position, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The bytes of `[from, to)` of a log (which must hold them), across its segments.
-pub(crate) fn bytes_between(log: &dyn ordo_core::LogSource, from: Position, to: Position) -> Vec<u8> {
+/// What the entries of `[from, to)` of a log hold (`from` an entry's start): each entry's
+/// header and payload, across segments. Not the alignment after a payload nor a padding
+/// entry's body: they carry no data and no checksum, so a bit a disk flips there changes
+/// nothing a member reads, sends or applies. Bytes that are no entry are taken whole, to
+/// differ from any entry.
+pub(crate) fn entries_between(log: &dyn ordo_core::LogSource, from: Position, to: Position) -> Vec<u8> {
     let mut bytes = Vec::with_capacity((to.0 - from.0) as usize);
     let mut position = from;
     while position < to {
         let Some((start, chunk)) = log.read_log(position) else { break };
-        if start > position {
-            bytes.resize(bytes.len() + (start.0 - position.0) as usize, 0); // a segment's padding
-        }
-        let take = chunk.len().min((to.0 - start.0) as usize);
-        bytes.extend_from_slice(&chunk[..take]);
-        position = Position(start.0 + take as u64);
-        if take == 0 {
+        let chunk = &chunk[..chunk.len().min((to.0 - start.0) as usize)];
+        let Ok(entry) = ordo_core::entry::decode_entry(chunk, start) else {
+            bytes.extend_from_slice(chunk);
             break;
-        }
+        };
+        let kept = match entry.kind() {
+            ordo_core::EntryKind::Padding => ordo_core::HEADER_BYTES,
+            _ => entry.header.length_bytes() as usize,
+        };
+        bytes.extend_from_slice(&chunk[..kept.min(chunk.len())]);
+        position = entry.next_position();
     }
     bytes
 }

@@ -20,24 +20,24 @@ impl<M: StateMachine + Default> Sim<M> {
     /// Now and then (while faults last) the hostile client sends one forged frame, or bytes
     /// that are no frame, to a member.
     pub(super) fn forge(&mut self) {
-        if !self.config.faults.has(Fault::Hostile) || self.rng.u32(..20) != 0 {
+        if !self.config.faults.has(Fault::Hostile) || self.rng_hostile.u32(..20) != 0 {
             return;
         }
         let members = self.config.members;
-        let to = self.rng.u16(..members);
-        let claimed = MemberId(self.rng.u16(1..=members));
+        let to = self.rng_hostile.u16(..members);
+        let claimed = MemberId(self.rng_hostile.u16(1..=members));
         let term_now = self.nodes.iter().filter_map(|n| Some(n.replica()?.consensus().term())).max();
-        let term = Term(term_now.unwrap_or_default().0 + self.rng.u64(0..=2));
-        let position = Position(self.rng.u64(..1 << 20) / 32 * 32);
-        let junk: Vec<u8> = (0..self.rng.usize(..600)).map(|_| self.rng.u8(..)).collect();
-        let body = match self.rng.u32(..8) {
+        let term = Term(term_now.unwrap_or_default().0 + self.rng_hostile.u64(0..=2));
+        let position = Position(self.rng_hostile.u64(..1 << 20) / 32 * 32);
+        let junk: Vec<u8> = (0..self.rng_hostile.usize(..600)).map(|_| self.rng_hostile.u8(..)).collect();
+        let body = match self.rng_hostile.u32(..8) {
             0 => Body::Heartbeat { position_commit: position, position_append: position },
-            1 => Body::VoteRequest { pre_vote: self.rng.bool(), last_term: term, last_position: position },
-            2 => Body::VoteResponse { pre_vote: self.rng.bool(), granted: true },
+            1 => Body::VoteRequest { pre_vote: self.rng_hostile.bool(), last_term: term, last_position: position },
+            2 => Body::VoteResponse { pre_vote: self.rng_hostile.bool(), granted: true },
             3 => Body::Append {
                 from_position: position,
                 commit_position: position,
-                checksum_prev: self.rng.u32(..),
+                checksum_prev: self.rng_hostile.u32(..),
                 fragment_offset: 0,
                 bytes: &junk,
             },
@@ -51,8 +51,7 @@ impl<M: StateMachine + Default> Sim<M> {
             6 => Body::Nak { position },
             _ => {
                 // Bytes that are no frame at all.
-                self.net.send(self.forger_net_id(), to, &junk);
-                self.stats.forgeries += 1;
+                self.arrive(to, junk);
                 return;
             }
         };
@@ -61,7 +60,18 @@ impl<M: StateMachine + Default> Sim<M> {
         let mut codec = FrameCodec::new(ClusterId(1), claimed, security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
         let mut buffer = vec![0u8; MTU_BYTES];
         let Ok(length) = codec.encode(&mut buffer, term, &body) else { return };
-        self.net.send(self.forger_net_id(), to, &buffer[..length]);
+        buffer.truncate(length);
+        self.arrive(to, buffer);
+    }
+
+    /// The hostile client's datagram reaches member `to` at once (it sits on the members'
+    /// network): through no network dice, so switching it on leaves the network's draws, and
+    /// every other class's history, as they were.
+    fn arrive(&mut self, to: u16, bytes: Vec<u8>) {
+        let node = &mut self.nodes[to as usize];
+        if node.replica().is_some() && node.inbox.len() < super::INBOX_DATAGRAMS_MAX {
+            node.inbox.push((self.config.members + self.clients.len() as u16, bytes));
+        }
         self.stats.forgeries += 1;
     }
 }

@@ -75,7 +75,6 @@ const CLIENT_RETRY_NS: u64 = 30 * TICK_NS;
 const SESSION_TIMEOUT_NS: u64 = 500 * TICK_NS;
 /// The leader asks for a snapshot each time the log grows this much; two are kept and the
 /// log below the older is deleted, so a member down a while is sent a snapshot.
-const SNAPSHOT_INTERVAL_BYTES: u64 = 32 * 1024;
 /// The linearizability search's bound of steps (a few per command when the history is
 /// clean: it is reached only by a history that makes the search back off a lot).
 const LINEARIZABLE_STEPS_MAX: u64 = 2_000_000;
@@ -90,6 +89,10 @@ pub struct Tally {
     rolling: u64,
     timers_fired: u64,
 }
+
+/// A `Tally` command longer than this is answered its count and the command twice over: more
+/// than a response frame holds.
+const TALLY_REPLY_LONG_AFTER_BYTES: usize = 700;
 
 /// The longest command the `Tally` workload sends: what a client request frame holds, less
 /// a margin (a test checks it fits under either codec).
@@ -132,7 +135,16 @@ impl StateMachine for Tally {
         bytes[..8].copy_from_slice(&self.rolling.to_le_bytes());
         bytes[8..].copy_from_slice(&id.to_le_bytes());
         self.rolling = ordo_core::checksum::crc64(&bytes);
-        ctx.reply(&self.count.to_le_bytes());
+        // The count; and for a long command, a reply longer than a response frame holds
+        // (answered "reply too large", the same on every member).
+        if command.len() > TALLY_REPLY_LONG_AFTER_BYTES {
+            let mut reply = self.count.to_le_bytes().to_vec();
+            reply.extend_from_slice(command);
+            reply.extend_from_slice(command);
+            ctx.reply(&reply);
+        } else {
+            ctx.reply(&self.count.to_le_bytes());
+        }
         // Events: one for most commands, two for some, none for others.
         for k in 0..self.rolling % 3 {
             ctx.emit(&(self.count * 4 + k).to_le_bytes());
@@ -323,6 +335,10 @@ struct Sim<M: StateMachine> {
     command: fn(u64, u64) -> Vec<u8>,
     config: SimConfig,
     rng: fastrand::Rng,
+    /// The draws of the fault classes added last (disks that lie, the hostile client), apart
+    /// from `rng`: switching one on or off leaves every other class's draws as they were.
+    rng_lies: fastrand::Rng,
+    rng_hostile: fastrand::Rng,
     net: SimNet,
     nodes: Vec<Node<M>>,
     clients: Vec<Client>,
@@ -467,6 +483,8 @@ fn run_with<M: StateMachine + Default>(
         clients,
         net: SimNet::new(rng.u64(..), rates.network(&config)),
         rng: fastrand::Rng::with_seed(rng.u64(..)),
+        rng_lies: fastrand::Rng::with_seed(config.seed ^ 0x6C69_6573_6C69_6573),
+        rng_hostile: fastrand::Rng::with_seed(config.seed ^ 0x686F_7374_696C_6521),
         nodes,
         now_ns: 0,
         stats: SimStats::default(),
@@ -550,7 +568,7 @@ impl<M: StateMachine + Default> Sim<M> {
             peers: (1..=self.config.members).filter(|&m| m != node.id.0).map(|m| (MemberId(m), m - 1)).collect(),
             app: "sim".to_string(),
             session_timeout_ns: SESSION_TIMEOUT_NS,
-            snapshot_interval_bytes: Some(SNAPSHOT_INTERVAL_BYTES),
+            snapshot_interval_bytes: Some(self.rates.snapshot_interval_bytes),
             reply_bytes_max: node.codec.capacity_bytes(FrameType::ClientResponse),
         };
         let hooks = hooks(&self.checks, index, &self.config);
@@ -763,6 +781,17 @@ impl<M: StateMachine + Default> Sim<M> {
         }
         let node = &mut self.nodes[index];
         let Life::Up(replica) = &node.life else { return Ok(()) };
+        // What a member records as applied (and puts in its snapshots) is where the log puts
+        // the next entry: not the last bytes of a segment, where none starts.
+        let applied = replica.applied_position();
+        if replica.storage().log.entry_start(applied) != applied {
+            let message = format!("member {} recorded {applied} as applied, where no entry starts", index + 1);
+            return Err(checks.fail("applied at an entry boundary", message));
+        }
+        if replica.client_sends_failed() > 0 {
+            let message = format!("member {} could not send a client what it was owed", index + 1);
+            return Err(checks.fail("replies reach clients", message));
+        }
         if replica.frames_refused() > node.forged {
             let message = format!("member {} refused a frame it should take", index + 1);
             return Err(checks.fail("codec", message));
@@ -967,7 +996,7 @@ impl<M: StateMachine + Default> Sim<M> {
             if from >= to {
                 continue;
             }
-            let (bytes_a, bytes_b) = (folders::bytes_between(a, from, to), folders::bytes_between(b, from, to));
+            let (bytes_a, bytes_b) = (folders::entries_between(a, from, to), folders::entries_between(b, from, to));
             if bytes_a != bytes_b {
                 let first = bytes_a.iter().zip(&bytes_b).position(|(x, y)| x != y).unwrap_or(bytes_a.len());
                 let message = format!(
@@ -986,7 +1015,7 @@ impl<M: StateMachine + Default> Sim<M> {
         for pair in holders.windows(2) {
             let (a, b) = (pair[0].1, pair[1].1);
             let from = a.log_start().max(b.log_start()).min(position);
-            if folders::bytes_between(a, from, position) != folders::bytes_between(b, from, position) {
+            if folders::entries_between(a, from, position) != folders::entries_between(b, from, position) {
                 let message =
                     format!("members {} and {} agree at {position} but differ below", pair[0].0.0, pair[1].0.0);
                 return Err(checks.fail("log matching", message));
@@ -1453,6 +1482,9 @@ impl<M: StateMachine + Default> Sim<M> {
             } else {
                 self.stats.outcomes_unknown += 1;
             }
+            if let crate::client::ReplyStatus::ReplyTooLarge { .. } = reply.status {
+                self.stats.replies_too_large += 1;
+            }
         }
         Ok(())
     }
@@ -1506,7 +1538,7 @@ mod tests {
     /// Each defect the simulator can switch back on, the cluster size it harms, and the
     /// checker that must report it within 2,000 seeds (a late vote counted with pre-votes
     /// harms only five members: with three, the two votes it takes are a majority).
-    const FOUND_BY: [(DeliberateBug, u16, &str); 12] = [
+    const FOUND_BY: [(DeliberateBug, u16, &str); 14] = [
         (DeliberateBug::CommitOlderTermByCount, 3, "a leader commits only its own term's entries"),
         (DeliberateBug::VoteWithoutLogCheck, 3, "committed never lost"),
         (DeliberateBug::CommitWithoutMajority, 3, "committed never lost"),
@@ -1518,7 +1550,9 @@ mod tests {
         (DeliberateBug::SnapshotBelowCommit, 5, "never truncate committed"),
         (DeliberateBug::RefusalTermIgnored, 3, "liveness"),
         (DeliberateBug::ReplyMatchedBySequence, 3, "linearizable"),
-        (DeliberateBug::ClientFramesAdmitted, 3, "committed never lost"),
+        (DeliberateBug::ClientFramesAdmitted, 3, "a leader has a majority's votes"),
+        (DeliberateBug::ReplyLimitUnchecked, 3, "replies reach clients"),
+        (DeliberateBug::AppliedUnnormalised, 3, "applied at an entry boundary"),
     ];
 
     fn is_found(bug: DeliberateBug) {
@@ -1538,6 +1572,16 @@ mod tests {
     #[test]
     fn members_frames_taken_under_a_client_key_are_found() {
         is_found(DeliberateBug::ClientFramesAdmitted);
+    }
+
+    #[test]
+    fn a_reply_sent_over_the_frame_is_found() {
+        is_found(DeliberateBug::ReplyLimitUnchecked);
+    }
+
+    #[test]
+    fn an_applied_position_in_a_segments_last_bytes_is_found() {
+        is_found(DeliberateBug::AppliedUnnormalised);
     }
 
     #[test]
