@@ -110,6 +110,10 @@ pub use client::MemberStatus;
 #[doc(hidden)]
 pub mod machinery {
     pub use crate::disk::{replay, snapshots};
+    /// Seeding a member's folder from a snapshot (`ordo snapshot restore`).
+    pub mod disk {
+        pub use crate::disk::restore_snapshot;
+    }
     pub use crate::replica::{consensus, snapshot};
     pub use crate::run::{counters, member, node, runtime};
     /// The simulator, as `ordo sim` runs it.

@@ -264,6 +264,9 @@ pub struct SimStats {
     pub corruptions: u64,
     /// Of those, members that refused to start and were rebuilt by the operator.
     pub rebuilds: u64,
+    /// Of those, members the operator seeded from a running member's newest snapshot (the
+    /// others start empty).
+    pub reseeds: u64,
     /// Commands answered "reply too large" (applied; their reply over a response frame).
     pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.

@@ -424,7 +424,7 @@ pub fn events_tail(
 /// depend on it) and stored; the member starts from it: its log begins at the snapshot's
 /// position, its state is the snapshot's.
 pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
-    use ordo_service::machinery::{snapshot::Snapshot, snapshots::SnapshotStore};
+    use ordo_service::machinery::snapshot::Snapshot;
     let node = member_config(dir)?;
     let bytes = std::fs::read(from).map_err(|e| Failure(format!("cannot read {}: {e}", from.display())))?;
     let snapshot = Snapshot::from_bytes(bytes, &from.display().to_string())?;
@@ -445,12 +445,9 @@ pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
             dir.display()
         )));
     }
-    let mut rewritten = Vec::new();
-    Snapshot::encode(node.cluster_id(), &info.base, &info.events, &info.app, snapshot.body(), &mut rewritten);
-    let store = SnapshotStore::open(&node.data_dir.join("snapshots"), node.cluster_id())?;
-    let path = store.write_bytes(info.position(), &rewritten)?;
-    store.read(&path)?; // reads back whole
-    let lost_state = store_restored_vote(&node, info.base.term).map_err(|e| Failure(e.to_string()))?;
+    let (path, lost_state) =
+        ordo_service::machinery::disk::restore_snapshot(&node.data_dir, node.cluster_id(), &snapshot)
+            .map_err(|e| Failure(e.to_string()))?;
     let votes = if lost_state {
         "it catches up from the running members before it votes (its folder was not a new cluster's)"
     } else {
@@ -464,21 +461,4 @@ pub fn snapshot_restore(from: &Path, dir: &Path) -> Result<(), Failure> {
         info.state_hash
     );
     Ok(())
-}
-
-/// The vote file of a member restored from a snapshot of term `term`: its terms go on from
-/// the snapshot's (or a higher term it already held). A member restored into a folder that
-/// was not a new cluster's (no vote file, or marked recovering) lost its state: it is marked
-/// recovering first, so it does not vote on a log missing what it may have acknowledged.
-/// Returns whether it is.
-fn store_restored_vote(node: &ordo_core::NodeConfig, term: ordo_core::Term) -> Result<bool, ordo_log::LogError> {
-    let votes = ordo_log::VoteStore::new(&node.data_dir, node.cluster_id());
-    let existing = votes.load_stored()?;
-    let lost_state = existing.is_none() || votes.is_recovering()?;
-    if lost_state {
-        votes.mark_recovering()?;
-    }
-    let vote = existing.filter(|v| v.term >= term).unwrap_or(ordo_log::Vote { term, voted_for: None });
-    votes.store(&vote)?;
-    Ok(lost_state)
 }

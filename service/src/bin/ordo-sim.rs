@@ -38,7 +38,7 @@ fn main() {
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut undecided = 0u64;
-    let mut faults_seen = [0u64; 7];
+    let mut faults_seen = [0u64; 8];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
@@ -55,6 +55,7 @@ fn main() {
                     stats.clock_steps,
                     stats.corruptions,
                     stats.rebuilds,
+                    stats.reseeds,
                 ];
                 for (total, count) in faults_seen.iter_mut().zip(seen) {
                     *total += count;
@@ -77,9 +78,9 @@ fn main() {
             ticks as f64 / seconds,
             commits as f64 / seconds
         );
-        let [crashes, outages, partitions, pauses, steps, corruptions, rebuilds] = faults_seen;
+        let [crashes, outages, partitions, pauses, steps, corruptions, rebuilds, reseeds] = faults_seen;
         println!(
-            "faults injected in the seeds that passed: {crashes} crashes, {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps, {corruptions} disks that lied ({rebuilds} members refused to start and were rebuilt)"
+            "faults injected in the seeds that passed: {crashes} crashes, {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps, {corruptions} disks that lied ({rebuilds} members refused to start and were rebuilt, {reseeds} of them from a peer's snapshot)"
         );
     }
     if failures > 0 {

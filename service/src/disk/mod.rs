@@ -102,6 +102,34 @@ pub fn open_folder(
     Ok(Folder { storage, events, opened: Opened { recovery, snapshot, rejected: loaded.rejected, log_reset } })
 }
 
+/// Seeds the member folder `dir` (with no log yet) from `snapshot`, as `ordo snapshot
+/// restore` does: the snapshot is taken into cluster `cluster_id` (the state does not
+/// depend on it), stored and read back whole, and the vote file goes on from the snapshot's
+/// term (or a higher one the folder held). A folder that was not a new cluster's (no vote
+/// file, or marked recovering) lost its state: it is marked recovering first, so the member
+/// catches up before it votes. Returns the snapshot's file and whether it is recovering.
+pub fn restore_snapshot(
+    dir: &std::path::Path,
+    cluster_id: ordo_core::ClusterId,
+    snapshot: &Snapshot,
+) -> Result<(std::path::PathBuf, bool), StorageError> {
+    let info = &snapshot.info;
+    let mut rewritten = Vec::new();
+    Snapshot::encode(cluster_id, &info.base, &info.events, &info.app, snapshot.body(), &mut rewritten);
+    let store = SnapshotStore::open(&dir.join("snapshots"), cluster_id)?;
+    let path = store.write_bytes(info.position(), &rewritten)?;
+    store.read(&path)?; // reads back whole
+    let votes = VoteStore::new(dir, cluster_id);
+    let existing = votes.load_stored()?;
+    let lost_state = existing.is_none() || votes.is_recovering()?;
+    if lost_state {
+        votes.mark_recovering()?;
+    }
+    let vote = existing.filter(|v| v.term >= info.base.term).unwrap_or(Vote { term: info.base.term, voted_for: None });
+    votes.store(&vote)?;
+    Ok((path, lost_state))
+}
+
 /// A member's storage on disk as consensus writes it: the mapped log, the vote file and the
 /// snapshot folder (the service agent writes the snapshots it takes; the ones installed
 /// from the leader are written here).

@@ -416,8 +416,30 @@ impl<M: StateMachine + Default> Sim<M> {
         std::fs::remove_dir_all(&dir).expect("the simulator removes a member's folder");
         self.checks.lock().expect("one thread").disk_lost(index);
         self.stats.rebuilds += 1;
-        self.note(format!("member {} refuses to start ({error}); the operator rebuilds it", index + 1));
+        let seeded = if self.rng_lies.bool() { self.seed_from_a_peer(index) } else { None };
+        let how = seeded.map_or("empty".to_string(), |peer| format!("from member {peer}'s newest snapshot"));
+        self.note(format!("member {} refuses to start ({error}); the operator rebuilds it {how}", index + 1));
         Ok(())
+    }
+
+    /// Seeds member `index`'s emptied folder with the newest snapshot of a running member, as
+    /// an operator does with `ordo snapshot restore` (the same function): the member then
+    /// starts from it, recovering. Returns the peer, if one had a snapshot.
+    fn seed_from_a_peer(&mut self, index: usize) -> Option<usize> {
+        let peers: Vec<usize> =
+            (0..self.nodes.len()).filter(|&p| p != index && self.nodes[p].replica().is_some()).collect();
+        let peer = *peers.get(self.rng_lies.usize(..peers.len().max(1)))?;
+        let newest = folders::files(&self.nodes[peer].dir.join("snapshots"), ".ordosnap").pop()?;
+        let bytes = std::fs::read(&newest).ok()?; // a snapshot file is whole once it is there
+        let snapshot = crate::replica::snapshot::Snapshot::from_bytes(bytes, &newest.display().to_string())
+            .expect("a running member's snapshot reads back");
+        let dir = &self.nodes[index].dir;
+        std::fs::create_dir_all(dir).expect("the simulator makes a member's folder");
+        let (_, recovering) = crate::disk::restore_snapshot(dir, ordo_core::ClusterId(1), &snapshot)
+            .expect("a snapshot restores into an empty folder");
+        debug_assert!(recovering, "a member seeded into a folder it lost recovers first");
+        self.stats.reseeds += 1;
+        Some(peer + 1)
     }
 
     fn garbage(&mut self, length: usize) -> Vec<u8> {

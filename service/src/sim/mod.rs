@@ -1536,30 +1536,32 @@ mod tests {
     }
 
     /// Each defect the simulator can switch back on, the cluster size it harms, and the
-    /// checker that must report it within 2,000 seeds (a late vote counted with pre-votes
+    /// checkers that may report it within 2,000 seeds (a late vote counted with pre-votes
     /// harms only five members: with three, the two votes it takes are a majority).
-    const FOUND_BY: [(DeliberateBug, u16, &str); 14] = [
-        (DeliberateBug::CommitOlderTermByCount, 3, "a leader commits only its own term's entries"),
-        (DeliberateBug::VoteWithoutLogCheck, 3, "committed never lost"),
-        (DeliberateBug::CommitWithoutMajority, 3, "committed never lost"),
-        (DeliberateBug::RecoveringVotes, 3, "committed never lost"),
-        (DeliberateBug::ClockIsUptime, 3, "cluster time follows the leader's clock"),
-        (DeliberateBug::ResendAfterExpiry, 3, "exactly once"),
-        (DeliberateBug::CloseIgnoresActivity, 3, "sessions close only when idle"),
-        (DeliberateBug::LateVoteCounted, 5, "a leader has a majority's votes"),
-        (DeliberateBug::SnapshotBelowCommit, 5, "never truncate committed"),
-        (DeliberateBug::RefusalTermIgnored, 3, "liveness"),
-        (DeliberateBug::ReplyMatchedBySequence, 3, "linearizable"),
-        (DeliberateBug::ClientFramesAdmitted, 3, "a leader has a majority's votes"),
-        (DeliberateBug::ReplyLimitUnchecked, 3, "replies reach clients"),
-        (DeliberateBug::AppliedUnnormalised, 3, "applied at an entry boundary"),
+    const FOUND_BY: [(DeliberateBug, u16, &[&str]); 14] = [
+        (DeliberateBug::CommitOlderTermByCount, 3, &["a leader commits only its own term's entries"]),
+        (DeliberateBug::VoteWithoutLogCheck, 3, &["committed never lost"]),
+        (DeliberateBug::CommitWithoutMajority, 3, &["committed never lost"]),
+        (DeliberateBug::RecoveringVotes, 3, &["committed never lost", "one vote per term"]),
+        (DeliberateBug::ClockIsUptime, 3, &["cluster time follows the leader's clock"]),
+        (DeliberateBug::ResendAfterExpiry, 3, &["exactly once", "linearizable"]),
+        (DeliberateBug::CloseIgnoresActivity, 3, &["sessions close only when idle"]),
+        (DeliberateBug::LateVoteCounted, 5, &["a leader has a majority's votes"]),
+        (DeliberateBug::SnapshotBelowCommit, 5, &["never truncate committed"]),
+        (DeliberateBug::RefusalTermIgnored, 3, &["liveness"]),
+        (DeliberateBug::ReplyMatchedBySequence, 3, &["linearizable"]),
+        (DeliberateBug::ClientFramesAdmitted, 3, &["a leader has a majority's votes", "committed never lost"]),
+        (DeliberateBug::ReplyLimitUnchecked, 3, &["replies reach clients"]),
+        (DeliberateBug::AppliedUnnormalised, 3, &["applied at an entry boundary"]),
     ];
 
+    /// The first seed of 2,000 that reports `bug` must report it by one of the checkers its
+    /// harm is for (a defect that harms in several ways may show first in any of them).
     fn is_found(bug: DeliberateBug) {
-        let &(_, members, checker) = FOUND_BY.iter().find(|(b, ..)| *b == bug).expect("in the table");
+        let &(_, members, checkers) = FOUND_BY.iter().find(|(b, ..)| *b == bug).expect("in the table");
         let failure = first_failure(bug, members, 2000).unwrap_or_else(|| panic!("{bug:?} was not found"));
         eprintln!("{}: seed {} ({members} members), {}", bug.name(), failure.seed, failure.checker);
-        assert_eq!(failure.checker, checker, "{bug:?}: {failure}");
+        assert!(checkers.contains(&failure.checker), "{bug:?}: {failure}");
         let reproduce = format!("--deliberate-bug {}", bug.name());
         assert!(failure.to_string().contains(&reproduce), "the reproduce line names the bug: {failure}");
     }
