@@ -260,6 +260,9 @@ pub struct SimStats {
     pub pauses: u64,
     /// Wall clocks stepped.
     pub clock_steps: u64,
+    /// Crashes between two effects of one duty cycle (a vote stored, not yet sent; entries
+    /// appended, not yet synced; a snapshot installed, the log not yet continued after it).
+    pub crashes_inside: u64,
     /// Members damaged at rest (a bit flipped, pages written back out of order).
     pub corruptions: u64,
     /// Of those, members that refused to start and were rebuilt by the operator.

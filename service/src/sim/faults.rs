@@ -265,6 +265,14 @@ impl<M: StateMachine + Default> Sim<M> {
         self.note(shape);
     }
 
+    /// Member `index` died just before carrying out `effect`, in the middle of a duty cycle.
+    pub(super) fn crash_inside(&mut self, index: usize, effect: &str) {
+        self.stats.crashes_inside += 1;
+        self.note(format!("member {} dies before carrying out {effect}", index + 1));
+        let how = if self.rng.bool() { Crash::Kill } else { Crash::PowerCut };
+        self.crash(index, how);
+    }
+
     /// Member `index` goes down `how`; sometimes it comes back with its disk gone.
     fn crash(&mut self, index: usize, how: Crash) {
         // Fewer than a majority's worth of members may have lost their disks at once (one of

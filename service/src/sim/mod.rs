@@ -283,6 +283,11 @@ struct Checks {
     seed: u64,
     members: u16,
     faults: Faults,
+    /// Crashes between two effects of one cycle: whether the member now cycling may crash so
+    /// (faults on, enough others up), the draws, and the effect it crashed before.
+    may_crash_inside: bool,
+    rng_inside: fastrand::Rng,
+    crashed_before: Option<String>,
     deliberate_bug: Option<DeliberateBug>,
     now_ns: u64,
     elections: u64,
@@ -724,6 +729,7 @@ impl<M: StateMachine + Default> Sim<M> {
     fn cycle(&mut self, index: usize) -> Result<(), SimFailure> {
         let (now, wall) = (self.mono_now(index), self.wall_now(index));
         let (members, forger) = (self.config.members, self.forger_net_id());
+        let alive = self.nodes.iter().filter(|n| n.replica().is_some()).count() as u16;
         self.checks.lock().expect("one thread").walls[index] = wall;
         let node = &mut self.nodes[index];
         let Life::Up(replica) = &mut node.life else {
@@ -732,6 +738,9 @@ impl<M: StateMachine + Default> Sim<M> {
         };
         let durable = |replica: &SimReplica<M>| replica.storage().log.position_durable();
         let work_before = (durable(replica), replica.applied_position(), replica.snapshots_taken());
+        let may_crash =
+            self.config.faults.has(Fault::Crash) && self.now_ns < self.faults_end_ns && alive > members / 2 + 1;
+        self.checks.lock().expect("one thread").may_crash_inside = may_crash;
         replica.begin_cycle(wall);
         let mut result = Ok(());
         let mut undecodable = None;
@@ -757,6 +766,12 @@ impl<M: StateMachine + Default> Sim<M> {
         if result.is_ok() {
             let mut port = SimPort { outbox: &mut self.outbox, codec: &mut node.codec };
             result = replica.end_cycle(now, &mut port).map(drop);
+        }
+        let crashed_before = self.checks.lock().expect("one thread").crashed_before.take();
+        if let (Err(ReplicaError::Refused), Some(effect)) = (&result, crashed_before) {
+            self.outbox.clear(); // never sent: the process died first
+            self.crash_inside(index, &effect);
+            return Ok(());
         }
         let work_after = (durable(replica), replica.applied_position(), replica.snapshots_taken());
         let work_ns = self.work_ns(work_before, work_after);
@@ -1033,6 +1048,9 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks
     Hooks {
         effects: Some(Box::new(move |effect, log| {
             let mut checks = effect_checks.lock().expect("one thread");
+            if checks.crashes_before(effect) {
+                return Err(Refused); // the process dies here: the simulator crashes it
+            }
             checks.before(index, effect, log).map_err(|failure| {
                 checks.failure = Some(failure);
                 Refused
@@ -1058,6 +1076,9 @@ impl Checks {
             seed: config.seed,
             members: config.members,
             faults: config.faults,
+            may_crash_inside: false,
+            rng_inside: fastrand::Rng::with_seed(config.seed ^ 0x696E_7369_6465_2121),
+            crashed_before: None,
             deliberate_bug: config.deliberate_bug,
             now_ns: 0,
             elections: 0,
@@ -1081,6 +1102,19 @@ impl Checks {
             walls: vec![0; members],
             steady_since: vec![None; members],
         }
+    }
+
+    /// Whether the member cycling dies just before carrying out `effect` (one effect in
+    /// 5,000 that touches its disk, while it may): what the effects before it did stays,
+    /// as after a real crash between two system calls.
+    fn crashes_before(&mut self, effect: &Effect<'_>) -> bool {
+        let touches_disk = !matches!(effect, Effect::Send { .. } | Effect::Commit { .. } | Effect::RoleChanged { .. });
+        if !self.may_crash_inside || !touches_disk || self.rng_inside.u32(..5_000) != 0 {
+            return false;
+        }
+        let name = format!("{effect:?}");
+        self.crashed_before = Some(name.split([' ', '{', '(']).next().unwrap_or_default().to_string());
+        true
     }
 
     fn fail(&self, checker: &'static str, message: String) -> SimFailure {
