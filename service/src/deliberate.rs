@@ -42,11 +42,14 @@ pub enum DeliberateBug {
     /// end, not where the log puts the next entry (#7: a snapshot there did not match the
     /// log, and the member refused to restart).
     AppliedUnnormalised,
+    /// A subscriber takes events from any frame of the feed, not only one that continues
+    /// where it is: a duplicated or late frame delivers events twice.
+    EventsTakenFromAnywhere,
 }
 
 impl DeliberateBug {
     /// Every defect the simulator can switch back on.
-    pub const EVERY: [DeliberateBug; 14] = [
+    pub const EVERY: [DeliberateBug; 15] = [
         DeliberateBug::CommitOlderTermByCount,
         DeliberateBug::VoteWithoutLogCheck,
         DeliberateBug::CommitWithoutMajority,
@@ -61,6 +64,7 @@ impl DeliberateBug {
         DeliberateBug::ClientFramesAdmitted,
         DeliberateBug::ReplyLimitUnchecked,
         DeliberateBug::AppliedUnnormalised,
+        DeliberateBug::EventsTakenFromAnywhere,
     ];
 
     /// Its name for `ordo-sim --deliberate-bug`.
@@ -80,6 +84,7 @@ impl DeliberateBug {
             DeliberateBug::ClientFramesAdmitted => "client-frames-admitted",
             DeliberateBug::ReplyLimitUnchecked => "reply-limit-unchecked",
             DeliberateBug::AppliedUnnormalised => "applied-unnormalised",
+            DeliberateBug::EventsTakenFromAnywhere => "events-taken-from-anywhere",
         }
     }
 

@@ -270,6 +270,8 @@ pub struct SimStats {
     /// Of those, members the operator seeded from a running member's newest snapshot (the
     /// others start empty).
     pub reseeds: u64,
+    /// Events the subscribing client received (the event feed, from the start).
+    pub events_received: u64,
     /// Commands answered "reply too large" (applied; their reply over a response frame).
     pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.

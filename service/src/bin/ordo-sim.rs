@@ -37,7 +37,7 @@ fn main() {
     });
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut undecided = 0u64;
+    let (mut undecided, mut events) = (0u64, 0u64);
     let mut faults_seen = [0u64; 9];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
@@ -47,6 +47,7 @@ fn main() {
                 snapshots += stats.snapshots;
                 installs += stats.snapshots_installed;
                 undecided += stats.linearizability_undecided;
+                events += stats.events_received;
                 let seen = [
                     stats.crashes,
                     stats.outages,
@@ -75,7 +76,7 @@ fn main() {
         );
     } else {
         println!(
-            "{count} seeds from {first} (faults: {faults}): {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {undecided} histories too long to decide linearizability, {seconds:.1} s",
+            "{count} seeds from {first} (faults: {faults}): {failures} failed; {ticks} ticks ({:.0}/s), {commits} client commands acknowledged ({:.0}/s), {snapshots} snapshots taken, {installs} installed from a leader, {undecided} histories too long to decide linearizability, {events} events received by a subscriber, {seconds:.1} s",
             ticks as f64 / seconds,
             commits as f64 / seconds
         );

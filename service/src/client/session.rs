@@ -212,9 +212,7 @@ impl ClientSession {
     /// A frame from member `from` (`None`: from an address not in the client's list).
     pub fn on_frame(&mut self, from: Option<usize>, frame: &Frame<'_>) {
         match frame.body {
-            Body::EventData { from_position, bytes }
-                if Some(from_position) == self.events_next && !bytes.is_empty() =>
-            {
+            Body::EventData { from_position, bytes } if self.continues_events(from_position) && !bytes.is_empty() => {
                 self.on_events(from_position, bytes);
             }
             Body::Redirect { leader } => self.on_redirect(leader),
@@ -250,6 +248,13 @@ impl ClientSession {
             }
             _ => {}
         }
+    }
+
+    /// Whether events sent from `from_position` continue the feed where it is (a late or
+    /// duplicated frame of events already taken does not).
+    fn continues_events(&self, from_position: Position) -> bool {
+        let bug = self.deliberate_bug == Some(DeliberateBug::EventsTakenFromAnywhere);
+        Some(from_position) == self.events_next || (bug && self.events_next.is_some())
     }
 
     /// Whether a response under `session` answers this session's commands.

@@ -190,6 +190,9 @@ struct Client {
     /// Command `k` is operation `k - 1`: when it was submitted, and when its answer came
     /// and what it said, read as a `Tally` count (kept for the linearizability check).
     history: Vec<linearizable::Operation<(), u64>>,
+    /// The events it received (client 0 subscribes from the start): each one's position,
+    /// the position after it, and its bytes.
+    events: Vec<(Position, Position, Vec<u8>)>,
 }
 
 pub use crate::simulation::{Fault, Faults, SimConfig, SimFailure, SimStats};
@@ -652,6 +655,7 @@ impl<M: StateMachine + Default> Sim<M> {
             self.net.advance_to(self.now_ns);
         }
         self.check_logs_match()?;
+        self.check_events_received()?;
         self.check_linearizable()?;
         self.check_exactly_once()?;
         self.check_liveness()
@@ -925,6 +929,42 @@ impl<M: StateMachine + Default> Sim<M> {
                 self.commit_at_faults_end,
             );
             return Err(self.fail("liveness", message));
+        }
+        Ok(())
+    }
+
+    /// The events a subscriber received are the events a member's event log holds from the
+    /// first to the last of them, every one, in order, byte for byte (the event logs are
+    /// identical where they overlap: checked as the run goes).
+    fn check_events_received(&mut self) -> Result<(), SimFailure> {
+        let Some(subscriber) = self.clients.first() else { return Ok(()) };
+        self.stats.events_received = subscriber.events.len() as u64;
+        let (Some(first), Some(last)) = (subscriber.events.first(), subscriber.events.last()) else { return Ok(()) };
+        let (from, to) = (first.0, last.1);
+        let logs: Vec<&Log> = self.nodes.iter().filter_map(|n| Some(n.disk()?.1)).collect();
+        let Some(log) = logs.into_iter().find(|log| log.log_start() <= from && log.log_end() >= to) else {
+            return Ok(()); // no member holds them all any more
+        };
+        let mut held = Vec::new();
+        let mut position = from;
+        while position < to {
+            let Some((start, chunk)) = log.read_log(position) else { break };
+            let Ok(entry) = decode_entry(chunk, start) else { break };
+            if entry.kind() == ordo_core::EntryKind::Event {
+                held.push((start, entry.payload));
+            }
+            position = entry.next_position();
+        }
+        let received: Vec<(Position, &[u8])> = subscriber.events.iter().map(|(p, _, b)| (*p, b.as_slice())).collect();
+        if received != held {
+            let first_difference =
+                received.iter().zip(&held).position(|(a, b)| a != b).unwrap_or(received.len().min(held.len()));
+            let message = format!(
+                "a subscriber received {} events in {from}..{to}, the event log holds {}; the first that differs is number {first_difference}",
+                received.len(),
+                held.len()
+            );
+            return Err(self.checks.lock().expect("one thread").fail("events as logged", message));
         }
         Ok(())
     }
@@ -1458,8 +1498,11 @@ impl Client {
         let mut session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
         session.break_deliberately(bug);
         let (acked, acked_k) = (BTreeSet::new(), BTreeSet::new());
-        let history = Vec::new();
-        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k, history }
+        if c == 0 {
+            session.subscribe_events(Position::ZERO); // the event feed, from the start
+        }
+        let (history, events) = (Vec::new(), Vec::new());
+        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k, history, events }
     }
 }
 
@@ -1520,6 +1563,18 @@ impl<M: StateMachine + Default> Sim<M> {
                 self.stats.replies_too_large += 1;
             }
         }
+        while let Some(event) = client.session.take_event() {
+            // The feed goes on after the last event it sent: none twice, none out of order.
+            let after = client.events.last().map_or(Position::ZERO, |&(_, next, _)| next);
+            if event.position < after {
+                let message = format!(
+                    "client {} was sent the event at {} again (or out of order: after {after})",
+                    client.number, event.position
+                );
+                return Err(self.checks.lock().expect("one thread").fail("events in order", message));
+            }
+            client.events.push((event.position, event.next, event.bytes));
+        }
         Ok(())
     }
 }
@@ -1572,7 +1627,7 @@ mod tests {
     /// Each defect the simulator can switch back on, the cluster size it harms, and the
     /// checkers that may report it within 2,000 seeds (a late vote counted with pre-votes
     /// harms only five members: with three, the two votes it takes are a majority).
-    const FOUND_BY: [(DeliberateBug, u16, &[&str]); 14] = [
+    const FOUND_BY: [(DeliberateBug, u16, &[&str]); 15] = [
         (DeliberateBug::CommitOlderTermByCount, 3, &["a leader commits only its own term's entries"]),
         (DeliberateBug::VoteWithoutLogCheck, 3, &["committed never lost"]),
         (DeliberateBug::CommitWithoutMajority, 3, &["committed never lost"]),
@@ -1587,6 +1642,7 @@ mod tests {
         (DeliberateBug::ClientFramesAdmitted, 3, &["a leader has a majority's votes", "committed never lost"]),
         (DeliberateBug::ReplyLimitUnchecked, 3, &["replies reach clients"]),
         (DeliberateBug::AppliedUnnormalised, 3, &["applied at an entry boundary"]),
+        (DeliberateBug::EventsTakenFromAnywhere, 3, &["events in order", "events as logged"]),
     ];
 
     /// The first seed of 2,000 that reports `bug` must report it by one of the checkers its
@@ -1618,6 +1674,11 @@ mod tests {
     #[test]
     fn an_applied_position_in_a_segments_last_bytes_is_found() {
         is_found(DeliberateBug::AppliedUnnormalised);
+    }
+
+    #[test]
+    fn events_taken_from_a_frame_that_does_not_continue_the_feed_are_found() {
+        is_found(DeliberateBug::EventsTakenFromAnywhere);
     }
 
     #[test]
