@@ -14,14 +14,18 @@
 //! entry committed in an earlier term; a member never commits an entry other than the one
 //! committed at that position, never truncates below its commit nor installs a snapshot at
 //! or below it; a majority holds the committed prefix; logs that agree at a committed
-//! position are byte-identical up to it; event logs are identical; members at the same
-//! applied position have the same state hash; no command is applied twice, by (session,
-//! sequence) and by the unique id a `Tally` command carries, and every acknowledged one is
-//! applied; a session closes only after its timeout idle; a calm cluster's leader fires a
-//! timer within 5 ms of its due time; every snapshot restores to the same state; the app's
-//! own invariants; a majority up and connected elects a leader within fifteen election
-//! timeouts, faults or not; and once faults stop, new commands commit and every member
-//! catches up.
+//! position hold the same entries up to it; event logs are identical; members at the same
+//! applied position have the same state hash; an applied position is an entry boundary; no
+//! command is applied twice, by (session, sequence) and by the unique id a `Tally` command
+//! carries, and every acknowledged one is applied; the `Tally`'s replies are linearizable
+//! as a counter's (`linearizable.rs`); every reply reaches its client; the event feed
+//! delivers every event of the event log, in order, once; a session closes only after its
+//! timeout idle; a calm cluster's leader fires a timer within 5 ms of its due time; every
+//! snapshot restores to the same state; a member refuses a damaged vote file, and names a
+//! file of its folder when it refuses to start; members refuse exactly the hostile client's
+//! frames; the app's own invariants; a majority up and connected elects a leader within
+//! fifteen election timeouts, faults or not; and once faults stop, new commands commit and
+//! every member catches up.
 
 mod clock;
 mod faults;
