@@ -261,7 +261,7 @@ pub struct SimStats {
     /// Wall clocks stepped.
     pub clock_steps: u64,
     /// Crashes between two effects of one duty cycle (a vote stored, not yet sent; entries
-    /// appended, not yet synced; a snapshot installed, the log not yet continued after it).
+    /// appended, not yet synced; a snapshot installed, nothing after it).
     pub crashes_inside: u64,
     /// Members damaged at rest (a bit flipped, pages written back out of order).
     pub corruptions: u64,
@@ -272,6 +272,9 @@ pub struct SimStats {
     pub reseeds: u64,
     /// Events the subscribing client received (the event feed, from the start).
     pub events_received: u64,
+    /// Of those, events no member's event log held at the end to compare with (each starts
+    /// anew at a snapshot installed or a lost disk).
+    pub events_unchecked: u64,
     /// Commands answered "reply too large" (applied; their reply over a response frame).
     pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.

@@ -122,6 +122,28 @@ pub(super) enum Damage {
     OutOfOrder,
 }
 
+/// A lie a disk told: what it damaged, and the file (or, out of order, the log's folder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Lie {
+    pub(super) damage: Damage,
+    pub(super) target: std::path::PathBuf,
+}
+
+impl Lie {
+    /// Whether `error`, a member's refusal to start on its folder, is the refusal this lie
+    /// calls for: naming the file damaged (the log's folder or one of its segments for pages
+    /// out of order), or for a snapshot, saying that none usable reaches the log.
+    fn is_answered_by(&self, error: &str) -> bool {
+        let name = self.target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let names_target = error.contains(&name) || error.contains(&*self.target.to_string_lossy());
+        match self.damage {
+            Damage::Snapshot => names_target || error.contains("holds no usable snapshot"),
+            Damage::OutOfOrder => names_target || error.contains(".log"),
+            _ => names_target,
+        }
+    }
+}
+
 impl Damage {
     const EVERY: [Damage; 5] =
         [Damage::SealedSegment, Damage::Checkpoint, Damage::VoteFile, Damage::Snapshot, Damage::OutOfOrder];
@@ -304,15 +326,15 @@ impl<M: StateMachine + Default> Sim<M> {
             recovering = true;
             self.checks.lock().expect("one thread").disk_lost(index);
             self.stats.disks_lost += 1;
-        } else {
-            let out_of_order = damage == Some(Damage::OutOfOrder);
-            self.damage(&dir, if out_of_order { Crash::PowerCut } else { how }, log, events_span, out_of_order);
         }
-        let damage = damage.filter(|&damage| self.corrupt(index, &dir, damage));
+        let out_of_order = damage == Some(Damage::OutOfOrder);
+        let flipped_out_of_order = !lose_disk
+            && self.damage(&dir, if out_of_order { Crash::PowerCut } else { how }, log, events_span, out_of_order);
+        let damage = damage.and_then(|damage| self.corrupt(index, &dir, damage, flipped_out_of_order));
         // Recovery, as the member will run it when it starts, for the checkers meanwhile (not
         // over a log a disk lied about: the checkers would read what the member may refuse).
         let config = folders::log_config();
-        let readable = !damage.is_some_and(Damage::touches_log);
+        let readable = !damage.as_ref().is_some_and(|lie| lie.damage.touches_log());
         let logs = Log::open(&dir.join("log"), config.clone())
             .and_then(|(log, _)| Ok((log, Log::open(&dir.join("events"), config.for_events())?.0)))
             .ok()
@@ -332,7 +354,8 @@ impl<M: StateMachine + Default> Sim<M> {
     }
 
     /// What the crash did to the files in `dir`: the log's bytes written but not fsynced,
-    /// `log` (fsynced, end), and the event log's, `events` (fsynced, end).
+    /// `log` (fsynced, end), and the event log's, `events` (fsynced, end); `out_of_order`, a
+    /// power cut that writes pages back out of order. Returns whether that flipped a bit.
     fn damage(
         &mut self,
         dir: &Path,
@@ -340,7 +363,7 @@ impl<M: StateMachine + Default> Sim<M> {
         log: (Position, Position),
         events: (Position, Position),
         out_of_order: bool,
-    ) {
+    ) -> bool {
         let cut = match how {
             // A write cut short: a partial entry after everything written.
             Crash::Kill => {
@@ -350,8 +373,11 @@ impl<M: StateMachine + Default> Sim<M> {
                     .apply(&dir.join("log"))
             }
             Crash::PowerCut => {
-                let keep = if self.rng.bool() && !out_of_order { 0 } else { self.rng.u64(..4096) };
-                let flip = (out_of_order || self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                let keep = if self.rng.bool() { 0 } else { self.rng.u64(..4096) };
+                let flip = (self.rng.u32(..10) < 3).then(|| self.rng.u64(..));
+                // Out of order: drawn apart, so the other draws stay as they were.
+                let (keep, flip) =
+                    if out_of_order { (self.rng_lies.u64(1..4096), Some(self.rng_lies.u64(..))) } else { (keep, flip) };
                 let torn_bytes = self.rng.usize(..100);
                 let torn = self.garbage(torn_bytes);
                 let (durable, end) = log;
@@ -359,64 +385,61 @@ impl<M: StateMachine + Default> Sim<M> {
                 let unsynced = events.1.0 - events.0.0;
                 let events_kept = if self.rng.bool() { 0 } else { self.rng.u64(..=unsynced) };
                 PowerCut { durable, end, keep, flip, torn: &torn, out_of_order }.apply(&dir.join("log")).and_then(
-                    |()| {
+                    |flipped| {
                         let (durable, end) = events;
                         let cut =
                             PowerCut { durable, end, keep: events_kept, flip: None, torn: &[], out_of_order: false };
-                        cut.apply(&dir.join("events"))
+                        cut.apply(&dir.join("events")).map(|_| flipped)
                     },
                 )
             }
         };
-        cut.expect("the simulator damages a member's files");
+        out_of_order && cut.expect("the simulator damages a member's files")
     }
 
     /// A disk that lied flips a bit at rest, as `damage` says, in member `index`'s folder
-    /// `dir`; `false` if there was nothing of that kind to damage (no sealed segment yet, no
-    /// snapshot) or nothing was out of order.
-    fn corrupt(&mut self, index: usize, dir: &Path, damage: Damage) -> bool {
+    /// `dir` (out of order: `flipped_out_of_order` says whether the power cut flipped one);
+    /// `None` if there was nothing of that kind to damage (no sealed segment yet, no snapshot,
+    /// nothing unsynced to write back out of order).
+    fn corrupt(&mut self, index: usize, dir: &Path, damage: Damage, flipped_out_of_order: bool) -> Option<Lie> {
         let target = match damage {
             Damage::SealedSegment => {
                 let segments = folders::files(&dir.join("log"), ".log");
-                segments.len().checked_sub(1).map(|sealed| segments[self.rng_lies.usize(..sealed.max(1))].clone())
+                let sealed = segments.len().checked_sub(1).filter(|&sealed| sealed > 0)?;
+                segments[self.rng_lies.usize(..sealed)].clone()
             }
-            Damage::Checkpoint => Some(dir.join("log").join("checkpoint")),
-            Damage::VoteFile => Some(dir.join("vote")),
+            Damage::Checkpoint => dir.join("log").join("checkpoint"),
+            Damage::VoteFile => dir.join("vote"),
             Damage::Snapshot => {
                 let snapshots = folders::files(&dir.join("snapshots"), ".ordosnap");
-                (!snapshots.is_empty()).then(|| snapshots[self.rng_lies.usize(..snapshots.len())].clone())
+                snapshots.get(self.rng_lies.usize(..snapshots.len().max(1)))?.clone()
             }
-            Damage::OutOfOrder => None,
-        };
-        let offset = match &target {
-            Some(path) if damage != Damage::SealedSegment || folders::files(&dir.join("log"), ".log").len() > 1 => {
-                folders::flip_bit(path, self.rng_lies.u64(..)).expect("the simulator damages a member's files")
-            }
-            _ => None,
-        };
-        let flipped = offset.is_some() || damage == Damage::OutOfOrder;
-        if flipped {
-            self.stats.corruptions += 1;
-            let what = match (&target, offset) {
-                (Some(path), Some(offset)) => {
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    format!("a bit flipped in {name} at byte {offset}")
+            Damage::OutOfOrder => {
+                if !flipped_out_of_order {
+                    return None;
                 }
-                _ => "pages written back out of order".to_string(),
-            };
-            self.note(format!("member {}'s disk lied: {what}", index + 1));
-        }
-        flipped
+                self.stats.corruptions += 1;
+                self.note(format!("member {}'s disk lied: pages written back out of order", index + 1));
+                return Some(Lie { damage, target: dir.join("log") });
+            }
+        };
+        let offset =
+            folders::flip_bit(&target, self.rng_lies.u64(..)).expect("the simulator damages a member's files")?;
+        self.stats.corruptions += 1;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.note(format!("member {}'s disk lied: a bit flipped in {name} at byte {offset}", index + 1));
+        Some(Lie { damage, target })
     }
 
     /// Member `index` refused to start on its damaged folder with `error`: the refusal must
     /// name a file in the folder; the operator then moves the folder aside and starts the
     /// member empty, to catch up from its peers as a member that lost its disk does.
-    fn rebuild(&mut self, index: usize, damage: Damage, error: &str) -> Result<(), SimFailure> {
+    fn rebuild(&mut self, index: usize, lie: &Lie, error: &str) -> Result<(), SimFailure> {
         let dir = self.nodes[index].dir.clone();
-        if !error.contains(&*dir.to_string_lossy()) {
+        if !lie.is_answered_by(error) {
+            let (damage, target) = (lie.damage, lie.target.display());
             let message = format!(
-                "member {} refused its damaged folder ({damage:?}) without naming a file in it: {error}",
+                "member {} refused its folder, damaged ({damage:?} in {target}), with another reason: {error}",
                 index + 1
             );
             return Err(self.fail("damage refused clearly", message));
@@ -437,10 +460,12 @@ impl<M: StateMachine + Default> Sim<M> {
         let peers: Vec<usize> =
             (0..self.nodes.len()).filter(|&p| p != index && self.nodes[p].replica().is_some()).collect();
         let peer = *peers.get(self.rng_lies.usize(..peers.len().max(1)))?;
-        let newest = folders::files(&self.nodes[peer].dir.join("snapshots"), ".ordosnap").pop()?;
-        let bytes = std::fs::read(&newest).ok()?; // a snapshot file is whole once it is there
-        let snapshot = crate::replica::snapshot::Snapshot::from_bytes(bytes, &newest.display().to_string())
-            .expect("a running member's snapshot reads back");
+        // Its newest snapshot that reads back whole (one a disk lied about is left in place).
+        let files = folders::files(&self.nodes[peer].dir.join("snapshots"), ".ordosnap");
+        let snapshot = files.iter().rev().find_map(|file| {
+            let bytes = std::fs::read(file).ok()?;
+            crate::replica::snapshot::Snapshot::from_bytes(bytes, &file.display().to_string()).ok()
+        })?;
         let dir = &self.nodes[index].dir;
         std::fs::create_dir_all(dir).expect("the simulator makes a member's folder");
         let (_, recovering) = crate::disk::restore_snapshot(dir, ordo_core::ClusterId(1), &snapshot)
@@ -507,18 +532,18 @@ impl<M: StateMachine + Default> Sim<M> {
                 continue;
             }
             let end = disk.logs.as_ref().map_or(Position::ZERO, |(log, _)| log.position_append());
-            let damage = disk.damage;
+            let lie = disk.damage.clone();
             let incarnation = self.stats.crashes;
             let mut started = self.start(index, incarnation);
-            if let (Err(error), Some(damage)) = (&started, damage) {
+            if let (Err(error), Some(lie)) = (&started, &lie) {
                 if self.checks.lock().expect("one thread").failure.is_none() {
-                    self.rebuild(index, damage, &error.to_string())?;
+                    self.rebuild(index, lie, &error.to_string())?;
                     started = self.start(index, incarnation);
                 }
-            } else if let (Ok(()), Some(damage)) = (&started, damage)
-                && damage.must_refuse()
+            } else if let (Ok(()), Some(lie)) = (&started, &lie)
+                && lie.damage.must_refuse()
             {
-                let message = format!("member {} started on a damaged folder ({damage:?})", index + 1);
+                let message = format!("member {} started on a damaged folder ({:?})", index + 1, lie.damage);
                 return Err(self.fail("damage refused", message));
             }
             if let Err(error) = started {

@@ -87,8 +87,8 @@ pub(crate) struct PowerCut<'a> {
 }
 
 impl PowerCut<'_> {
-    /// Damages the log in `dir` so.
-    pub(crate) fn apply(&self, dir: &Path) -> std::io::Result<()> {
+    /// Damages the log in `dir` so; whether a bit was flipped.
+    pub(crate) fn apply(&self, dir: &Path) -> std::io::Result<bool> {
         let keep = self.keep.min(self.end.0.saturating_sub(self.durable.0));
         let span = (self.end.0.saturating_sub(self.durable.0)).max(keep + self.torn.len() as u64);
         let mut bytes = read_span(dir, self.durable, span)?;
@@ -99,6 +99,7 @@ impl PowerCut<'_> {
         // write short there. Out of order, whole entries may follow the damage, and recovery
         // refuses the log as corrupt (the member is then rebuilt).
         let mut keep = keep;
+        let flipped = self.flip.is_some() && keep > 0;
         if let Some(bit) = self.flip.filter(|_| keep > 0) {
             let bit = bit % (keep * 8);
             bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
@@ -111,7 +112,8 @@ impl PowerCut<'_> {
         }
         let torn_at = keep as usize;
         bytes[torn_at..torn_at + self.torn.len()].copy_from_slice(self.torn);
-        write_span(dir, self.durable, &bytes)
+        write_span(dir, self.durable, &bytes)?;
+        Ok(flipped)
     }
 }
 
