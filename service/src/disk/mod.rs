@@ -444,18 +444,23 @@ mod tests {
     use super::*;
     use ordo_core::{ClusterId, ClusterTimeNs, Durability, LogConfig, SessionId};
 
+    /// A log of 64 KiB segments, so a test crosses segment ends with a few entries.
+    fn small_segments() -> LogConfig {
+        LogConfig {
+            cluster_id: ClusterId(1),
+            segment_bytes: 64 * 1024,
+            durability: Durability::Fsync,
+            entry_payload_bytes_max: 16 * 1024,
+        }
+    }
+
     /// Found by the simulator on real files (issue 18): a commit at the end of an entry 32
     /// bytes short of a segment's end (the next entry starts at the next segment's base) was
     /// not an entry boundary to `checksum_before` once the log had grown past it.
     #[test]
     fn the_end_of_an_entry_32_bytes_short_of_a_segment_end_is_an_entry_boundary() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            cluster_id: ClusterId(1),
-            segment_bytes: 64 * 1024,
-            durability: Durability::Fsync,
-            entry_payload_bytes_max: 16 * 1024,
-        };
+        let config = small_segments();
         let (mut log, _) = Log::open(dir.path(), config).unwrap();
         let meta = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
         // Entries up to near the segment's end, then one whose raw end is 32 bytes short.
@@ -483,12 +488,7 @@ mod tests {
     #[test]
     fn a_mapping_made_before_a_truncation_across_a_segment_shows_the_new_entries_once_reopened() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            cluster_id: ClusterId(1),
-            segment_bytes: 64 * 1024,
-            durability: Durability::Fsync,
-            entry_payload_bytes_max: 16 * 1024,
-        };
+        let config = small_segments();
         let (mut log, _) = Log::open(dir.path(), config.clone()).unwrap();
         let old = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
         let mut boundary = Position::ZERO;
