@@ -118,28 +118,24 @@ fn a_reply_too_large_for_a_datagram_is_answered_as_such_and_stops_no_member() {
     for (id, node) in nodes.0.iter_mut().enumerate() {
         assert!(node.try_wait().unwrap().is_none(), "member {} exited", id + 1);
     }
-    // The leader counted it. (A member may still be starting on a loaded machine, two
-    // being enough to answer: its counters file comes once it has opened its folder.)
-    let withheld: u64 = (1..=3)
-        .map(|id| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            let dir = format!("{c}/node-{id}");
-            let stat = loop {
-                let stat = ordo(&["stat", "--dir", &dir, "--json"], Duration::from_secs(20));
-                if stat.status.success() || std::time::Instant::now() > deadline {
-                    break stat;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            json_lines(&stat)[0]["replies_too_large"].as_u64().unwrap()
-        })
-        .sum();
+    // The leader counted it.
+    let withheld: u64 = (1..=3).map(|id| counter(&c, id, "replies_too_large")).sum();
     assert!(withheld >= 1, "replies_too_large counted {withheld}");
 }
 
-/// Each member's counter `name`, from `ordo stat`.
+/// Each member's counter `name`, from `ordo stat`. A member may still be starting on a loaded
+/// machine, two being enough to answer: its counters file comes once it has opened its folder,
+/// so a missing file is asked again for up to 20 s.
 fn counter(c: &str, id: u16, name: &str) -> u64 {
-    let stat = ordo(&["stat", "--dir", &format!("{c}/node-{id}"), "--json"], Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dir = format!("{c}/node-{id}");
+    let stat = loop {
+        let stat = ordo(&["stat", "--dir", &dir, "--json"], Duration::from_secs(20));
+        if stat.status.success() || std::time::Instant::now() > deadline {
+            break stat;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     json_lines(&stat)[0][name].as_u64().unwrap()
 }
 

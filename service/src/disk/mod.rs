@@ -521,4 +521,49 @@ mod tests {
         mapped.reopen().unwrap();
         assert_eq!(read(&mapped), Some(Term(2)), "reopened, it shows the new entries");
     }
+
+    /// Found by the simulator (seeds 56 and 337 of issue 18): a member whose newest snapshot
+    /// was damaged at rest, its log starting past every snapshot it could still read, started
+    /// from a state its log does not continue. It must refuse to start, saying why and what
+    /// to do.
+    #[test]
+    fn a_folder_whose_log_starts_past_every_readable_snapshot_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_segments();
+        let base = LogBase {
+            position: Position(4096),
+            term: Term(3),
+            entry_position: Position(4000),
+            checksum: 77,
+            time_max: ClusterTimeNs(5),
+        };
+        let events = LogBase {
+            position: Position::ZERO,
+            term: Term(0),
+            entry_position: Position::ZERO,
+            checksum: 0,
+            time_max: ClusterTimeNs(0),
+        };
+        let mut bytes = Vec::new();
+        Snapshot::encode(config.cluster_id, &base, &events, "kv", b"state", &mut bytes);
+        let snapshot = Snapshot::from_bytes(bytes, "a test's").unwrap();
+        let (path, _) = restore_snapshot(dir.path(), config.cluster_id, &snapshot).unwrap();
+        let opened = open_folder(dir.path(), &config, 2).unwrap();
+        assert!(opened.opened.log_reset, "the log continues after the restored snapshot");
+        assert_eq!(opened.storage.log.position_start(), base.position);
+        drop(opened);
+
+        // The snapshot's last byte (its body) flipped at rest: no snapshot reaches the log.
+        let mut damaged = std::fs::read(&path).unwrap();
+        *damaged.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, damaged).unwrap();
+        let refused = open_folder(dir.path(), &config, 2).err().expect("refused");
+        let OpenError::Storage(StorageError::Snapshot(error @ SnapshotError::NoneReachesLog { .. })) = &refused else {
+            panic!("refused for another reason: {refused:?}");
+        };
+        let SnapshotError::NoneReachesLog { log_start, usable, passed_over, .. } = error else { unreachable!() };
+        assert_eq!((*log_start, *usable, *passed_over), (base.position, Position::ZERO, 1));
+        let message = error.to_string();
+        assert!(message.contains("snapshots"), "the message names the folder: {message}");
+    }
 }

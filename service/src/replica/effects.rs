@@ -73,15 +73,17 @@ pub trait Storage {
 }
 
 /// What a member starting on `storage` does with its newest snapshot before anything else
-/// (the real member when it opens its folder, the simulator when it restarts one): a
-/// snapshot past the log's end or below its start (installed from the leader, or taken from
-/// applied entries the crash then cut from the log) resets the log to continue after it; one
-/// inside the log must end with the entry the log holds there. `Ok(Ok(reset))`: whether the
-/// log was reset; `Ok(Err(position))`: the log and the snapshot disagree at `position`.
+/// (`disk::open_folder`, for real members and the simulator's): a snapshot past the log's
+/// end (installed from the leader, or taken from applied entries the crash then cut from the
+/// log) resets the log to continue after it; one inside the log must end with the entry the
+/// log holds there. One below the log's start was refused before (`NoneReachesLog`).
+/// `Ok(Ok(reset))`: whether the log was reset; `Ok(Err(position))`: the log and the
+/// snapshot disagree at `position`.
 pub fn reconcile_with_snapshot<S: Storage + ?Sized>(storage: &mut S) -> Result<Result<bool, Position>, StorageError> {
     let Some(base) = storage.newest_snapshot().map(|s| s.info.base) else { return Ok(Ok(false)) };
     let log = storage.view();
-    if base.position > log.log_end() || base.position < log.log_start() {
+    debug_assert!(base.position >= log.log_start(), "a snapshot below the log's start is refused first");
+    if base.position > log.log_end() {
         storage.reset_to(&base)?;
         return Ok(Ok(true));
     }
