@@ -66,15 +66,16 @@ fn a_stale_leader_of_an_older_term_need_not_hold_a_newer_terms_commits() {
 ///   `a_recovering_member_neither_stands_nor_votes_until_it_holds_what_every_other_member_reported`).
 /// - 67: the first version of that fix let such a member vote again in a term in which it had
 ///   stood before the loss (harmless: that candidacy ended with it; the checker now knows).
-/// - 56, 337 (145 when it was found): a bit flipped in a member's only
+/// - 105, 678 (145 when it was found; of seeds 0 to 1,999, 105, 678, 1891 and 1975 fail at
+///   commit 46432c3 with the `NoneReachesLog` check switched off): a bit flipped in a member's only
 ///   snapshot; it was passed over, the member started from an empty state on a log that
 ///   began past it, even led, and stopped at its first apply ("a committed entry at position
 ///   0 cannot be read"). A folder whose log starts past every usable snapshot is now refused
 ///   at start, naming the snapshot folder (`SnapshotError::NoneReachesLog`), and the operator
-///   rebuilds the member.
+///   rebuilds the member (`disk::tests::a_folder_whose_log_starts_past_every_readable_snapshot_is_refused`).
 #[test]
 fn the_seeds_that_found_defects_pass() {
-    for seed in [176, 256, 510, 980, 796, 67, 56, 337] {
+    for seed in [176, 256, 510, 980, 796, 67, 105, 678] {
         if let Err(failure) = sim::run(SimConfig::new(seed)) {
             panic!("\n{failure}\n");
         }
