@@ -94,11 +94,17 @@ pub enum Fault {
     /// appends, acknowledgements, snapshot chunks) claiming to be any member, in the
     /// cluster's term and the next few, and sends datagrams that are no frame.
     Hostile,
+    /// One run in eight, once it has passed, the operator restores the whole cluster from
+    /// one member's newest snapshot: every folder made anew (`ordo init`) and seeded with it
+    /// (the function `ordo snapshot restore` calls), a second later. The restored cluster
+    /// runs as long again under the same faults, with new clients, every checker on it; what
+    /// was committed after the snapshot is gone, by design.
+    Restore,
 }
 
 impl Fault {
     /// Every class, in the order `ordo sim --faults` lists them.
-    pub const EVERY: [Fault; 11] = [
+    pub const EVERY: [Fault; 12] = [
         Fault::Crash,
         Fault::Outage,
         Fault::DiskLoss,
@@ -110,6 +116,7 @@ impl Fault {
         Fault::Stall,
         Fault::Corruption,
         Fault::Hostile,
+        Fault::Restore,
     ];
 
     /// Its name in `--faults` lists.
@@ -126,6 +133,7 @@ impl Fault {
             Fault::Stall => "stall",
             Fault::Corruption => "corruption",
             Fault::Hostile => "hostile",
+            Fault::Restore => "restore",
         }
     }
 
@@ -279,6 +287,8 @@ pub struct SimStats {
     pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.
     pub forgeries: u64,
+    /// Whole clusters restored from a snapshot (and run again).
+    pub restores: u64,
     /// Histories whose linearizability search went past its bound (neither passed nor failed).
     pub linearizability_undecided: u64,
 }

@@ -38,7 +38,7 @@ fn main() {
     let start = Instant::now();
     let (mut failures, mut ticks, mut commits, mut snapshots, mut installs) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut undecided, mut events) = (0u64, 0u64);
-    let mut faults_seen = [0u64; 9];
+    let mut faults_seen = [0u64; 10];
     for seed in first..first + count {
         match sim::run(SimConfig { members, faults, deliberate_bug, ..SimConfig::new(seed) }) {
             Ok(stats) => {
@@ -58,6 +58,7 @@ fn main() {
                     stats.rebuilds,
                     stats.reseeds,
                     stats.crashes_inside,
+                    stats.restores,
                 ];
                 for (total, count) in faults_seen.iter_mut().zip(seen) {
                     *total += count;
@@ -80,9 +81,10 @@ fn main() {
             ticks as f64 / seconds,
             commits as f64 / seconds
         );
-        let [crashes, outages, partitions, pauses, steps, corruptions, rebuilds, reseeds, inside] = faults_seen;
+        let [crashes, outages, partitions, pauses, steps, corruptions, rebuilds, reseeds, inside, restores] =
+            faults_seen;
         println!(
-            "faults injected in the seeds that passed: {crashes} crashes ({inside} between two effects of a cycle), {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps, {corruptions} disks that lied ({rebuilds} members refused to start and were rebuilt, {reseeds} of them from a peer's snapshot)"
+            "faults injected in the seeds that passed: {crashes} crashes ({inside} between two effects of a cycle), {outages} power cuts of several members, {partitions} partitions, {pauses} members frozen, {steps} wall-clock steps, {corruptions} disks that lied ({rebuilds} members refused to start and were rebuilt, {reseeds} of them from a peer's snapshot), {restores} whole clusters restored from a snapshot"
         );
     }
     if failures > 0 {

@@ -460,12 +460,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let peers: Vec<usize> =
             (0..self.nodes.len()).filter(|&p| p != index && self.nodes[p].replica().is_some()).collect();
         let peer = *peers.get(self.rng_lies.usize(..peers.len().max(1)))?;
-        // Its newest snapshot that reads back whole (one a disk lied about is left in place).
-        let files = folders::files(&self.nodes[peer].dir.join("snapshots"), ".ordosnap");
-        let snapshot = files.iter().rev().find_map(|file| {
-            let bytes = std::fs::read(file).ok()?;
-            crate::replica::snapshot::Snapshot::from_bytes(bytes, &file.display().to_string()).ok()
-        })?;
+        let snapshot = folders::newest_readable_snapshot(&self.nodes[peer].dir)?;
         let dir = &self.nodes[index].dir;
         std::fs::create_dir_all(dir).expect("the simulator makes a member's folder");
         let (_, recovering) = crate::disk::restore_snapshot(dir, ordo_core::ClusterId(1), &snapshot)

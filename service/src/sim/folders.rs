@@ -143,6 +143,15 @@ pub(crate) fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The newest snapshot in member folder `dir` that reads back whole (one a disk lied about
+/// is passed over), as an operator picks a backup.
+pub(crate) fn newest_readable_snapshot(dir: &Path) -> Option<crate::replica::snapshot::Snapshot> {
+    files(&dir.join("snapshots"), ".ordosnap").iter().rev().find_map(|file| {
+        let bytes = std::fs::read(file).ok()?;
+        crate::replica::snapshot::Snapshot::from_bytes(bytes, &file.display().to_string()).ok()
+    })
+}
+
 /// Where `position` lies: its segment file in `dir` and the offset in that file.
 fn locate(dir: &Path, position: Position) -> (PathBuf, u64, u64) {
     let base = position.0 - position.0 % SEGMENT_BYTES;

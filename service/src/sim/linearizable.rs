@@ -24,14 +24,18 @@ pub(crate) trait Model {
 }
 
 /// A counter every operation increments, answering the count it made.
-pub(crate) struct Counter;
+pub(crate) struct Counter {
+    /// The count before the history (a cluster restored from a snapshot goes on from the
+    /// snapshot's).
+    pub(crate) from: u64,
+}
 
 impl Model for Counter {
     type State = u64;
     type Op = ();
     type Out = u64;
     fn init(&self) -> u64 {
-        0
+        self.from
     }
     fn step(&self, count: &u64, _: &(), out: Option<&u64>) -> Option<u64> {
         let next = count + 1;
@@ -236,14 +240,14 @@ mod tests {
     #[test]
     fn concurrent_increments_may_take_effect_in_either_order() {
         let history = [inc(0, 0, Some((10, 2))), inc(1, 1, Some((9, 1)))];
-        assert_eq!(check(&Counter, &history, 1000), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &history, 1000), Verdict::Linearizable);
     }
 
     #[test]
     fn an_increment_answered_before_another_began_cannot_see_its_count() {
         // The second began after the first was answered 2, yet answered 1.
         let history = [inc(0, 0, Some((5, 2))), inc(1, 6, Some((9, 1)))];
-        let Verdict::Violation { until_ns, operations } = check(&Counter, &history, 1000) else { panic!() };
+        let Verdict::Violation { until_ns, operations } = check(&Counter { from: 0 }, &history, 1000) else { panic!() };
         assert_eq!((until_ns, operations), (5, vec![0]), "the first alone already fails: no count 1 before it");
     }
 
@@ -251,7 +255,7 @@ mod tests {
     fn the_shortest_failing_prefix_holds_both_sides_of_the_conflict() {
         // Both answered 1, one after the other.
         let history = [inc(0, 0, Some((5, 1))), inc(1, 6, Some((9, 1))), inc(0, 10, Some((12, 2)))];
-        let Verdict::Violation { until_ns, operations } = check(&Counter, &history, 1000) else { panic!() };
+        let Verdict::Violation { until_ns, operations } = check(&Counter { from: 0 }, &history, 1000) else { panic!() };
         assert_eq!((until_ns, operations), (9, vec![0, 1]));
     }
 
@@ -259,7 +263,7 @@ mod tests {
     fn an_increment_applied_twice_shows_as_a_count_skipped() {
         // Count 2 is nobody's: one operation took effect twice.
         let history = [inc(0, 0, Some((5, 1))), inc(0, 6, Some((9, 3))), inc(1, 10, Some((12, 4)))];
-        let Verdict::Violation { until_ns, .. } = check(&Counter, &history, 1000) else { panic!() };
+        let Verdict::Violation { until_ns, .. } = check(&Counter { from: 0 }, &history, 1000) else { panic!() };
         assert_eq!(until_ns, 9, "the shortest failing prefix ends at the answer 3");
     }
 
@@ -267,11 +271,11 @@ mod tests {
     fn an_unanswered_increment_may_or_may_not_have_taken_effect() {
         let took_effect = [inc(0, 0, None), inc(1, 5, Some((9, 2)))];
         let did_not = [inc(0, 0, None), inc(1, 5, Some((9, 1)))];
-        assert_eq!(check(&Counter, &took_effect, 1000), Verdict::Linearizable);
-        assert_eq!(check(&Counter, &did_not, 1000), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &took_effect, 1000), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &did_not, 1000), Verdict::Linearizable);
         // But not before it was invoked.
         let too_early = [inc(1, 0, Some((4, 2))), inc(0, 5, None)];
-        assert!(matches!(check(&Counter, &too_early, 1000), Verdict::Violation { .. }));
+        assert!(matches!(check(&Counter { from: 0 }, &too_early, 1000), Verdict::Violation { .. }));
     }
 
     #[test]
@@ -279,18 +283,26 @@ mod tests {
         // Forty unanswered, then an answer that needs exactly twenty of them before it.
         let mut history: Vec<_> = (0..40).map(|k| inc(0, k, None)).collect();
         history.push(inc(1, 100, Some((110, 21))));
-        assert_eq!(check(&Counter, &history, 10_000), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &history, 10_000), Verdict::Linearizable);
     }
 
     #[test]
     fn a_search_past_its_bound_is_undecided() {
         let history: Vec<_> = (0..10).map(|k| inc(k, 0, Some((100, k + 1)))).collect();
-        assert_eq!(check(&Counter, &history, 3), Verdict::Undecided);
-        assert_eq!(check(&Counter, &history, 10_000), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &history, 3), Verdict::Undecided);
+        assert_eq!(check(&Counter { from: 0 }, &history, 10_000), Verdict::Linearizable);
     }
 
     #[test]
     fn an_empty_history_is_linearizable() {
-        assert_eq!(check(&Counter, &[], 10), Verdict::Linearizable);
+        assert_eq!(check(&Counter { from: 0 }, &[], 10), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn a_restored_counter_goes_on_from_its_snapshots_count() {
+        let history = [inc(0, 0, Some((5, 101))), inc(1, 6, Some((9, 102)))];
+        assert_eq!(check(&Counter { from: 100 }, &history, 1000), Verdict::Linearizable);
+        let from_zero = [inc(0, 0, Some((5, 1)))];
+        assert!(matches!(check(&Counter { from: 100 }, &from_zero, 1000), Verdict::Violation { .. }));
     }
 }

@@ -25,13 +25,15 @@
 //! file of its folder when it refuses to start; members refuse exactly the hostile client's
 //! frames; the app's own invariants; a majority up and connected elects a leader within
 //! fifteen election timeouts, faults or not; and once faults stop, new commands commit and
-//! every member catches up.
+//! every member catches up. A seed that draws a restore (`restore.rs`) then runs every
+//! checker again on the whole cluster restored from a snapshot.
 
 mod clock;
 mod faults;
 mod folders;
 mod forger;
 mod linearizable;
+mod restore;
 
 use crate::client::session::ClientSession;
 use crate::deliberate::DeliberateBug;
@@ -53,6 +55,7 @@ use std::sync::{Arc, Mutex};
 
 use clock::Clocks;
 use faults::Rates;
+use restore::Epoch;
 
 const TICK_NS: u64 = 1_000_000;
 const MTU_BYTES: usize = 1408;
@@ -180,9 +183,11 @@ impl StateMachine for Tally {
 /// window, resends under the same (session, sequence), session expiry) over the simulated
 /// network, keeping a few commands outstanding.
 struct Client {
-    /// Its number (the workload's `client` argument).
+    /// Its number (the workload's `client` argument: unique across a restore).
     number: u64,
     net_id: u16,
+    /// Whether it stops sending halfway through (the leader will close its session).
+    goes_quiet: bool,
     codec: FrameCodec,
     session: ClientSession,
     /// Commands submitted so far (command `k` is the workload's `k`).
@@ -372,8 +377,12 @@ struct Sim<M: StateMachine> {
     unled_since_ns: Option<u64>,
     /// The members' folders (removed when the run ends).
     folders: folders::Folders,
-    /// Whether the replies are a counter's (the `Tally`'s), checked for linearizability.
-    linearizable: bool,
+    /// Reads a counter's count from the machine, if the replies are a counter's (the
+    /// `Tally`'s), checked for linearizability from `count_from`.
+    count_of: Option<fn(&M) -> u64>,
+    count_from: u64,
+    /// When this cluster began (true time): 0, or the restored cluster's start.
+    start_ns: u64,
 }
 
 /// A member's sends, encoded by its real frame codec, into an outbox the simulator hands to
@@ -432,7 +441,7 @@ fn consensus_config(config: &SimConfig, rates: &Rates, member: MemberId, incarna
 /// Runs one seed with the `Tally` machine; `Ok` with its statistics, or the first checker
 /// that failed. Exactly-once is checked on the id every command carries, across sessions.
 pub fn run(config: SimConfig) -> Result<SimStats, SimFailure> {
-    run_with::<Tally>(config, tally_command, Some(tally_id_of), true)
+    run_with::<Tally>(config, tally_command, Some(tally_id_of), Some(|tally: &Tally| tally.count))
 }
 
 /// Runs one seed with app `M` and its workload `command` (command `k` of client `c`); the
@@ -442,77 +451,23 @@ pub fn run_app<M: StateMachine + Default>(
     config: SimConfig,
     command: fn(u64, u64) -> Vec<u8>,
 ) -> Result<SimStats, SimFailure> {
-    run_with::<M>(config, command, None, false)
+    run_with::<M>(config, command, None, None)
 }
 
 /// [`run_app`], with exactly-once checked on the id `id_of` reads from each command, if
 /// given (on (session, sequence) always), and the replies checked as a linearizable counter
-/// if `linearizable` (the `Tally`'s).
+/// whose count `count_of` reads from the machine, if given (the `Tally`'s). Then, if the
+/// seed draws it ([`Fault::Restore`]), the whole cluster restored from a snapshot, run and
+/// checked again.
 fn run_with<M: StateMachine + Default>(
     config: SimConfig,
     command: fn(u64, u64) -> Vec<u8>,
     id_of: Option<IdOf>,
-    linearizable: bool,
+    count_of: Option<fn(&M) -> u64>,
 ) -> Result<SimStats, SimFailure> {
-    let mut rng = fastrand::Rng::with_seed(config.seed);
-    let rates = Rates::draw(&mut rng);
-    let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
-    // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
-    // both codecs run under every fault.
-    let security = if config.seed % 2 == 1 { ordo_core::Security::Aead } else { ordo_core::Security::Mac };
-    keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
-    let members = config.members as usize;
-    let checks = Arc::new(Mutex::new(Checks::new(&config, id_of)));
-    let folders = folders::Folders::new(config.seed).map_err(|error| SimFailure {
-        seed: config.seed,
-        checker: "setup",
-        message: format!("cannot create the members' folders: {error}"),
-        trace: Vec::new(),
-        reproduce: String::new(),
-    })?;
-    let mut nodes = Vec::with_capacity(members);
-    for m in 1..=config.members {
-        let id = MemberId(m);
-        let codec = FrameCodec::new(ClusterId(1), id, security, keys.clone(), MTU_BYTES);
-        let down = Life::<M>::Down(Disk::closed(0));
-        let clocks = Clocks::exact();
-        nodes.push(Node {
-            id,
-            dir: folders.member(m as usize - 1),
-            clocks,
-            codec,
-            life: down,
-            inbox: Vec::new(),
-            paused_until_ns: 0,
-            busy_until_ns: 0,
-            checked_at: None,
-            forged: 0,
-        });
-    }
-    let clients = (0..CLIENTS).map(|c| Client::new(c, config.members, security, config.deliberate_bug)).collect();
-    let mut sim = Sim {
-        command,
-        clients,
-        net: SimNet::new(rng.u64(..), rates.network(&config)),
-        rng: fastrand::Rng::with_seed(rng.u64(..)),
-        rng_lies: fastrand::Rng::with_seed(config.seed ^ 0x6C69_6573_6C69_6573),
-        rng_hostile: fastrand::Rng::with_seed(config.seed ^ 0x686F_7374_696C_6521),
-        nodes,
-        now_ns: 0,
-        stats: SimStats::default(),
-        checks,
-        heal_at_ns: None,
-        faults_end_ns: config.duration_ns * 7 / 10,
-        commit_at_faults_end: Position::ZERO,
-        snapshots_before: 0,
-        outbox: Vec::new(),
-        rates,
-        unled_since_ns: None,
-        folders,
-        linearizable,
-        config,
-    };
-    for index in 0..members {
+    let workload = Workload { command, id_of, count_of };
+    let mut sim = Sim::build(config, workload, &Epoch::first(&config))?;
+    for index in 0..config.members as usize {
         let formatted = sim.folders.format(index).map_err(|error| ReplicaError::Storage(error.into()));
         formatted
             .and_then(|()| sim.start(index, 0))
@@ -521,7 +476,97 @@ fn run_with<M: StateMachine + Default>(
     let result = sim.run();
     sim.finish_stats();
     result?;
-    Ok(sim.stats)
+    let Some((epoch, backup)) = sim.restore_drawn() else { return Ok(sim.stats) };
+    let mut restored = Sim::build(config, workload, &epoch)?;
+    restored.stats = sim.stats;
+    drop(sim); // the first cluster's folders are gone
+    restored.start_restored(&backup)?;
+    let result = restored.run();
+    restored.finish_stats();
+    result?;
+    Ok(restored.stats)
+}
+
+/// What the app runs and how its commands are checked.
+struct Workload<M> {
+    /// Command `k` of client `c` (the same bytes every time it is sent).
+    command: fn(u64, u64) -> Vec<u8>,
+    /// Reads a command's unique id, if the workload carries one.
+    id_of: Option<IdOf>,
+    /// Reads a counter's count from the machine, if its replies are a counter's.
+    count_of: Option<fn(&M) -> u64>,
+}
+
+impl<M> Clone for Workload<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Workload<M> {}
+
+impl<M: StateMachine + Default> Sim<M> {
+    /// A cluster of `config.members` members down on empty folders, its clients and its
+    /// network, drawn from `epoch`'s seeds.
+    fn build(config: SimConfig, workload: Workload<M>, epoch: &Epoch) -> Result<Sim<M>, SimFailure> {
+        let mut rng = fastrand::Rng::with_seed(epoch.seed);
+        let rates = Rates::draw(&mut rng);
+        let mut keys = KeyRing::new(FrameKey::new(&[5; 32]));
+        // Odd seeds encrypt (AES-GCM under per-incarnation keys), even ones authenticate only:
+        // both codecs run under every fault.
+        let security = if config.seed % 2 == 1 { ordo_core::Security::Aead } else { ordo_core::Security::Mac };
+        keys.add_client(CLIENT_KEY.id, FrameKey::new(&CLIENT_KEY.secret));
+        let checks = Arc::new(Mutex::new(Checks::new(&config, workload.id_of, epoch.seed)));
+        let folders = folders::Folders::new(config.seed).map_err(|error| SimFailure {
+            seed: config.seed,
+            checker: "setup",
+            message: format!("cannot create the members' folders: {error}"),
+            trace: Vec::new(),
+            reproduce: String::new(),
+        })?;
+        let nodes = (1..=config.members)
+            .map(|m| Node {
+                id: MemberId(m),
+                dir: folders.member(m as usize - 1),
+                clocks: Clocks::exact(),
+                codec: FrameCodec::new(ClusterId(1), MemberId(m), security, keys.clone(), MTU_BYTES),
+                life: Life::<M>::Down(Disk::closed(0)),
+                inbox: Vec::new(),
+                paused_until_ns: 0,
+                busy_until_ns: 0,
+                checked_at: None,
+                forged: 0,
+            })
+            .collect();
+        let clients = (0..CLIENTS)
+            .map(|c| Client::new(c, epoch.clients_from + c as u64, &config, security, epoch.events_from))
+            .collect();
+        let mut net = SimNet::new(rng.u64(..), rates.network(&config));
+        net.advance_to(epoch.start_ns);
+        Ok(Sim {
+            command: workload.command,
+            clients,
+            net,
+            rng: fastrand::Rng::with_seed(rng.u64(..)),
+            rng_lies: fastrand::Rng::with_seed(epoch.seed ^ 0x6C69_6573_6C69_6573),
+            rng_hostile: fastrand::Rng::with_seed(epoch.seed ^ 0x686F_7374_696C_6521),
+            nodes,
+            start_ns: epoch.start_ns,
+            now_ns: epoch.start_ns,
+            stats: SimStats::default(),
+            checks,
+            heal_at_ns: None,
+            faults_end_ns: epoch.start_ns + config.duration_ns * 7 / 10,
+            commit_at_faults_end: Position::ZERO,
+            snapshots_before: 0,
+            outbox: Vec::new(),
+            rates,
+            unled_since_ns: None,
+            folders,
+            count_of: workload.count_of,
+            count_from: epoch.count_from,
+            config,
+        })
+    }
 }
 
 impl<M: StateMachine + Default> Sim<M> {
@@ -592,16 +637,17 @@ impl<M: StateMachine + Default> Sim<M> {
         Ok(())
     }
 
+    /// Adds what this cluster did to `stats` (which a restored cluster's run goes on from).
     fn finish_stats(&mut self) {
         let checks = self.checks.lock().expect("one thread");
-        self.stats.elections = checks.elections;
-        self.stats.snapshots_installed = checks.installs;
+        self.stats.elections += checks.elections;
+        self.stats.snapshots_installed += checks.installs;
         drop(checks);
         let replicas = || self.nodes.iter().filter_map(|n| n.replica());
-        self.stats.snapshots = self.snapshots_before + replicas().map(|r| r.snapshots_taken()).sum::<u64>();
-        self.stats.events_bytes =
+        self.stats.snapshots += self.snapshots_before + replicas().map(|r| r.snapshots_taken()).sum::<u64>();
+        self.stats.events_bytes +=
             self.nodes.iter().filter_map(|n| n.disk()).map(|(_, events, _)| events.log_end().0).max().unwrap_or(0);
-        self.stats.acked = self.clients.iter().map(|c| c.acked.len() as u64).sum();
+        self.stats.acked += self.clients.iter().map(|c| c.acked.len() as u64).sum::<u64>();
         if let Some(most) = replicas().max_by_key(|r| r.applied_position()) {
             let container = most.inline().container();
             self.stats.sessions_open = container.session_count() as u64;
@@ -610,12 +656,13 @@ impl<M: StateMachine + Default> Sim<M> {
     }
 
     fn run(&mut self) -> Result<(), SimFailure> {
-        let mut next_tick_ns = 0;
-        let mut next_clients_ns = 0;
+        let mut next_tick_ns = self.start_ns;
+        let mut next_clients_ns = self.start_ns;
         let mut faults_stopped = false;
         // Calm long enough for eight election timeouts (a run across a slow network sets long
         // ones), and at least the rest of the configured duration.
-        let end_ns = self.config.duration_ns.max(self.faults_end_ns + 8 * self.rates.election_timeout_ns());
+        let end_ns =
+            (self.start_ns + self.config.duration_ns).max(self.faults_end_ns + 8 * self.rates.election_timeout_ns());
         while self.now_ns < end_ns {
             self.checks.lock().expect("one thread").now_ns = self.now_ns;
             while let Some((from, to, bytes)) = self.net.deliver() {
@@ -670,11 +717,12 @@ impl<M: StateMachine + Default> Sim<M> {
     /// none skipped, and none comes before a count answered to a command that ended before
     /// it began. (Unanswered commands may or may not have counted.)
     fn check_linearizable(&mut self) -> Result<(), SimFailure> {
-        if !self.linearizable {
+        if self.count_of.is_none() {
             return Ok(());
         }
         let history = self.linearizable_history();
-        match linearizable::check(&linearizable::Counter, &history, LINEARIZABLE_STEPS_MAX) {
+        let counter = linearizable::Counter { from: self.count_from };
+        match linearizable::check(&counter, &history, LINEARIZABLE_STEPS_MAX) {
             linearizable::Verdict::Linearizable => Ok(()),
             linearizable::Verdict::Undecided => {
                 self.stats.linearizability_undecided += 1;
@@ -945,7 +993,7 @@ impl<M: StateMachine + Default> Sim<M> {
     /// the run goes).
     fn check_events_received(&mut self) -> Result<(), SimFailure> {
         let Some(subscriber) = self.clients.first() else { return Ok(()) };
-        self.stats.events_received = subscriber.events.len() as u64;
+        self.stats.events_received += subscriber.events.len() as u64;
         let (Some(first), Some(last)) = (subscriber.events.first(), subscriber.events.last()) else { return Ok(()) };
         // The member event log that holds the most of them; the events received outside it
         // are not compared (counted).
@@ -957,7 +1005,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let best =
             logs.iter().filter_map(|log| Some((*log, overlap(log)?))).max_by_key(|(_, (from, to))| to.0 - from.0);
         let Some((log, (from, to))) = best else {
-            self.stats.events_unchecked = subscriber.events.len() as u64;
+            self.stats.events_unchecked += subscriber.events.len() as u64;
             return Ok(());
         };
         let mut held = Vec::new();
@@ -971,7 +1019,7 @@ impl<M: StateMachine + Default> Sim<M> {
             position = entry.next_position();
         }
         let within = |&&(position, next, _): &&(Position, Position, Vec<u8>)| position >= from && next <= to;
-        self.stats.events_unchecked = subscriber.events.iter().filter(|e| !within(e)).count() as u64;
+        self.stats.events_unchecked += subscriber.events.iter().filter(|e| !within(e)).count() as u64;
         let received: Vec<(Position, &[u8])> =
             subscriber.events.iter().filter(within).map(|(p, _, b)| (*p, b.as_slice())).collect();
         if received != held {
@@ -1130,14 +1178,14 @@ fn hooks(checks: &Arc<Mutex<Checks>>, index: usize, config: &SimConfig) -> Hooks
 }
 
 impl Checks {
-    fn new(config: &SimConfig, id_of: Option<IdOf>) -> Checks {
+    fn new(config: &SimConfig, id_of: Option<IdOf>, seed: u64) -> Checks {
         let members = config.members as usize;
         Checks {
             seed: config.seed,
             members: config.members,
             faults: config.faults,
             may_crash_inside: false,
-            rng_inside: fastrand::Rng::with_seed(config.seed ^ 0x696E_7369_6465_2121),
+            rng_inside: fastrand::Rng::with_seed(seed ^ 0x696E_7369_6465_2121),
             crashed_before: None,
             deliberate_bug: config.deliberate_bug,
             now_ns: 0,
@@ -1511,18 +1559,24 @@ fn output_reply(output: &Output<'_>) -> Option<u64> {
 }
 
 impl Client {
-    fn new(c: u16, members: u16, security: ordo_core::Security, bug: Option<DeliberateBug>) -> Client {
+    /// Client `c` of a cluster (its net id follows the members'), the workload's client
+    /// `number`; the first subscribes to the event feed from `events_from`, the second goes
+    /// quiet halfway through.
+    fn new(c: u16, number: u64, config: &SimConfig, security: ordo_core::Security, events_from: Position) -> Client {
         let keys = KeyRing::for_client(&CLIENT_KEY);
         let codec =
             FrameCodec::new(ClusterId(1), MemberId(100 + c), security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
-        let mut session = ClientSession::new(members as usize, c as u64, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
-        session.break_deliberately(bug);
+        let members = config.members;
+        let mut session = ClientSession::new(members as usize, number, CLIENT_RETRY_NS, SEQUENCE_WINDOW as usize);
+        session.break_deliberately(config.deliberate_bug);
         let (acked, acked_k) = (BTreeSet::new(), BTreeSet::new());
         if c == 0 {
-            session.subscribe_events(Position::ZERO); // the event feed, from the start
+            session.subscribe_events(events_from);
         }
         let (history, events) = (Vec::new(), Vec::new());
-        Client { number: c as u64, net_id: members + c, codec, session, submitted: 0, acked, acked_k, history, events }
+        let goes_quiet = c == 1;
+        let net_id = members + c;
+        Client { number, net_id, goes_quiet, codec, session, submitted: 0, acked, acked_k, history, events }
     }
 }
 
@@ -1531,10 +1585,10 @@ impl<M: StateMachine + Default> Sim<M> {
     /// session says is due: an opening, new commands, resends.
     fn step_clients(&mut self) {
         let now = self.now_ns;
-        let quiet_after_ns = self.config.duration_ns / 2;
+        let quiet_after_ns = self.start_ns + self.config.duration_ns / 2;
         let command_of = self.command;
         for client in &mut self.clients {
-            if client.number == 1 && now >= quiet_after_ns && client.session.outstanding() == 0 {
+            if client.goes_quiet && now >= quiet_after_ns && client.session.outstanding() == 0 {
                 continue; // this client goes quiet: the leader will close its session
             }
             while client.session.outstanding() < self.rates.outstanding {
@@ -1623,7 +1677,7 @@ mod tests {
     #[test]
     fn the_longest_tally_command_fits_a_request_under_either_codec() {
         for security in [ordo_core::Security::Mac, ordo_core::Security::Aead] {
-            let client = Client::new(0, 3, security, None);
+            let client = Client::new(0, 0, &SimConfig::new(0), security, Position::ZERO);
             let capacity = client.codec.capacity_bytes(FrameType::ClientRequest);
             assert!(TALLY_COMMAND_BYTES_MAX <= capacity, "{TALLY_COMMAND_BYTES_MAX} > {capacity} ({security:?})");
         }
@@ -1636,6 +1690,38 @@ mod tests {
         let a = run(SimConfig::new(7)).unwrap();
         let b = run(SimConfig::new(7)).unwrap();
         assert_eq!(a, b);
+        // A seed that restores its cluster, too.
+        let (a, b) = (run(SimConfig::new(RESTORING_SEED)).unwrap(), run(SimConfig::new(RESTORING_SEED)).unwrap());
+        assert_eq!((a, a.restores), (b, 1));
+    }
+
+    /// A seed that draws a restore of its cluster, with every fault class.
+    const RESTORING_SEED: u64 = 37;
+
+    #[test]
+    fn a_restored_cluster_runs_on_from_its_snapshot_as_long_again() {
+        let restored = run(SimConfig::new(RESTORING_SEED)).unwrap();
+        let first = run(SimConfig { faults: Faults::ALL.without(Fault::Restore), ..SimConfig::new(RESTORING_SEED) });
+        let first = first.unwrap();
+        assert_eq!((restored.restores, first.restores), (1, 0));
+        // The first cluster ran as it does without the class; then the restored one's
+        // clients got commands through and its subscriber events.
+        assert!(restored.ticks > first.ticks * 3 / 2, "{restored:?}");
+        assert!(restored.acked > first.acked + 1000, "{restored:?} against {first:?}");
+        assert!(restored.events_received > first.events_received + 1000, "{restored:?} against {first:?}");
+        assert!(restored.elections > first.elections, "the restored cluster elected its own leader");
+    }
+
+    /// The restored cluster's history is checked from the snapshot's count: told a count one
+    /// higher, the linearizability checker fails it (and only it: the first cluster passed).
+    #[test]
+    fn a_restored_clusters_counter_is_checked_from_the_snapshots_count() {
+        let config = SimConfig::new(RESTORING_SEED);
+        let off_by_one = run_with::<Tally>(config, tally_command, Some(tally_id_of), Some(|tally| tally.count + 1));
+        let failure = off_by_one.expect_err("a count the snapshot did not have is caught");
+        assert_eq!(failure.checker, "linearizable", "{failure}");
+        let restored_clients = failure.message.contains("client 2 from") || failure.message.contains("client 3 from");
+        assert!(restored_clients, "the restored cluster's clients (2 and 3): {failure}");
     }
 
     /// The first seed (of `seeds`, clusters of `members`) on which the simulator reports
