@@ -46,7 +46,8 @@ use ordo_core::StateMachine;
 use std::fmt;
 
 /// Runs one seed of a simulated cluster of `M`, each client sending `workload(client,
-/// sequence)`; `Ok` with what happened, or the first check that failed.
+/// sequence)` (clients 0 and 1, and 2 and 3 in a cluster restored from a snapshot:
+/// [`Fault::Restore`]); `Ok` with what happened, or the first check that failed.
 pub fn run<M: StateMachine + Default>(
     config: SimConfig,
     workload: fn(u64, u64) -> Vec<u8>,
@@ -95,10 +96,12 @@ pub enum Fault {
     /// cluster's term and the next few, and sends datagrams that are no frame.
     Hostile,
     /// One run in eight, once it has passed, the operator restores the whole cluster from
-    /// one member's newest snapshot: every folder made anew (`ordo init`) and seeded with it
-    /// (the function `ordo snapshot restore` calls), a second later. The restored cluster
-    /// runs as long again under the same faults, with new clients, every checker on it; what
-    /// was committed after the snapshot is gone, by design.
+    /// one member's newest snapshot: a new cluster made (`ordo init`: a new cluster id and
+    /// key, every folder formatted) and each member seeded with it (the function `ordo
+    /// snapshot restore` calls), one to ten seconds later. The restored cluster runs as long
+    /// again under the same fault classes (rates drawn anew), with new clients (the
+    /// workload's clients 2 and 3), every checker on it; what was committed after the
+    /// snapshot is gone, by design.
     Restore,
 }
 
@@ -278,7 +281,9 @@ pub struct SimStats {
     /// Of those, members the operator seeded from a running member's newest snapshot (the
     /// others start empty).
     pub reseeds: u64,
-    /// Events the subscribing client received (the event feed, from the start).
+    /// Events the subscribing client received (the event feed, from the start, and in a
+    /// restored cluster from the snapshot's). This and the other counts add up both clusters
+    /// of a seed that restores; the positions and sizes are the restored cluster's.
     pub events_received: u64,
     /// Of those, events no member's event log held at the end to compare with (each starts
     /// anew at a snapshot installed or a lost disk).
@@ -289,6 +294,8 @@ pub struct SimStats {
     pub forgeries: u64,
     /// Whole clusters restored from a snapshot (and run again).
     pub restores: u64,
+    /// Commands in the histories checked for linearizability (answered, or applied).
+    pub linearizable_checked: u64,
     /// Histories whose linearizability search went past its bound (neither passed nor failed).
     pub linearizability_undecided: u64,
 }

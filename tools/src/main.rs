@@ -156,7 +156,8 @@ enum Command {
         #[arg(long, default_value = "ledger")]
         app: String,
         /// `all`, `none`, or a comma-separated list of fault classes: crash, outage,
-        /// disk-loss, partition, network, delay, clock, pause, stall, corruption, hostile.
+        /// disk-loss, partition, network, delay, clock, pause, stall, corruption, hostile,
+        /// restore.
         #[arg(long, default_value = "all")]
         faults: String,
         #[arg(long)]

@@ -333,7 +333,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let damage = damage.and_then(|damage| self.corrupt(index, &dir, damage, flipped_out_of_order));
         // Recovery, as the member will run it when it starts, for the checkers meanwhile (not
         // over a log a disk lied about: the checkers would read what the member may refuse).
-        let config = folders::log_config();
+        let config = folders::log_config(self.cluster_id);
         let readable = !damage.as_ref().is_some_and(|lie| lie.damage.touches_log());
         let logs = Log::open(&dir.join("log"), config.clone())
             .and_then(|(log, _)| Ok((log, Log::open(&dir.join("events"), config.for_events())?.0)))
@@ -463,7 +463,7 @@ impl<M: StateMachine + Default> Sim<M> {
         let snapshot = folders::newest_readable_snapshot(&self.nodes[peer].dir)?;
         let dir = &self.nodes[index].dir;
         std::fs::create_dir_all(dir).expect("the simulator makes a member's folder");
-        let (_, recovering) = crate::disk::restore_snapshot(dir, ordo_core::ClusterId(1), &snapshot)
+        let (_, recovering) = crate::disk::restore_snapshot(dir, self.cluster_id, &snapshot)
             .expect("a snapshot restores into an empty folder");
         debug_assert!(recovering, "a member seeded into a folder it lost recovers first");
         self.stats.reseeds += 1;

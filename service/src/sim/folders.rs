@@ -19,9 +19,9 @@ const SEGMENT_BYTES: u64 = 64 * 1024;
 pub(crate) const ENTRY_PAYLOAD_BYTES_MAX: u32 = 16 * 1024;
 
 /// How every simulated member's log is configured.
-pub(crate) fn log_config() -> LogConfig {
+pub(crate) fn log_config(cluster_id: ClusterId) -> LogConfig {
     LogConfig {
-        cluster_id: ClusterId(1),
+        cluster_id,
         segment_bytes: SEGMENT_BYTES,
         durability: Durability::Fsync,
         entry_payload_bytes_max: ENTRY_PAYLOAD_BYTES_MAX,
@@ -55,14 +55,14 @@ impl Folders {
 
     /// Formats member `index`'s folder as `ordo init` does (a vote file at term 0): a new
     /// member, not one that lost its state.
-    pub(crate) fn format(&self, index: usize) -> Result<(), ordo_log::LogError> {
+    pub(crate) fn format(&self, index: usize, cluster_id: ClusterId) -> Result<(), ordo_log::LogError> {
         let dir = self.member(index);
         std::fs::create_dir_all(&dir).map_err(|source| ordo_log::LogError::Io {
             action: "create member folder",
             path: dir.clone(),
             source,
         })?;
-        ordo_log::VoteStore::new(&dir, log_config().cluster_id).format().map(drop)
+        ordo_log::VoteStore::new(&dir, cluster_id).format().map(drop)
     }
 }
 
@@ -232,7 +232,7 @@ mod tests {
     fn a_power_cut_keeps_the_fsynced_log_and_recovery_cuts_what_was_not() {
         let folders = Folders::new(1).unwrap();
         let dir = folders.member(0).join("log");
-        let (mut log, _) = ordo_log::Log::open(&dir, log_config()).unwrap();
+        let (mut log, _) = ordo_log::Log::open(&dir, log_config(ClusterId(1))).unwrap();
         let meta = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
         for _ in 0..100 {
             log.append(&meta, &[7; 1000]).unwrap();
@@ -246,7 +246,7 @@ mod tests {
         drop(log); // a crash
         let torn = [0xAB; 50];
         PowerCut { durable, end, keep: 3000, flip: None, torn: &torn, out_of_order: false }.apply(&dir).unwrap();
-        let (log, recovery) = ordo_log::Log::open(&dir, log_config()).unwrap();
+        let (log, recovery) = ordo_log::Log::open(&dir, log_config(ClusterId(1))).unwrap();
         assert!(log.position_append() >= durable && log.position_append() < end, "{recovery:?}");
         assert!(recovery.torn_tail.is_some(), "the torn write was cut: {recovery:?}");
     }
@@ -255,7 +255,7 @@ mod tests {
     fn a_log_reset_to_a_base_whose_entries_were_all_lost_opens_at_the_base() {
         let folders = Folders::new(2).unwrap();
         let dir = folders.member(0).join("events");
-        let config = log_config().for_events();
+        let config = log_config(ClusterId(1)).for_events();
         let (mut log, _) = ordo_log::Log::open(&dir, config.clone()).unwrap();
         let base = ordo_log::LogBase {
             position: Position(61920),

@@ -8,7 +8,7 @@
 use super::{CLIENT_KEY, MTU_BYTES, Sim};
 use crate::simulation::Fault;
 use ordo_core::machine::StateMachine;
-use ordo_core::{ClusterId, MemberId, Position, Term};
+use ordo_core::{MemberId, Position, Term};
 use ordo_transport::{Body, FrameCodec, KeyRing};
 
 impl<M: StateMachine + Default> Sim<M> {
@@ -57,7 +57,7 @@ impl<M: StateMachine + Default> Sim<M> {
         };
         let keys = KeyRing::for_client(&CLIENT_KEY);
         let security = self.nodes[0].codec.security();
-        let mut codec = FrameCodec::new(ClusterId(1), claimed, security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
+        let mut codec = FrameCodec::new(self.cluster_id, claimed, security, keys, MTU_BYTES).with_key_id(CLIENT_KEY.id);
         let mut buffer = vec![0u8; MTU_BYTES];
         let Ok(length) = codec.encode(&mut buffer, term, &body) else { return };
         buffer.truncate(length);
