@@ -5,12 +5,17 @@
 
 use ordo_service::machinery::sim::{self, SimConfig};
 
-#[test]
-fn two_thousand_seeds_with_every_fault_pass_every_checker() {
-    let seeds: u64 = std::env::var("ORDO_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let first: u64 = std::env::var("ORDO_SIM_FIRST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+/// Seeds `first..first + seeds` pass every checker, and the faults really happened. A range
+/// the environment names is run by the first half alone.
+fn seeds_pass_every_checker(first: u64, seeds: u64) {
+    let named = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let (first, seeds) = match (named("ORDO_SIM_FIRST_SEED"), named("ORDO_SIM_SEEDS")) {
+        (None, None) => (first, seeds),
+        _ if first > 0 => return,
+        (named_first, named_seeds) => (named_first.unwrap_or(0), named_seeds.unwrap_or(2000)),
+    };
     let start = std::time::Instant::now();
-    let (mut ticks, mut elections, mut crashes, mut disks_lost, mut acked) = (0, 0, 0, 0, 0);
+    let (mut ticks, mut elections, mut crashes, mut disks_lost, mut acked, mut restores) = (0, 0, 0, 0, 0, 0);
     for seed in first..first + seeds {
         match sim::run(SimConfig::new(seed)) {
             Ok(stats) => {
@@ -19,16 +24,29 @@ fn two_thousand_seeds_with_every_fault_pass_every_checker() {
                 crashes += stats.crashes;
                 disks_lost += stats.disks_lost;
                 acked += stats.acked;
+                restores += stats.restores;
             }
             Err(failure) => panic!("\n{failure}\n"),
         }
     }
     eprintln!(
-        "{seeds} seeds: {ticks} ticks, {elections} elections, {crashes} crashes ({disks_lost} disks lost), {acked} client commands acknowledged in {:.1} s",
+        "{seeds} seeds from {first}: {ticks} ticks, {elections} elections, {crashes} crashes ({disks_lost} disks lost), {restores} clusters restored, {acked} client commands acknowledged in {:.1} s",
         start.elapsed().as_secs_f64()
     );
     assert!(elections >= seeds && crashes > 0 && disks_lost > 0, "the faults really happened");
+    assert!(seeds < 100 || restores > 0, "clusters were restored");
     assert!(acked > seeds * 1000, "clients got their commands through");
+}
+
+/// Two thousand seeds, in two halves the test harness runs at once.
+#[test]
+fn seeds_0_to_999_with_every_fault_pass_every_checker() {
+    seeds_pass_every_checker(0, 1000);
+}
+
+#[test]
+fn seeds_1000_to_1999_with_every_fault_pass_every_checker() {
+    seeds_pass_every_checker(1000, 1000);
 }
 
 #[test]
@@ -73,9 +91,14 @@ fn a_stale_leader_of_an_older_term_need_not_hold_a_newer_terms_commits() {
 ///   0 cannot be read"). A folder whose log starts past every usable snapshot is now refused
 ///   at start, naming the snapshot folder (`SnapshotError::NoneReachesLog`), and the operator
 ///   rebuilds the member (`disk::tests::a_folder_whose_log_starts_past_every_readable_snapshot_is_refused`).
+/// - 37, 70 (of seeds 0 to 299 with the fix switched off, 16 fail; these first): a frame of
+///   events lost while events kept coming was never sent again (each send reset the resend
+///   timer), and the subscriber, taking only what continues its feed, received nothing more.
+///   The feed now goes back when the acknowledgement has not moved for 50 ms
+///   (`event_feed::tests::a_lost_frame_is_sent_again_while_new_events_keep_coming`).
 #[test]
 fn the_seeds_that_found_defects_pass() {
-    for seed in [176, 256, 510, 980, 796, 67, 105, 678] {
+    for seed in [176, 256, 510, 980, 796, 67, 105, 678, 37, 70] {
         if let Err(failure) = sim::run(SimConfig::new(seed)) {
             panic!("\n{failure}\n");
         }

@@ -2,7 +2,8 @@
 //! position (an empty `EventData` frame: "I have everything below `from_position`", which is
 //! both the subscription and its acknowledgement); the member streams its event log's raw
 //! bytes from there, whole entries per frame, at most a window ahead of what was
-//! acknowledged, going back to the acknowledged position when acknowledgements stall. Every
+//! acknowledged, going back to the acknowledged position when the acknowledgement has not
+//! moved for a while (however much is still being sent: a lost frame is not outrun). Every
 //! member's event log is identical, so a client that moves to another member carries on
 //! from the same position.
 //!
@@ -18,7 +19,7 @@ use ordo_core::{EntryKind, LogSource, Position};
 
 /// Bytes sent beyond a subscriber's acknowledgement.
 const WINDOW_BYTES: u64 = 256 * 1024;
-/// Resend from the acknowledged position after this long without progress.
+/// Resend from the acknowledged position after this long without its moving.
 const RESEND_NS: u64 = 50_000_000;
 /// A subscriber silent this long is dropped.
 const EXPIRY_NS: u64 = 10_000_000_000;
@@ -29,7 +30,8 @@ struct Subscriber<A> {
     client: ClientRoute<A>,
     acked: Position,
     sent: Position,
-    sent_ns: u64,
+    /// When `acked` last moved (or the feed last went back to it).
+    acked_moved_ns: u64,
     heard_ns: u64,
 }
 
@@ -58,11 +60,16 @@ impl<A: Address> EventFeed<A> {
                 if from < subscriber.acked {
                     subscriber.sent = from; // it started over
                 }
+                if from != subscriber.acked {
+                    subscriber.acked_moved_ns = now_ns;
+                }
                 subscriber.acked = from;
                 subscriber.sent = subscriber.sent.max(from);
             }
             None if !full => {
-                self.subscribers.push(Subscriber { client, acked: from, sent: from, sent_ns: 0, heard_ns: now_ns });
+                let subscriber =
+                    Subscriber { client, acked: from, sent: from, acked_moved_ns: now_ns, heard_ns: now_ns };
+                self.subscribers.push(subscriber);
             }
             None => tracing::warn!("refused an event subscriber at {address}: {SUBSCRIBERS_MAX} already"),
         }
@@ -87,8 +94,13 @@ impl<A: Address> EventFeed<A> {
     ) -> usize {
         let mut frames = 0;
         for subscriber in &mut self.subscribers {
-            if subscriber.sent > subscriber.acked && now_ns.saturating_sub(subscriber.sent_ns) >= RESEND_NS {
-                subscriber.sent = subscriber.acked; // acknowledgements stalled: go back
+            // The acknowledgement stalled while sends went on: a frame was lost (the client
+            // takes only what continues its feed), so go back to it. Timed from the
+            // acknowledgement, not the last send: while new events keep coming, sends never
+            // pause.
+            if subscriber.sent > subscriber.acked && now_ns.saturating_sub(subscriber.acked_moved_ns) >= RESEND_NS {
+                subscriber.sent = subscriber.acked;
+                subscriber.acked_moved_ns = now_ns;
             }
             while subscriber.sent < published && subscriber.sent.0 < subscriber.acked.0 + WINDOW_BYTES {
                 let Some((start, bytes)) = reader.read_log(subscriber.sent) else { break };
@@ -103,7 +115,6 @@ impl<A: Address> EventFeed<A> {
                 }
                 send(subscriber.client, start, &bytes[..length]);
                 subscriber.sent = next;
-                subscriber.sent_ns = now_ns;
                 frames += 1;
             }
         }
@@ -135,4 +146,36 @@ fn whole_entries(bytes: &[u8], start: Position, capacity: usize) -> (usize, Posi
         }
     }
     (length, position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::mem_log::MemLog;
+    use ordo_core::{ClusterTimeNs, EntryMeta, SessionId, Term};
+
+    /// Found by the simulator (seed 70 of issue 18, once a checker asked that the feed catch
+    /// up): the first frame to a subscriber was lost while events kept coming, one a
+    /// millisecond; each new frame reset the resend timer, so the feed never went back, and
+    /// the client, taking only what continues its feed, received nothing more.
+    #[test]
+    fn a_lost_frame_is_sent_again_while_new_events_keep_coming() {
+        let mut log = MemLog::new();
+        let meta = EntryMeta::command(Term(1), ClusterTimeNs(1), SessionId(1), 0);
+        let client = ClientRoute { address: 7u16, key_id: 0 };
+        let mut feed = EventFeed::<u16>::default();
+        feed.on_request(client, Position::ZERO, 0);
+        let mut sent_from = Vec::new();
+        for ms in 0..200u64 {
+            let now_ns = ms * 1_000_000;
+            log.append(&meta, &[1; 40]).unwrap();
+            feed.poll(now_ns, &log, log.end(), 1400, &mut |_, from, _| sent_from.push(from));
+            if ms % 30 == 29 {
+                feed.on_request(client, Position::ZERO, now_ns); // the client still wants 0 on
+            }
+        }
+        assert_eq!(sent_from[0], Position::ZERO);
+        let again = sent_from.iter().skip(1).filter(|&&from| from == Position::ZERO).count();
+        assert!(again >= 2, "the lost frame is sent again, every {RESEND_NS} ns: {sent_from:?}");
+    }
 }

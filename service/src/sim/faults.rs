@@ -517,6 +517,9 @@ impl<M: StateMachine + Default> Sim<M> {
         checks.calm_since_ns = Some(now);
         self.commit_at_faults_end = checks.commits.iter().copied().max().unwrap_or_default();
         drop(checks);
+        let events_ends =
+            self.nodes.iter().filter_map(|n| n.disk()).map(|(_, events, _)| ordo_core::LogSource::log_end(events));
+        self.events_at_faults_end = events_ends.max().unwrap_or_default();
         self.note(format!("faults stop; commit at {}", self.commit_at_faults_end));
     }
 

@@ -19,7 +19,8 @@
 //! command is applied twice, by (session, sequence) and by the unique id a `Tally` command
 //! carries, and every acknowledged one is applied; the `Tally`'s replies are linearizable
 //! as a counter's (`linearizable.rs`); every reply reaches its client; the event feed
-//! delivers every event of the event log, in order, once; a session closes only after its
+//! delivers every event of the event log, in order, once, and once faults stop it catches
+//! up with what the event logs held; a session closes only after its
 //! timeout idle; a calm cluster's leader fires a timer within 5 ms of its due time; every
 //! snapshot restores to the same state; a member refuses a damaged vote file, and names a
 //! file of its folder when it refuses to start; members refuse exactly the hostile client's
@@ -126,6 +127,21 @@ fn tally_id(client: u64, k: u64) -> u64 {
     ((client + 1) << 40) | k
 }
 
+/// The event entries of `log` in `from..to`: each one's position and payload.
+fn event_entries(log: &Log, from: Position, to: Position) -> Vec<(Position, &[u8])> {
+    let mut held = Vec::new();
+    let mut position = from;
+    while position < to {
+        let Some((start, chunk)) = log.read_log(position) else { break };
+        let Ok(entry) = decode_entry(chunk, start) else { break };
+        if entry.kind() == ordo_core::EntryKind::Event {
+            held.push((start, entry.payload));
+        }
+        position = entry.next_position();
+    }
+    held
+}
+
 /// Reads the unique id a workload's command carries.
 type IdOf = fn(&[u8]) -> Option<u64>;
 
@@ -199,9 +215,11 @@ struct Client {
     /// Command `k` is operation `k - 1`: when it was submitted, and when its answer came
     /// and what it said, read as a `Tally` count (kept for the linearizability check).
     history: Vec<linearizable::Operation<(), u64>>,
-    /// The events it received (client 0 subscribes from the start): each one's position,
-    /// the position after it, and its bytes.
+    /// The events it received (client 0 subscribes from `events_from`: the start, or a
+    /// restored snapshot's event position): each one's position, the position after it, and
+    /// its bytes.
     events: Vec<(Position, Position, Vec<u8>)>,
+    events_from: Position,
 }
 
 pub use crate::simulation::{Fault, Faults, SimConfig, SimFailure, SimStats};
@@ -367,6 +385,8 @@ struct Sim<M: StateMachine> {
     heal_at_ns: Option<u64>,
     faults_end_ns: u64,
     commit_at_faults_end: Position,
+    /// The end of the longest event log when faults stopped.
+    events_at_faults_end: Position,
     /// Snapshots written by replicas since replaced (crashed).
     snapshots_before: u64,
     /// What a duty cycle (or a client) sent, to leave once its work is done.
@@ -570,6 +590,7 @@ impl<M: StateMachine + Default> Sim<M> {
             heal_at_ns: None,
             faults_end_ns: epoch.start_ns + config.duration_ns * 7 / 10,
             commit_at_faults_end: Position::ZERO,
+            events_at_faults_end: Position::ZERO,
             snapshots_before: 0,
             outbox: Vec::new(),
             rates,
@@ -721,6 +742,7 @@ impl<M: StateMachine + Default> Sim<M> {
         }
         self.check_logs_match()?;
         self.check_events_received()?;
+        self.check_events_caught_up()?;
         self.check_linearizable()?;
         self.check_exactly_once()?;
         self.check_liveness()
@@ -1023,16 +1045,7 @@ impl<M: StateMachine + Default> Sim<M> {
             self.stats.events_unchecked += subscriber.events.len() as u64;
             return Ok(());
         };
-        let mut held = Vec::new();
-        let mut position = from;
-        while position < to {
-            let Some((start, chunk)) = log.read_log(position) else { break };
-            let Ok(entry) = decode_entry(chunk, start) else { break };
-            if entry.kind() == ordo_core::EntryKind::Event {
-                held.push((start, entry.payload));
-            }
-            position = entry.next_position();
-        }
+        let held = event_entries(log, from, to);
         let within = |&&(position, next, _): &&(Position, Position, Vec<u8>)| position >= from && next <= to;
         self.stats.events_unchecked += subscriber.events.iter().filter(|e| !within(e)).count() as u64;
         let received: Vec<(Position, &[u8])> =
@@ -1046,6 +1059,40 @@ impl<M: StateMachine + Default> Sim<M> {
                 held.len()
             );
             return Err(self.checks.lock().expect("one thread").fail("events as logged", message));
+        }
+        Ok(())
+    }
+
+    /// Once faults stop, the subscriber receives every event the event logs held then: none
+    /// is left behind by a lost frame or a failover (the event log that reaches furthest is
+    /// read, from where the subscriber's feed stands to where that log ended when faults
+    /// stopped). Not yet held to it (a defect found, counted as `events_stranded`): a
+    /// subscriber whose next event lies below the event log of the member it asks, which
+    /// answers nothing (issue 18 goes on).
+    fn check_events_caught_up(&mut self) -> Result<(), SimFailure> {
+        let Some(subscriber) = self.clients.first() else { return Ok(()) };
+        let next = subscriber.events.last().map_or(subscriber.events_from, |&(_, next, _)| next);
+        let asked = self.nodes[subscriber.session.target()].disk().map(|(_, events, _)| events.log_start());
+        if asked.is_some_and(|start| start > next) {
+            self.stats.events_stranded += 1;
+            return Ok(());
+        }
+        let logs = self.nodes.iter().filter_map(|n| Some(n.disk()?.1));
+        let Some(log) = logs.max_by_key(|log| log.log_end()) else { return Ok(()) };
+        let to = self.events_at_faults_end.min(log.log_end());
+        let missed = event_entries(log, next.max(log.log_start()), to);
+        if let Some(&(first, _)) = missed.first() {
+            let spans: Vec<String> = (self.nodes.iter().filter_map(|n| n.disk()))
+                .map(|(_, events, _)| format!("{}..{}", events.log_start().0, events.log_end().0))
+                .collect();
+            let message = format!(
+                "the subscriber's feed stands at {next}, and {} events from {first} were in the event logs \
+                 when faults stopped, {} ms before the end (the members' event logs: {})",
+                missed.len(),
+                (self.now_ns - self.faults_end_ns) / TICK_NS,
+                spans.join(", ")
+            );
+            return Err(self.fail("the event feed catches up", message));
         }
         Ok(())
     }
@@ -1598,7 +1645,19 @@ impl Client {
         let (history, events) = (Vec::new(), Vec::new());
         let goes_quiet = c == 1;
         let net_id = members + c;
-        Client { number, net_id, goes_quiet, codec, session, submitted: 0, acked, acked_k, history, events }
+        Client {
+            number,
+            net_id,
+            goes_quiet,
+            codec,
+            session,
+            submitted: 0,
+            acked,
+            acked_k,
+            history,
+            events,
+            events_from,
+        }
     }
 }
 
