@@ -40,6 +40,10 @@ pub trait LogSource {
     /// Where the next entry will be appended.
     fn log_end(&self) -> Position;
 
+    /// The first position it holds: below it the log was deleted after a snapshot, or lies
+    /// before a reset (an event subscriber asking for less is told so).
+    fn start_position(&self) -> Position;
+
     /// Where an entry at or after `position` starts: `position` itself, or the next
     /// segment's start when `position` lies in a segment's last bytes, where no header fits
     /// (the log's canonical form of a position). Positions a member records (what it applied,

@@ -689,6 +689,10 @@ impl ordo_core::LogSource for Log {
         self.position_append
     }
 
+    fn start_position(&self) -> Position {
+        self.position_start()
+    }
+
     fn entry_start(&self, position: Position) -> Position {
         entry_start(position, self.config.segment_bytes)
     }
@@ -787,6 +791,10 @@ impl ordo_core::LogSource for LogReader {
     /// The end of the mapped segments (not of the written entries).
     fn log_end(&self) -> Position {
         self.set.end()
+    }
+
+    fn start_position(&self) -> Position {
+        self.start
     }
 
     fn entry_start(&self, position: Position) -> Position {

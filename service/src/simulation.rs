@@ -288,9 +288,9 @@ pub struct SimStats {
     /// Of those, events no member's event log held at the end to compare with (each starts
     /// anew at a snapshot installed or a lost disk).
     pub events_unchecked: u64,
-    /// Runs whose subscriber ended stranded: its next event below the event log of the
-    /// member it asks, which answers nothing (a defect found, not yet fixed: issue 18).
-    pub events_stranded: u64,
+    /// Gaps the subscriber was told of: events no member held any more (every event log
+    /// began anew past them).
+    pub events_gaps: u64,
     /// Commands answered "reply too large" (applied; their reply over a response frame).
     pub replies_too_large: u64,
     /// Frames forged, and datagrams that are no frame, sent by the hostile client.

@@ -100,6 +100,7 @@ fixed_body!(RecoveryReportFixed {
     recovering: u8,
     reserved: [u8; 7]
 });
+fixed_body!(EventsGoneFixed { from_position: U64, start: U64 });
 fixed_body!(StatusFixed {
     nonce: U64,
     term: U64,
@@ -258,6 +259,12 @@ pub enum Body<'a> {
         log_end: Position,
         recovering: bool,
     },
+    /// A member's answer to a subscriber that asked for events from `from_position`: its
+    /// event log holds none below `start` (it began anew at a snapshot or a lost disk).
+    EventsGone {
+        from_position: Position,
+        start: Position,
+    },
 }
 
 /// Frame type numbers on the wire.
@@ -284,6 +291,7 @@ pub enum FrameType {
     Status = 18,
     RecoveryQuery = 19,
     RecoveryReport = 20,
+    EventsGone = 21,
 }
 
 impl FrameType {
@@ -307,7 +315,7 @@ impl FrameType {
         )
     }
 
-    pub const ALL: [FrameType; 20] = [
+    pub const ALL: [FrameType; 21] = [
         FrameType::ClientRequest,
         FrameType::ClientResponse,
         FrameType::Redirect,
@@ -328,6 +336,7 @@ impl FrameType {
         FrameType::Status,
         FrameType::RecoveryQuery,
         FrameType::RecoveryReport,
+        FrameType::EventsGone,
     ];
 
     pub fn from_u8(value: u8) -> Option<FrameType> {
@@ -357,6 +366,7 @@ impl FrameType {
             FrameType::Status => size_of::<StatusFixed>(),
             FrameType::RecoveryQuery => size_of::<RecoveryQueryFixed>(),
             FrameType::RecoveryReport => size_of::<RecoveryReportFixed>(),
+            FrameType::EventsGone => size_of::<EventsGoneFixed>(),
         }
     }
 
@@ -396,6 +406,7 @@ impl Body<'_> {
             Body::Status { .. } => FrameType::Status,
             Body::RecoveryQuery { .. } => FrameType::RecoveryQuery,
             Body::RecoveryReport { .. } => FrameType::RecoveryReport,
+            Body::EventsGone { .. } => FrameType::EventsGone,
         }
     }
 
@@ -521,6 +532,9 @@ impl Body<'_> {
                     reserved: [0; 7],
                 },
             ),
+            Body::EventsGone { from_position, start } => {
+                write(out, &EventsGoneFixed { from_position: u64le(from_position.0), start: u64le(start.0) })
+            }
         }
     }
 }
@@ -653,6 +667,10 @@ fn decode_body(frame_type: FrameType, body: &[u8]) -> Result<Body<'_>, FrameErro
                 log_end: Position(f.log_end.get()),
                 recovering: flag(f.recovering, frame_type)?,
             }
+        }
+        FrameType::EventsGone => {
+            let f: &EventsGoneFixed = read(fixed);
+            Body::EventsGone { from_position: Position(f.from_position.get()), start: Position(f.start.get()) }
         }
     })
 }
@@ -1031,6 +1049,7 @@ pub fn example_bodies(bytes: &[u8]) -> Vec<Body<'_>> {
             log_end: Position(29),
             recovering: true,
         },
+        Body::EventsGone { from_position: Position(30), start: Position(31) },
     ]
 }
 

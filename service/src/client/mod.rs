@@ -165,6 +165,15 @@ pub struct Event {
     pub bytes: Vec<u8>,
 }
 
+/// Events the feed skipped because no member holds them any more (each member's event log
+/// began anew past them, at a snapshot or a lost disk): the events from `from` to `to`.
+/// Rebuild what depended on them from a snapshot, or accept the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventsGap {
+    pub from: Position,
+    pub to: Position,
+}
+
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -319,6 +328,12 @@ impl Client {
     /// The next event, in event-log order.
     pub fn take_event(&mut self) -> Option<Event> {
         self.session.take_event()
+    }
+
+    /// The next gap in the event feed (events no member holds any more), in order with the
+    /// events: [`Client::take_event`] gives the events before it first.
+    pub fn take_events_gap(&mut self) -> Option<EventsGap> {
+        self.session.take_events_gap()
     }
 
     /// Receives what came, sends what is due (a session opening, new commands, resends);

@@ -11,10 +11,13 @@
 //!   window the cluster remembers (which would leave it unsure whether the command was
 //!   applied).
 //! - Events come from whichever member the client talks to ([`crate::replica::event_feed`]): every
-//!   member's event log is the same, so after a failover the client asks the next member from
-//!   the position it reached.
+//!   member's event log is the same where they overlap, so after a failover the client asks
+//!   the next member from the position it reached. A member whose event log begins past it
+//!   says so (`EventsGone`); the client then asks the members that have not said so, and
+//!   only when every member has, takes the gap ([`EventsGap`]: those events are gone) and
+//!   goes on from the nearest start.
 
-use crate::client::{Event, Reply, ReplyStatus};
+use crate::client::{Event, EventsGap, Reply, ReplyStatus};
 use crate::deliberate::DeliberateBug;
 use crate::replica::container::SEQUENCE_WINDOW;
 use ordo_core::entry::decode_entry;
@@ -55,6 +58,13 @@ pub struct ClientSession {
     events_ack_due: bool,
     events_requested_ns: u64,
     events: VecDeque<Event>,
+    /// Where each member said its event log begins, past `events_next` (`None`: it has not).
+    events_gone: Vec<Option<Position>>,
+    /// The member asked for events instead of `target`, which said they were gone there.
+    events_target: Option<usize>,
+    /// Whether the member asked for events answered since the last request.
+    events_heard: bool,
+    gaps: VecDeque<EventsGap>,
     /// The simulator's tests only.
     deliberate_bug: Option<DeliberateBug>,
 }
@@ -85,6 +95,10 @@ impl ClientSession {
             events_ack_due: false,
             events_requested_ns: 0,
             events: VecDeque::new(),
+            events_gone: vec![None; members],
+            events_target: None,
+            events_heard: true,
+            gaps: VecDeque::new(),
             deliberate_bug: None,
         }
     }
@@ -133,11 +147,24 @@ impl ClientSession {
     pub fn subscribe_events(&mut self, from: Position) {
         self.events_next = Some(from);
         self.events_ack_due = true;
+        self.events_gone.fill(None);
     }
 
     /// The next event, in event-log order.
     pub fn take_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next gap in the feed: events no member holds any more (each member's event log
+    /// began anew past them), in order with the events ([`Event::next`] of the event before
+    /// it is its `from`).
+    pub fn take_events_gap(&mut self) -> Option<EventsGap> {
+        self.gaps.pop_front()
+    }
+
+    /// The member events are asked of.
+    fn events_member(&self) -> usize {
+        self.events_target.unwrap_or(self.target)
     }
 
     /// Sends what is due at `now_ns` through `send(member, frame)`: the event subscription
@@ -148,9 +175,12 @@ impl ClientSession {
             && (self.events_ack_due || now_ns.saturating_sub(self.events_requested_ns) >= retry)
         {
             // Both the subscription and the acknowledgement of what came.
+            if !self.events_ack_due && !std::mem::take(&mut self.events_heard) {
+                self.events_target = None; // the member tried instead is silent
+            }
             self.events_ack_due = false;
             self.events_requested_ns = now_ns;
-            send(self.target, &Body::EventData { from_position: next, bytes: &[] })?;
+            send(self.events_member(), &Body::EventData { from_position: next, bytes: &[] })?;
         }
         let Some(session) = self.session else {
             if self.opening_sent_ns.is_none_or(|at| now_ns.saturating_sub(at) >= retry) {
@@ -215,6 +245,13 @@ impl ClientSession {
             Body::EventData { from_position, bytes } if self.continues_events(from_position) && !bytes.is_empty() => {
                 self.on_events(from_position, bytes);
             }
+            Body::EventsGone { from_position, start }
+                if Some(from_position) == self.events_next && start > from_position =>
+            {
+                if let Some(member) = from {
+                    self.on_events_gone(member, start);
+                }
+            }
             Body::Redirect { leader } => self.on_redirect(leader),
             Body::ClientResponse { session, sequence: 0, status: ResponseStatus::SessionOpened, reply, .. }
                 if self.session.is_none() && reply == self.nonce.to_le_bytes() =>
@@ -263,6 +300,29 @@ impl ClientSession {
         Some(session) == self.session || (bug && self.session.is_some() && status != ResponseStatus::UnknownSession)
     }
 
+    /// Member `member` holds no events below `start`, past the next one wanted: ask one that
+    /// has not said so, or if every member has, take the gap to the nearest start and go on
+    /// from there, at the member whose log begins there.
+    fn on_events_gone(&mut self, member: usize, start: Position) {
+        let next = self.events_next.expect("only a subscriber is told");
+        self.events_heard = true;
+        self.events_gone[member] = Some(start);
+        self.events_ack_due = true;
+        let untried = (1..self.members).map(|k| (member + k) % self.members).find(|&m| self.events_gone[m].is_none());
+        if untried.is_some() {
+            self.events_target = untried;
+            return;
+        }
+        let (nearest, to) = (0..self.members)
+            .filter_map(|m| Some((m, self.events_gone[m]?)))
+            .min_by_key(|&(_, start)| start)
+            .expect("every member said");
+        self.gaps.push_back(EventsGap { from: next, to });
+        self.events_next = Some(to);
+        self.events_gone.fill(None);
+        self.events_target = Some(nearest);
+    }
+
     fn on_events(&mut self, from_position: Position, bytes: &[u8]) {
         let (mut position, mut offset) = (from_position, 0usize);
         while offset < bytes.len() {
@@ -283,6 +343,8 @@ impl ClientSession {
         }
         self.events_next = Some(position);
         self.events_ack_due = true;
+        self.events_heard = true;
+        self.events_gone.fill(None);
     }
 
     /// The session was closed by the cluster: what was sent under it and not answered may
@@ -431,5 +493,32 @@ mod tests {
         assert_eq!(client.session(), None);
         assert_eq!(client.outstanding(), 1, "ticket {waiting} waits for the new session");
         assert!(sent(&mut client, 2)[0].1.contains("SessionOpen"));
+    }
+
+    /// Found by the simulator (seeds 369 and 822 of issue 18): a subscriber whose next event
+    /// lay below its member's event log waited for ever. Told so, it asks the members that
+    /// have not said so; when every member has, it takes the gap to the nearest start.
+    #[test]
+    fn events_gone_at_one_member_are_asked_of_the_others_and_a_gap_taken_only_when_all_say_so() {
+        let mut client = ClientSession::new(3, 7, 100, 64);
+        client.subscribe_events(Position(64));
+        let asked_of = |frames: Vec<(usize, String)>| {
+            frames.into_iter().filter(|(_, f)| f.contains("EventData")).map(|(to, _)| to).collect::<Vec<_>>()
+        };
+        assert_eq!(asked_of(sent(&mut client, 0)), [0], "the member commands go to");
+        receive(&mut client, 0, Body::EventsGone { from_position: Position(64), start: Position(4096) });
+        assert_eq!(asked_of(sent(&mut client, 1)), [1], "another, at once");
+        assert_eq!(client.take_events_gap(), None);
+        receive(&mut client, 1, Body::EventsGone { from_position: Position(64), start: Position(2048) });
+        assert_eq!(asked_of(sent(&mut client, 2)), [2]);
+        // A late answer for another position changes nothing.
+        receive(&mut client, 2, Body::EventsGone { from_position: Position(32), start: Position(1024) });
+        assert_eq!(client.take_events_gap(), None);
+        receive(&mut client, 2, Body::EventsGone { from_position: Position(64), start: Position(8192) });
+        let gap = EventsGap { from: Position(64), to: Position(2048) };
+        assert_eq!(client.take_events_gap(), Some(gap), "every member said so: the nearest start");
+        let next = sent(&mut client, 3);
+        assert_eq!(asked_of(next.clone()), [1], "from the member whose log begins there: {next:?}");
+        assert!(next[0].1.contains("2048"), "{next:?}");
     }
 }

@@ -333,6 +333,9 @@ impl LogSource for MappedLog {
     fn log_end(&self) -> Position {
         self.reader.log_end()
     }
+    fn start_position(&self) -> Position {
+        self.reader.start_position()
+    }
     fn entry_start(&self, position: Position) -> Position {
         self.reader.entry_start(position)
     }

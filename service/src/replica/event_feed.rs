@@ -4,8 +4,11 @@
 //! bytes from there, whole entries per frame, at most a window ahead of what was
 //! acknowledged, going back to the acknowledged position when the acknowledgement has not
 //! moved for a while (however much is still being sent: a lost frame is not outrun). Every
-//! member's event log is identical, so a client that moves to another member carries on
-//! from the same position.
+//! member's event log is identical where they overlap, so a client that moves to another
+//! member carries on from the same position. A member whose event log begins past what a
+//! subscriber asks for (it began anew at a snapshot installed or a lost disk) answers
+//! `EventsGone` with where it begins, once a request; the client asks another member, and
+//! is told of a gap only when every member has said so.
 //!
 //! The feed reads the event log through its own read-only mapping, up to the position the
 //! service agent publishes (everything below it is written). A subscriber not heard from for
@@ -16,6 +19,7 @@ use crate::replica::ClientRoute;
 use crate::replica::network::Address;
 use ordo_core::entry::read_header;
 use ordo_core::{EntryKind, LogSource, Position};
+use ordo_transport::Body;
 
 /// Bytes sent beyond a subscriber's acknowledgement.
 const WINDOW_BYTES: u64 = 256 * 1024;
@@ -33,10 +37,13 @@ struct Subscriber<A> {
     /// When `acked` last moved (or the feed last went back to it).
     acked_moved_ns: u64,
     heard_ns: u64,
+    /// It asked since it was last told the events it wants are not here.
+    asked: bool,
 }
 
-/// Where [`EventFeed::poll`] hands each frame: (client, from position, whole entries).
-pub type SendEvents<'s, A> = dyn FnMut(ClientRoute<A>, Position, &[u8]) + 's;
+/// Where [`EventFeed::poll`] hands each frame for a client: `EventData` (from a position,
+/// whole entries) or `EventsGone`.
+pub type SendEvents<'s, A> = dyn FnMut(ClientRoute<A>, &Body<'_>) + 's;
 
 pub struct EventFeed<A> {
     subscribers: Vec<Subscriber<A>>,
@@ -57,6 +64,7 @@ impl<A: Address> EventFeed<A> {
             Some(subscriber) => {
                 subscriber.client = client;
                 subscriber.heard_ns = now_ns;
+                subscriber.asked = true;
                 if from < subscriber.acked {
                     subscriber.sent = from; // it started over
                 }
@@ -67,8 +75,14 @@ impl<A: Address> EventFeed<A> {
                 subscriber.sent = subscriber.sent.max(from);
             }
             None if !full => {
-                let subscriber =
-                    Subscriber { client, acked: from, sent: from, acked_moved_ns: now_ns, heard_ns: now_ns };
+                let subscriber = Subscriber {
+                    client,
+                    acked: from,
+                    sent: from,
+                    acked_moved_ns: now_ns,
+                    heard_ns: now_ns,
+                    asked: true,
+                };
                 self.subscribers.push(subscriber);
             }
             None => tracing::warn!("refused an event subscriber at {address}: {SUBSCRIBERS_MAX} already"),
@@ -81,9 +95,10 @@ impl<A: Address> EventFeed<A> {
         !self.subscribers.is_empty()
     }
 
-    /// Hands `send` the frames due: (client, from position, whole entries), read from
-    /// `reader` (the event log, written below `published`, the end the service published);
-    /// `capacity_bytes` is a frame's room.
+    /// Hands `send` the frames due: events, read from `reader` (the event log, written below
+    /// `published`, the end the service published; `capacity_bytes` is a frame's room), or
+    /// once a request, to a subscriber that wants events below the event log's start, that
+    /// they are gone here.
     pub fn poll(
         &mut self,
         now_ns: u64,
@@ -93,7 +108,15 @@ impl<A: Address> EventFeed<A> {
         send: &mut SendEvents<'_, A>,
     ) -> usize {
         let mut frames = 0;
+        let start = reader.start_position();
         for subscriber in &mut self.subscribers {
+            if subscriber.acked < start {
+                if std::mem::take(&mut subscriber.asked) {
+                    send(subscriber.client, &Body::EventsGone { from_position: subscriber.acked, start });
+                    frames += 1;
+                }
+                continue;
+            }
             // The acknowledgement stalled while sends went on: a frame was lost (the client
             // takes only what continues its feed), so go back to it. Timed from the
             // acknowledgement, not the last send: while new events keep coming, sends never
@@ -113,7 +136,7 @@ impl<A: Address> EventFeed<A> {
                     }
                     break;
                 }
-                send(subscriber.client, start, &bytes[..length]);
+                send(subscriber.client, &Body::EventData { from_position: start, bytes: &bytes[..length] });
                 subscriber.sent = next;
                 frames += 1;
             }
@@ -169,7 +192,11 @@ mod tests {
         for ms in 0..200u64 {
             let now_ns = ms * 1_000_000;
             log.append(&meta, &[1; 40]).unwrap();
-            feed.poll(now_ns, &log, log.end(), 1400, &mut |_, from, _| sent_from.push(from));
+            feed.poll(now_ns, &log, log.end(), 1400, &mut |_, body| {
+                if let Body::EventData { from_position, .. } = body {
+                    sent_from.push(*from_position);
+                }
+            });
             if ms % 30 == 29 {
                 feed.on_request(client, Position::ZERO, now_ns); // the client still wants 0 on
             }
@@ -177,5 +204,37 @@ mod tests {
         assert_eq!(sent_from[0], Position::ZERO);
         let again = sent_from.iter().skip(1).filter(|&&from| from == Position::ZERO).count();
         assert!(again >= 2, "the lost frame is sent again, every {RESEND_NS} ns: {sent_from:?}");
+    }
+
+    /// Found by the simulator (seeds 369 and 822 of issue 18): a member whose event log
+    /// began anew past a subscriber's position answered it nothing, and the subscriber waited
+    /// for ever (even where another member still held those events).
+    #[test]
+    fn a_subscriber_asking_below_the_event_logs_start_is_told_once_a_request() {
+        let mut log = MemLog::new();
+        let base = ordo_log::LogBase {
+            position: Position(4096),
+            term: Term(0),
+            entry_position: Position(4000),
+            checksum: 7,
+            time_max: ClusterTimeNs(1),
+        };
+        log.reset_to(&base);
+        log.append(&EntryMeta::command(Term(1), ClusterTimeNs(2), SessionId(1), 0), &[1; 40]).unwrap();
+        let client = ClientRoute { address: 7u16, key_id: 0 };
+        let mut feed = EventFeed::<u16>::default();
+        let mut told = Vec::new();
+        let mut poll = |feed: &mut EventFeed<u16>, now_ns| {
+            feed.poll(now_ns, &log, log.end(), 1400, &mut |_, body| match body {
+                Body::EventsGone { from_position, start } => told.push((*from_position, *start)),
+                other => panic!("sent {other:?}"),
+            })
+        };
+        feed.on_request(client, Position(64), 0);
+        poll(&mut feed, 1);
+        poll(&mut feed, 2);
+        feed.on_request(client, Position(64), 3);
+        poll(&mut feed, 4);
+        assert_eq!(told, [(Position(64), Position(4096)); 2], "once a request");
     }
 }

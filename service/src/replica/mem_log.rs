@@ -171,6 +171,10 @@ impl LogSource for MemLog {
     fn log_end(&self) -> Position {
         self.end()
     }
+
+    fn start_position(&self) -> Position {
+        self.start
+    }
 }
 
 impl LogView for MemLog {

@@ -576,8 +576,8 @@ impl<M: StateMachine, S: Storage, A: Address> Replica<M, S, A> {
         let Some(reader) = self.storage.events_for_feed(published) else { return 0 };
         let capacity = net.capacity_bytes(FrameType::EventData);
         let (term, failed) = (self.consensus.term(), &mut self.client_sends_failed);
-        self.event_feed.poll(now_ns, reader, published, capacity, &mut |client, from_position, bytes| {
-            send_to_client(net, failed, client, term, &Body::EventData { from_position, bytes });
+        self.event_feed.poll(now_ns, reader, published, capacity, &mut |client, body| {
+            send_to_client(net, failed, client, term, body);
         })
     }
 

@@ -52,6 +52,9 @@ impl LogSource for InPlace<'_> {
     fn log_end(&self) -> Position {
         self.0.log_end()
     }
+    fn start_position(&self) -> Position {
+        self.0.start_position()
+    }
     fn entry_start(&self, position: Position) -> Position {
         self.0.entry_start(position)
     }
