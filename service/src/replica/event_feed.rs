@@ -108,11 +108,12 @@ impl<A: Address> EventFeed<A> {
         send: &mut SendEvents<'_, A>,
     ) -> usize {
         let mut frames = 0;
-        let start = reader.start_position();
+        let log_start = reader.start_position();
         for subscriber in &mut self.subscribers {
-            if subscriber.acked < start {
+            if subscriber.acked < log_start {
                 if std::mem::take(&mut subscriber.asked) {
-                    send(subscriber.client, &Body::EventsGone { from_position: subscriber.acked, start });
+                    let gone = Body::EventsGone { from_position: subscriber.acked, start: log_start };
+                    send(subscriber.client, &gone);
                     frames += 1;
                 }
                 continue;

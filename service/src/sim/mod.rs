@@ -498,23 +498,15 @@ fn run_with<M: StateMachine + Default>(
 ) -> Result<SimStats, SimFailure> {
     let workload = Workload { command, id_of, count_of };
     let mut sim = Sim::build(config, workload, &Epoch::first(&config))?;
-    for index in 0..config.members as usize {
-        let formatted = sim.folders.format(index, sim.cluster_id).map_err(|error| ReplicaError::Storage(error.into()));
-        formatted
-            .and_then(|()| sim.start(index, 0))
-            .map_err(|error| sim.fail("start", format!("member {}: {error}", index + 1)))?;
-    }
-    let result = sim.run();
-    sim.finish_stats();
-    result?;
+    sim.start_members(None)?;
+    sim.run_and_count()?;
     let Some((epoch, backup)) = sim.restore_drawn()? else { return Ok(sim.stats) };
     let mut restored = Sim::build(config, workload, &epoch)?;
     restored.stats = sim.stats;
     drop(sim); // the first cluster's folders are gone
-    restored.start_restored(&backup)?;
-    let result = restored.run();
-    restored.finish_stats();
-    result?;
+    restored.stats.restores += 1;
+    restored.start_members(Some(&backup))?;
+    restored.run_and_count()?;
     Ok(restored.stats)
 }
 
@@ -672,6 +664,28 @@ impl<M: StateMachine + Default> Sim<M> {
         node.life = Life::Up(Box::new(replica));
         (node.checked_at, node.forged) = (None, 0);
         Ok(())
+    }
+
+    /// Every member's folder formatted as `ordo init` does, seeded with `backup` if the
+    /// cluster is restored from it, and every member started.
+    fn start_members(&mut self, backup: Option<&restore::Backup>) -> Result<(), SimFailure> {
+        let checker = if backup.is_some() { "restore" } else { "start" };
+        for index in 0..self.nodes.len() {
+            let formatted = self.folders.format(index, self.cluster_id);
+            formatted.map_err(|error| self.fail(checker, format!("member {}: {error}", index + 1)))?;
+            if let Some(backup) = backup {
+                self.seed_restored(index, backup)?;
+            }
+            self.start(index, 0).map_err(|error| self.fail("start", format!("member {}: {error}", index + 1)))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the cluster to its end and adds what it did to `stats`, passed or not.
+    fn run_and_count(&mut self) -> Result<(), SimFailure> {
+        let result = self.run();
+        self.finish_stats();
+        result
     }
 
     /// Adds what this cluster did to `stats` (which a restored cluster's run goes on from).

@@ -108,26 +108,21 @@ impl<M: StateMachine + Default> Sim<M> {
         Ok(Some((epoch, Backup { snapshot, member })))
     }
 
-    /// Every member's folder made anew and seeded with `backup`, then every member started.
-    pub(super) fn start_restored(&mut self, backup: &Backup) -> Result<(), SimFailure> {
-        self.stats.restores += 1;
-        let info = &backup.snapshot.info;
-        let (position, term) = (info.position(), info.base.term);
-        let from = backup.member + 1;
-        self.note(format!(
-            "the operator restores the whole cluster from member {from}'s snapshot at {position} ({term})"
-        ));
-        for index in 0..self.nodes.len() {
-            let dir = self.nodes[index].dir.clone();
-            let formatted = self.folders.format(index, self.cluster_id);
-            formatted.map_err(|error| self.fail("restore", format!("{}: {error}", dir.display())))?;
-            let (_, recovering) = crate::disk::restore_snapshot(&dir, self.cluster_id, &backup.snapshot)
-                .map_err(|error| self.fail("restore", format!("member {}: {error}", index + 1)))?;
-            if recovering {
-                let message = format!("member {} of a new cluster was seeded as one that lost its state", index + 1);
-                return Err(self.fail("restore", message));
-            }
-            self.start(index, 0).map_err(|error| self.fail("start", format!("member {}: {error}", index + 1)))?;
+    /// Member `index`'s new folder seeded with `backup`, as `ordo snapshot restore` does.
+    pub(super) fn seed_restored(&mut self, index: usize, backup: &Backup) -> Result<(), SimFailure> {
+        if index == 0 {
+            let info = &backup.snapshot.info;
+            let (position, term, from) = (info.position(), info.base.term, backup.member + 1);
+            self.note(format!(
+                "the operator restores the whole cluster from member {from}'s snapshot at {position} ({term})"
+            ));
+        }
+        let dir = &self.nodes[index].dir;
+        let (_, recovering) = crate::disk::restore_snapshot(dir, self.cluster_id, &backup.snapshot)
+            .map_err(|error| self.fail("restore", format!("member {}: {error}", index + 1)))?;
+        if recovering {
+            let message = format!("member {} of a new cluster was seeded as one that lost its state", index + 1);
+            return Err(self.fail("restore", message));
         }
         Ok(())
     }
